@@ -1,0 +1,58 @@
+"""The from-scratch baseline: four conv blocks (conv-BN-ReLU x2, max-pool), global pooling, dropout, linear.
+
+About 1.2M parameters; works at any input size >= 32 (tests use 32-64 px, the demo 96-128 px).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .registry import register_model
+from .weights import load_state_dict_file
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class BaselineCNN(nn.Module):
+    def __init__(self, num_classes: int = 2, widths=(32, 64, 128, 256), dropout: float = 0.3):
+        super().__init__()
+        layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+        cin = 3
+        for i, w in enumerate(widths):
+            layers[f"block{i + 1}"] = _block(cin, w)
+            if i < len(widths) - 1:
+                layers[f"pool{i + 1}"] = nn.MaxPool2d(2)
+            cin = w
+        self.features = nn.Sequential(layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+@register_model("baseline", head="classifier", cam_layer="features.block4", unfreeze_default=(), default_input_size=128)
+def baseline(num_classes: int = 2, weights: str = "none", widths=(32, 64, 128, 256), dropout: float = 0.3):
+    model = BaselineCNN(num_classes=num_classes, widths=tuple(widths), dropout=dropout)
+    if weights not in (None, "none"):
+        if weights == "imagenet":
+            from .errors import WeightsError
+
+            raise WeightsError("the baseline has no ImageNet weights; use --weights none or a state-dict PATH")
+        load_state_dict_file(model, weights, arch="baseline")
+    return model

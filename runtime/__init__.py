@@ -1,0 +1,5 @@
+"""Pawlens runtime: one Runner contract, one backend per file, Predictor, parity, benchmarks.
+
+``import runtime`` never imports onnxruntime, openvino or tensorrt: each backend imports its library
+in ``activate()`` and raises :class:`~models.errors.BackendUnavailable` naming the extra to install.
+"""

@@ -1,0 +1,135 @@
+"""The Runner contract (after Polygraphy's ``BaseRunner``).
+
+    with OrtRunner("model.onnx") as r:          # activate() ... deactivate()
+        logits = r.infer(batch)                  # (N, 3, S, S) float32 -> (N, C) float32
+        r.last_inference_time()                  # seconds, of the last infer()
+        r.describe()                             # backend, device, precision, providers, ...
+
+Subclasses implement ``activate_impl``, ``infer_impl``, ``deactivate_impl``, ``input_spec`` and
+``describe_impl``.  The base class guards the state, checks the input against the model's
+expected shape and dtype, and records the inference time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.errors import BackendUnavailable, InputError, PawlensError
+
+
+class RunnerError(PawlensError):
+    component = "runner"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Expected input: name, shape (``None`` for a dynamic dimension), dtype, and max batch if bounded."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    max_batch: int | None = None
+
+
+class Runner:
+    """Base class of every backend.  Not thread-safe: use one runner per thread."""
+
+    backend = "base"
+
+    def __init__(self, name: str | None = None):
+        self.name = name or self.backend
+        self.is_active = False
+        self.inference_time: float | None = None
+        self.meta = None  # models.artifact.ArtifactMeta, set by subclasses that know it
+
+    # -- public API -------------------------------------------------------------------------
+    def activate(self) -> "Runner":
+        if self.is_active:
+            raise RunnerError(f"[{self.name}] already active; deactivate() first")
+        self.activate_impl()
+        self.is_active = True
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if not self.is_active:
+            raise RunnerError(f"[{self.name}] must be activated prior to calling infer()")
+        batch = self._check_input(batch)
+        t0 = time.perf_counter()
+        out = self.infer_impl(batch)
+        self.inference_time = time.perf_counter() - t0
+        return out
+
+    def deactivate(self) -> None:
+        if not self.is_active:
+            return
+        try:
+            self.deactivate_impl()
+        finally:
+            self.is_active = False
+
+    def last_inference_time(self) -> float | None:
+        return self.inference_time
+
+    def describe(self) -> dict[str, Any]:
+        d = {"backend": self.backend, "name": self.name}
+        d.update(self.describe_impl())
+        return d
+
+    def __enter__(self) -> "Runner":
+        return self.activate()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.deactivate()
+
+    def __del__(self):
+        try:
+            if getattr(self, "is_active", False):
+                self.deactivate()
+        except Exception:
+            pass
+
+    # -- hooks ------------------------------------------------------------------------------
+    def activate_impl(self) -> None:
+        raise NotImplementedError
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def input_spec(self) -> InputSpec:
+        raise NotImplementedError
+
+    def describe_impl(self) -> dict[str, Any]:
+        return {}
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_input(self, batch: np.ndarray) -> np.ndarray:
+        spec = self.input_spec()
+        if not isinstance(batch, np.ndarray):
+            raise InputError(f"[{self.name}] infer() takes a NumPy array, got {type(batch).__name__}")
+        if batch.dtype != np.dtype(spec.dtype):
+            raise InputError(f"[{self.name}] input dtype {batch.dtype} != expected {spec.dtype}")
+        if batch.ndim != len(spec.shape) or any(e is not None and e != g for e, g in zip(spec.shape, batch.shape)):
+            want = "x".join("N" if e is None else str(e) for e in spec.shape)
+            raise InputError(f"[{self.name}] input shape {tuple(batch.shape)} does not match the model's {want}")
+        if batch.shape[0] < 1:
+            raise InputError(f"[{self.name}] empty batch")
+        return np.ascontiguousarray(batch)
+
+
+def lazy_import(module: str, extra: str, what: str | None = None):
+    """Import an optional backend library or raise BackendUnavailable naming the pip extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"{what or module} is not installed ({e.name or module}); install it with: pip install -e '.[{extra}]'"
+        ) from None

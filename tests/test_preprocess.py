@@ -1,0 +1,116 @@
+"""The two preprocessing implementations agree, and every image mode loads as 8-bit RGB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.errors import ImageError
+from models.preprocess import (
+    PreprocessConfig,
+    load_image,
+    preprocess_numpy,
+    torch_eval_transform,
+    torch_train_transform,
+)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("size", [224, 96])
+def test_torch_and_numpy_paths_agree_on_real_photos(real_photos, size):
+    cfg = PreprocessConfig.for_size(size)
+    tf = torch_eval_transform(cfg)
+    worst = 0.0
+    for p in real_photos:
+        img = load_image(p)
+        a = tf(img).numpy()
+        b = preprocess_numpy(img, cfg)[0]
+        assert a.shape == b.shape == (3, size, size)
+        worst = max(worst, float(np.abs(a - b).max()))
+    assert worst <= 1e-3, f"max abs difference {worst:.2e} after normalisation"
+
+
+def test_paths_agree_on_odd_shapes():
+    rng = np.random.default_rng(1)
+    cfg = PreprocessConfig.for_size(64)
+    tf = torch_eval_transform(cfg)
+    for h, w in [(1, 1), (3, 500), (480, 640), (73, 64), (64, 64), (1000, 20)]:
+        img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        a = tf(img).numpy()
+        b = preprocess_numpy(img, cfg)[0]
+        assert a.shape == (3, 64, 64)
+        assert np.abs(a - b).max() <= 1e-3, (h, w)
+
+
+def test_bgr_flag_and_batch():
+    rng = np.random.default_rng(2)
+    cfg = PreprocessConfig.for_size(32)
+    img = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    a = preprocess_numpy([img, img], cfg)
+    b = preprocess_numpy(img[..., ::-1].copy(), cfg, bgr=True)
+    assert a.shape == (2, 3, 32, 32)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+
+
+def test_train_transform_shape():
+    import torch
+
+    torch.manual_seed(0)
+    cfg = PreprocessConfig.for_size(48)
+    x = torch_train_transform(cfg)(np.full((60, 90, 3), 128, np.uint8))
+    assert tuple(x.shape) == (3, 48, 48)
+
+
+def test_config_round_trip():
+    cfg = PreprocessConfig.for_size(96)
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.resize_size == 109
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16", "LA", "1"])
+def test_every_mode_loads_as_rgb8(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8))
+    if mode == "I;16":
+        im = Image.fromarray((rng.integers(0, 65535, size=(20, 30))).astype(np.uint16))
+    else:
+        im = base.convert(mode)
+    ext = "tiff" if mode == "CMYK" else "png"
+    p = tmp_path / f"x.{ext}"
+    im.save(p)
+    a = load_image(p)
+    assert a.dtype == np.uint8 and a.shape == (20, 30, 3)
+
+
+def test_sixteen_bit_png_scaled_not_clipped(tmp_path):
+    a16 = np.full((8, 8), 65535, np.uint16)
+    a16[:4] = 32768
+    p = tmp_path / "16.png"
+    Image.fromarray(a16).save(p)
+    a = load_image(p)
+    assert a[0, 0, 0] == 128 and a[7, 7, 0] == 255
+
+
+@pytest.mark.parametrize("content", [b"", b"this is text, not a jpeg\n", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"])
+def test_bad_files_raise_one_line_image_error(tmp_path, content):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageError) as e:
+        load_image(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_truncated_jpeg(tmp_path):
+    p = tmp_path / "t.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(p)
+    p.write_bytes(p.read_bytes()[:1500])
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(p)
+
+
+def test_enormous_image_downscaled_on_load(tmp_path):
+    p = tmp_path / "big.png"
+    Image.new("RGB", (6000, 4000), (10, 200, 30)).save(p)
+    a = load_image(p)
+    assert min(a.shape[:2]) == 2048 and a[0, 0].tolist() == [10, 200, 30]

@@ -1,0 +1,1 @@
+"""Pawlens training: data layouts and splits, the training loop (two-phase transfer), evaluation and reports."""
