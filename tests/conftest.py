@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from models.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
+from models.synthetic import write_image_folder as _write
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PAWLENS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -38,33 +40,10 @@ def real_photos(shared_data) -> list[str]:
     return [str(p) for p in cats + dogs]
 
 
-def synthetic_image(label: int, size: int = 64, rng: np.random.Generator | None = None) -> np.ndarray:
-    """A learnable synthetic photo: class 0 a bright disc, class 1 a dark-on-light square, random clutter."""
-    rng = rng or np.random.default_rng(0)
-    h = w = size
-    img = rng.integers(60, 140, size=(h, w, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[:h, :w]
-    cy, cx = rng.integers(h // 4, 3 * h // 4, size=2)
-    r = size // 5
-    if label == 0:
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-        img[mask] = (230, 120, 40)
-    else:
-        mask = (abs(yy - cy) < r) & (abs(xx - cx) < r)
-        img[mask] = (40, 90, 220)
-    return img
-
-
 def write_image_folder(root: Path, n_per_class: int = 12, size: int = 64, classes=("cat", "dog"), seed: int = 0) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for ci, c in enumerate(classes):
-        d = root / c
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            Image.fromarray(synthetic_image(ci % 2, size, rng)).save(d / f"{c}.{i}.jpg", quality=95)
-    return root
+    """An ImageFolder of synthetic images (see models.synthetic)."""
+    _write(root, n_per_class=n_per_class, size=size, classes=classes, seed=seed)
+    return Path(root)
 
 
 @pytest.fixture
@@ -103,3 +82,64 @@ def resnet_checkpoint(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("ckpt") / "resnet50.pt"
     save_checkpoint(p, model=m, arch="resnet50", class_names=["cat", "dog"], preprocess=PreprocessConfig.for_size(224))
     return p
+
+
+# ----------------------------------------------------------------------------- runtime fixtures (runtime helper)
+
+
+@pytest.fixture(scope="session")
+def rt_tiny_onnx(tiny_checkpoint, tmp_path_factory) -> dict:
+    """The tiny checkpoint exported to fp32 and INT8 ONNX (INT8 calibrated on synthetic images): {"pt", "fp32", "int8"}."""
+    import numpy as np
+
+    from export.onnx import export_onnx
+    from export.quantize import quantize_int8
+    from models.preprocess import PreprocessConfig, preprocess_numpy
+
+    d = tmp_path_factory.mktemp("rt_onnx")
+    fp32 = export_onnx(tiny_checkpoint, d / "tiny.onnx")
+    rng = np.random.default_rng(1)
+    calib = preprocess_numpy([synthetic_image(i % 2, 48, rng) for i in range(16)], PreprocessConfig.for_size(32))
+    int8 = quantize_int8(fp32, d / "tiny.int8.onnx", calib)
+    return {"pt": str(tiny_checkpoint), "fp32": fp32, "int8": int8}
+
+
+@pytest.fixture(scope="session")
+def rt_trained_baseline(shared_data, tmp_path_factory) -> dict:
+    """A baseline at 64 px trained for a few steps on real photos (so its top-1 varies), exported to fp32 and INT8 ONNX.
+
+    Returns {"pt", "fp32", "int8", "photos"}: ``photos`` are 16 other real photos (8 cats, 8 dogs) for parity checks.
+    INT8 is calibrated on 32 further photos.  Takes ~10 s on 2 cores.
+    """
+    import torch
+
+    from export.onnx import export_onnx
+    from export.quantize import quantize_int8
+    from models.checkpoint import save_checkpoint
+    from models.preprocess import PreprocessConfig, load_image, preprocess_numpy
+    from models.registry import create_model
+
+    cfg = PreprocessConfig.for_size(64)
+    cats = sorted((shared_data / "catsdogs" / "cat").glob("*.jpg"))
+    dogs = sorted((shared_data / "catsdogs" / "dog").glob("*.jpg"))
+    train = [p for pair in zip(cats[100:132], dogs[100:132]) for p in pair]
+    calib = [p for pair in zip(cats[200:216], dogs[200:216]) for p in pair]
+    photos = [str(p) for p in cats[300:308] + dogs[300:308]]
+    x = torch.from_numpy(preprocess_numpy([load_image(p) for p in train], cfg))
+    y = torch.tensor([i % 2 for i in range(len(train))])
+    torch.manual_seed(0)
+    m = create_model("baseline", num_classes=2)
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    m.train()
+    for _step in range(24):
+        idx = torch.randperm(len(x))[:16]
+        loss = torch.nn.functional.cross_entropy(m(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    d = tmp_path_factory.mktemp("rt_trained")
+    pt = save_checkpoint(d / "base64.pt", model=m, arch="baseline", class_names=["cat", "dog"], preprocess=cfg)
+    fp32 = export_onnx(pt, d / "base64.onnx")
+    int8 = quantize_int8(fp32, d / "base64.int8.onnx", preprocess_numpy([load_image(p) for p in calib], cfg))
+    return {"pt": pt, "fp32": fp32, "int8": int8, "photos": photos}
