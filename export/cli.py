@@ -1,0 +1,173 @@
+"""pawlens-export: build ONNX / FP16 / INT8 / TensorRT artifacts from a checkpoint, each gated against PyTorch.
+
+    pawlens-export runs/train/x/best.pt --parity-data data/val --calib data/calib --formats onnx,fp16,int8,trt
+
+Thin CLI over :func:`export.pipeline.export_all`.  Exit codes: 0 every requested artifact passed its
+parity gate; 1 a gate (or a build) failed, the failing file renamed ``*.failed``; 2 bad input (missing or
+damaged checkpoint, unknown format, unusable folders), and also when ``trt`` was requested but TensorRT
+or a GPU is unavailable (the other formats are still built, gated and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+from models.console import atomic_write_text, run_cli
+from models.errors import InputError
+
+PROG = "pawlens-export"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default, unless its help already states it."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        return h if "default" in h.lower() else super()._get_help_string(action)
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    from .pipeline import DEFAULT_FORMATS, FORMATS
+
+    p = argparse.ArgumentParser(
+        prog=PROG, add_help=add_help, formatter_class=_Formatter,
+        description="Export a pawlens checkpoint to ONNX (fp32), FP16 ONNX, INT8 ONNX (static QDQ) and a TensorRT FP16 engine; "
+                    "gate each against PyTorch fp32 and write parity.json + parity.md.",
+        epilog="example:\n  pawlens-export runs/train/resnet50/best.pt --parity-data data/val --calib data/calib \\\n"
+               "      --formats onnx,fp16,int8,trt --out runs/export/best\n\n"
+               "exit codes: 0 all requested artifacts passed; 1 a parity gate failed (file renamed *.failed); "
+               "2 bad input, or trt requested but TensorRT/GPU unavailable (the other formats are still written)",
+    )
+    p.add_argument("ckpt", help="pawlens checkpoint (best.pt / last.pt from pawlens-train)")
+    p.add_argument("-c", "--config", default=None, help="YAML file whose keys (flag names) set the defaults of the flags below (default: none)")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--formats", default=",".join(DEFAULT_FORMATS), help=f"comma-separated subset of {','.join(FORMATS)} (or all)")
+    g.add_argument("--out", default=None, help="output folder (default: runs/export/<checkpoint stem>)")
+    g.add_argument("--reuse", action="store_true",
+                   help="keep an existing ONNX made from the same checkpoint (sha256) and options, still gated (default: rebuild all)")
+    g = p.add_argument_group("parity and calibration data")
+    g.add_argument("--parity-data", default=None, metavar="DIR",
+                   help="real images for the parity gate (class-named subfolders give labels; default: none, random tensors only)")
+    g.add_argument("--parity-max", type=int, default=None, help="use at most this many parity images (evenly spread); default: all")
+    g.add_argument("--random-inputs", type=int, default=4, help="random tensors added to the parity inputs (16 without --parity-data)")
+    g.add_argument("--calib", default=None, metavar="DIR", help="INT8 calibration images (a few hundred; default: the --parity-data images)")
+    g.add_argument("--calib-max", type=int, default=500, help="use at most this many calibration images")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random parity tensors")
+    g = p.add_argument_group("ONNX")
+    g.add_argument("--opset", type=int, default=17, help="ONNX opset (tested: 17 with legacy, 18 with dynamo)")
+    g.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy", help="torch.onnx exporter (the parity gate decides)")
+    g = p.add_argument_group("INT8")
+    g.add_argument("--int8-activation", choices=("U8", "S8"), default="U8", help="activation type (U8 is fast on x86 VNNI)")
+    g.add_argument("--int8-weight", choices=("S8", "U8"), default="S8", help="weight type")
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax", help="calibration method")
+    g.add_argument("--no-per-channel", dest="per_channel", action="store_false", help="per-tensor weight scales (default: per-channel)")
+    g = p.add_argument_group("TensorRT")
+    g.add_argument("--batch-max", type=int, default=32, help="largest batch of the engine's optimisation profile")
+    g.add_argument("--batch-opt", type=int, default=8, help="batch the engine is tuned for")
+    g.add_argument("--workspace-gb", type=float, default=4.0, help="builder workspace limit in GiB")
+    g = p.add_argument_group("parity gates")
+    g.add_argument("--gates", default=None, metavar="YAML",
+                   help="YAML {fp32|fp16|int8: {max_abs, max_rel, min_cosine, min_top1_agreement, max_acc_drop, tie_margin}} (default: built-in)")
+    g.add_argument("--gate", action="append", default=[], metavar="PREC.KEY=VALUE",
+                   help="override one gate, e.g. --gate int8.min_top1_agreement=0.98 (repeatable; 'none' switches a check off; default: none)")
+    g = p.add_argument_group("other")
+    g.add_argument("--batch-size", type=int, default=8, help="parity inference batch size")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (default: a bar on a terminal, one line per step)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging (default: off)")
+    g.add_argument("--debug", action="store_true", help="show tracebacks (default: off)")
+    return p
+
+
+def _load_yaml(path: str, what: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} file not found") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"{path}: cannot read the {what} YAML ({' '.join(str(e).split())[:120]})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: the {what} YAML must be a mapping")
+    return d
+
+
+def resolve_gates(gates_yaml: str | None, overrides: Sequence[str]):
+    """Default gates, updated by a YAML file, then by ``PREC.KEY=VALUE`` overrides."""
+    from runtime.compare import default_gate
+
+    gates = {p: default_gate(p) for p in ("fp32", "fp16", "int8")}
+    changes: dict[str, dict[str, Any]] = {}
+    if gates_yaml:
+        for prec, kv in _load_yaml(gates_yaml, "gates").items():
+            if not isinstance(kv, dict):
+                raise InputError(f"{gates_yaml}: gates for {prec!r} must be a mapping of key: value")
+            changes.setdefault(str(prec), {}).update(kv)
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise InputError(f"--gate {item!r}: expected PREC.KEY=VALUE, e.g. int8.min_top1_agreement=0.98")
+        lhs, val = item.split("=", 1)
+        prec, key = lhs.split(".", 1)
+        changes.setdefault(prec.strip(), {})[key.strip()] = val.strip()
+    for prec, kv in changes.items():
+        if prec not in gates:
+            raise InputError(f"gates: unknown precision {prec!r}; choose from: {', '.join(gates)}")
+        gates[prec] = gates[prec].updated(**kv)
+    return gates
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-c", "--config", default=None)
+    known, _ = pre.parse_known_args(argv)
+    parser = get_args_parser()
+    if known.config:
+        cfg = {str(k).replace("-", "_"): v for k, v in _load_yaml(known.config, "config").items()}
+        dests = {a.dest for a in parser._actions}
+        bad = sorted(set(cfg) - dests)
+        if bad:
+            raise InputError(f"{known.config}: unknown config key(s) {', '.join(bad)}")
+        parser.set_defaults(**cfg)
+    return parser.parse_args(argv)  # bad flags: argparse prints usage and exits 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    import yaml
+
+    from .pipeline import export_all, parse_formats
+
+    args = _parse(list(argv or []))
+    formats = parse_formats(args.formats)
+    gates = resolve_gates(args.gates, args.gate)
+    stem = os.path.splitext(os.path.basename(args.ckpt))[0]
+    out = args.out or os.path.join("runs", "export", stem)
+    report = export_all(
+        args.ckpt, formats=formats, out_dir=out, parity_images=args.parity_data, calib=args.calib, batch_max=args.batch_max,
+        opset=args.opset, gates=gates, progress=args.progress, exporter=args.exporter, random_inputs=args.random_inputs, seed=args.seed,
+        calib_max=args.calib_max, parity_max=args.parity_max, int8_activation=args.int8_activation, int8_weight=args.int8_weight,
+        int8_method=args.calib_method, per_channel=args.per_channel, batch_opt=args.batch_opt, workspace_gb=args.workspace_gb,
+        reuse=args.reuse, batch_size=args.batch_size,
+    )
+    resolved = {k: v for k, v in vars(args).items() if k not in ("debug",)}
+    resolved["gates_resolved"] = {k: g.to_dict() for k, g in gates.items()}
+    atomic_write_text(os.path.join(report.out_dir, "args.yaml"), yaml.safe_dump(resolved, sort_keys=True))
+    for a in report.artifacts:
+        tag = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip", "unavailable": "n/a "}[a.status]
+        line = f"{PROG}: {tag} {a.format:5s} {a.path}"
+        if a.status != "passed" and a.reason:
+            line += f": {a.reason}"
+        print(line, file=sys.stderr if a.status != "passed" else sys.stdout)
+    print(f"{PROG}: parity report: {report.parity_md} (exit {report.exit_code})")
+    return report.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

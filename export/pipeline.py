@@ -1,0 +1,551 @@
+"""The export pipeline: checkpoint -> ONNX / FP16 ONNX / INT8 ONNX / TensorRT engine, each gated against PyTorch.
+
+    report = export_all("runs/train/x/best.pt", out_dir="runs/export/best", parity_images="data/val", calib="data/calib")
+    report.exit_code            # 0 all passed, 1 a gate failed, 2 TensorRT asked for but unavailable
+    report.artifact("int8").parity.summary()
+
+Outputs in ``out_dir``, named from the checkpoint's stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``,
+``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, + ``<stem>.fp16.timing.cache``), and
+``parity.json`` + ``parity.md`` with one row per artifact.  An artifact that fails its gate is renamed
+``<file>.failed`` so nothing loads it by its usual name.
+
+Parity inputs are the real images (``parity_images``; labels from class-named folders, or Kaggle-style
+``cat.123.jpg`` names) preprocessed exactly as the runtime does, plus a few random tensors; the
+reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with every artifact
+(:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images, else the parity images (then the
+INT8 parity is not independent of the calibration, and the report says so); with neither it refuses.
+
+Existing artifacts are never silently reused: by default every requested file is rebuilt (a file made
+from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
+ONNX file whose metadata shows the same checkpoint sha256 and export options is kept, and still gated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from models.console import atomic_write_text, ensure_writable_dir, sha256_file
+from models.errors import ArtifactError, BackendUnavailable, DataError, ImageError, InputError, ParityError
+from runtime.compare import Gate, ParityResult, compare_logits, default_gate, markdown_table, run_batches
+
+LOG = logging.getLogger("pawlens")
+
+FORMATS = ("onnx", "fp16", "int8", "trt")
+PRECISION = {"onnx": "fp32", "fp16": "fp16", "int8": "int8", "trt": "fp16"}
+SUFFIX = {"onnx": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8.onnx", "trt": ".fp16.engine"}
+DEFAULT_FORMATS = ("onnx", "fp16", "int8")
+
+
+def parse_formats(formats: str | Sequence[str]) -> list[str]:
+    """``"onnx,int8"`` or a list -> canonical order; InputError naming the valid choices for an unknown name."""
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if str(f).strip()]
+    if "all" in items:
+        items = list(FORMATS)
+    bad = [f for f in items if f not in FORMATS]
+    if bad:
+        raise InputError(f"unknown format(s) {', '.join(map(repr, bad))} in --formats; choose from: {', '.join(FORMATS)} (or all)")
+    if not items:
+        raise InputError(f"--formats is empty; choose from: {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in items]
+
+
+def artifact_paths(out_dir: str, stem: str) -> dict[str, str]:
+    return {f: os.path.join(out_dir, stem + SUFFIX[f]) for f in FORMATS}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _label_for(path: str, class_names: Sequence[str]) -> int:
+    lower = [c.lower() for c in class_names]
+    parent = os.path.basename(os.path.dirname(path)).lower()
+    if parent in lower:
+        return lower.index(parent)
+    prefix = os.path.basename(path).split(".")[0].lower()  # Kaggle flat layout: cat.123.jpg
+    return lower.index(prefix) if prefix in lower and "." in os.path.basename(path)[len(prefix):] else -1
+
+
+def resolve_images(source: str | os.PathLike | Sequence[str], what: str) -> list[str]:
+    """A folder (searched recursively) or a list of image paths -> sorted list of paths; DataError if none."""
+    from models.preprocess import list_images
+
+    if isinstance(source, (str, os.PathLike)):
+        src = os.fspath(source)
+        if os.path.isfile(src):
+            return [src]
+        if not os.path.isdir(src):
+            raise DataError(f"{src}: {what} folder not found")
+        paths = list_images(src)
+        if not paths:
+            raise DataError(f"{src}: no image files (.jpg, .png, ...) in the {what} folder")
+        return paths
+    paths = [os.fspath(p) for p in source]
+    if not paths:
+        raise DataError(f"the {what} image list is empty")
+    return paths
+
+
+def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: str, max_images: int | None = None,
+                folder: str = "") -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Load + preprocess images exactly as the runtime does (unreadable files are skipped and listed).
+
+    Returns:
+        ``(x, labels, used_paths, skipped)``; ``labels`` is ``-1`` where the class is unknown.
+
+    Raises:
+        DataError: none of the files could be read.
+    """
+    from models.preprocess import load_image, preprocess_numpy
+
+    paths = list(paths)
+    if max_images and len(paths) > max_images:  # evenly spread, deterministic
+        idx = np.linspace(0, len(paths) - 1, int(max_images)).round().astype(int)
+        paths = [paths[i] for i in sorted(set(idx.tolist()))]
+    xs, labels, used, skipped = [], [], [], []
+    for p in paths:
+        try:
+            img = load_image(p)
+        except ImageError as e:
+            skipped.append(f"{p}: {e}")
+            continue
+        xs.append(preprocess_numpy(img, cfg)[0])
+        labels.append(_label_for(p, class_names))
+        used.append(p)
+    if not xs:
+        where = folder or (os.path.dirname(paths[0]) if paths else "?")
+        raise DataError(f"{where}: none of the {len(paths)} {what} image files could be read (e.g. {skipped[0] if skipped else '-'})")
+    if skipped:
+        LOG.warning("[%s] skipped %d unreadable image(s), e.g. %s", what, len(skipped), skipped[0])
+    return np.stack(xs).astype(np.float32), np.asarray(labels, dtype=np.int64), used, skipped
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass
+class ArtifactResult:
+    """One artifact of an export run."""
+
+    format: str
+    path: str
+    precision: str
+    status: str  # passed | failed | skipped | unavailable
+    reason: str = ""
+    seconds: float = 0.0  # building it
+    parity_seconds: float = 0.0  # running it on the parity inputs
+    parity: ParityResult | None = None
+    requested: bool = True
+    reused: bool = False
+    size_bytes: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format, "path": self.path, "file": os.path.basename(self.path), "precision": self.precision,
+            "status": self.status, "reason": self.reason, "seconds": round(self.seconds, 3),
+            "parity_seconds": round(self.parity_seconds, 3), "requested": self.requested, "reused": self.reused,
+            "size_bytes": self.size_bytes, "info": self.info, "parity": self.parity.to_dict() if self.parity else None,
+        }
+
+
+@dataclass
+class ExportReport:
+    checkpoint: str
+    source_sha256: str
+    out_dir: str
+    artifacts: list[ArtifactResult]
+    inputs: dict[str, Any]
+    gates: dict[str, Gate]
+    seconds: float = 0.0
+    reference_seconds: float = 0.0
+    parity_json: str = ""
+    parity_md: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def artifact(self, fmt: str) -> ArtifactResult | None:
+        return next((a for a in self.artifacts if a.format == fmt), None)
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any artifact failed its gate (or its build), else 2 if a requested backend was unavailable, else 0."""
+        if any(a.status == "failed" for a in self.artifacts):
+            return 1
+        if any(a.status == "unavailable" and a.requested for a in self.artifacts):
+            return 2
+        if any(a.status == "skipped" and a.requested for a in self.artifacts):
+            return 1
+        return 0
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint, "source_sha256": self.source_sha256, "out_dir": self.out_dir,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 2), "reference_seconds": round(self.reference_seconds, 2), "inputs": self.inputs,
+            "gates": {k: g.to_dict() for k, g in self.gates.items()}, "environment": self.environment,
+            "artifacts": [a.to_dict() for a in self.artifacts],
+        }
+
+    def to_markdown(self) -> str:
+        inp = self.inputs
+        lines = [f"# Parity report: {os.path.basename(self.checkpoint)}", ""]
+        lines.append(f"- checkpoint: `{self.checkpoint}` (sha256 `{self.source_sha256[:16]}...`), arch `{inp.get('arch')}`, "
+                     f"classes {inp.get('class_names')}, input {inp.get('input_size')} px")
+        lines.append(f"- parity inputs: {inp.get('n_real', 0)} real images from `{inp.get('parity_source') or '-'}` "
+                     f"({inp.get('n_labeled', 0)} labelled), {inp.get('n_random', 0)} random tensors; "
+                     "reference: PyTorch fp32 on CPU (TorchRunner)")
+        if inp.get("calib_source"):
+            lines.append(f"- int8 calibration: {inp.get('n_calib')} images from `{inp.get('calib_source')}`"
+                         + (f" ({inp.get('calib_overlap')} of them are parity images: the INT8 figures are not independent of calibration)"
+                            if inp.get("calib_is_parity") else " (disjoint from the parity images)"))
+        lines.append(f"- exit code: {self.exit_code}; total {self.seconds:.1f} s (reference run {self.reference_seconds:.1f} s)")
+        lines.append("")
+        gated = [a for a in self.artifacts if a.parity is not None]
+        if gated:
+            lines.append(markdown_table([a.parity for a in gated], [os.path.basename(a.path) for a in gated]).rstrip("\n"))
+            lines.append("")
+        lines.append("| step | file | status | build s | parity s | size | notes |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for a in self.artifacts:
+            size = "-" if a.size_bytes is None else f"{a.size_bytes / 1e6:.1f} MB"
+            note = a.reason + (" (reused)" if a.reused else "") + ("" if a.requested else " (built as a source of the others)")
+            lines.append(f"| {a.format} | {os.path.basename(a.path)} | {a.status} | {a.seconds:.2f} | {a.parity_seconds:.2f} | {size} | "
+                         f"{note.strip().replace('|', '/')} |")
+        lines.append("")
+        lines.append("## What the figures mean here")
+        lines.append("")
+        lines.append("Each figure is shown with its gate beside it: `measured (<= limit) ok|FAIL`; a figure without a limit is "
+                     "reported, not gated. Max rel is per sample, relative to the sample's largest reference logit. A near tie "
+                     "is a sample whose reference top-1/top-2 logit margin is below the tie margin; a disagreement there is not "
+                     "held against the candidate (the error size is gated by max abs).")
+        lines.append("")
+        for a in gated:
+            for k, v in a.parity.notes.items():
+                if v:
+                    lines.append(f"- {os.path.basename(a.path)}, {k}: {v}")
+        lines.append("")
+        lines.append("Gates: " + "; ".join(f"{p}: " + ", ".join(f"{k}={v}" for k, v in g.to_dict().items() if v is not None)
+                                           for p, g in self.gates.items()))
+        return "\n".join(lines) + "\n"
+
+    def write(self) -> None:
+        self.parity_json = os.path.join(self.out_dir, "parity.json")
+        self.parity_md = os.path.join(self.out_dir, "parity.md")
+        atomic_write_text(self.parity_json, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(self.parity_md, self.to_markdown())
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        self.i = 0
+        self.total = total
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="step", desc="export", disable=None, leave=False)
+
+    def start(self, desc: str) -> None:
+        self.i += 1
+        if self.bar is not None:
+            self.bar.set_description(f"[{self.i}/{self.total}] {desc}")
+
+    def done(self, msg: str, level: int = logging.INFO) -> None:
+        line = f"[{self.i}/{self.total}] {msg}"
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line)
+            self.bar.update(1)
+        else:
+            LOG.log(level, line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def _remove(path: str) -> None:
+    for p in (path, path + ".json") if path.endswith(".engine") else (path,):
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def _mark_failed(path: str) -> str:
+    """Rename a failed artifact (and an engine's sidecar) to ``*.failed``; returns the new path."""
+    if not os.path.exists(path):
+        return path
+    bad = path + ".failed"
+    os.replace(path, bad)
+    if path.endswith(".engine") and os.path.exists(path + ".json"):
+        os.replace(path + ".json", bad + ".json")
+    return bad
+
+
+def _existing_sha(path: str) -> tuple[str | None, dict[str, Any]]:
+    """(source_sha256, extra) stored in an existing ONNX file's metadata; (None, {}) if unreadable or foreign."""
+    try:
+        from .onnx import read_meta
+
+        m = read_meta(path)
+        return m.source_sha256, dict(m.extra)
+    except Exception:
+        return None, {}
+
+
+def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = DEFAULT_FORMATS, out_dir: str | os.PathLike | None = None,
+               parity_images: str | os.PathLike | Sequence[str] | None = None, calib: str | os.PathLike | Sequence[str] | np.ndarray | None = None,
+               batch_max: int = 32, opset: int = 17, gates: dict[str, Gate] | None = None, progress: bool = True,
+               exporter: str = "legacy", random_inputs: int = 4, seed: int = 0, calib_max: int = 500, parity_max: int | None = None,
+               int8_activation: str = "U8", int8_weight: str = "S8", int8_method: str = "minmax", per_channel: bool = True,
+               batch_opt: int = 8, workspace_gb: float = 4.0, reuse: bool = False, batch_size: int = 8) -> ExportReport:
+    """Build every requested artifact, gate each against PyTorch fp32, and write ``parity.json`` + ``parity.md``.
+
+    Args:
+        ckpt_path: the pawlens checkpoint.
+        formats: any of ``onnx``, ``fp16``, ``int8``, ``trt`` (the fp32 ONNX is always built: the others come from it).
+        out_dir: output folder (default ``runs/export/<stem>``).
+        parity_images: a folder (class-named subfolders give labels) or a list of image paths.
+        calib: INT8 calibration images (folder, list, or a preprocessed ``(N,3,S,S)`` array); default the parity images.
+        batch_max: the engine profile's largest batch; batch_opt its optimum.
+        opset, exporter: ONNX export options (:func:`export.onnx.export_onnx`).
+        gates: ``{"fp32"|"fp16"|"int8": Gate}`` overriding :func:`runtime.compare.default_gate`.
+        progress: show a progress bar and one line per step.
+        random_inputs: random tensors added to the parity inputs (16 when there are no images).
+        calib_max, parity_max: at most this many images (evenly spread) are used.
+        int8_activation, int8_weight, int8_method, per_channel: :func:`export.quantize.quantize_int8` options.
+        workspace_gb: TensorRT builder workspace limit.
+        reuse: keep an existing ONNX made from the same checkpoint with the same options (it is still gated).
+        batch_size: parity inference batch size.
+
+    Raises:
+        InputError, CheckpointError, DataError, OutputError: bad input, before anything is written.
+    """
+    from models.artifact import ArtifactMeta
+    from models.checkpoint import load_checkpoint
+
+    t_start = time.perf_counter()
+    fmts = parse_formats(formats)
+    requested = set(fmts)
+    if "onnx" not in fmts:
+        fmts = ["onnx"] + fmts
+    int8_opts = {"activation": int8_activation.upper(), "weight": int8_weight.upper(), "method": int8_method.lower(),
+                 "per_channel": bool(per_channel)}
+    from .quantize import METHODS, QTYPES
+
+    if int8_opts["activation"] not in QTYPES or int8_opts["weight"] not in QTYPES or int8_opts["method"] not in METHODS:
+        raise InputError(f"int8 options {int8_opts}: types must be one of {', '.join(QTYPES)}, method one of {', '.join(METHODS)}")
+    gates = dict(gates or {})
+    all_gates = {p: gates.get(p, default_gate(p)) for p in ("fp32", "fp16", "int8")}
+    if "trt" in requested:  # validate the profile before doing any work
+        from .tensorrt import profile_shapes
+
+        profile_shapes(16, 1, batch_opt, batch_max)
+
+    ckpt_path = os.fspath(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
+    if "int8" in requested and calib is None and parity_images is None:
+        raise InputError("int8 needs calibration images: pass --calib DIR (a few hundred real photos) or --parity-data DIR; "
+                         "refusing to calibrate on random noise")
+    sha = sha256_file(ckpt_path)
+    ckpt["sha256"] = sha
+    meta = ArtifactMeta.from_checkpoint(ckpt, source_sha256=sha)
+    cfg = meta.preprocess
+    stem = os.path.splitext(os.path.basename(ckpt_path))[0]
+    out = ensure_writable_dir(out_dir or os.path.join("runs", "export", stem))
+    paths = artifact_paths(out, stem)
+
+    # Parity inputs: real images (+ labels), then random tensors.
+    inputs: dict[str, Any] = {"arch": meta.arch, "class_names": meta.class_names, "input_size": cfg.input_size}
+    rng = np.random.default_rng(seed)
+    if parity_images is not None:
+        ppaths = resolve_images(parity_images, "parity")
+        folder = os.fspath(parity_images) if isinstance(parity_images, (str, os.PathLike)) else ""
+        x_real, labels_real, used, skipped = load_images(ppaths, cfg, meta.class_names, what="parity", max_images=parity_max, folder=folder)
+        inputs.update(parity_source=folder or f"{len(ppaths)} listed files", n_real=len(used), n_labeled=int((labels_real >= 0).sum()),
+                      n_skipped=len(skipped))
+    else:
+        x_real, labels_real, used = np.zeros((0, 3, cfg.input_size, cfg.input_size), np.float32), np.zeros(0, np.int64), []
+        inputs.update(parity_source=None, n_real=0, n_labeled=0, n_skipped=0)
+        random_inputs = max(int(random_inputs), 16)
+        LOG.warning("[export] no --parity-data: parity is checked on %d random tensors only, which says little about real photos", random_inputs)
+    n_rand = max(0, int(random_inputs))
+    x_rand = rng.standard_normal((n_rand, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
+    x = np.concatenate([x_real, x_rand]) if n_rand else x_real
+    labels = np.concatenate([labels_real, np.full(n_rand, -1, np.int64)])
+    inputs["n_random"] = n_rand
+
+    # Calibration data (int8 only).
+    x_cal = None
+    if "int8" in requested:
+        if isinstance(calib, np.ndarray):
+            x_cal, inputs["calib_source"] = calib.astype(np.float32, copy=False), "array"
+        elif calib is not None:
+            cpaths = resolve_images(calib, "calibration")
+            x_cal, _l, cused, _s = load_images(cpaths, cfg, meta.class_names, what="calibration", max_images=calib_max,
+                                               folder=os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else "")
+            inputs["calib_source"] = os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else f"{len(cpaths)} listed files"
+            inputs["calib_overlap"] = len(set(cused) & set(used))
+            inputs["calib_is_parity"] = inputs["calib_overlap"] > 0
+        else:
+            x_cal = x_real[: calib_max]
+            inputs["calib_source"], inputs["calib_is_parity"], inputs["calib_overlap"] = inputs["parity_source"], True, len(x_cal)
+            LOG.warning("[int8] no --calib: calibrating on the parity images, so the INT8 parity is not independent of calibration")
+        inputs["n_calib"] = int(len(x_cal))
+
+    environment = _environment()
+    prog = _Progress(1 + len(fmts), progress)
+    results: list[ArtifactResult] = []
+    report = ExportReport(ckpt_path, sha, out, results, inputs, all_gates, environment=environment)
+    try:
+        # Reference: PyTorch fp32, once.
+        from runtime.torch_runner import TorchRunner
+
+        prog.start("reference")
+        t0 = time.perf_counter()
+        ref = run_batches(TorchRunner(ckpt, name="torch-fp32"), x, batch_size)
+        report.reference_seconds = time.perf_counter() - t0
+        prog.done(f"reference: PyTorch fp32 on {len(x)} inputs ({inputs['n_real']} images, {n_rand} random) in {report.reference_seconds:.1f} s")
+
+        def gate(res: ArtifactResult, runner) -> None:
+            t1 = time.perf_counter()
+            cand = run_batches(runner, x, batch_size)
+            res.parity_seconds = time.perf_counter() - t1
+            g = all_gates[res.precision]
+            res.parity = compare_logits(ref, cand, labels=labels, gate=g, n_real=inputs["n_real"], name=os.path.basename(res.path),
+                                        precision=res.precision)
+            res.size_bytes = os.path.getsize(res.path)
+            if res.parity.passed:
+                res.status = "passed"
+                if os.path.exists(res.path + ".failed"):
+                    os.remove(res.path + ".failed")
+            else:
+                res.status = "failed"
+                bad = _mark_failed(res.path)
+                res.reason = f"parity gate failed ({', '.join(c.name for c in res.parity.failed_checks)}); renamed to {os.path.basename(bad)}"
+                res.path = bad
+
+        for fmt in fmts:
+            path = paths[fmt]
+            res = ArtifactResult(fmt, path, PRECISION[fmt], "skipped", requested=fmt in requested)
+            results.append(res)
+            prog.start(fmt)
+            src_ok = fmt == "onnx" or (results[0].status == "passed")
+            if not src_ok:
+                res.reason = f"skipped: the fp32 ONNX it is made from failed ({results[0].reason})"
+                prog.done(f"{fmt}: {res.reason}", logging.WARNING)
+                continue
+            try:
+                if fmt == "trt":
+                    _step_trt(res, paths, batch_opt, batch_max, workspace_gb, results)
+                    if res.status == "unavailable":
+                        prog.done("trt: unavailable (TensorRT or a GPU is missing; the reason is in the summary)", logging.WARNING)
+                        continue
+                    from runtime.trt_runner import TrtRunner
+
+                    gate(res, TrtRunner(res.path))
+                else:
+                    _step_onnx(res, fmt, ckpt, paths, sha, reuse, opset, exporter, x_cal, int8_opts)
+                    from runtime.ort_runner import OrtRunner
+
+                    gate(res, OrtRunner(res.path, device="cpu"))
+            except (ArtifactError, ParityError) as e:
+                res.status, res.reason = "failed", str(e)
+            except BackendUnavailable as e:
+                if fmt != "trt":
+                    raise
+                res.status, res.reason = "unavailable", str(e)
+            except ImportError as e:  # runtime.trt_runner missing: the engine cannot be gated
+                res.status, res.reason = "failed", f"cannot gate the engine: {e}"
+            verdict = res.parity.short_summary() if res.parity else res.reason
+            built = "reused" if res.reused else f"built in {res.seconds:.1f} s"
+            prog.done(f"{fmt}: {os.path.basename(res.path)} {built}; parity {verdict}",
+                      logging.INFO if res.status == "passed" else logging.ERROR)
+    finally:
+        prog.close()
+        report.seconds = time.perf_counter() - t_start
+        if results:
+            report.write()
+    return report
+
+
+def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, sha, reuse, opset, exporter, x_cal, int8_opts) -> None:
+    from .onnx import convert_fp16, export_onnx
+    from .quantize import quantize_int8
+
+    path = paths[fmt]
+    if os.path.exists(path):
+        old_sha, extra = _existing_sha(path)
+        same_opts = {
+            "onnx": extra.get("exporter") == exporter and extra.get("opset") == int(opset),
+            "fp16": extra.get("exporter") == exporter and extra.get("opset") == int(opset),
+            "int8": {k: (extra.get("int8") or {}).get(k) for k in int8_opts} == int8_opts,
+        }[fmt]
+        if reuse and old_sha == sha and same_opts:
+            res.reused = True
+            res.info["reuse"] = "same checkpoint sha256 and options"
+            return
+        if old_sha and old_sha != sha:
+            LOG.warning("[export] replacing %s: it was exported from another checkpoint (sha256 %s..., this one %s...)",
+                        os.path.basename(path), old_sha[:12], sha[:12])
+            res.info["replaced_sha256"] = old_sha
+        _remove(path)
+    t0 = time.perf_counter()
+    if fmt == "onnx":
+        export_onnx(ckpt, path, opset=opset, exporter=exporter)
+    elif fmt == "fp16":
+        convert_fp16(paths["onnx"], path)
+    else:
+        quantize_int8(paths["onnx"], path, x_cal, per_channel=int8_opts["per_channel"], activation=int8_opts["activation"],
+                      weight=int8_opts["weight"], method=int8_opts["method"])
+        res.info["int8"] = dict(int8_opts, calib_images=int(len(x_cal)))
+    res.seconds = time.perf_counter() - t0
+
+
+def _step_trt(res: ArtifactResult, paths, batch_opt, batch_max, workspace_gb, results) -> None:
+    from .tensorrt import build_engine, tensorrt_available
+
+    ok, why = tensorrt_available()
+    if not ok:
+        res.status, res.reason = "unavailable", why
+        return
+    _remove(res.path)
+    fp16 = next((r for r in results if r.format == "fp16" and r.status == "passed"), None)
+    t0 = time.perf_counter()
+    sidecar = build_engine(paths["onnx"], res.path, fp16_onnx_path=fp16.path if fp16 else None, batch_opt=batch_opt, batch_max=batch_max,
+                           workspace_gb=workspace_gb)
+    res.seconds = time.perf_counter() - t0
+    res.info.update({k: sidecar[k] for k in ("tensorrt_version", "gpu_name", "compute_capability", "build_mode", "precision_audit", "profile")})
+
+
+def _environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    env = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+    for pkg in ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return env
+

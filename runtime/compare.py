@@ -1,0 +1,413 @@
+"""Numerical parity between a reference and a candidate runner (after Polygraphy's Comparator).
+
+    from runtime.compare import compare, default_gate
+    res = compare(TorchRunner("best.pt"), OrtRunner("best.int8.onnx"), inputs, labels=labels)
+    res.passed, res.max_abs, res.top1_agreement, res.checks      # [(name, measured, limit, ok), ...]
+    print(ParityResult.markdown_header() + res.markdown_row())
+
+``inputs`` is an ``(N, 3, S, S)`` float32 array preprocessed exactly as the runtime does
+(:func:`models.preprocess.preprocess_numpy`); the first ``n_real`` rows may be real photos with labels
+(``-1`` where unknown), the rest random tensors.  Both runners see the same inputs in the same batches.
+
+What is measured (logits, per sample ``i``):
+
+* ``max_abs``: ``max |c - r|`` over every logit;
+* ``max_rel``: ``max_i  max_j |c_ij - r_ij| / max_j |r_ij|`` (relative to the sample's largest logit, so a
+  logit near zero does not blow it up);
+* ``cosine``: cosine similarity of each sample's logit vectors, minimum and mean;
+* ``top1_agreement``: fraction of samples whose arg-max agrees;
+* ``ref_acc`` / ``cand_acc`` / ``acc_drop`` (points) on the labelled samples;
+* near ties: samples whose reference top-1/top-2 logit margin is below ``gate.tie_margin``.
+
+What a gate means for the model at hand is stated next to it (``agreement_note``): when the reference
+predicts one class for every input, or most samples are near ties (an untrained model), top-1
+agreement says little and is labelled so; a disagreement at a near tie is not counted against the
+candidate (the reference itself was undecided there, and the error size is gated by ``max_abs``).
+Non-finite candidate outputs always fail.
+
+Default gates (:func:`default_gate`): fp32 ``max_abs <= 1e-3`` and 100% agreement; fp16 ``max_abs <= 5e-2``
+and >= 99.5% agreement; int8 >= 99% agreement and an accuracy drop of at most 1 point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from models.errors import ArtifactError, InputError
+
+from .base import Runner
+
+#: The reference top-1/top-2 logit margin below which a sample counts as a near tie.
+DEFAULT_TIE_MARGIN = 0.05
+#: Above this fraction of near ties, the agreement figure is labelled as weak evidence.
+WEAK_TIE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Limits for one artifact; ``None`` means "report, don't gate".
+
+    Attributes:
+        max_abs: largest allowed absolute logit difference.
+        max_rel: largest allowed per-sample relative difference (see module docstring).
+        min_cosine: smallest allowed per-sample cosine similarity.
+        min_top1_agreement: smallest allowed top-1 agreement, as a fraction (0.995 = 99.5%).
+        max_acc_drop: largest allowed accuracy drop in percentage points (labelled samples only).
+        tie_margin: reference logit margin below which a sample is a near tie.
+    """
+
+    max_abs: float | None = None
+    max_rel: float | None = None
+    min_cosine: float | None = None
+    min_top1_agreement: float | None = None
+    max_acc_drop: float | None = None
+    tie_margin: float = DEFAULT_TIE_MARGIN
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def updated(self, **changes: Any) -> "Gate":
+        """A copy with some limits changed (values ``None``/``"none"`` switch a check off); validates names and values."""
+        bad = sorted(set(changes) - set(self.keys()))
+        if bad:
+            raise InputError(f"unknown gate key(s) {', '.join(bad)}; choose from: {', '.join(self.keys())}")
+        clean = {}
+        for k, v in changes.items():
+            if v is None or (isinstance(v, str) and v.strip().lower() in ("none", "off", "")):
+                if k == "tie_margin":
+                    raise InputError("tie_margin cannot be switched off; set it to 0 to count no near ties")
+                clean[k] = None
+                continue
+            try:
+                fv = float(v)
+            except (TypeError, ValueError):
+                raise InputError(f"gate {k}={v!r} is not a number") from None
+            if not math.isfinite(fv) or fv < 0:
+                raise InputError(f"gate {k}={v!r} must be a finite number >= 0")
+            if k in ("min_top1_agreement", "min_cosine") and fv > 1:
+                raise InputError(f"gate {k}={v!r} must be at most 1 (agreement is a fraction: 0.995 means 99.5%)")
+            clean[k] = fv
+        return replace(self, **clean)
+
+
+DEFAULT_GATES: dict[str, Gate] = {
+    "fp32": Gate(max_abs=1e-3, min_top1_agreement=1.0),
+    "fp16": Gate(max_abs=5e-2, min_top1_agreement=0.995),
+    "int8": Gate(min_top1_agreement=0.99, max_acc_drop=1.0),
+}
+
+
+def default_gate(precision: str) -> Gate:
+    """The default gate of ``fp32``, ``fp16`` or ``int8``."""
+    if precision not in DEFAULT_GATES:
+        raise InputError(f"no default parity gate for precision {precision!r}; choose one of: {', '.join(DEFAULT_GATES)}")
+    return DEFAULT_GATES[precision]
+
+
+class Check(NamedTuple):
+    """One gate check: ``ok`` is ``None`` when it could not be evaluated (e.g. no labels)."""
+
+    name: str
+    measured: float | None
+    limit: float | None
+    ok: bool | None
+
+
+@dataclass
+class ParityResult:
+    name: str
+    precision: str
+    n: int
+    n_real: int
+    n_labeled: int
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    cosine_min: float
+    cosine_mean: float
+    top1_agreement: float
+    disagreements: int
+    disagreements_at_ties: int
+    near_ties: int
+    tie_margin: float
+    margin_min: float
+    margin_median: float
+    ref_classes_predicted: int
+    ref_acc: float | None
+    cand_acc: float | None
+    acc_drop: float | None  # percentage points, ref - cand
+    finite_fraction: float
+    checks: list[Check]
+    passed: bool
+    gate: Gate
+    agreement_note: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.ok is False]
+
+    def summary(self) -> str:
+        """One line: verdict and each check's measured figure beside its limit."""
+        parts = [_check_text(c) for c in self.checks if c.measured is not None or c.limit is not None]
+        verdict = "PASS" if self.passed else "FAIL"
+        extra = [n for k, n in self.notes.items() if n and k != "finite"]
+        return f"{verdict}: " + "; ".join(parts) + (f" [{'; '.join(extra)}]" if extra else "")
+
+    def short_summary(self) -> str:
+        """Verdict and the gated checks only (for a progress line)."""
+        parts = [_check_text(c) for c in self.checks if c.limit is not None and c.name != "finite" and c.ok is not None]
+        if self.finite_fraction < 1:
+            parts.insert(0, "non-finite outputs")
+        note = f" [{self.agreement_note}]" if self.agreement_note else ""
+        return ("PASS" if self.passed else "FAIL") + ": " + "; ".join(parts) + note
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in (
+            "name", "precision", "n", "n_real", "n_labeled", "max_abs", "mean_abs", "max_rel", "cosine_min", "cosine_mean",
+            "top1_agreement", "disagreements", "disagreements_at_ties", "near_ties", "tie_margin", "margin_min",
+            "margin_median", "ref_classes_predicted", "ref_acc", "cand_acc", "acc_drop", "finite_fraction", "passed",
+            "agreement_note")}
+        d = {k: _json_num(v) for k, v in d.items()}
+        d["gate"] = self.gate.to_dict()
+        d["checks"] = [{"name": c.name, "measured": _json_num(c.measured), "limit": c.limit, "ok": c.ok,
+                        "note": self.notes.get(c.name, "")} for c in self.checks]
+        return d
+
+    # -- markdown -------------------------------------------------------------------------
+    COLUMNS = ("artifact", "precision", "verdict", "max abs", "max rel", "cosine min / mean", "top-1 agreement",
+               "near ties", "ref acc", "cand acc", "acc drop")
+
+    @classmethod
+    def markdown_header(cls) -> str:
+        return "| " + " | ".join(cls.COLUMNS) + " |\n|" + "---|" * len(cls.COLUMNS) + "\n"
+
+    def markdown_row(self, name: str | None = None) -> str:
+        """One table row: each figure with its gate beside it (``measured (<= limit) ok``)."""
+        by = {c.name: c for c in self.checks}
+        agree = _gated(by.get("top1_agreement"), f"{self.top1_agreement * 100:.2f}%", pct=True)
+        if self.agreement_note:
+            agree += f" ({self.agreement_note})"
+        cells = [
+            name or self.name,
+            self.precision,
+            "PASS" if self.passed else "**FAIL**",
+            _gated(by.get("max_abs"), f"{self.max_abs:.2e}"),
+            _gated(by.get("max_rel"), f"{self.max_rel:.2e}"),
+            _gated(by.get("min_cosine"), f"{self.cosine_min:.6f} / {self.cosine_mean:.6f}"),
+            agree,
+            f"{self.near_ties}/{self.n} (margin < {self.tie_margin:g})",
+            "-" if self.ref_acc is None else f"{self.ref_acc * 100:.2f}%",
+            "-" if self.cand_acc is None else f"{self.cand_acc * 100:.2f}%",
+            "-" if self.acc_drop is None else _gated(by.get("max_acc_drop"), f"{self.acc_drop:+.2f} pt"),
+        ]
+        return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |\n"
+
+
+def _json_num(v):
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _check_text(c: Check) -> str:
+    if c.limit is None:
+        return f"{c.name} {_fmt(c.measured, c.name)} (not gated)"
+    op = ">=" if c.name in ("min_cosine", "top1_agreement", "finite") else "<="
+    mark = "ok" if c.ok else ("n/a" if c.ok is None else "FAIL")
+    return f"{c.name} {_fmt(c.measured, c.name)} {op} {_fmt(c.limit, c.name)} {mark}"
+
+
+def _fmt(v, name: str) -> str:
+    if v is None:
+        return "n/a"
+    if name in ("top1_agreement", "finite"):
+        return f"{v * 100:.2f}%"
+    if name == "max_acc_drop":
+        return f"{v:.2f}pt"
+    if name == "min_cosine":
+        return f"{v:.6f}"
+    return f"{v:.2e}"
+
+
+def _gated(c: Check | None, text: str, pct: bool = False) -> str:
+    if c is None or c.limit is None:
+        return text
+    lim = f"{c.limit * 100:.1f}%" if pct else (f"{c.limit:.2f} pt" if c.name == "max_acc_drop" else (f"{c.limit:g}"))
+    op = ">=" if c.name in ("min_cosine", "top1_agreement") else "<="
+    mark = "ok" if c.ok else ("n/a" if c.ok is None else "FAIL")
+    return f"{text} ({op} {lim}) {mark}"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def run_batches(runner: Runner | np.ndarray, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Logits of ``inputs`` through ``runner`` in batches (activating and deactivating it if it was not active).
+
+    A NumPy array is returned as it is (precomputed logits), so one reference can serve many candidates.
+    """
+    if isinstance(runner, np.ndarray):
+        return np.asarray(runner, dtype=np.float32)
+    if int(batch_size) < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    was_active = runner.is_active
+    if not was_active:
+        runner.activate()
+    try:
+        outs = [runner.infer(np.ascontiguousarray(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
+    finally:
+        if not was_active:
+            runner.deactivate()
+    return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
+
+
+def compare(reference: Runner | np.ndarray, candidate: Runner | np.ndarray, inputs: np.ndarray, *, labels: Sequence[int] | None = None,
+            gate: Gate | None = None, batch_size: int = 8, n_real: int | None = None, name: str | None = None,
+            precision: str | None = None) -> ParityResult:
+    """Run both runners on ``inputs`` and gate the candidate against the reference.
+
+    Args:
+        reference: the reference runner (PyTorch fp32), or its precomputed ``(N, C)`` logits.
+        candidate: the runner under test, or its logits.
+        inputs: ``(N, 3, S, S)`` float32.
+        labels: ``N`` class indices, ``-1`` where unknown (e.g. random tensors); ``None``: none known.
+        gate: limits; default :func:`default_gate` of the candidate's precision (from its metadata; fp32 if unknown).
+        batch_size: inference batch size for both runners.
+        n_real: how many leading inputs are real images (for the report only); default all.
+        name: label for the report (default: the candidate runner's name).
+        precision: the candidate's precision (default: from its metadata).
+    """
+    x = np.asarray(inputs)
+    if x.ndim != 4 or x.dtype != np.float32 or len(x) == 0:
+        raise InputError(f"parity inputs must be a non-empty (N, 3, S, S) float32 array, got {x.shape} {x.dtype}")
+    meta = getattr(candidate, "meta", None)
+    precision = precision or (meta.precision if meta is not None else "fp32")
+    if gate is None:
+        gate = default_gate(precision) if precision in DEFAULT_GATES else default_gate("fp32")
+    ref = run_batches(reference, x, batch_size)
+    cand = run_batches(candidate, x, batch_size)
+    nm = name or getattr(candidate, "name", "candidate")
+    return compare_logits(ref, cand, labels=labels, gate=gate, n_real=len(x) if n_real is None else n_real, name=nm, precision=precision)
+
+
+def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] | None = None, gate: Gate | None = None,
+                   n_real: int | None = None, name: str = "candidate", precision: str = "fp32") -> ParityResult:
+    """The measurements and the gate on two ``(N, C)`` logit arrays (the core of :func:`compare`)."""
+    gate = gate or default_gate(precision)
+    ref = np.asarray(ref, dtype=np.float64)
+    cand = np.asarray(cand, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape != cand.shape:
+        raise ArtifactError(f"[{name}] outputs {cand.shape} do not match the reference's {ref.shape} (class count or batch differs)")
+    n, c = ref.shape
+    if c < 2:
+        raise ArtifactError(f"[{name}] outputs {c} logit per sample; a classifier needs at least 2")
+    lab = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(lab) != n:
+        raise InputError(f"labels has {len(lab)} entries for {n} inputs")
+    if np.any(lab >= c):
+        raise InputError(f"labels contain class indices >= the model's {c} classes")
+
+    finite = np.isfinite(cand).all(axis=1)
+    finite_fraction = float(finite.mean())
+    diff = np.abs(cand - ref)
+    max_abs = float(diff.max()) if finite.all() else float("inf")
+    mean_abs = float(diff[finite].mean()) if finite.any() else float("inf")
+    scale = np.maximum(np.abs(ref).max(axis=1), 1e-12)
+    max_rel = float((diff.max(axis=1) / scale).max()) if finite.all() else float("inf")
+    num = (ref * cand).sum(axis=1)
+    den = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    cos = np.where(den > 0, num / np.maximum(den, 1e-300), np.where(np.all(diff == 0, axis=1), 1.0, 0.0))
+    cos = np.where(finite, cos, -1.0)
+    cosine_min, cosine_mean = float(cos.min()), float(cos.mean())
+
+    r_top = ref.argmax(axis=1)
+    c_top = np.where(finite, cand.argmax(axis=1), -1)
+    agree = r_top == c_top
+    srt = np.sort(ref, axis=1)
+    margin = srt[:, -1] - srt[:, -2]
+    ties = margin < gate.tie_margin
+    disagreements = int((~agree).sum())
+    dis_ties = int((~agree & ties & finite).sum())
+    agreement = float(agree.mean())
+    ref_classes = int(len(np.unique(r_top)))
+
+    labeled = lab >= 0
+    n_labeled = int(labeled.sum())
+    ref_acc = cand_acc = acc_drop = None
+    if n_labeled:
+        ref_acc = float((r_top[labeled] == lab[labeled]).mean())
+        cand_acc = float((c_top[labeled] == lab[labeled]).mean())
+        acc_drop = (ref_acc - cand_acc) * 100.0
+
+    notes: dict[str, str] = {}
+    checks: list[Check] = [Check("finite", finite_fraction, 1.0, bool(finite.all()))]
+    if not finite.all():
+        notes["finite"] = f"{int((~finite).sum())} of {n} samples have NaN/inf logits"
+
+    def bound(name_: str, measured: float, limit: float | None, upper: bool = True) -> None:
+        ok = None if limit is None else (measured <= limit if upper else measured >= limit)
+        checks.append(Check(name_, measured, limit, None if ok is None else bool(ok)))
+
+    bound("max_abs", max_abs, gate.max_abs)
+    bound("max_rel", max_rel, gate.max_rel)
+    bound("min_cosine", cosine_min, gate.min_cosine, upper=False)
+
+    # Top-1 agreement, with what it means for this reference.
+    lim = gate.min_top1_agreement
+    ok: bool | None = None
+    note = ""
+    if ref_classes == 1 and n > 1:
+        note = "uninformative: the reference predicts one class for every input"
+    elif ties.mean() >= WEAK_TIE_FRACTION:
+        note = f"weak evidence: {int(ties.sum())}/{n} reference near ties"
+    if lim is not None:
+        ok = agreement >= lim
+        if not ok and disagreements == dis_ties and finite.all():
+            ok = True
+            note = (note + "; " if note else "") + f"all {disagreements} disagreement(s) at reference near ties (margin < {gate.tie_margin:g})"
+        elif not ok:
+            decisive = disagreements - dis_ties
+            note = (note + "; " if note else "") + f"{decisive} disagreement(s) where the reference was decisive"
+    elif disagreements:
+        note = (note + "; " if note else "") + f"{disagreements} disagreement(s), {dis_ties} at near ties"
+    checks.append(Check("top1_agreement", agreement, lim, ok))
+    if note:
+        notes["top1_agreement"] = note
+
+    if acc_drop is None:
+        if gate.max_acc_drop is not None:
+            checks.append(Check("max_acc_drop", None, gate.max_acc_drop, None))
+            notes["max_acc_drop"] = "no labelled images (class folder names matching the model's classes): not evaluated"
+    else:
+        bound("max_acc_drop", acc_drop, gate.max_acc_drop)
+        if ref_acc is not None and ref_acc <= 1.0 / c + 0.05:
+            notes["max_acc_drop"] = f"the reference is at chance level ({ref_acc * 100:.1f}%): accuracy figures say little"
+
+    passed = all(ch.ok is not False for ch in checks)
+    return ParityResult(
+        name=name, precision=precision, n=n, n_real=int(n if n_real is None else n_real), n_labeled=n_labeled,
+        max_abs=max_abs, mean_abs=mean_abs, max_rel=max_rel, cosine_min=cosine_min, cosine_mean=cosine_mean,
+        top1_agreement=agreement, disagreements=disagreements, disagreements_at_ties=dis_ties, near_ties=int(ties.sum()),
+        tie_margin=float(gate.tie_margin), margin_min=float(margin.min()), margin_median=float(np.median(margin)),
+        ref_classes_predicted=ref_classes, ref_acc=ref_acc, cand_acc=cand_acc, acc_drop=acc_drop,
+        finite_fraction=finite_fraction, checks=checks, passed=passed, gate=gate,
+        agreement_note=notes.get("top1_agreement", ""), notes=notes,
+    )
+
+
+def markdown_table(results: Sequence[ParityResult], names: Sequence[str] | None = None) -> str:
+    """A markdown table with one row per result."""
+    names = list(names) if names is not None else [None] * len(results)
+    return ParityResult.markdown_header() + "".join(r.markdown_row(nm) for r, nm in zip(results, names))

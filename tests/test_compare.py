@@ -1,0 +1,203 @@
+"""runtime.compare: the parity measurements, the gates, and what the report says about them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.errors import ArtifactError, InputError
+from runtime.base import InputSpec, Runner
+from runtime.compare import (
+    DEFAULT_TIE_MARGIN,
+    Gate,
+    ParityResult,
+    compare,
+    compare_logits,
+    default_gate,
+    markdown_table,
+    run_batches,
+)
+
+
+def _logits(n=40, c=2, seed=0, scale=3.0):
+    return (np.random.default_rng(seed).standard_normal((n, c)) * scale).astype(np.float32)
+
+
+def test_default_gates_per_precision():
+    assert default_gate("fp32").max_abs == 1e-3 and default_gate("fp32").min_top1_agreement == 1.0
+    assert default_gate("fp16").max_abs == 5e-2 and default_gate("fp16").min_top1_agreement == 0.995
+    g8 = default_gate("int8")
+    assert g8.min_top1_agreement == 0.99 and g8.max_acc_drop == 1.0 and g8.max_abs is None
+    with pytest.raises(InputError, match="fp32, fp16, int8"):
+        default_gate("bf17")
+
+
+def test_gate_updated_validates():
+    g = default_gate("int8").updated(min_top1_agreement="0.98", max_abs=0.5, max_acc_drop="none")
+    assert (g.min_top1_agreement, g.max_abs, g.max_acc_drop) == (0.98, 0.5, None)
+    with pytest.raises(InputError, match="choose from: max_abs"):
+        g.updated(max_abss=1)
+    with pytest.raises(InputError, match="fraction"):
+        g.updated(min_top1_agreement=99.5)
+    with pytest.raises(InputError, match=">= 0"):
+        g.updated(max_abs=-1)
+    with pytest.raises(InputError, match="not a number"):
+        g.updated(max_abs="abc")
+
+
+def test_identical_logits_pass_with_exact_figures():
+    r = _logits()
+    res = compare_logits(r, r.copy(), gate=default_gate("fp32"))
+    assert res.passed and res.max_abs == 0 and res.max_rel == 0
+    assert res.cosine_min == pytest.approx(1.0) and res.top1_agreement == 1.0
+    for name, _measured, _limit, ok in res.checks:  # the documented 4-tuple
+        assert ok in (True, None), name
+    assert res.n == 40 and res.n_real == 40 and res.ref_acc is None
+
+
+def test_perturbation_beyond_max_abs_fails_and_is_measured():
+    r = _logits()
+    c = r.copy()
+    c[3, 1] += 0.01
+    res = compare_logits(r, c, gate=default_gate("fp32"))
+    assert not res.passed
+    assert res.max_abs == pytest.approx(0.01, rel=1e-4)
+    assert [ch.name for ch in res.failed_checks] == ["max_abs"]
+    assert "max_abs 1.00e-02 <= 1.00e-03 FAIL" in res.summary()
+    # Same error is within the fp16 gate.
+    assert compare_logits(r, c, gate=default_gate("fp16")).passed
+
+
+def test_max_rel_is_relative_to_the_samples_largest_logit():
+    r = np.array([[10.0, 0.0], [1.0, -0.5]], np.float32)
+    c = r + np.array([[0.0, 0.1], [0.05, 0.0]], np.float32)
+    res = compare_logits(r, c, gate=Gate())
+    assert res.max_rel == pytest.approx(max(0.1 / 10.0, 0.05 / 1.0), rel=1e-5)
+
+
+def test_nan_outputs_always_fail_even_without_an_abs_gate():
+    r = _logits()
+    c = r.copy()
+    c[0, 0] = np.nan
+    res = compare_logits(r, c, gate=default_gate("int8"))
+    assert not res.passed
+    assert "finite" in [ch.name for ch in res.failed_checks]
+    json.dumps(res.to_dict())  # inf/nan are stored as strings, so the report stays valid JSON
+
+
+def test_disagreement_at_a_near_tie_is_not_held_against_the_candidate():
+    r = _logits(n=50, seed=1)
+    r[0] = [1.0, 1.0 + DEFAULT_TIE_MARGIN / 5]  # a near tie: reference margin 0.01
+    c = r.copy()
+    c[0] = [1.0 + DEFAULT_TIE_MARGIN / 5, 1.0]  # flipped by an error of 0.01
+    res = compare_logits(r, c, gate=default_gate("fp16"))
+    assert res.top1_agreement == pytest.approx(49 / 50) and res.disagreements == 1 and res.disagreements_at_ties == 1
+    assert res.passed, res.summary()
+    assert "at reference near ties" in res.agreement_note
+    # A flip where the reference was decisive fails.
+    c2 = r.copy()
+    c2[5] = c2[5][::-1] if abs(r[5, 0] - r[5, 1]) > 0.2 else c2[5]
+    assert abs(r[5, 0] - r[5, 1]) > 0.2
+    res2 = compare_logits(r, c2, gate=default_gate("int8"))
+    assert not res2.passed and "decisive" in res2.agreement_note
+
+
+def test_agreement_is_labelled_weak_when_most_samples_are_near_ties():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((20, 1)).astype(np.float32)
+    r = np.concatenate([base, base + rng.uniform(-0.01, 0.01, (20, 1)).astype(np.float32)], axis=1)
+    res = compare_logits(r, r.copy(), gate=default_gate("fp32"))
+    assert res.near_ties == 20 and res.passed
+    assert res.agreement_note.startswith("weak evidence: 20/20")
+    assert "weak evidence" in res.markdown_row()
+
+
+def test_one_class_reference_makes_agreement_uninformative():
+    r = np.tile(np.array([[2.0, -1.0]], np.float32), (10, 1))
+    res = compare_logits(r, r.copy(), gate=default_gate("fp32"))
+    assert res.ref_classes_predicted == 1
+    assert "uninformative" in res.agreement_note
+
+
+def test_accuracy_and_accuracy_drop_gate():
+    r = np.array([[2, 0], [0, 2], [2, 0], [0, 2]] * 25, np.float32)  # 100 samples
+    labels = np.array([0, 1, 0, 1] * 25)
+    c = r.copy()
+    c[:2] = c[:2, ::-1]  # two decisive flips: accuracy 100% -> 98%
+    res = compare_logits(r, c, labels=labels, gate=default_gate("int8"))
+    assert res.ref_acc == 1.0 and res.cand_acc == pytest.approx(0.98) and res.acc_drop == pytest.approx(2.0)
+    assert {ch.name for ch in res.failed_checks} == {"top1_agreement", "max_acc_drop"}
+    loose = default_gate("int8").updated(min_top1_agreement=0.97, max_acc_drop=2.5)
+    assert compare_logits(r, c, labels=labels, gate=loose).passed
+    # Unknown labels (-1) are left out of accuracy.
+    part = labels.copy()
+    part[50:] = -1
+    assert compare_logits(r, r, labels=part, gate=default_gate("int8")).n_labeled == 50
+
+
+def test_no_labels_leaves_the_accuracy_gate_unevaluated():
+    r = _logits()
+    res = compare_logits(r, r.copy(), gate=default_gate("int8"))
+    acc = [ch for ch in res.checks if ch.name == "max_acc_drop"][0]
+    assert acc.ok is None and acc.measured is None and res.passed
+    assert "not evaluated" in res.notes["max_acc_drop"]
+
+
+def test_bad_shapes_and_labels():
+    r = _logits()
+    with pytest.raises(ArtifactError, match="do not match"):
+        compare_logits(r, r[:, :1])
+    with pytest.raises(InputError, match="labels has 3"):
+        compare_logits(r, r, labels=[0, 1, 0])
+    with pytest.raises(InputError, match="class indices"):
+        compare_logits(r, r, labels=[5] * len(r))
+
+
+def test_markdown_and_dict():
+    r = _logits()
+    res = compare_logits(r, r + 1e-4, gate=default_gate("fp32"), name="m.onnx")
+    row = res.markdown_row()
+    assert row.startswith("| m.onnx | fp32 | PASS | 1.00e-04 (<= 0.001) ok")
+    table = markdown_table([res])
+    assert table.count("\n") == 3 and table.splitlines()[0].count("|") == len(ParityResult.COLUMNS) + 1
+    d = res.to_dict()
+    assert d["checks"][1] == {"name": "max_abs", "measured": pytest.approx(1e-4, rel=1e-2), "limit": 1e-3, "ok": True, "note": ""}
+    json.dumps(d)
+
+
+class LinearRunner(Runner):
+    """A NumPy 'model' (global average pool + linear) that records its batch sizes."""
+
+    backend = "fake"
+
+    def __init__(self, w, noise=0.0):
+        super().__init__("linear")
+        self.w, self.noise, self.batches = w, noise, []
+
+    def activate_impl(self):
+        pass
+
+    def input_spec(self):
+        return InputSpec("input", (None, 3, 8, 8))
+
+    def infer_impl(self, batch):
+        self.batches.append(len(batch))
+        return (batch.mean(axis=(2, 3)) @ self.w + self.noise).astype(np.float32)
+
+
+def test_compare_runs_both_runners_in_batches_and_restores_state():
+    w = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((19, 3, 8, 8)).astype(np.float32)
+    ref, cand = LinearRunner(w), LinearRunner(w, noise=2e-3)
+    res = compare(ref, cand, x, batch_size=8, gate=default_gate("fp32"))
+    assert ref.batches == [8, 8, 3] and cand.batches == [8, 8, 3]
+    assert not ref.is_active and not cand.is_active
+    assert res.max_abs == pytest.approx(2e-3, rel=1e-3) and not res.passed
+    # A precomputed reference serves several candidates; an active runner stays active.
+    pre = run_batches(ref, x)
+    cand2 = LinearRunner(w).activate()
+    assert compare(pre, cand2, x, gate=default_gate("fp32")).passed and cand2.is_active
+    with pytest.raises(InputError, match="float32"):
+        compare(ref, cand, x.astype(np.float64))
