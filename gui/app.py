@@ -1,0 +1,372 @@
+"""pawlens-gui: point a webcam (or a file) at a cat and see, live, what the deployed model says and where the reference looks.
+
+    pawlens-gui --model runs/export/best/best.onnx --reference runs/train/best/best.pt --source 0
+    QT_QPA_PLATFORM=offscreen pawlens-gui --model m.onnx --reference best.pt --source cat.mp4 \\
+        --exit-after 100 --screenshot runs/gui/check.png          # headless self-check: prints the FPS figures
+
+This module parses the flags, builds the loaders that turn files into a ``runtime`` Predictor and a
+Grad-CAM explainer (:class:`RuntimeLoader`), and injects them into :class:`gui.window.MainWindow`
+(the Dangerzone pattern: the window never decides which backend runs).  The loaders are called in
+the workers' threads, so the models are built, activated and run there, never on the UI thread.
+No ML framework is imported by the GUI itself: ``runtime`` does that, lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from models.console import atomic_write_text, ensure_writable_dir, run_cli
+from models.errors import BackendUnavailable, InputError
+
+PROG = "pawlens-gui"
+
+
+class RuntimeLoader:
+    """Builds predictors and explainers from files through ``runtime`` (called inside the worker threads).
+
+    Args:
+        backend: ``runtime.factory`` backend (``auto``, ``ort``, ``openvino``, ``trt``, ``torch``).
+        device: ``auto``, ``cpu`` or ``cuda`` for the deployed model.
+        threads: CPU threads for the deployed model's backend (``None``: its default).
+        cam_device: device of the PyTorch reference (Grad-CAM).
+    """
+
+    def __init__(self, backend: str = "auto", device: str = "auto", threads: int | None = None, cam_device: str = "cpu"):
+        self.backend, self.device, self.threads, self.cam_device = backend, device, threads, cam_device
+
+    def preload(self) -> float:
+        """Import the runtime's backends now, before the window is shown; returns the seconds it took.
+
+        A first import of torch or onnxruntime runs extension initialisers that hold the GIL for up to
+        a few seconds; done later from a worker thread it would freeze a visible window.  The imports
+        go through ``runtime`` (which is what makes them); the GUI itself uses no ML framework.
+        """
+        t0 = time.perf_counter()
+        from runtime import cam, factory, predictor  # noqa: F401
+        from runtime.base import lazy_import
+        from runtime.ort_runner import cuda_visible
+
+        cuda_visible()  # the factory asks torch whether CUDA is visible: pay for that import here
+        try:  # the reference's architectures: importing torchvision held the GIL for ~140 ms at a time
+            lazy_import("torchvision.models", "torch", "torchvision")
+        except Exception:  # noqa: BLE001 - a core dependency; loading the reference will say what is wrong
+            pass
+        for backend, (mod, extra) in {"ort": ("onnxruntime", "cpu"), "openvino": ("openvino", "openvino")}.items():
+            if self.backend in ("auto", backend) and factory.backend_installed(backend):
+                try:
+                    lazy_import(mod, extra)
+                except Exception:  # noqa: BLE001 - reported properly when the model is loaded
+                    pass
+        return time.perf_counter() - t0
+
+    def load_predictor(self, path: str, class_names: Sequence[str] | None = None):
+        from runtime.factory import make_runner
+        from runtime.predictor import Predictor
+
+        names = list(class_names) if class_names else None
+        runner = make_runner(path, backend=self.backend, device=self.device, threads=self.threads, class_names=names)
+        pred = Predictor(runner, class_names=names)
+        pred.path = os.fspath(path)
+        return pred
+
+    def load_explainer(self, path: str):
+        from runtime.cam import CamExplainer
+
+        cam = CamExplainer(path, device=self.cam_device)
+        cam.path = os.fspath(path)
+        return cam
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in every flag's help, and the epilog's examples kept on their own lines."""
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, add_help=add_help, formatter_class=_HelpFormatter,
+        description="Live cat/dog classification with the deployed model (ONNX Runtime, OpenVINO or TensorRT) and a Grad-CAM "
+                    "overlay from the PyTorch reference. Drop images, videos, folders, .onnx models or .pt checkpoints onto the window.",
+        epilog="examples:\n"
+               "  pawlens-gui --model runs/export/best/best.onnx --reference runs/train/best/best.pt --source 0\n"
+               "  pawlens-gui --model m.onnx --classes cat,dog --source photos/            # an ONNX without metadata\n"
+               "  QT_QPA_PLATFORM=offscreen pawlens-gui --model m.onnx --reference best.pt \\\n"
+               "      --source ../shared/data/video/cat.mp4 --exit-after 100 --screenshot runs/gui/check.png   # headless self-check",
+    )
+    g = p.add_argument_group("Model")
+    g.add_argument("--model", metavar="M.onnx", default=None, help="deployed model: .onnx (fp32/fp16/int8), .engine or .pt")
+    g.add_argument("--reference", metavar="CKPT", default=None, help="PyTorch reference checkpoint (.pt) for Grad-CAM; "
+                   "its classes must match the model's")
+    g.add_argument("--classes", default=None, help="comma-separated class names, for an ONNX without pawlens metadata (e.g. cat,dog)")
+    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"), help="runtime backend of the model")
+    g.add_argument("--device", default="auto", help="device of the model: auto, cpu, cuda or cuda:N")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads of the model's backend; none: the backend's own choice")
+    g.add_argument("--cam-device", default="cpu", help="device of the Grad-CAM reference: cpu, cuda or auto")
+    g = p.add_argument_group("Source")
+    g.add_argument("--source", default=None, metavar="0|PATH",
+                   help="camera index, image, video or folder; none: the first camera found, else wait for a file to be opened")
+    g.add_argument("--loop", action="store_true", help="replay a video when it ends")
+    g.add_argument("--interval", type=float, default=2.0, help="seconds per image in a folder slideshow")
+    g = p.add_argument_group("Display")
+    g.add_argument("--no-cam", action="store_true", help="start with the Grad-CAM overlay off")
+    g.add_argument("--alpha", type=float, default=0.6, help="overlay opacity, 0..1 (each pixel is also weighted by its heat)")
+    g.add_argument("--sync-cam", action="store_true", help="show only frames that have their own Grad-CAM (exact, slower)")
+    g.add_argument("--size", default="1280x800", help="window size WxH")
+    g = p.add_argument_group("Headless self-check")
+    g.add_argument("--exit-after", type=int, default=None, metavar="N",
+                   help="quit after N frames were classified (displayed, without a model) and print the FPS figures")
+    g.add_argument("--screenshot", default=None, metavar="OUT.png", help="with --exit-after: save a screenshot of the window")
+    g.add_argument("--json", default=None, metavar="OUT.json", help="with --exit-after: write the figures as JSON")
+    g.add_argument("--timeout", type=float, default=180.0, help="with --exit-after: give up after this many seconds")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    return p
+
+
+def _parse_size(s: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in s.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size {s!r}: use WxH, e.g. 1280x800") from None
+    if w < 400 or h < 300:
+        raise InputError(f"--size {s}: at least 400x300")
+    return w, h
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.classes is not None:
+        names = [n.strip() for n in args.classes.split(",") if n.strip()]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise InputError(f"--classes {args.classes!r}: give at least two distinct comma-separated names, e.g. cat,dog")
+        args.classes = names
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError(f"--alpha {args.alpha}: must lie in 0..1")
+    if args.interval <= 0:
+        raise InputError(f"--interval {args.interval}: must be positive")
+    if args.exit_after is not None:
+        if args.exit_after < 1:
+            raise InputError(f"--exit-after {args.exit_after}: must be at least 1")
+        if args.source is None:
+            raise InputError("--exit-after needs --source (a camera index, image, video or folder)")
+    elif args.screenshot or args.json:
+        raise InputError("--screenshot and --json go with --exit-after N (the headless self-check)")
+    for flag in ("screenshot", "json"):
+        out = getattr(args, flag)
+        if out:
+            ensure_writable_dir(os.path.dirname(os.path.abspath(out)), f"--{flag} folder")
+    for flag in ("model", "reference"):
+        path = getattr(args, flag)
+        if path and not os.path.exists(path):
+            raise InputError(f"--{flag} {path}: file not found")
+
+
+def _ensure_display(args: argparse.Namespace) -> None:
+    """Without a display Qt aborts the process; fail with one line instead (or go offscreen for the self-check)."""
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") \
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        if args.exit_after is not None:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        else:
+            raise InputError("no display (DISPLAY is not set): run it on a desktop, under xvfb-run, or headless with "
+                             "QT_QPA_PLATFORM=offscreen and --exit-after N")
+
+
+def quiet_openmp() -> None:
+    """Make torch's OpenMP threads sleep instead of spin when idle (must happen before torch is imported).
+
+    Two runtimes share the CPU here (ONNX Runtime for predictions, torch for Grad-CAM): with OpenMP's
+    default spin-waiting, measured on 2 cores, Grad-CAM ran ~10x slower next to ONNX Runtime; with
+    ``OMP_WAIT_POLICY=PASSIVE`` both get useful work done.  A value the user set is kept.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    quiet_openmp()
+    args = get_args_parser().parse_args(argv)
+    _check_args(args)
+    size = _parse_size(args.size)
+    _ensure_display(args)
+    try:
+        from PySide6 import QtWidgets
+    except ImportError:
+        raise BackendUnavailable("PySide6 is not installed; install the desktop app with: pip install -e '.[gui]'") from None
+    from .window import MainWindow, WindowOptions, apply_theme
+    from .workers import WorkerThread
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([PROG])
+    app.setApplicationName("Pawlens")
+    apply_theme(app)
+    opts = WindowOptions(cam_enabled=not args.no_cam, alpha=args.alpha, loop=args.loop, interval_s=args.interval,
+                         sync_cam=args.sync_cam, interactive=args.exit_after is None,
+                         probe_cameras=args.source is None)  # probing opens each camera (its light flashes): only when asked
+    loader = RuntimeLoader(args.backend, args.device, args.threads, args.cam_device)
+    loader.preload()
+    win = MainWindow(loader=loader, options=opts)
+    win.resize(*size)
+    if args.model:
+        win.set_model(args.model, class_names=args.classes)
+    if args.reference:
+        win.set_reference(args.reference)
+    if args.source is not None:
+        win.open_source(args.source)
+    else:
+        win.auto_open_camera = True
+    win.show()
+    check = None
+    if args.exit_after is not None:
+        check = SelfCheck(win, args.exit_after, screenshot=args.screenshot, json_path=args.json, timeout_s=args.timeout,
+                          model_expected=bool(args.model))
+        check.start()
+    rc = app.exec()
+    win.shutdown()
+    rc = check.rc if check is not None else int(rc)
+    if not WorkerThread.stop_all(timeout_ms=60000):
+        # A model still loading cannot be interrupted; leaving now beats Qt aborting on a running QThread.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
+
+
+# ----------------------------------------------------------------------------- headless self-check
+
+
+def format_figures(f: dict[str, Any]) -> str:
+    def ms(v):
+        return "–" if v is None else f"{v:.1f}"
+
+    lines = [
+        f"  frames     captured {f['frames_captured']}, displayed {f['frames_displayed']}, classified {f['frames_inferred']}, "
+        f"dropped stale {f['frames_dropped_stale']} (never queued)",
+        f"  display    {f['display_fps_mean']:.1f} fps",
+    ]
+    if f.get("backend"):
+        prov = ", ".join(f.get("providers") or []) or "-"
+        fb = "  [CUDA requested, running on CPU]" if f.get("fallback") else ""
+        model = f"{f['backend']} {prov} {f.get('precision') or ''}{fb}"
+        if f["frames_inferred"]:
+            lines.append(f"  inference  {f['inference_fps_mean']:.1f} fps, {ms(f['infer_ms_p50'])} ms per frame "
+                         f"(p95 {ms(f['infer_ms_p95'])}); {model}")
+        else:
+            lines.append(f"  inference  no frame classified; {model}")
+    if f.get("cam_count"):
+        lines.append(f"  grad-cam   {f['cam_fps_mean']:.1f} fps, {ms(f['cam_ms_p50'])} ms per frame, {f['cam_count']} computed, "
+                     f"{f['cam_dropped']} skipped")
+    load = f.get("ui_latency_loading_max_ms")
+    during = f"; {load:.1f} ms while a model loaded" if load else ""
+    if f.get("ui_latency_samples"):
+        lines.append(f"  ui thread  max event-loop latency {f['ui_latency_max_ms']:.1f} ms (p99 {f['ui_latency_p99_ms']:.1f} ms) "
+                     f"outside model loading{during}")
+    else:
+        lines.append(f"  ui thread  no measurement outside model loading (a model was loading the whole run){during}")
+    return "\n".join(lines)
+
+
+class SelfCheck:
+    """Drives ``--exit-after``: wait for N frames, freeze the figures, settle the overlay, screenshot, print, quit."""
+
+    def __init__(self, win, n: int, *, screenshot: str | None, json_path: str | None, timeout_s: float, model_expected: bool):
+        from PySide6 import QtCore
+
+        self.win, self.n = win, int(n)
+        self.screenshot, self.json_path, self.timeout_s = screenshot, json_path, float(timeout_s)
+        self.model_expected = model_expected
+        self.rc = 1
+        self._t0 = time.perf_counter()
+        self._phase = "run"
+        self._settle_t = 0.0
+        self._ended_t: float | None = None
+        self.frozen: dict[str, Any] | None = None
+        self.note = ""
+        self._timer = QtCore.QTimer()
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self._poll)
+        win.source_ended.connect(self._on_ended)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _on_ended(self, _msg: str) -> None:
+        self._ended_t = time.perf_counter()
+
+    def count(self) -> int:
+        w = self.win
+        return w.frames_inferred if self.model_expected else w.frames_displayed
+
+    def _poll(self) -> None:
+        w, now = self.win, time.perf_counter()
+        if self._phase == "run":
+            done = self.count() >= self.n
+            drained = not self.model_expected or w._inference is None or (
+                w.prediction_frame is not None and w.frame is not None and w.prediction_frame.id == w.frame.id)
+            if not done and self._ended_t is not None and drained and now - self._ended_t > 0.3:
+                done, self.note = True, f"source ended after {w.frames_displayed} frames; {self.count()} of {self.n} processed"
+            model_failed = self.model_expected and w._inference is None
+            if not done and model_failed and w.errors and (w.frame is not None or self._ended_t is not None):
+                done, self.note = True, "the model could not be used"
+            if not done and w._source_ended and w.frame is None and w.errors:
+                done, self.note = True, "the source could not be used"
+            if not done and now - self._t0 > self.timeout_s:
+                done, self.note = True, f"timed out after {self.timeout_s:.0f} s with {self.count()} of {self.n} frames"
+            if done:
+                self.frozen = w.figures()
+                if not w._source_ended:
+                    w.set_paused(True)  # the last frame gets its prediction and its own CAM: the screenshot is exact
+                self._phase, self._settle_t = "settle", now
+            return
+        if self._phase == "settle":
+            ref_loading = w._cam is not None and w.ref_info is None
+            want_cam = w.cam_enabled and w._cam_active()
+            settled = w.frame is None or not ref_loading and (not want_cam or w.view.overlay_state == "exact") and (
+                not w._model_active() or (w.prediction_frame is not None and w.frame is not None and w.prediction_frame.id == w.frame.id))
+            if settled or now - self._settle_t > 8.0:
+                self._finish()
+
+    def _finish(self) -> None:
+        from PySide6 import QtWidgets
+
+        self._timer.stop()
+        w = self.win
+        f = dict(self.frozen or w.figures())
+        f["elapsed_s"] = round(time.perf_counter() - self._t0, 2)
+        f["errors"] = list(w.errors)
+        f["note"] = self.note
+        f["overlay_state_in_screenshot"] = w.view.overlay_state
+        src = w.frame.source if w.frame is not None else w.status_source.text()
+        print(f"{PROG}: {self.count()} frames processed from {src} in {f['elapsed_s']:.1f} s" + (f" ({self.note})" if self.note else ""))
+        print(format_figures(f))
+        if self.screenshot:
+            w._update_figures()
+            QtWidgets.QApplication.processEvents()
+            pm = w.grab()
+            if pm.save(self.screenshot + ".tmp.png", "PNG"):
+                os.replace(self.screenshot + ".tmp.png", self.screenshot)
+                print(f"  screenshot {self.screenshot} ({pm.width()}x{pm.height()}, overlay: {w.view.overlay_state})")
+            else:
+                print(f"{PROG}: error: [output] {self.screenshot}: the screenshot could not be written", file=sys.stderr)
+                w.errors.append("screenshot not written")
+        if self.json_path:
+            atomic_write_text(self.json_path, json.dumps(f, indent=2, default=str) + "\n")
+        for e in w.errors:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+        if w.errors:
+            self.rc = 2
+        elif self.count() == 0 or self.note.startswith("timed out"):
+            self.rc = 1
+        else:
+            self.rc = 0
+        w.close()
+        QtWidgets.QApplication.instance().exit(self.rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

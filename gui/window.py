@@ -1,0 +1,1538 @@
+"""The main window: widgets and wiring only.  Models come in from outside (``gui/app.py`` or a test).
+
+    win = MainWindow(loader=RuntimeLoader(), options=WindowOptions(alpha=0.4))
+    win.set_model("model.onnx"); win.set_reference("best.pt"); win.open_source("cat.mp4")
+
+or, in a test, with fakes and no ML framework at all::
+
+    win = MainWindow(predictor=FakePredictor(), explainer=FakeCam())
+
+The window never runs a model: predictions and Grad-CAM come from :mod:`gui.workers` through
+queued signals, every one tagged with the frame it belongs to.  The Grad-CAM overlay is drawn on the
+frame it was computed for ("exact"); while the CAM for the newest frame is still being computed the
+previous one is kept on the live video but marked as stale, with how many frames / ms it is behind,
+and hidden once it is older than ``WindowOptions.stale_ms``.  With "Sync video to CAM" the view
+shows only frames that have their own overlay (slower, never stale).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .sources import ImageSource, SourceError, list_cameras, open_source
+from .workers import (
+    CamOutput,
+    CamWorker,
+    CaptureWorker,
+    Frame,
+    Heartbeat,
+    InferenceWorker,
+    LatestSlot,
+    RateMeter,
+    WorkerThread,
+    blend,
+    one_line,
+)
+
+MODEL_EXTENSIONS = (".onnx", ".engine", ".plan", ".trt")
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt")
+BACKEND_NAMES = {"ort": "ONNX Runtime", "trt": "TensorRT", "torch": "PyTorch", "openvino": "OpenVINO"}
+
+# Palette: a neutral dark frame area, a slightly lighter chrome, one accent.
+C_BG = "#141518"
+C_PANEL = "#1d1f23"
+C_PANEL_2 = "#25282d"
+C_TEXT = "#e8e9ec"
+C_MUTED = "#9aa0a8"
+C_ACCENT = "#4c9eff"
+C_BAR = "#5d6b7d"
+C_WARN = "#f0b429"
+C_ERROR = "#ff6b6b"
+C_OK = "#5ccf8a"
+
+
+@dataclass
+class WindowOptions:
+    """Defaults of the window's controls (the CLI sets them)."""
+
+    cam_enabled: bool = True
+    alpha: float = 0.6
+    loop: bool = False
+    interval_s: float = 2.0
+    stale_ms: float = 1500.0  # stale overlays (marked as such) older than this are hidden
+    sync_cam: bool = False
+    interactive: bool = True  # ask for class names in a dialog (False: refuse with a message)
+    probe_cameras: bool = True
+
+
+def _missing_metadata(msg: str) -> bool:
+    m = msg.lower()
+    return "[artifact]" in m and ("no pawlens metadata" in m or "no class names" in m)
+
+
+def _pct(p: float) -> str:
+    return f"{100.0 * float(p):.1f}%"
+
+
+# ----------------------------------------------------------------------------- theme
+
+
+_THEME_APPLIED = False
+
+
+def apply_theme(app: QtWidgets.QApplication | None = None) -> None:
+    """Fusion style with a dark-neutral palette (idempotent)."""
+    global _THEME_APPLIED
+    app = app or QtWidgets.QApplication.instance()
+    if app is None or _THEME_APPLIED:
+        return
+    _THEME_APPLIED = True
+    app.setStyle("Fusion")
+    pal = QtGui.QPalette()
+    role = QtGui.QPalette.ColorRole
+    for r, c in ((role.Window, C_PANEL), (role.WindowText, C_TEXT), (role.Base, C_BG), (role.AlternateBase, C_PANEL_2),
+                 (role.ToolTipBase, C_PANEL_2), (role.ToolTipText, C_TEXT), (role.Text, C_TEXT), (role.Button, C_PANEL_2),
+                 (role.ButtonText, C_TEXT), (role.Highlight, C_ACCENT), (role.HighlightedText, "#ffffff"),
+                 (role.PlaceholderText, C_MUTED), (role.Link, C_ACCENT)):
+        pal.setColor(r, QtGui.QColor(c))
+    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.Text, QtGui.QColor("#62666d"))
+    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.ButtonText, QtGui.QColor("#62666d"))
+    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.WindowText, QtGui.QColor("#62666d"))
+    app.setPalette(pal)
+    f = app.font()
+    if f.pointSizeF() < 10:
+        f.setPointSizeF(10)
+        app.setFont(f)
+
+
+STYLESHEET = f"""
+QMainWindow {{ background: {C_PANEL}; }}
+QToolBar {{ background: {C_PANEL}; border: none; border-bottom: 1px solid #2c2f35; spacing: 4px; padding: 4px 6px; }}
+QToolButton {{ padding: 4px 8px; border-radius: 4px; }}
+QToolButton:hover {{ background: {C_PANEL_2}; }}
+QToolButton:checked {{ background: #2f3a4a; }}
+QStatusBar {{ background: {C_PANEL}; color: {C_MUTED}; border-top: 1px solid #2c2f35; }}
+QStatusBar QLabel {{ color: {C_MUTED}; padding: 0 6px; }}
+#Sidebar {{ background: {C_PANEL}; }}
+#SidebarScroll {{ background: {C_PANEL}; border-left: 1px solid #2c2f35; }}
+#SectionTitle {{ color: {C_MUTED}; font-size: 8.5pt; font-weight: 600; letter-spacing: 1px; padding-top: 6px; }}
+#BigLabel {{ color: {C_TEXT}; font-size: 26pt; font-weight: 700; }}
+#Confidence {{ color: {C_ACCENT}; font-size: 14pt; font-weight: 600; }}
+#Muted {{ color: {C_MUTED}; }}
+#FigValue {{ color: {C_TEXT}; font-family: "DejaVu Sans Mono", monospace; }}
+#Badge {{ background: #2b3442; color: #cfe3ff; border-radius: 9px; padding: 2px 8px; font-size: 9pt; }}
+#WarnBadge {{ background: #4a3a12; color: {C_WARN}; border-radius: 9px; padding: 2px 8px; font-size: 9pt; font-weight: 600; }}
+#Banner {{ border-radius: 6px; padding: 6px 10px; }}
+QComboBox, QSlider, QCheckBox {{ min-height: 22px; }}
+"""
+
+
+# ----------------------------------------------------------------------------- widgets
+
+
+class FrameView(QtWidgets.QWidget):
+    """Draws the newest frame, large, aspect kept, on a dark-neutral ground, with the CAM overlay and its caption."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 240)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.frame: Frame | None = None
+        self._img: QtGui.QImage | None = None
+        self.cam: CamOutput | None = None
+        self._ov_img: QtGui.QImage | None = None
+        self._ov_for: int | None = None
+        self.overlay_state = "none"  # none | exact | stale
+        self.opacity = 0.6
+        self.caption = ""
+        self.caption_level = "info"  # info | warn
+        self.paused = False
+        self.placeholder = "Drop an image, a video or a folder here\nor choose a camera"
+        self.painted_frame_id: int | None = None
+        self.on_new_frame_painted: Callable[[int], None] | None = None
+
+    @property
+    def frame_id(self) -> int | None:
+        return self.frame.id if self.frame else None
+
+    @property
+    def overlay_frame_id(self) -> int | None:
+        return self.cam.frame.id if (self.cam is not None and self.overlay_state != "none") else None
+
+    def set_frame(self, frame: Frame | None) -> None:
+        if frame is self.frame:
+            return
+        self.frame = frame
+        if frame is None:
+            self._img = None
+        else:
+            a = frame.rgb
+            self._img = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
+        self.update()
+
+    def set_overlay(self, cam: CamOutput | None, state: str, caption: str = "", level: str = "info") -> None:
+        if cam is None or state == "none":
+            self.cam, self.overlay_state = (cam, "none")
+        else:
+            self.cam, self.overlay_state = cam, state
+            if self._ov_for != cam.frame.id:
+                c = cam.colour
+                self._ov_img = QtGui.QImage(c.data, c.shape[1], c.shape[0], c.strides[0], QtGui.QImage.Format.Format_RGBA8888_Premultiplied)
+                self._ov_for = cam.frame.id
+        if caption != self.caption or level != self.caption_level:
+            self.caption, self.caption_level = caption, level
+        self.update()
+
+    def image_rect(self) -> QtCore.QRectF:
+        if self._img is None:
+            return QtCore.QRectF()
+        w, h = self._img.width(), self._img.height()
+        W, H = max(1, self.width() - 16), max(1, self.height() - 16)
+        s = min(W / w, H / h)
+        tw, th = w * s, h * s
+        return QtCore.QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
+
+    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QtGui.QPainter(self)
+        p.fillRect(self.rect(), QtGui.QColor(C_BG))
+        if self._img is None:
+            p.setPen(QtGui.QColor(C_MUTED))
+            f = p.font()
+            f.setPointSizeF(13)
+            p.setFont(f)
+            p.drawText(self.rect().adjusted(40, 40, -40, -40),
+                       int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap), self.placeholder)
+            p.end()
+            return
+        r = self.image_rect()
+        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
+        p.drawImage(r, self._img)
+        if self.overlay_state != "none" and self._ov_img is not None and self.opacity > 0:
+            p.setOpacity(self.opacity)
+            p.drawImage(r, self._ov_img)
+            p.setOpacity(1.0)
+        if self.caption:
+            self._draw_caption(p, r)
+        if self.paused:
+            self._pill(p, QtCore.QPointF(r.right() - 12, r.top() + 12), "PAUSED", C_TEXT, align_right=True)
+        p.end()
+        if self.frame is not None and self.painted_frame_id != self.frame.id:
+            self.painted_frame_id = self.frame.id
+            if self.on_new_frame_painted:
+                self.on_new_frame_painted(self.frame.id)
+
+    def _pill(self, p: QtGui.QPainter, at: QtCore.QPointF, text: str, colour: str, *, align_right: bool = False) -> None:
+        fm = QtGui.QFontMetrics(p.font())
+        w, h = fm.horizontalAdvance(text) + 16, fm.height() + 8
+        x = at.x() - w if align_right else at.x()
+        box = QtCore.QRectF(x, at.y(), w, h)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        p.setBrush(QtGui.QColor(15, 16, 18, 200))
+        p.drawRoundedRect(box, 6, 6)
+        p.setPen(QtGui.QColor(colour))
+        p.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+
+    def _draw_caption(self, p: QtGui.QPainter, r: QtCore.QRectF) -> None:
+        f = p.font()
+        f.setPointSizeF(10)
+        p.setFont(f)
+        margin = 10
+        maxw = max(120.0, r.width() - 2 * margin)
+        flags = int(QtCore.Qt.TextFlag.TextWordWrap)
+        fm = QtGui.QFontMetrics(f)
+        br = fm.boundingRect(QtCore.QRect(0, 0, int(maxw) - 20, 1000), flags, self.caption)
+        box = QtCore.QRectF(r.left() + margin, r.bottom() - margin - br.height() - 12, br.width() + 20, br.height() + 12)
+        box.moveTop(max(r.top() + margin, box.top()))
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        p.setBrush(QtGui.QColor(15, 16, 18, 215))
+        p.drawRoundedRect(box, 6, 6)
+        if self.caption_level == "warn":
+            p.setBrush(QtGui.QColor(C_WARN))
+            p.drawRoundedRect(QtCore.QRectF(box.left(), box.top(), 4, box.height()), 2, 2)
+        p.setPen(QtGui.QColor(C_WARN if self.caption_level == "warn" else C_TEXT))
+        p.drawText(box.adjusted(10, 6, -10, -6), flags, self.caption)
+
+
+class ProbBars(QtWidgets.QWidget):
+    """One labelled probability bar per class (top class in the accent colour; the ten best when there are many)."""
+
+    ROW = 30
+    MAX_ROWS = 10
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.names: list[str] = []
+        self.probs: np.ndarray | None = None
+        self.setMinimumHeight(self.ROW * 2)
+
+    def set_probs(self, names: Sequence[str], probs: np.ndarray | None) -> None:
+        names = list(names)
+        if names != self.names:
+            self.names = names
+            self.setMinimumHeight(self.ROW * max(2, min(len(names), self.MAX_ROWS)))
+            self.updateGeometry()
+        self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
+        self.update()
+
+    def rows(self) -> list[tuple[str, float | None, bool]]:
+        if self.probs is None or len(self.probs) != len(self.names):
+            return [(n, None, False) for n in self.names[: self.MAX_ROWS]]
+        top = int(np.argmax(self.probs))
+        order = list(range(len(self.names)))
+        if len(order) > self.MAX_ROWS:
+            order = sorted(order, key=lambda i: -self.probs[i])[: self.MAX_ROWS]
+        return [(self.names[i], float(self.probs[i]), i == top) for i in order]
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API
+        return QtCore.QSize(260, self.ROW * max(2, min(len(self.names), self.MAX_ROWS)))
+
+    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
+        w = self.width()
+        fm = QtGui.QFontMetrics(p.font())
+        for k, (name, prob, top) in enumerate(self.rows()):
+            y = k * self.ROW
+            p.setPen(QtGui.QColor(C_TEXT if top else C_MUTED))
+            p.drawText(QtCore.QRectF(0, y, w * 0.7, fm.height()), QtCore.Qt.AlignmentFlag.AlignLeft, name)
+            txt = "–" if prob is None else _pct(prob)
+            p.drawText(QtCore.QRectF(w * 0.5, y, w * 0.5, fm.height()), QtCore.Qt.AlignmentFlag.AlignRight, txt)
+            bar = QtCore.QRectF(0, y + fm.height() + 3, w, 7)
+            p.setPen(QtCore.Qt.PenStyle.NoPen)
+            p.setBrush(QtGui.QColor(C_PANEL_2))
+            p.drawRoundedRect(bar, 3.5, 3.5)
+            if prob is not None and prob > 0:
+                p.setBrush(QtGui.QColor(C_ACCENT if top else C_BAR))
+                p.drawRoundedRect(QtCore.QRectF(bar.left(), bar.top(), max(7.0, bar.width() * min(1.0, prob)), bar.height()), 3.5, 3.5)
+        p.end()
+
+
+class Banner(QtWidgets.QFrame):
+    """A dismissible message strip above the frame for things the person must not miss."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("Banner")
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        self.label = QtWidgets.QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QtWidgets.QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+        self.level = "info"
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error") -> None:
+        colour = {"error": C_ERROR, "warn": C_WARN}.get(level, C_ACCENT)
+        bg = {"error": "#3a1f22", "warn": "#3a3118"}.get(level, "#1f2b3a")
+        self.setStyleSheet(f"#Banner {{ background: {bg}; border: 1px solid {colour}; }} QLabel {{ color: {colour}; }}")
+        self.label.setText(text)
+        self.level = level
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+def _section(title: str) -> QtWidgets.QLabel:
+    lab = QtWidgets.QLabel(title.upper())
+    lab.setObjectName("SectionTitle")
+    return lab
+
+
+class _Relay(QtCore.QObject):
+    """Carries results from plain Python threads (snapshot writer, camera probe) to the UI thread."""
+
+    snapshot_done = QtCore.Signal(str, str)  # path, error ("" when saved)
+    cameras_found = QtCore.Signal(object)
+
+
+# ----------------------------------------------------------------------------- the window
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """Pawlens main window.
+
+    Args:
+        loader: builds predictors and explainers from files (``load_predictor(path, class_names)``,
+            ``load_explainer(path)``); ``gui.app.RuntimeLoader`` in the app.  Called in the workers' threads.
+        predictor: an already-built predictor to use (e.g. a test fake); activated in the inference thread.
+        explainer: an already-built Grad-CAM explainer (e.g. a test fake); activated in the CAM thread.
+        options: the controls' defaults.
+    """
+
+    prediction_shown = QtCore.Signal(int)  # frame id
+    cam_shown = QtCore.Signal(int)  # frame id of the CAM result received
+    model_ready = QtCore.Signal(object)
+    reference_ready = QtCore.Signal(object)
+    source_ended = QtCore.Signal(str)
+    snapshot_saved = QtCore.Signal(str)
+    problem = QtCore.Signal(str)  # every error shown to the person
+
+    def __init__(self, *, loader: Any = None, predictor: Any = None, explainer: Any = None, options: WindowOptions | None = None,
+                 parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        apply_theme()
+        self.setStyleSheet(STYLESHEET)
+        self.loader = loader
+        self.opts = options or WindowOptions()
+        self.setWindowTitle("Pawlens")
+        self.resize(1280, 800)
+        self.setMinimumSize(760, 480)
+        self.setAcceptDrops(True)
+        self.ask_class_names: Callable[[str, str], list[str] | None] = self._ask_class_names_dialog
+
+        self._gens = iter(range(1, 1 << 30))
+        self._infer_slot = LatestSlot()
+        self._cam_slot = LatestSlot()
+        self._display_slot = LatestSlot()
+        self._capture: WorkerThread | None = None
+        self._cap_gen = 0
+        self._source_spec: str | int | None = None
+        self._source_ended = False
+        self._inference: WorkerThread | None = None
+        self._inf_gen = 0
+        self.model_path: str | None = None
+        self.model_info: dict[str, Any] | None = None
+        self.model_classes_override: list[str] | None = None
+        self._cam: WorkerThread | None = None
+        self._cam_gen = 0
+        self.reference_path: str | None = None
+        self.ref_info: dict[str, Any] | None = None
+        self._pair_ok = False
+
+        self.frame: Frame | None = None
+        self.prediction: Any = None
+        self.prediction_frame: Frame | None = None
+        self._preds: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self.cam_out: CamOutput | None = None
+        self.cam_enabled = bool(self.opts.cam_enabled)
+        self.cam_target: int | None = None
+        self.paused = False
+        self.display_meter = RateMeter()
+        self.infer_meter = RateMeter()
+        self.cam_meter = RateMeter()
+        self.frames_displayed = 0
+        self.frames_inferred = 0
+        self.e2e_ms: float | None = None
+        self.cams_done = 0
+        self.errors: list[str] = []
+        self.cameras: list[int] = []
+        self.auto_open_camera = False  # open the first camera found (the app does this when no --source is given)
+        self._relay = _Relay()
+        self._relay.snapshot_done.connect(self._on_snapshot_done)
+        self._relay.cameras_found.connect(self._on_cameras_found)
+        self._snapshot_dir = os.path.expanduser("~")
+
+        self._build_ui()
+        self.heartbeat = Heartbeat(10, self)
+        self.heartbeat.start()
+        self._loading: set[str] = set()  # "model" / "reference" while their workers build them
+
+        self._fig_timer = QtCore.QTimer(self)
+        self._fig_timer.setInterval(250)
+        self._fig_timer.timeout.connect(self._update_figures)
+        self._fig_timer.start()
+        self._update_model_panel()
+        self._update_cam_controls()
+
+        if predictor is not None:
+            self.set_model(predictor=predictor)
+        if explainer is not None:
+            self.set_reference(explainer=explainer)
+        if self.opts.probe_cameras:
+            self.refresh_cameras()
+        else:
+            self._fill_cameras([], probed=False)
+
+    # ------------------------------------------------------------------ UI construction
+    def _build_ui(self) -> None:
+        st = self.style()
+        sp = QtWidgets.QStyle.StandardPixmap
+
+        def act(text, slot, shortcut=None, icon=None, checkable=False, tip=None):
+            a = QtGui.QAction(text, self)
+            if icon is not None:
+                a.setIcon(st.standardIcon(icon))
+            if shortcut:
+                a.setShortcut(QtGui.QKeySequence(shortcut))
+            a.setCheckable(checkable)
+            if tip:
+                a.setToolTip(tip)
+            a.triggered.connect(slot)
+            return a
+
+        self.act_open = act("Open…", self._menu_open_file, "Ctrl+O", sp.SP_DialogOpenButton, tip="Open an image or a video (Ctrl+O)")
+        self.act_open_folder = act("Open Folder…", self._menu_open_folder, "Ctrl+Shift+O", sp.SP_DirOpenIcon)
+        self.act_pause = act("Pause", lambda: self.set_paused(not self.paused), "Space", sp.SP_MediaPause, tip="Pause / play (Space)")
+        self.act_step = act("Step", self.step, "Right", sp.SP_MediaSeekForward, tip="One frame forward while paused (→)")
+        self.act_loop = act("Loop", lambda checked=False: self.set_loop(checked), None, sp.SP_BrowserReload, True, "Replay a video when it ends")
+        self.act_loop.setChecked(self.opts.loop)
+        self.act_snapshot = act("Snapshot…", self._menu_snapshot, "Ctrl+S", sp.SP_DialogSaveButton,
+                                tip="Save a PNG of the frame, the overlay, the label and the figures (Ctrl+S)")
+        self.act_quit = act("Quit", self.close, "Ctrl+Q")
+        self.act_open_model = act("Open Model (ONNX / engine)…", self._menu_open_model, "Ctrl+M")
+        self.act_open_ref = act("Open Reference Checkpoint…", self._menu_open_reference, "Ctrl+R")
+        self.act_classes = act("Set Class Names…", self._menu_set_classes)
+        self.act_cam = act("Grad-CAM Overlay", lambda checked=False: self.set_cam_enabled(checked), "C", None, True)
+        self.act_refresh_cams = act("Refresh Camera List", self.refresh_cameras)
+
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for a in (self.act_open, self.act_open_folder):
+            m.addAction(a)
+        self.camera_menu = m.addMenu("Camera")
+        m.addSeparator()
+        m.addAction(self.act_snapshot)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Model")
+        for a in (self.act_open_model, self.act_open_ref, self.act_classes):
+            m.addAction(a)
+        m = mb.addMenu("&View")
+        for a in (self.act_pause, self.act_step, self.act_loop, self.act_cam):
+            m.addAction(a)
+
+        tb = QtWidgets.QToolBar("Main")
+        tb.setMovable(False)
+        tb.setIconSize(QtCore.QSize(18, 18))
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(tb)
+        tb.addAction(self.act_open)
+        self.camera_combo = QtWidgets.QComboBox()
+        self.camera_combo.setMinimumWidth(150)
+        self.camera_combo.setToolTip("Webcams OpenCV can open")
+        self.camera_combo.activated.connect(self._camera_chosen)
+        tb.addWidget(self.camera_combo)
+        tb.addSeparator()
+        tb.addAction(self.act_pause)
+        tb.addAction(self.act_step)
+        tb.addAction(self.act_loop)
+        tb.addSeparator()
+        tb.addAction(self.act_snapshot)
+
+        central = QtWidgets.QWidget()
+        outer = QtWidgets.QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.banner = Banner()
+        bwrap = QtWidgets.QWidget()
+        bl = QtWidgets.QVBoxLayout(bwrap)
+        bl.setContentsMargins(8, 6, 8, 0)
+        bl.addWidget(self.banner)
+        outer.addWidget(bwrap)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        self.view = FrameView()
+        self.view.opacity = float(self.opts.alpha)
+        self.view.on_new_frame_painted = self._on_painted
+        row.addWidget(self.view, 1)
+        scroll = QtWidgets.QScrollArea()  # the panel scrolls instead of squeezing when the window is short
+        scroll.setObjectName("SidebarScroll")
+        scroll.setWidget(self._build_sidebar())
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(332)
+        row.addWidget(scroll, 0)
+        outer.addLayout(row, 1)
+        self.setCentralWidget(central)
+
+        sb = self.statusBar()
+        self.status_source = QtWidgets.QLabel("no source")
+        self.status_frames = QtWidgets.QLabel("")
+        sb.addPermanentWidget(self.status_source)
+        sb.addPermanentWidget(self.status_frames)
+
+    def _build_sidebar(self) -> QtWidgets.QWidget:
+        side = QtWidgets.QWidget()
+        side.setObjectName("Sidebar")
+        side.setFixedWidth(320)
+        lay = QtWidgets.QVBoxLayout(side)
+        lay.setContentsMargins(18, 12, 18, 12)
+        lay.setSpacing(6)
+
+        lay.addWidget(_section("Prediction"))
+        top = QtWidgets.QHBoxLayout()
+        self.label_big = QtWidgets.QLabel("—")
+        self.label_big.setObjectName("BigLabel")
+        self.label_conf = QtWidgets.QLabel("")
+        self.label_conf.setObjectName("Confidence")
+        top.addWidget(self.label_big, 1)
+        top.addWidget(self.label_conf, 0, QtCore.Qt.AlignmentFlag.AlignBottom)
+        lay.addLayout(top)
+        self.label_sub = QtWidgets.QLabel("No model loaded")
+        self.label_sub.setObjectName("Muted")
+        self.label_sub.setWordWrap(True)
+        lay.addWidget(self.label_sub)
+        self.bars = ProbBars()
+        lay.addWidget(self.bars)
+
+        lay.addSpacing(6)
+        lay.addWidget(_section("Performance"))
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(3)
+        self.fig: dict[str, QtWidgets.QLabel] = {}
+        for i, (key, title) in enumerate((("latency", "Inference latency"), ("e2e", "Capture → label"), ("ifps", "Inference FPS"),
+                                          ("dfps", "Display FPS"), ("dropped", "Dropped (stale)"), ("cam", "Grad-CAM"))):
+            t = QtWidgets.QLabel(title)
+            t.setObjectName("Muted")
+            v = QtWidgets.QLabel("–")
+            v.setObjectName("FigValue")
+            v.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(t, i, 0)
+            grid.addWidget(v, i, 1)
+            self.fig[key] = v
+        lay.addLayout(grid)
+
+        lay.addSpacing(6)
+        lay.addWidget(_section("Model"))
+        badges = QtWidgets.QHBoxLayout()
+        badges.setSpacing(6)
+        self.badge_backend = QtWidgets.QLabel("")
+        self.badge_backend.setObjectName("Badge")
+        self.badge_device = QtWidgets.QLabel("")
+        self.badge_device.setObjectName("Badge")
+        self.badge_precision = QtWidgets.QLabel("")
+        self.badge_precision.setObjectName("Badge")
+        for b in (self.badge_backend, self.badge_device, self.badge_precision):
+            badges.addWidget(b)
+        badges.addStretch(1)
+        lay.addLayout(badges)
+        self.badge_fallback = QtWidgets.QLabel("")
+        self.badge_fallback.setObjectName("WarnBadge")
+        self.badge_fallback.setWordWrap(True)
+        self.badge_fallback.hide()
+        lay.addWidget(self.badge_fallback)
+        self.model_text = QtWidgets.QLabel("")
+        self.model_text.setObjectName("Muted")
+        self.model_text.setWordWrap(True)
+        lay.addWidget(self.model_text)
+
+        lay.addSpacing(6)
+        lay.addWidget(_section("Grad-CAM (reference model)"))
+        self.cam_check = QtWidgets.QCheckBox("Show overlay")
+        self.cam_check.setChecked(self.cam_enabled)
+        self.cam_check.toggled.connect(self.set_cam_enabled)
+        lay.addWidget(self.cam_check)
+        orow = QtWidgets.QHBoxLayout()
+        olab = QtWidgets.QLabel("Opacity")
+        olab.setObjectName("Muted")
+        self.alpha_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.alpha_slider.setRange(0, 100)
+        self.alpha_slider.setValue(int(round(self.opts.alpha * 100)))
+        self.alpha_slider.valueChanged.connect(lambda v: self.set_alpha(v / 100.0))
+        self.alpha_value = QtWidgets.QLabel(f"{int(round(self.opts.alpha * 100))}%")
+        self.alpha_value.setObjectName("FigValue")
+        self.alpha_value.setMinimumWidth(38)
+        orow.addWidget(olab)
+        orow.addWidget(self.alpha_slider, 1)
+        orow.addWidget(self.alpha_value)
+        lay.addLayout(orow)
+        trow = QtWidgets.QHBoxLayout()
+        tlab = QtWidgets.QLabel("Explain")
+        tlab.setObjectName("Muted")
+        self.target_combo = QtWidgets.QComboBox()
+        self.target_combo.addItem("Predicted class", None)
+        self.target_combo.currentIndexChanged.connect(lambda _i: self.set_cam_target(self.target_combo.currentData()))
+        trow.addWidget(tlab)
+        trow.addWidget(self.target_combo, 1)
+        lay.addLayout(trow)
+        self.sync_check = QtWidgets.QCheckBox("Sync video to CAM (exact, slower)")
+        self.sync_check.setChecked(self.opts.sync_cam)
+        self.sync_check.toggled.connect(self.set_sync_cam)
+        lay.addWidget(self.sync_check)
+        self.cam_text = QtWidgets.QLabel("")
+        self.cam_text.setObjectName("Muted")
+        self.cam_text.setWordWrap(True)
+        lay.addWidget(self.cam_text)
+        lay.addStretch(1)
+        return side
+
+    # ------------------------------------------------------------------ messages
+    def report(self, text: str, level: str = "error") -> None:
+        """Show a problem in the banner and the status bar (never a modal box: nothing blocks)."""
+        if level == "error":
+            self.errors.append(text)
+            self.problem.emit(text)
+        self.banner.show_message(text, level)
+        self.statusBar().showMessage(text, 15000)
+
+    def status(self, text: str, ms: int = 6000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    # ------------------------------------------------------------------ sources
+    def open_path(self, path: str) -> None:
+        """Open whatever a dropped or chosen path is: a model, a reference checkpoint, or a source."""
+        ext = os.path.splitext(path)[1].lower()
+        if ext in MODEL_EXTENSIONS:
+            self.set_model(path)
+        elif ext in CHECKPOINT_EXTENSIONS:
+            self.set_reference(path)
+        else:
+            self.open_source(path)
+
+    def open_source(self, spec: str | int | None = None, *, source: Any = None) -> bool:
+        """Start showing a camera index, image, video or folder (or an already-made FrameSource)."""
+        if source is None:
+            try:
+                source = open_source(spec, loop=self.act_loop.isChecked(), interval_s=self.opts.interval_s)
+            except SourceError as e:
+                self.report(str(e))
+                return False
+        self._stop_capture()
+        self._source_spec = spec if spec is not None else source
+        self._source_ended = False
+        self._cap_gen = next(self._gens)
+        self._display_slot = LatestSlot()
+        self._infer_slot.clear()
+        self._cam_slot.clear()
+        self._preds.clear()
+        self.cam_out = None
+        self.frame = self.prediction = self.prediction_frame = None  # nothing of the previous source stays on screen
+        desc = getattr(source, "describe", lambda: str(spec))()
+        self.view.set_frame(None)
+        self.view.set_overlay(None, "none")
+        self.view.placeholder = f"Opening {desc}…"
+        self.label_big.setText("—")
+        self.label_conf.setText("")
+        if self.model_info is not None:
+            self.label_sub.setText("Waiting for the first frame…")
+            self.bars.set_probs(self.model_info["class_names"], None)
+        self.display_meter.reset()
+        self._live_figs = None
+        self.e2e_ms = None
+        self.status_source.setText(desc)
+        w = CaptureWorker(source, self._display_slot, self._infer_slot, gen=self._cap_gen, paused=False)
+        w.opened.connect(self._on_source_opened)
+        w.frame_ready.connect(self._on_frame_ready)
+        w.ended.connect(self._on_source_ended)
+        w.error.connect(self._on_source_error)
+        w.note.connect(self._on_source_note)
+        self._capture = WorkerThread(w).start()
+        movable = not isinstance(source, ImageSource)
+        self.act_pause.setEnabled(movable)
+        self.act_step.setEnabled(movable)
+        self.set_paused(False)
+        return True
+
+    def _stop_capture(self) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+            self._capture = None
+
+    def set_loop(self, on: bool) -> None:
+        self.act_loop.setChecked(bool(on))
+        self.opts.loop = bool(on)
+        if self._capture is not None and hasattr(self._capture.worker.source, "loop"):
+            if self._capture.worker.source.kind == "video":
+                self._capture.worker.source.loop = bool(on)
+
+    def set_paused(self, paused: bool) -> None:
+        if not paused and self._source_ended and isinstance(self._source_spec, (str, int)):
+            self.paused = False
+            self.open_source(self._source_spec)  # Play after the end: start it again
+            return
+        self.paused = bool(paused)
+        self.act_pause.setText("Play" if self.paused else "Pause")
+        self.act_pause.setIcon(self.style().standardIcon(
+            QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if self.paused else QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
+        self.view.paused = self.paused
+        self.view.update()
+        if self._capture is not None:
+            self._capture.worker.set_paused(self.paused)
+
+    def step(self) -> None:
+        """One frame forward (pauses first if playing)."""
+        if not self.paused:
+            self.set_paused(True)
+        if self._capture is not None and not self._source_ended:
+            self._capture.worker.step()
+
+    def refresh_cameras(self) -> None:
+        """List the webcams OpenCV can open (probed in a background thread; opening a camera can take a while)."""
+        def probe():
+            try:
+                found = list_cameras()
+            except Exception:  # noqa: BLE001 - no OpenCV video backend: no cameras
+                found = []
+            self._relay.cameras_found.emit(found)
+
+        self.camera_combo.clear()
+        self.camera_combo.addItem("Looking for cameras…", None)
+        threading.Thread(target=probe, name="camera-probe", daemon=True).start()
+
+    def _fill_cameras(self, found: list[int], *, probed: bool) -> None:
+        self.camera_combo.clear()
+        self.camera_menu.clear()
+        if found:
+            self.camera_combo.addItem("Choose a camera…", None)
+            for i in found:
+                self.camera_combo.addItem(f"Camera {i}", i)
+                self.camera_menu.addAction(f"Camera {i}", lambda i=i: self.open_source(i))
+        else:
+            self.camera_combo.addItem("No camera found" if probed else "Camera…", None)
+            a = self.camera_menu.addAction("No camera found" if probed else "(not probed yet)")
+            a.setEnabled(False)
+        self.camera_combo.addItem("Look for cameras", -1)
+        self.camera_menu.addSeparator()
+        self.camera_menu.addAction(self.act_refresh_cams)
+
+    def _on_cameras_found(self, found: list[int]) -> None:
+        self.cameras = list(found)
+        self._fill_cameras(self.cameras, probed=True)
+        if not found:
+            if self._capture is None:
+                self.status("No camera found: open an image, a video or a folder (or drop one onto the window)", 12000)
+        elif self.auto_open_camera and self._capture is None:
+            self.open_source(found[0])
+
+    def _camera_chosen(self, idx: int) -> None:
+        data = self.camera_combo.itemData(idx)
+        if data == -1:
+            self.refresh_cameras()
+        elif data is not None:
+            self.open_source(int(data))
+
+    # ------------------------------------------------------------------ capture signals
+    def _on_source_opened(self, gen: int, desc: str) -> None:
+        if gen == self._cap_gen:
+            self.status_source.setText(desc)
+            self.status(f"Playing {desc}", 4000)
+
+    def _on_source_note(self, gen: int, msg: str) -> None:
+        if gen == self._cap_gen:
+            self.status(msg, 8000)
+
+    def _on_source_ended(self, gen: int, msg: str) -> None:
+        if gen != self._cap_gen:
+            return
+        self._source_ended = True
+        self.status(msg, 15000)
+        self.source_ended.emit(msg)
+        if self._capture is not None and self._capture.worker.source.still:
+            return  # an image stays on screen; there is nothing to play
+        self.act_pause.setText("Play")
+        self.act_pause.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
+        self.paused = True
+
+    def _on_source_error(self, gen: int, msg: str) -> None:
+        if gen != self._cap_gen:
+            return
+        self._source_ended = True
+        if self.frame is None:
+            self.view.placeholder = "Cannot show this source:\n" + msg.split("] ", 1)[-1].replace("; ", ";\n")
+            self.view.update()
+        self.report(msg)  # the last frame (if any) stays on screen; the rest of the app keeps working
+
+    def _on_frame_ready(self, gen: int) -> None:
+        slot = self._display_slot
+        frame = slot.take_nowait()
+        if frame is None or gen != self._cap_gen or frame.session != self._cap_gen:
+            return
+        self.frame = frame
+        if self.cam_enabled and self._cam_active() and not self._model_active():
+            self._cam_slot.put((frame, None))  # no deployed model: explain the displayed frames directly
+        elif frame.id in self._preds:
+            self._kick_cam()
+        self._refresh_view()
+
+    def _on_painted(self, _frame_id: int) -> None:
+        self.display_meter.tick()
+        self.frames_displayed += 1
+
+    # ------------------------------------------------------------------ model
+    def set_model(self, path: str | None = None, *, predictor: Any = None, class_names: Sequence[str] | None = None) -> None:
+        """Load the deployed model (path via the loader, or a ready predictor) in a fresh inference thread."""
+        if predictor is None and path is None:
+            return
+        if predictor is None and self.loader is None:
+            self.report("no model loader configured (start the app with pawlens-gui)")
+            return
+        self._stop_inference()
+        self.model_path = path if path is not None else getattr(predictor, "path", None)
+        self.model_classes_override = list(class_names) if class_names else None
+        self.model_info = None
+        self.prediction = None
+        self.prediction_frame = None
+        self._preds.clear()
+        self.infer_meter.reset()
+        self._pair_ok = False
+        if predictor is not None:
+            def build(p=predictor):
+                return p
+        else:
+            def build(p=path, c=self.model_classes_override):
+                return self.loader.load_predictor(p, c)
+        self._inf_gen = next(self._gens)
+        w = InferenceWorker(build, self._infer_slot, gen=self._inf_gen, forward=self._cam_slot)
+        w.ready.connect(self._on_model_ready)
+        w.result.connect(self._on_prediction)
+        w.error.connect(self._on_model_error)
+        self._begin_loading("model")
+        self._inference = WorkerThread(w).start()
+        name = os.path.basename(self.model_path) if self.model_path else "model"
+        self.label_sub.setText(f"Loading {name}…")
+        self._update_model_panel()
+        if self.frame is not None and self.frame.session == self._cap_gen:
+            self._infer_slot.put(self.frame)  # classify what is on screen (matters for a still image)
+
+    def _stop_inference(self) -> None:
+        if self._inference is not None:
+            self._inference.stop()
+            self._inference = None
+
+    def _model_active(self) -> bool:
+        return self._inference is not None and self.model_info is not None
+
+    def _on_model_ready(self, gen: int, info: dict) -> None:
+        if gen != self._inf_gen:
+            return
+        self._end_loading("model")
+        self.model_info = info
+        d = info.get("describe", {})
+        self.label_sub.setText(f"Ready: {os.path.basename(self.model_path) if self.model_path else d.get('backend', 'model')}")
+        self.bars.set_probs(info["class_names"], None)
+        self._update_model_panel()
+        self._check_pair()
+        self._set_targets()
+        self.model_ready.emit(info)
+        self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)")
+
+    def _on_model_error(self, gen: int, msg: str) -> None:
+        if gen != self._inf_gen:
+            return
+        self._end_loading("model")
+        path = self.model_path
+        self._inference = None
+        self.model_info = None
+        self._update_model_panel()
+        if path and _missing_metadata(msg) and self.model_classes_override is None:
+            if self.opts.interactive:
+                names = self.ask_class_names(path, msg)
+                if names:
+                    self.set_model(path, class_names=names)
+                    return
+            self.label_sub.setText("Model refused: no class names")
+            self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
+            return
+        self.label_sub.setText("Model failed: see the message above")
+        self.report(f"Model: {msg}")
+
+    def _on_prediction(self, gen: int, frame: Frame, pred: Any) -> None:
+        if gen != self._inf_gen or frame.session != self._cap_gen:
+            return
+        self.prediction, self.prediction_frame = pred, frame
+        self._preds[frame.id] = pred
+        while len(self._preds) > 120:
+            self._preds.popitem(last=False)
+        self.infer_meter.tick(float(getattr(pred, "infer_ms", 0.0)))
+        self.e2e_ms = (time.perf_counter() - frame.t) * 1e3
+        self.frames_inferred += 1
+        self.label_big.setText(str(pred.label))
+        self.label_conf.setText(_pct(pred.probs[pred.index]))
+        lag = (self.frame.id - frame.id) if self.frame is not None else 0
+        when = "on screen" if lag <= 0 else f"{lag} behind"
+        self.label_sub.setText(f"Deployed model · frame {frame.index} ({when})")
+        self.bars.set_probs(pred.class_names, pred.probs)
+        if self.cam_out is not None and self.cam_out.frame.id == frame.id and self.cam_out.prediction is None:
+            self.cam_out.prediction = pred  # the CAM came first: now the two models can be compared
+            self._refresh_view()
+        elif self.frame is not None and frame.id == self.frame.id:
+            self._kick_cam()  # a still / paused frame whose classification came after the CAM was ready
+        self.prediction_shown.emit(frame.id)
+
+    # ------------------------------------------------------------------ reference / CAM
+    def set_reference(self, path: str | None = None, *, explainer: Any = None) -> None:
+        """Load the PyTorch reference for Grad-CAM in a fresh CAM thread."""
+        if explainer is None and path is None:
+            return
+        if explainer is None and self.loader is None:
+            self.report("no reference loader configured (start the app with pawlens-gui)")
+            return
+        self._stop_cam()
+        self.reference_path = path if path is not None else getattr(explainer, "path", None)
+        self.ref_info = None
+        self.cam_out = None
+        self._pair_ok = False
+        self.cam_meter.reset()
+        if explainer is not None:
+            def build(e=explainer):
+                return e
+        else:
+            def build(p=path):
+                return self.loader.load_explainer(p)
+        self._cam_gen = next(self._gens)
+        w = CamWorker(build, self._cam_slot, gen=self._cam_gen, path=path)
+        w.target_class = self.cam_target
+        w.ready.connect(self._on_reference_ready)
+        w.result.connect(self._on_cam)
+        w.error.connect(self._on_reference_error)
+        self._begin_loading("reference")
+        self._cam = WorkerThread(w).start()
+        self.cam_text.setText(f"Loading {os.path.basename(self.reference_path or 'reference')}…")
+        self._update_cam_controls()
+
+    def _stop_cam(self) -> None:
+        if self._cam is not None:
+            self._cam.stop()
+            self._cam = None
+        if self._inference is not None:
+            self._inference.worker.forward_enabled.clear()
+
+    def _cam_active(self) -> bool:
+        return self._cam is not None and self.ref_info is not None and self._pair_ok
+
+    def _on_reference_ready(self, gen: int, info: dict) -> None:
+        if gen != self._cam_gen:
+            return
+        self._end_loading("reference")
+        self.ref_info = info
+        self._check_pair()
+        self._set_targets()
+        self.reference_ready.emit(info)
+
+    def _on_reference_error(self, gen: int, msg: str) -> None:
+        if gen != self._cam_gen:
+            return
+        self._end_loading("reference")
+        self._cam = None
+        self.ref_info = None
+        self._pair_ok = False
+        self._update_cam_controls()
+        self.cam_text.setText("No reference: Grad-CAM is off")
+        self.report(f"Reference: {msg}")
+        self._refresh_view()
+
+    def _check_pair(self) -> None:
+        """Refuse a reference whose classes (or architecture) differ from the deployed model's."""
+        ref, mod = self.ref_info, self.model_info
+        if ref is None:
+            self._pair_ok = False
+            self._update_cam_controls()
+            return
+        rname = os.path.basename(self.reference_path or "reference")
+        if mod is not None:
+            mname = os.path.basename(self.model_path or "the model")
+            if list(ref["class_names"]) != list(mod["class_names"]):
+                self._refuse_reference(f"Reference {rname} refused: its classes [{', '.join(ref['class_names'])}] differ from "
+                                       f"{mname}'s [{', '.join(mod['class_names'])}]. Open the checkpoint the model was exported from.")
+                return
+            ra, ma = ref.get("arch"), mod.get("arch")
+            if ra and ma and "unknown" not in (ra, ma) and ra != ma:
+                self._refuse_reference(f"Reference {rname} refused: it is a {ra} but {mname} is a {ma}; its heat maps would "
+                                       "explain a different network. Open the checkpoint the model was exported from.")
+                return
+            rs, ms = ref.get("sha256"), mod.get("source_sha256")
+            if rs and ms and rs != ms:
+                self.report(f"Reference {rname} is not the checkpoint {mname} was exported from (sha256 differs): the overlay "
+                            "shows the reference's reasons, which may differ from the deployed model's.", "warn")
+        self._pair_ok = True
+        if self._inference is not None and self.cam_enabled:
+            self._inference.worker.forward_enabled.set()
+        self._update_cam_controls()
+        self.cam_text.setText(f"{os.path.basename(self.reference_path or 'reference')} · {ref.get('arch') or ''} · "
+                              f"loaded in {ref.get('load_ms', 0):.0f} ms")
+        self._kick_cam()
+
+    def _refuse_reference(self, msg: str) -> None:
+        self._stop_cam()
+        self.ref_info = None
+        self._pair_ok = False
+        self.cam_out = None
+        self._update_cam_controls()
+        self.cam_text.setText("Reference refused: Grad-CAM is off")
+        self.report(msg)
+        self._refresh_view()
+
+    def _set_targets(self) -> None:
+        names = (self.model_info or self.ref_info or {}).get("class_names", [])
+        cur = self.target_combo.currentData()
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        self.target_combo.addItem("Predicted class", None)
+        for i, n in enumerate(names):
+            self.target_combo.addItem(f"“{n}”", i)
+        k = self.target_combo.findData(cur) if cur is not None else 0
+        self.target_combo.setCurrentIndex(max(0, k))
+        self.target_combo.blockSignals(False)
+        self.set_cam_target(self.target_combo.currentData())
+
+    def set_cam_enabled(self, on: bool) -> None:
+        self.cam_enabled = bool(on)
+        for w in (self.cam_check, self.act_cam):
+            if w.isChecked() != self.cam_enabled:
+                w.blockSignals(True)
+                w.setChecked(self.cam_enabled)
+                w.blockSignals(False)
+        if self._inference is not None:
+            if self.cam_enabled and self._cam_active():
+                self._inference.worker.forward_enabled.set()
+            else:
+                self._inference.worker.forward_enabled.clear()
+        if not self.cam_enabled:
+            self._cam_slot.clear()
+        else:
+            self._kick_cam()
+        self._refresh_view()
+
+    def set_alpha(self, alpha: float) -> None:
+        a = float(min(1.0, max(0.0, alpha)))
+        self.view.opacity = a
+        self.opts.alpha = a
+        self.alpha_value.setText(f"{int(round(a * 100))}%")
+        if self.alpha_slider.value() != int(round(a * 100)):
+            self.alpha_slider.setValue(int(round(a * 100)))
+        self.view.update()
+
+    def set_cam_target(self, class_index: int | None) -> None:
+        self.cam_target = None if class_index is None else int(class_index)
+        if self._cam is not None:
+            self._cam.worker.target_class = self.cam_target
+        k = self.target_combo.findData(self.cam_target) if self.cam_target is not None else 0
+        if k >= 0 and self.target_combo.currentIndex() != k:
+            self.target_combo.setCurrentIndex(k)
+        self._kick_cam()
+
+    def set_sync_cam(self, on: bool) -> None:
+        self.opts.sync_cam = bool(on)
+        if self.sync_check.isChecked() != bool(on):
+            self.sync_check.setChecked(bool(on))
+        self._refresh_view()
+
+    def _kick_cam(self) -> None:
+        """(Re)compute the CAM for the frame on screen when no new frame will bring one (a still image, paused,
+        ended) after toggling it on, changing the class, or the models becoming ready."""
+        frame = self.frame
+        if not (self.cam_enabled and self._cam_active() and frame is not None):
+            return
+        if not (self._source_ended or self.paused or (self._capture and self._capture.worker.source.still)):
+            return  # playing: the inference worker forwards new frames itself
+        cur = self.cam_out
+        if cur is not None and cur.frame.id == frame.id and cur.target == self.cam_target:
+            return  # already there
+        queued = self._cam_slot.peek()
+        if queued is not None and queued[0].id == frame.id and self._cam is not None and self._cam.worker.target_class == self.cam_target:
+            return  # already asked for
+        self._cam_slot.put((frame, self._preds.get(frame.id)))
+
+    def _on_cam(self, gen: int, out: CamOutput) -> None:
+        if gen != self._cam_gen or out.frame.session != self._cap_gen:
+            return
+        if out.prediction is None:
+            out.prediction = self._preds.get(out.frame.id)
+        self.cam_out = out
+        self.cam_meter.tick(out.ms)
+        self.cams_done += 1
+        if out.target != self.cam_target:
+            self._kick_cam()  # the class to explain changed while this one was computed
+        self._refresh_view()
+        self.cam_shown.emit(out.frame.id)
+
+    # ------------------------------------------------------------------ view composition
+    def overlay_for(self, frame: Frame | None) -> tuple[CamOutput | None, str, str, str]:
+        """Which CAM to draw on ``frame`` and how: (cam, state exact|stale|none, caption, level)."""
+        if not self.cam_enabled:
+            return None, "none", "", "info"
+        if self._cam is None or self.ref_info is None or not self._pair_ok:
+            return None, "none", "", "info"
+        cam = self.cam_out
+        if frame is None:
+            return None, "none", "", "info"
+        if cam is None or cam.frame.session != frame.session:
+            return None, "none", "Grad-CAM: computing…", "info"
+        if cam.frame.id == frame.id:
+            caption, level = self._cam_caption(cam)
+            return cam, "exact", caption, level
+        behind_frames = frame.index - cam.frame.index
+        behind_ms = (frame.t - cam.frame.t) * 1e3
+        if cam.frame.id > frame.id or behind_ms > self.opts.stale_ms or cam.heat.shape[:2] != frame.rgb.shape[:2]:
+            return None, "none", "Grad-CAM: computing for the current frame…", "info"
+        caption, level = self._cam_caption(cam)
+        n = max(1, behind_frames)
+        stale = f"Stale overlay from {n} frame{'s' if n != 1 else ''} ({behind_ms:.0f} ms) earlier: the CAM for this frame is on its way"
+        return cam, "stale", f"{stale}\n{caption}", "warn"
+
+    def _cam_caption(self, cam: CamOutput) -> tuple[str, str]:
+        ref_top = cam.reference_top
+        ref_p = float(np.max(cam.probs))
+        what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
+        if cam.disagrees:
+            d = cam.prediction
+            return (f"⚠ Models disagree on this frame: deployed says {d.label} ({_pct(d.probs[d.index])}), reference says "
+                    f"{ref_top} ({_pct(ref_p)}). The heat map shows the reference's {what}, not the deployed model's reasons."), "warn"
+        agree = "" if cam.prediction is None else " · agrees with the deployed model"
+        return f"Grad-CAM of the reference · {what} ({_pct(cam.probs[cam.class_index])}){agree}", "info"
+
+    def _refresh_view(self) -> None:
+        if self.opts.sync_cam and self.cam_enabled and self._cam_active():
+            cam = self.cam_out
+            if cam is not None and cam.frame.session == self._cap_gen:
+                self.view.set_frame(cam.frame)
+                caption, level = self._cam_caption(cam)
+                self.view.set_overlay(cam, "exact", caption, level)
+            elif self.frame is not None and self.view.frame is None:
+                self.view.set_frame(self.frame)
+                self.view.set_overlay(None, "none", "Grad-CAM: computing…", "info")
+            return
+        self.view.set_frame(self.frame)
+        cam, state, caption, level = self.overlay_for(self.frame)
+        self.view.set_overlay(cam, state, caption, level)
+
+    # ------------------------------------------------------------------ panels
+    @staticmethod
+    def _backend_line(d: dict) -> str:
+        b = BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?")))
+        prov = d.get("providers") or []
+        dev = str(d.get("device", "?")).upper()
+        return f"{b} · {prov[0] if prov else dev} · {d.get('precision', '?')}"
+
+    def _update_model_panel(self) -> None:
+        info = self.model_info
+        if info is None:
+            for b in (self.badge_backend, self.badge_device, self.badge_precision):
+                b.hide()
+            self.badge_fallback.hide()
+            self.model_text.setText("Model ▸ Open Model… (or drop a .onnx here)" if self._inference is None else "Loading…")
+            if self._inference is None:
+                self.label_big.setText("—")
+                self.label_conf.setText("")
+                self.bars.set_probs([], None)
+            return
+        d = info.get("describe", {})
+        self.badge_backend.setText(BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?"))))
+        prov = d.get("providers") or []
+        self.badge_device.setText(str(prov[0]).replace("ExecutionProvider", "") if prov else str(d.get("device", "?")).upper())
+        self.badge_device.setToolTip("Active providers: " + ", ".join(prov) if prov else f"device: {d.get('device')}")
+        self.badge_precision.setText(str(d.get("precision", "?")))
+        for b in (self.badge_backend, self.badge_device, self.badge_precision):
+            b.show()
+        if d.get("fallback"):
+            req = ", ".join(d.get("providers_requested") or ["CUDA"])
+            self.badge_fallback.setText(f"⚠ CUDA was requested ({req}) but ONNX Runtime is running on the CPU")
+            self.badge_fallback.show()
+        else:
+            self.badge_fallback.hide()
+        name = os.path.basename(self.model_path) if self.model_path else "injected predictor"
+        classes = ", ".join(info["class_names"])
+        extra = " (class names given by hand)" if self.model_classes_override else ""
+        self.model_text.setText(f"{name}\nclasses: {classes}{extra}")
+
+    def _update_cam_controls(self) -> None:
+        ok = self._cam is not None and self.ref_info is not None and self._pair_ok
+        for w in (self.alpha_slider, self.target_combo, self.sync_check):
+            w.setEnabled(ok)
+        self.cam_check.setEnabled(ok)
+        self.act_cam.setEnabled(ok)
+        if self._cam is None and self.ref_info is None:
+            self.cam_text.setText("Model ▸ Open Reference Checkpoint… to see where the reference model looks")
+            self.cam_check.setToolTip("Needs the PyTorch reference checkpoint")
+
+    # The event-loop latency is booked in two accounts: while a model is being built (its first import
+    # and graph optimisation can hold the GIL) and the rest of the time (playing).
+    def _begin_loading(self, what: str) -> None:
+        self._loading.add(what)
+        self.heartbeat.account = "loading"
+
+    def _end_loading(self, what: str) -> None:
+        self._loading.discard(what)
+        if not self._loading:
+            self.heartbeat.account = "playing"
+
+    def reset_figures(self) -> None:
+        """Start the meters afresh (the benchmark calls this after its warm-up)."""
+        for m in (self.display_meter, self.infer_meter, self.cam_meter):
+            m.reset()
+        self.heartbeat.reset()
+        self.frames_displayed = self.frames_inferred = self.cams_done = 0
+
+    def figures(self) -> dict[str, Any]:
+        """Every figure the window shows (and a few more), for the self-check and the benchmark."""
+        d = (self.model_info or {}).get("describe", {})
+        cap = self._capture.worker if self._capture else None
+        return {
+            "frames_captured": cap.captured.count if cap else 0,
+            "frames_displayed": self.frames_displayed,
+            "frames_inferred": self.frames_inferred,
+            "frames_dropped_stale": self._infer_slot.dropped,
+            "display_dropped": self._display_slot.dropped,
+            "display_fps": round(self.display_meter.rate(), 2),
+            "display_fps_mean": round(self.display_meter.mean_rate(), 2),
+            "inference_fps": round(self.infer_meter.rate(), 2),
+            "inference_fps_mean": round(self.infer_meter.mean_rate(), 2),
+            "infer_ms_last": round(float(getattr(self.prediction, "infer_ms", 0.0) or 0.0), 2),
+            "infer_ms_p50": self.infer_meter.percentile(50),
+            "infer_ms_p95": self.infer_meter.percentile(95),
+            "total_ms_last": round(float(getattr(self.prediction, "total_ms", 0.0) or 0.0), 2) if self.prediction is not None else None,
+            "cam_count": self.cams_done,
+            "cam_fps_mean": round(self.cam_meter.mean_rate(), 2),
+            "cam_ms_p50": self.cam_meter.percentile(50),
+            "cam_dropped": self._cam_slot.dropped,
+            "ui_latency_max_ms": round(self.heartbeat.maxima["playing"], 2),
+            "ui_latency_loading_max_ms": round(self.heartbeat.maxima["loading"], 2),
+            "ui_latency_p99_ms": round(self.heartbeat.percentile(99), 2),
+            "ui_latency_samples": len(self.heartbeat.samples["playing"]),
+            "backend": d.get("backend"),
+            "providers": d.get("providers"),
+            "precision": d.get("precision"),
+            "fallback": bool(d.get("fallback", False)),
+        }
+
+    def _update_figures(self) -> None:
+        f = self.figures()
+        live = not self._source_ended and not self.paused
+        if live:
+            self._live_figs = {"inference_fps": f["inference_fps"], "display_fps": f["display_fps"], "cam_fps": self.cam_meter.rate(),
+                               "ni": self.infer_meter.count, "nd": self.display_meter.count}
+        else:  # paused / ended: keep showing the rates measured while it played
+            lf = getattr(self, "_live_figs", None) or {"inference_fps": 0.0, "display_fps": 0.0, "cam_fps": 0.0, "ni": 0, "nd": 0}
+            f = dict(f, inference_fps=lf["inference_fps"], display_fps=lf["display_fps"])
+        live = live or bool(getattr(self, "_live_figs", None))
+        self.fig["latency"].setText(f"{f['infer_ms_last']:.1f} ms" if self.prediction is not None else "–")
+        self.fig["e2e"].setText(f"{self.e2e_ms:.0f} ms" if self.e2e_ms is not None else "–")
+        self.fig["ifps"].setText(f"{f['inference_fps']:.1f}" if self._model_active() and live and self.infer_meter.count > 1 else "–")
+        self.fig["dfps"].setText(f"{f['display_fps']:.1f}" if live and self.display_meter.count > 1 else "–")
+        self.fig["dropped"].setText(f"{f['frames_dropped_stale']}")
+        if not self.cam_enabled:
+            self.fig["cam"].setText("off")
+        elif self._cam_active() and self.cam_out is not None:
+            rate = self.cam_meter.rate() if not (self.paused or self._source_ended) else (getattr(self, "_live_figs", None) or {}).get(
+                "cam_fps", 0.0)
+            self.fig["cam"].setText((f"{rate:.1f} fps · " if rate else "") + f"{self.cam_out.ms:.0f} ms")
+        else:
+            self.fig["cam"].setText("–")
+        if self.frame is not None:
+            self.status_frames.setText(f"frame {self.frame.index}")
+
+    # ------------------------------------------------------------------ snapshot
+    def compose_snapshot(self) -> QtGui.QImage:
+        """The displayed frame with its overlay (if any) and a footer with the label, bars and figures."""
+        frame = self.view.frame
+        if frame is None:
+            raise SourceError("nothing to snapshot yet: open an image, a video, a folder or a camera first")
+        cam, state = self.view.cam, self.view.overlay_state
+        rgb = frame.rgb
+        if cam is not None and state != "none" and cam.heat.shape[:2] == rgb.shape[:2]:
+            import cv2
+
+            layer = cam.colour
+            if layer.shape[:2] != rgb.shape[:2]:
+                layer = cv2.resize(layer, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+            rgb = blend(rgb, layer, self.view.opacity)
+        rgb = np.ascontiguousarray(rgb)
+        H, W = rgb.shape[:2]
+        out_w = max(960, W)
+        scale = out_w / W
+        img_h = int(round(H * scale))
+        fs = max(1.0, out_w / 1280.0)
+        footer = int(170 * fs)
+        canvas = QtGui.QImage(out_w, img_h + footer, QtGui.QImage.Format.Format_RGB888)
+        canvas.fill(QtGui.QColor(C_PANEL))
+        src = QtGui.QImage(rgb.data, W, H, rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
+        p = QtGui.QPainter(canvas)
+        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
+        p.drawImage(QtCore.QRectF(0, 0, out_w, img_h), src)
+        pad = 24 * fs
+        y0 = img_h + pad
+        font = QtGui.QFont(self.font())
+
+        def text(x, y, s, size, colour=C_TEXT, bold=False, w=None):
+            font.setPointSizeF(size * fs)
+            font.setBold(bold)
+            p.setFont(font)
+            p.setPen(QtGui.QColor(colour))
+            fm = QtGui.QFontMetrics(font)
+            rect = QtCore.QRectF(x, y, w or out_w, fm.height() * 3)
+            p.drawText(rect, int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.TextFlag.TextWordWrap), s)
+            return fm.height()
+
+        pred = self.prediction
+        if pred is not None:
+            text(pad, y0 - 6 * fs, str(pred.label), 26, bold=True)
+            text(pad, y0 + 44 * fs, f"{_pct(pred.probs[pred.index])}  ·  deployed model", 11, C_ACCENT)
+            bx, bw = pad + 240 * fs, 300 * fs
+            for k, (name, prob) in enumerate(zip(pred.class_names, pred.probs)):
+                if k >= 4:
+                    break
+                y = y0 + k * 26 * fs
+                text(bx, y, f"{name}", 10, C_MUTED, w=bw * 0.7)
+                font.setPointSizeF(10 * fs)
+                p.setFont(font)
+                p.drawText(QtCore.QRectF(bx, y, bw, 20 * fs), int(QtCore.Qt.AlignmentFlag.AlignRight), _pct(prob))
+                p.setPen(QtCore.Qt.PenStyle.NoPen)
+                p.setBrush(QtGui.QColor(C_PANEL_2))
+                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, bw, 5 * fs), 2, 2)
+                p.setBrush(QtGui.QColor(C_ACCENT if k == pred.index else C_BAR))
+                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, max(4.0, bw * float(prob)), 5 * fs), 2, 2)
+        else:
+            text(pad, y0, "no prediction (no model loaded)", 14, C_MUTED)
+        d = (self.model_info or {}).get("describe", {})
+        self._update_figures()
+        shown = [(t, self.fig[k].text()) for k, t in (("latency", "inference"), ("e2e", "capture → label"), ("ifps", "inference fps"),
+                                                       ("dfps", "display fps"), ("dropped", "dropped"))]
+        lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in ("–", "")),
+                 " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in ("–", ""))]
+        lines = [ln for ln in lines if ln]
+        if d:
+            lines.append(self._backend_line(d) + ("  ·  CUDA requested, running on CPU" if d.get("fallback") else ""))
+        lines.append(f"{frame.source} · frame {frame.index} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
+        fx = pad + 580 * fs
+        for k, s in enumerate(lines):
+            text(fx, y0 + k * 24 * fs, s, 10, C_MUTED, w=out_w - fx - pad)
+        cap = self.view.caption if state != "none" else ""
+        if cap:
+            text(pad, img_h + footer - 44 * fs, cap.replace("\n", "  ·  "), 10, C_WARN if self.view.caption_level == "warn" else C_TEXT,
+                 w=out_w - 2 * pad)
+        p.end()
+        return canvas
+
+    def save_snapshot(self, path: str, *, background: bool = True) -> threading.Thread | None:
+        """Write the snapshot PNG atomically (in a background thread unless told otherwise)."""
+        try:
+            img = self.compose_snapshot()
+        except SourceError as e:
+            self.report(str(e))
+            return None
+        path = os.fspath(path)
+        if not path.lower().endswith(".png"):
+            path += ".png"
+
+        def write():
+            from models.console import atomic_write_bytes
+
+            try:
+                folder = os.path.dirname(os.path.abspath(path))
+                if not os.path.isdir(folder):
+                    raise OSError(f"folder {folder} does not exist")
+                buf = QtCore.QBuffer()
+                buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+                if not img.save(buf, "PNG"):
+                    raise OSError("PNG encoding failed")
+                atomic_write_bytes(path, bytes(buf.data()))
+                self._relay.snapshot_done.emit(path, "")
+            except OSError as e:
+                self._relay.snapshot_done.emit(path, " ".join(str(e).split()))
+
+        if not background:
+            write()
+            return None
+        t = threading.Thread(target=write, name="snapshot", daemon=True)
+        t.start()
+        return t
+
+    def _on_snapshot_done(self, path: str, err: str) -> None:
+        if err:
+            self.report(f"[output] {path}: snapshot not saved ({err}); choose another folder")
+        else:
+            self.status(f"Snapshot saved: {path}", 8000)
+            self.snapshot_saved.emit(path)
+
+    # ------------------------------------------------------------------ menu handlers (dialogs)
+    def _menu_open_file(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open image or video", self._snapshot_dir,
+            "Images and videos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.gif *.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _menu_open_folder(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._snapshot_dir)
+        if path:
+            self.open_source(path)
+
+    def _menu_open_model(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._snapshot_dir,
+                                                        "Models (*.onnx *.engine *.plan);;All files (*)")
+        if path:
+            self.set_model(path)
+
+    def _menu_open_reference(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._snapshot_dir,
+                                                        "PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)")
+        if path:
+            self.set_reference(path)
+
+    def _menu_set_classes(self) -> None:
+        if not self.model_path:
+            self.report("open a model first (Model ▸ Open Model…)", "warn")
+            return
+        names = self._ask_class_names_dialog(self.model_path, "")
+        if names:
+            self.set_model(self.model_path, class_names=names)
+
+    def _menu_snapshot(self) -> None:
+        if self.view.frame is None:
+            self.report("nothing to snapshot yet: open an image, a video, a folder or a camera first", "warn")
+            return
+        name = f"pawlens-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.png"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save snapshot", os.path.join(self._snapshot_dir, name), "PNG image (*.png)")
+        if path:
+            self._snapshot_dir = os.path.dirname(path)
+            self.save_snapshot(path)
+
+    def _ask_class_names_dialog(self, path: str, msg: str) -> list[str] | None:
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "Class names needed",
+            f"{os.path.basename(path)} carries no class names.\nEnter them in the model's output order, comma-separated:",
+            text="cat,dog")
+        if not ok:
+            return None
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        return names if len(names) >= 2 else None
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        md = ev.mimeData()
+        if md.hasUrls() and any(u.isLocalFile() for u in md.urls()):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            ev.ignore()
+            return
+        ev.acceptProposedAction()
+        for p in paths[:3]:  # e.g. a model and a video dropped together
+            self.open_path(p)
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop every worker and wait for their threads (only here does the UI thread wait)."""
+        self.heartbeat.stop()
+        self._fig_timer.stop()
+        workers = [w for w in (self._capture, self._inference, self._cam) if w is not None]
+        self._capture = self._inference = self._cam = None
+        for w in workers:
+            w.worker.stop()
+        deadline = time.perf_counter() + timeout_ms / 1e3
+        for w in workers:
+            w.stop(wait=True, timeout_ms=max(100, int((deadline - time.perf_counter()) * 1e3)))
+        WorkerThread.stop_all(timeout_ms=max(100, int((deadline - time.perf_counter()) * 1e3)))
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(ev)
+
+
+__all__ = ["FrameView", "MainWindow", "ProbBars", "WindowOptions", "apply_theme", "one_line"]

@@ -1,0 +1,690 @@
+"""Capture, inference and Grad-CAM workers: each a QObject in its own QThread; the newest frame wins.
+
+    slot = LatestSlot()                                          # one-frame buffer between two threads
+    cap = WorkerThread(CaptureWorker(source, display_slot, slot, session=1))
+    inf = WorkerThread(InferenceWorker(lambda: predictor, slot))  # builds + activates in its thread
+    inf.worker.result.connect(window.on_prediction)               # (gen, Frame, Prediction), queued
+
+The pipeline::
+
+    capture thread --put--> [infer slot] --take--> inference thread --put--> [cam slot] --take--> CAM thread
+          \\--put--> [display slot] --notify--> UI thread (draws the newest frame)
+
+Each arrow into a slot replaces what is there: a worker that is busy finds only the newest frame
+when it comes back; the replaced ones are counted as dropped (``LatestSlot.dropped``), never queued.
+The CAM worker gets a frame only after the deployed model has classified it, so every CAM result
+carries the deployed prediction for the same frame id: the window can tell when the reference and
+the deployed model disagree.  Models are built and activated inside their worker's thread
+(``build`` is called there), so the UI thread never runs one and never waits on one.
+
+No ML framework is imported here: predictors and explainers are whatever ``build()`` returns
+(``runtime.predictor.Predictor``, ``runtime.cam.CamExplainer``, or a test fake).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from PySide6 import QtCore
+
+from models.errors import PawlensError
+
+from .sources import FrameSource
+
+_FRAME_IDS = itertools.count(1)
+
+
+def one_line(e: BaseException) -> str:
+    """A user-facing line for any exception (PawlensError already is one)."""
+    if isinstance(e, PawlensError):
+        return str(e)
+    return " ".join(f"unexpected {type(e).__name__}: {e}".split())[:300]
+
+
+@dataclass
+class Frame:
+    """One captured frame.  ``id`` is unique in the process; ``session`` names the capture run."""
+
+    id: int
+    rgb: np.ndarray  # (H, W, 3) uint8 RGB, never modified after capture
+    t: float  # time.perf_counter() at capture
+    session: int = 0
+    index: int = 0  # position in the source (frames read so far)
+    source: str = ""
+
+
+@dataclass
+class CamOutput:
+    """A Grad-CAM result tied to the frame it was computed for."""
+
+    frame: Frame
+    heat: np.ndarray  # (H, W) float32 in [0, 1], frame resolution
+    colour: np.ndarray  # (h, w, 4) uint8 premultiplied RGBA, the colour-mapped heat map (see colourise), <= OVERLAY_MAX_SIDE
+    class_index: int  # the class explained
+    label: str  # its name
+    probs: np.ndarray  # the reference model's probabilities for this frame
+    class_names: list[str]
+    ms: float
+    target: int | None  # what was asked: None = the reference's own top class
+    prediction: Any = None  # the deployed model's Prediction for the same frame (or None)
+
+    @property
+    def frame_id(self) -> int:
+        return self.frame.id
+
+    @property
+    def reference_top(self) -> str:
+        return self.class_names[int(np.argmax(self.probs))]
+
+    @property
+    def disagrees(self) -> bool:
+        """True when the deployed model's top class for this frame differs from the reference's."""
+        return self.prediction is not None and str(self.prediction.label) != self.reference_top
+
+
+class LatestSlot:
+    """A thread-safe one-item buffer: ``put`` replaces, ``take`` empties.  The newest item wins.
+
+    ``dropped`` counts items replaced before anyone took them; ``put`` returns True when the slot
+    was empty, i.e. when the consumer may be idle and needs a wake-up (used for UI notifications so
+    that at most one is ever pending).
+    """
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._item: Any = None
+        self._full = False
+        self._closed = False
+        self.puts = 0
+        self.dropped = 0
+        self.taken = 0
+
+    def put(self, item: Any) -> bool:
+        with self._cv:
+            was_empty = not self._full
+            if self._full:
+                self.dropped += 1
+            self._item, self._full = item, True
+            self.puts += 1
+            self._cv.notify_all()
+            return was_empty
+
+    def take(self, timeout: float | None = None) -> Any:
+        """The item (emptying the slot), or None after ``timeout`` seconds or once closed."""
+        with self._cv:
+            if not self._full and not self._closed:
+                self._cv.wait(timeout)
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            self.taken += 1
+            return item
+
+    def take_nowait(self) -> Any:
+        return self.take(timeout=0)
+
+    def peek(self) -> Any:
+        with self._cv:
+            return self._item if self._full else None
+
+    def clear(self) -> None:
+        with self._cv:
+            self._item, self._full = None, False
+
+    def close(self) -> None:
+        """Wake every waiter; later takes return None at once until ``reopen()``."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def reopen(self) -> None:
+        with self._cv:
+            self._closed = False
+
+
+class RateMeter:
+    """Events per second over a sliding window, plus the latest durations (for p50/p95)."""
+
+    def __init__(self, window_s: float = 2.0, keep: int = 600):
+        self.window_s = window_s
+        self._t: collections.deque[float] = collections.deque()
+        self.durations: collections.deque[float] = collections.deque(maxlen=keep)
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def tick(self, duration_ms: float | None = None, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        self._t.append(now)
+        self.count += 1
+        self.first = now if self.first is None else self.first
+        self.last = now
+        if duration_ms is not None:
+            self.durations.append(float(duration_ms))
+        while self._t and now - self._t[0] > self.window_s:
+            self._t.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        """Events/s over the window (0 when fewer than two events, or when they stopped)."""
+        now = time.perf_counter() if now is None else now
+        while self._t and now - self._t[0] > self.window_s:
+            self._t.popleft()
+        if len(self._t) < 2:
+            return 0.0
+        return (len(self._t) - 1) / max(1e-9, self._t[-1] - self._t[0])
+
+    def mean_rate(self) -> float:
+        """Events/s from the first to the last event (the whole run)."""
+        if self.count < 2 or self.first is None or self.last is None or self.last <= self.first:
+            return 0.0
+        return (self.count - 1) / (self.last - self.first)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.durations:
+            return None
+        return float(np.percentile(np.asarray(self.durations), q))
+
+    def reset(self) -> None:
+        self._t.clear()
+        self.durations.clear()
+        self.count = 0
+        self.first = self.last = None
+
+
+class Heartbeat(QtCore.QObject):
+    """Measures how late the UI event loop runs a timer: the event-loop latency.
+
+    A precise timer fires every ``interval_ms``; each time it notes how much later than planned it
+    ran, i.e. how long the UI thread was unavailable (to within the interval).  Samples are booked
+    to the current ``account`` (the window switches to ``"loading"`` while a model is being built,
+    whose first imports and graph optimisation can hold the GIL, and back to ``"playing"``).
+    """
+
+    ACCOUNTS = ("playing", "loading")
+
+    def __init__(self, interval_ms: int = 10, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self._timer = QtCore.QTimer(self)
+        self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._beat)
+        self.samples: dict[str, collections.deque[float]] = {a: collections.deque(maxlen=20000) for a in self.ACCOUNTS}
+        self.maxima = dict.fromkeys(self.ACCOUNTS, 0.0)
+        self.account = "playing"
+        self._last: float | None = None
+
+    @property
+    def lateness(self) -> collections.deque[float]:
+        return self.samples["playing"]
+
+    @property
+    def max_ms(self) -> float:
+        return self.maxima["playing"]
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def reset(self) -> None:
+        for a in self.ACCOUNTS:
+            self.samples[a].clear()
+            self.maxima[a] = 0.0
+        self._last = time.perf_counter()
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            late = max(0.0, (now - self._last) * 1e3 - self.interval_ms)
+            self.samples[self.account].append(late)
+            self.maxima[self.account] = max(self.maxima[self.account], late)
+        self._last = now
+
+    def percentile(self, q: float, account: str = "playing") -> float:
+        d = self.samples[account]
+        return float(np.percentile(np.asarray(d), q)) if d else 0.0
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Raise this thread's niceness by ``nice`` (Linux: per thread; other systems: no-op).  True if it changed.
+
+    Worker threads call it before they build their model, so the thread pools the backends create
+    from them (ONNX Runtime's, torch's) inherit it: when the CPU is short, the scheduler serves the
+    UI thread first and the window stays responsive; the workers get everything the UI does not use.
+    """
+    if nice <= 0 or not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(nice)))
+        return True
+    except OSError:
+        return False
+
+
+class _Worker(QtCore.QObject):
+    """Base: a loop run in its own QThread until ``stop()``; ``gen`` tags every signal it emits.
+
+    ``nice``: how much lower than the UI thread this worker's thread (and the pools it starts) runs.
+    """
+
+    error = QtCore.Signal(int, str)
+    finished = QtCore.Signal(int)
+    nice = 0
+
+    def __init__(self, gen: int = 0):
+        super().__init__()
+        self.gen = gen
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @QtCore.Slot()
+    def run(self) -> None:
+        lower_thread_priority(self.nice)
+        try:
+            self.loop()
+        except Exception as e:  # noqa: BLE001 - reported in the UI, never a crash
+            self.error.emit(self.gen, one_line(e))
+        finally:
+            self.finished.emit(self.gen)
+
+    def loop(self) -> None:
+        raise NotImplementedError
+
+
+class CaptureWorker(_Worker):
+    """Reads a :class:`~gui.sources.FrameSource` at its own pace and publishes each frame to the slots.
+
+    Signals:
+        opened(gen, description): the source is open.
+        frame_ready(gen): a new frame is in ``display_slot`` (at most one notification is pending).
+        ended(gen, message): the source has no more frames (a video that ended, an image shown).
+        error(gen, message): it cannot be opened or failed mid-stream (a camera unplugged).
+        note(gen, message): something worth a status-bar line (a folder image skipped).
+    """
+
+    nice = 2
+    opened = QtCore.Signal(int, str)
+    frame_ready = QtCore.Signal(int)
+    ended = QtCore.Signal(int, str)
+    note = QtCore.Signal(int, str)
+
+    def __init__(self, source: FrameSource, display_slot: LatestSlot, infer_slot: LatestSlot | None, *, gen: int = 0,
+                 paused: bool = False, realtime: bool = True):
+        super().__init__(gen)
+        self.source = source
+        self.display_slot = display_slot
+        self.infer_slot = infer_slot
+        self.realtime = realtime
+        self._cv = threading.Condition()
+        self._paused = paused
+        self._steps = 0
+        self.captured = RateMeter()
+        self.last_frame: Frame | None = None
+
+    # -- controls (any thread) --------------------------------------------------------------
+    def set_paused(self, paused: bool) -> None:
+        with self._cv:
+            self._paused = bool(paused)
+            self._cv.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def step(self) -> None:
+        """When paused: read exactly one more frame."""
+        with self._cv:
+            self._steps += 1
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        super().stop()
+        with self._cv:
+            self._cv.notify_all()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early on stop / pause / step."""
+        with self._cv:
+            self._cv.wait(max(0.0, seconds))
+
+    # -- loop --------------------------------------------------------------------------------
+    def loop(self) -> None:
+        src = self.source
+        try:
+            src.open()
+        except PawlensError as e:
+            self.error.emit(self.gen, str(e))
+            return
+        try:
+            self.opened.emit(self.gen, src.describe())
+            period = (1.0 / src.fps) if src.fps else 0.0
+            due = time.perf_counter()
+            skipped_seen = 0
+            while not self.stopping:
+                with self._cv:
+                    while self._paused and self._steps == 0 and not self.stopping:
+                        self._cv.wait(0.2)
+                    if self.stopping:
+                        break
+                    stepping = self._paused and self._steps > 0
+                    if stepping:
+                        self._steps -= 1
+                if not stepping and period and self.realtime:
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        self._wait(delay)
+                        if self.stopping:
+                            break
+                        if self._paused and self._steps == 0:
+                            continue  # paused while waiting: read nothing
+                    if time.perf_counter() - due > 0.5:  # fell far behind (a stall): don't race to catch up
+                        due = time.perf_counter()
+                try:
+                    rgb = src.read()
+                except PawlensError as e:
+                    self.error.emit(self.gen, str(e))
+                    return
+                skipped = getattr(src, "skipped", None)
+                if skipped and len(skipped) > skipped_seen:
+                    for p in skipped[skipped_seen:]:
+                        self.note.emit(self.gen, f"skipped {p}: not a readable image")
+                    skipped_seen = len(skipped)
+                if rgb is None:
+                    self.ended.emit(self.gen, self._end_message())
+                    return
+                now = time.perf_counter()
+                frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.frames_read, src.describe())
+                self.last_frame = frame
+                self.captured.tick(now=now)
+                if self.infer_slot is not None:
+                    self.infer_slot.put(frame)
+                if self.display_slot.put(frame):
+                    self.frame_ready.emit(self.gen)
+                due += period
+        finally:
+            src.close()
+
+    def _end_message(self) -> str:
+        src = self.source
+        if src.kind == "image":
+            return f"{src.name}: image shown"
+        if src.kind == "video":
+            return f"{src.name}: video ended after {src.frames_read} frames (turn on Loop to replay it)"
+        return f"{src.name}: no more frames"
+
+
+class InferenceWorker(_Worker):
+    """Builds and activates a predictor in its own thread, then classifies the newest frame, one at a time.
+
+    Signals:
+        ready(gen, info): the model is active; ``info`` has ``describe``, ``class_names``, ``arch``,
+            ``source_sha256`` and ``load_ms``.
+        result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
+        error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
+    """
+
+    nice = 4
+    ready = QtCore.Signal(int, object)
+    result = QtCore.Signal(int, object, object)
+
+    def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, forward: LatestSlot | None = None):
+        super().__init__(gen)
+        self.build = build
+        self.slot = slot
+        self.forward = forward  # the CAM slot: frames are passed on after classification
+        self.forward_enabled = threading.Event()
+        self.meter = RateMeter()
+        self.predictor = None
+
+    def loop(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            predictor = self.build()
+            predictor.activate()
+        except Exception as e:  # noqa: BLE001
+            self.error.emit(self.gen, one_line(e))
+            return
+        self.predictor = predictor
+        try:
+            self.ready.emit(self.gen, self._info(predictor, (time.perf_counter() - t0) * 1e3))
+            while not self.stopping:
+                frame = self.slot.take(timeout=0.1)
+                if frame is None or self.stopping:
+                    continue
+                try:
+                    pred = predictor.predict(frame.rgb)
+                except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
+                    self.error.emit(self.gen, one_line(e))
+                    return
+                self.meter.tick(getattr(pred, "infer_ms", None))
+                self.result.emit(self.gen, frame, pred)
+                if self.forward is not None and self.forward_enabled.is_set():
+                    self.forward.put((frame, pred))
+        finally:
+            try:
+                predictor.deactivate()
+            except Exception:  # noqa: BLE001 - shutting down; nothing to tell the user
+                pass
+
+    @staticmethod
+    def _info(predictor: Any, load_ms: float) -> dict[str, Any]:
+        try:
+            desc = dict(predictor.describe())
+        except Exception as e:  # noqa: BLE001
+            desc = {"backend": "unknown", "describe_error": one_line(e)}
+        meta = getattr(getattr(predictor, "runner", None), "meta", None)
+        return {
+            "describe": desc,
+            "class_names": list(predictor.class_names),
+            "arch": getattr(meta, "arch", None),
+            "source_sha256": getattr(meta, "source_sha256", "") or "",
+            "load_ms": load_ms,
+        }
+
+
+#: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA (cold regions stay clear).
+ALPHA_GAMMA = 0.75
+
+
+def colourise(heat: np.ndarray) -> np.ndarray:
+    """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA for drawing over the frame.
+
+    Colours are OpenCV's JET map (as in ``models.gradcam.overlay``); the alpha of each pixel is
+    ``heat ** ALPHA_GAMMA``, so the parts of the frame the model does not use stay readable, and the
+    window's opacity slider scales the whole layer.  Premultiplied, so Qt draws it without converting.
+    """
+    import cv2
+
+    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
+    a = h ** ALPHA_GAMMA
+    out = np.empty(h.shape + (4,), dtype=np.uint8)
+    out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
+    out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)
+    return out
+
+
+#: The colour layer is made at most this many pixels on its longer side: a Grad-CAM map is smooth (7x7
+#: cells for ResNet50), so drawing it scaled up looks the same and costs the UI thread far less per frame.
+OVERLAY_MAX_SIDE = 480
+
+
+def _shrink(heat: np.ndarray, max_side: int) -> np.ndarray:
+    import cv2
+
+    h, w = heat.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1.0:
+        return heat
+    return cv2.resize(heat, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """Draw a premultiplied RGBA layer over an RGB frame at ``opacity``: what the view's painter does, in NumPy.
+
+    ``out = rgb * (1 - opacity * a) + opacity * rgba_rgb`` (source-over with premultiplied colours).
+    """
+    if rgb.shape[:2] != rgba.shape[:2]:
+        raise ValueError(f"overlay {rgba.shape[:2]} and frame {rgb.shape[:2]} differ in size")
+    k = float(min(1.0, max(0.0, opacity)))
+    a = rgba[..., 3:4].astype(np.float32) * (k / 255.0)
+    out = rgb.astype(np.float32) * (1.0 - a) + rgba[..., :3].astype(np.float32) * k
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class CamWorker(_Worker):
+    """Builds and activates the Grad-CAM explainer (the PyTorch reference) in its own thread.
+
+    Takes ``(frame, prediction)`` jobs from its slot (newest wins), explains ``target_class`` (None:
+    the reference's top class) and emits a :class:`CamOutput` tied to that frame.
+
+    Signals:
+        ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``load_ms``.
+        result(gen, CamOutput)
+        error(gen, message)
+    """
+
+    nice = 6  # below inference: the deployed model keeps its pace, the CAM takes most of what is left
+    ready = QtCore.Signal(int, object)
+    result = QtCore.Signal(int, object)
+
+    def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, path: str | None = None, hash_file: bool = True):
+        super().__init__(gen)
+        self.build = build
+        self.slot = slot
+        self.path = path
+        self.hash_file = hash_file
+        self.target_class: int | None = None
+        self.meter = RateMeter()
+
+    def loop(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            cam = self.build()
+            cam.activate()
+        except Exception as e:  # noqa: BLE001
+            self.error.emit(self.gen, one_line(e))
+            return
+        try:
+            sha = ""
+            if self.path and self.hash_file:
+                from models.console import sha256_file
+
+                try:
+                    sha = sha256_file(self.path)
+                except OSError:
+                    sha = ""
+            self.ready.emit(self.gen, {
+                "class_names": list(cam.class_names),
+                "arch": getattr(cam, "arch", None),
+                "path": self.path,
+                "sha256": sha,
+                "load_ms": (time.perf_counter() - t0) * 1e3,
+            })
+            while not self.stopping:
+                job = self.slot.take(timeout=0.1)
+                if job is None or self.stopping:
+                    continue
+                frame, pred = job
+                target = self.target_class
+                t1 = time.perf_counter()
+                try:
+                    r = cam.explain(frame.rgb, class_index=target)
+                    heat = np.asarray(r.heatmap, dtype=np.float32)
+                    if heat.shape != frame.rgb.shape[:2]:
+                        import cv2
+
+                        heat = cv2.resize(heat, (frame.rgb.shape[1], frame.rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+                    colour = colourise(_shrink(heat, OVERLAY_MAX_SIDE))
+                except Exception as e:  # noqa: BLE001
+                    self.error.emit(self.gen, one_line(e))
+                    return
+                ms = float(getattr(r, "ms", (time.perf_counter() - t1) * 1e3))
+                self.meter.tick(ms)
+                out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),
+                                list(cam.class_names), ms, target, pred)
+                self.result.emit(self.gen, out)
+        finally:
+            try:
+                cam.deactivate()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class WorkerThread:
+    """Owns one worker and the QThread it runs in.  ``stop(wait=False)`` never blocks the caller.
+
+    A stopped worker may still be finishing its current frame; its QThread is kept referenced (in
+    ``_alive``) until it has finished, and pruned later from the UI thread, so no QThread is ever
+    destroyed while running.
+    """
+
+    _alive: list["WorkerThread"] = []
+
+    def __init__(self, worker: _Worker):
+        self.worker = worker
+        self.thread = QtCore.QThread()
+        self.thread.setObjectName(type(worker).__name__)
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+        # Direct: quit() is thread-safe, and a queued call would wait for the UI thread (which may be in wait()).
+        worker.finished.connect(self.thread.quit, QtCore.Qt.ConnectionType.DirectConnection)
+
+    def start(self) -> "WorkerThread":
+        WorkerThread.prune()
+        WorkerThread._alive.append(self)
+        self.thread.start()
+        return self
+
+    @classmethod
+    def prune(cls) -> None:
+        cls._alive = [wt for wt in cls._alive if not wt.thread.isFinished()]
+
+    def stop(self, wait: bool = False, timeout_ms: int = 5000) -> bool:
+        """Ask the worker to stop; with ``wait``, block until it has (returns False on timeout)."""
+        self.worker.stop()  # workers poll their slot with a short timeout, so they notice within ~0.1 s
+        if wait:
+            return bool(self.thread.wait(timeout_ms))
+        return True
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    @classmethod
+    def stop_all(cls, timeout_ms: int = 5000) -> bool:
+        """Stop and wait for every worker thread still alive; True when all have finished."""
+        deadline = time.perf_counter() + timeout_ms / 1e3
+        for wt in list(cls._alive):
+            wt.worker.stop()
+        ok = True
+        for wt in list(cls._alive):
+            ok &= wt.stop(wait=True, timeout_ms=max(50, int((deadline - time.perf_counter()) * 1e3)))
+        cls.prune()
+        return ok
+
+
+__all__ = [
+    "CamOutput", "CamWorker", "CaptureWorker", "Frame", "Heartbeat", "InferenceWorker", "LatestSlot", "RateMeter",
+    "WorkerThread", "blend", "colourise", "one_line",
+]

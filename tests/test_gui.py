@@ -1,0 +1,524 @@
+"""The desktop app's window, offscreen, with injected fakes (no ML framework): what the person sees and does.
+
+The predictor and the Grad-CAM explainer are small fakes (Dangerzone style: the window receives them);
+``tests/test_gui_app.py`` runs the same window on real ONNX Runtime / PyTorch models.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6 import QtCore, QtGui  # noqa: E402
+
+from gui.sources import FrameSource  # noqa: E402
+from gui.window import MainWindow, WindowOptions  # noqa: E402
+from gui.workers import Frame  # noqa: E402
+from runtime.cam import CamResult  # noqa: E402  (no torch at import)
+from runtime.predictor import Prediction, softmax  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
+
+MAIN = threading.main_thread().ident
+
+
+# ----------------------------------------------------------------------------- fakes
+
+
+class FakePredictor:
+    """Says 'dog' for bright frames, 'cat' for dark ones; records the threads it runs in."""
+
+    def __init__(self, class_names=("cat", "dog"), delay=0.0, fallback=False, arch="baseline", flip=False):
+        self.class_names = list(class_names)
+        self.delay, self.fallback, self.flip = delay, fallback, flip
+        self.runner = type("R", (), {"meta": type("M", (), {"arch": arch, "source_sha256": ""})()})()
+        self.threads: set[int] = set()
+        self.is_active = False
+        self.calls = 0
+
+    def activate(self):
+        self.threads.add(threading.get_ident())
+        self.is_active = True
+        return self
+
+    def deactivate(self):
+        self.is_active = False
+
+    def describe(self):
+        req = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.fallback else ["CPUExecutionProvider"]
+        return {"backend": "ort", "device": "cpu", "precision": "fp32", "providers": ["CPUExecutionProvider"],
+                "providers_requested": req, "fallback": self.fallback}
+
+    def predict(self, frame):
+        self.threads.add(threading.get_ident())
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        bright = float(frame.mean()) / 255.0
+        if self.flip:
+            bright = 1 - bright
+        logits = np.array([2.0 * (0.5 - bright), 2.0 * (bright - 0.5)] + [-3.0] * (len(self.class_names) - 2), np.float32)
+        probs = softmax(logits[None])[0]
+        i = int(probs.argmax())
+        return Prediction(i, self.class_names[i], probs, logits, self.class_names, 0.5, 1.0 + self.delay * 1e3, 0.1)
+
+
+class FakeCam:
+    """Grad-CAM stand-in whose heat map encodes the frame it was computed on: a hot vertical band whose
+    column is the frame's grey level.  The reference says 'dog' for bright frames (or always ``says``)."""
+
+    def __init__(self, class_names=("cat", "dog"), delay=0.0, arch="baseline", says=None):
+        self.class_names = list(class_names)
+        self.arch, self.delay, self.says = arch, delay, says
+        self.threads: set[int] = set()
+        self.calls = 0
+
+    def activate(self):
+        self.threads.add(threading.get_ident())
+        return self
+
+    def deactivate(self):
+        pass
+
+    @staticmethod
+    def band_column(frame) -> int:
+        return int(frame[..., 0].mean()) * (frame.shape[1] - 1) // 255
+
+    def explain(self, frame, class_index=None):
+        self.threads.add(threading.get_ident())
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        h, w = frame.shape[:2]
+        heat = np.zeros((h, w), np.float32)
+        c = self.band_column(frame)
+        heat[:, max(0, c - 2) : c + 3] = 1.0
+        bright = float(frame.mean()) / 255.0
+        top = self.says if self.says is not None else int(bright > 0.5)
+        probs = np.full(len(self.class_names), 0.1 / max(1, len(self.class_names) - 1), np.float32)
+        probs[top] = 0.9
+        idx = top if class_index is None else int(class_index)
+        return CamResult(heat, idx, self.class_names[idx], probs, 1.0 + self.delay * 1e3)
+
+
+class SyntheticSource(FrameSource):
+    """``n`` frames at ``fps``; frame k is a uniform grey of level (37 k) mod 256 (so every frame is told apart)."""
+
+    kind = "video"
+
+    def __init__(self, n=10_000, fps=30.0, size=(96, 128), fail_after=None):
+        super().__init__("synthetic")
+        self.n, self.fps, self.size, self.fail_after = n, fps, size, fail_after
+        self.loop = False
+
+    @staticmethod
+    def level(k: int) -> int:
+        return (37 * k) % 256
+
+    def read(self):
+        from gui.sources import SourceError
+
+        k = self.frames_read
+        if self.fail_after is not None and k >= self.fail_after:
+            raise SourceError("camera 7: stopped delivering frames (unplugged or taken by another app); reconnect it")
+        if k >= self.n:
+            return None
+        self.frames_read += 1
+        return np.full(self.size + (3,), self.level(k), np.uint8)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def make_window(qtbot):
+    made = []
+
+    def make(**kw):
+        opts = kw.pop("options", None) or WindowOptions(probe_cameras=False, interactive=False)
+        w = MainWindow(options=opts, **kw)
+        qtbot.addWidget(w)
+        w.resize(1000, 640)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.shutdown()
+
+
+def write_png(path, rgb):
+    from PIL import Image
+
+    Image.fromarray(rgb).save(path)
+    return str(path)
+
+
+def grab_rgb(widget) -> np.ndarray:
+    img = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h = img.width(), img.height()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h).reshape(h, img.bytesPerLine())
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+# ----------------------------------------------------------------------------- what must be shown
+
+
+def test_open_image_shows_the_label(make_window, qtbot, tmp_path):
+    pred = FakePredictor()
+    w = make_window(predictor=pred)
+    path = write_png(tmp_path / "bright.png", np.full((60, 80, 3), 230, np.uint8))
+    w.open_source(path)
+    qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
+    assert w.prediction_frame.id == w.view.frame.id  # the label is for the frame on screen
+    assert w.label_conf.text().endswith("%") and float(w.label_conf.text()[:-1]) > 50
+    assert w.bars.names == ["cat", "dog"] and w.bars.probs is not None and w.bars.probs[1] > w.bars.probs[0]
+    assert w.badge_backend.text() == "ONNX Runtime" and "CPU" in w.badge_device.text() and not w.badge_fallback.isVisible()
+    assert not w.act_pause.isEnabled()  # an image has nothing to play
+    dark = write_png(tmp_path / "dark.png", np.full((60, 80, 3), 20, np.uint8))
+    w.open_path(dark)
+    qtbot.waitUntil(lambda: w.label_big.text() == "cat", timeout=10000)
+
+
+def test_models_are_activated_and_run_in_worker_threads(make_window, qtbot, tmp_path):
+    pred, cam = FakePredictor(), FakeCam()
+    w = make_window(predictor=pred, explainer=cam)
+    w.open_source(write_png(tmp_path / "a.png", np.full((40, 40, 3), 200, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact", timeout=10000)
+    assert pred.calls >= 1 and cam.calls >= 1
+    assert MAIN not in pred.threads and MAIN not in cam.threads  # never on the UI thread
+    assert len(pred.threads) == 1 and len(cam.threads) == 1  # activated in the thread that runs it
+    assert pred.threads != cam.threads
+
+
+def test_play_video_processes_frames_and_drops_stale_ones(make_window, qtbot, shared_data):
+    pred = FakePredictor(delay=0.08)  # ~12 fps of "inference" against a 30 fps video
+    w = make_window(predictor=pred)
+    seen: list[int] = []
+    w.prediction_shown.connect(seen.append)
+    assert w.open_source(str(shared_data / "video" / "cat.mp4"))
+    qtbot.waitUntil(lambda: w.frames_inferred >= 12, timeout=20000)
+    f = w.figures()
+    assert f["frames_captured"] > f["frames_inferred"] >= 12
+    assert f["frames_dropped_stale"] > 0  # frames replaced in the one-frame buffer while the model was busy
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # newest first, never an old frame later
+    assert f["frames_displayed"] >= 20 and w.view.frame.rgb.shape == (720, 1280, 3)
+    assert w.display_meter.rate() > 5
+    assert w._infer_slot.peek() is None or isinstance(w._infer_slot.peek(), Frame)  # at most one frame waits
+
+
+def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot):
+    cam = FakeCam(delay=0.12)  # slower than the video: overlays lag behind
+    w = make_window(predictor=FakePredictor(), explainer=cam, options=WindowOptions(probe_cameras=False, interactive=False, alpha=0.8))
+    log = []
+    orig = w.view.set_overlay
+
+    def spy(out, state, caption="", level="info"):
+        orig(out, state, caption, level)
+        v = w.view
+        log.append((v.frame_id, v.overlay_state, v.overlay_frame_id, v.caption, v.frame.index if v.frame else None,
+                    out.frame.index if out is not None else None))
+
+    w.view.set_overlay = spy
+    outs = []
+    w.cam_shown.connect(lambda _i: outs.append(w.cam_out))
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: len(outs) >= 6, timeout=20000)
+    # every CAM result was computed on the frame it carries (the band sits where that frame's grey level puts it)
+    for o in outs:
+        assert int(np.argmax(o.heat[0])) == pytest.approx(FakeCam.band_column(o.frame.rgb), abs=2)
+    exact = [e for e in log if e[1] == "exact"]
+    stale = [e for e in log if e[1] == "stale"]
+    assert stale, "with a CAM slower than the video some overlays must be shown as stale"
+    for fid, _state, ofid, _cap, _fi, _oi in exact:
+        assert ofid == fid
+    for fid, _state, ofid, cap, fi, oi in stale:
+        assert ofid < fid and "Stale overlay" in cap and f"{fi - oi} frame" in cap
+        assert float(re.search(r"\((\d+) ms\) earlier", cap).group(1)) <= w.opts.stale_ms  # too old: not drawn at all
+    for _fid, state, ofid, *_ in log:
+        assert state in ("exact", "stale", "none") and (state != "none" or ofid is None)
+    # pause: the frame on screen gets its own overlay, and it is drawn (pixels differ from the raw frame)
+    w.set_paused(True)
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.overlay_frame_id == w.view.frame_id, timeout=10000)
+    with_cam = grab_rgb(w.view)
+    col = FakeCam.band_column(w.view.frame.rgb)
+    w.set_cam_enabled(False)
+    assert w.view.overlay_state == "none"
+    raw = grab_rgb(w.view)
+    r = w.view.image_rect()
+    top = slice(int(r.top()) + 40, int(r.top() + 0.6 * r.height()))  # above the caption, below the PAUSED pill
+    diff = np.abs(with_cam.astype(int) - raw.astype(int)).sum(axis=2)[top]
+    assert diff.max() > 60 and (diff > 30).mean() < 0.2  # a band, not the whole view
+    xs = np.nonzero((diff > 30).any(axis=0))[0]
+    expect_x = r.left() + (col + 0.5) * r.width() / w.view.frame.rgb.shape[1]
+    assert abs(float(np.median(xs)) - expect_x) < r.width() / 20  # drawn where this frame's heat is
+
+
+def test_overlays_older_than_the_limit_are_not_drawn(make_window, qtbot):
+    opts = WindowOptions(probe_cameras=False, interactive=False, stale_ms=1.0)
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam(delay=0.1), options=opts)
+    states = []
+    w.prediction_shown.connect(lambda _i: states.append((w.view.overlay_state, w.view.caption)))
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: w.cams_done >= 3 and len(states) > 20, timeout=20000)
+    assert "stale" not in {st for st, _ in states}
+    assert any(st == "none" and "computing" in cap for st, cap in states)
+
+
+def test_sync_mode_only_shows_frames_with_their_own_overlay(make_window, qtbot):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam(delay=0.08))
+    w.set_sync_cam(True)
+    states = []
+    w.cam_shown.connect(lambda _i: states.append((w.view.overlay_state, w.view.overlay_frame_id, w.view.frame_id)))
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: len(states) >= 5, timeout=20000)
+    assert all(s == "exact" and o == f for s, o, f in states)
+
+
+def test_overlay_says_when_models_disagree(make_window, qtbot, tmp_path):
+    # deployed says "dog" for a bright frame; the reference says "cat"
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam(says=0))
+    w.open_source(write_png(tmp_path / "b.png", np.full((50, 50, 3), 240, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.cam_out.prediction is not None, timeout=10000)
+    assert w.cam_out.disagrees
+    cap = w.view.caption
+    assert "disagree" in cap and "deployed says dog" in cap and "reference says cat" in cap and "not the deployed model" in cap
+    assert w.view.caption_level == "warn"
+
+
+def test_cam_explains_a_chosen_class(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam())
+    w.open_source(write_png(tmp_path / "d.png", np.full((50, 50, 3), 10, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact", timeout=10000)
+    assert w.cam_out.label == "cat" and w.target_combo.count() == 3
+    w.target_combo.setCurrentIndex(2)  # “dog”
+    qtbot.waitUntil(lambda: w.cam_out is not None and w.cam_out.class_index == 1 and w.view.overlay_state == "exact", timeout=10000)
+    assert w.cam_out.target == 1 and "(chosen)" in w.view.caption and "“dog”" in w.view.caption
+    w.set_cam_target(None)
+    qtbot.waitUntil(lambda: w.cam_out.target is None, timeout=10000)
+
+
+def test_controls_opacity_pause_step(make_window, qtbot):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam())
+    w.alpha_slider.setValue(25)
+    assert w.view.opacity == pytest.approx(0.25) and w.alpha_value.text() == "25%"
+    src = SyntheticSource(fps=30)
+    w.open_source(source=src)
+    qtbot.waitUntil(lambda: w.frames_displayed >= 5, timeout=10000)
+    w.act_pause.trigger()
+    assert w.paused and w.view.paused
+    qtbot.wait(150)
+    n = src.frames_read
+    qtbot.wait(300)
+    assert src.frames_read == n  # paused: nothing is read
+    w.step()
+    qtbot.waitUntil(lambda: src.frames_read == n + 1, timeout=5000)
+    qtbot.waitUntil(lambda: w.view.frame.index == n + 1, timeout=5000)
+    qtbot.wait(200)
+    assert src.frames_read == n + 1
+    w.act_pause.trigger()
+    qtbot.waitUntil(lambda: src.frames_read > n + 3, timeout=5000)
+
+
+def test_snapshot_writes_a_png(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam())
+    w.open_source(write_png(tmp_path / "a.png", np.full((120, 160, 3), 220, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.prediction is not None, timeout=10000)
+    out = tmp_path / "shots" / "snap.png"
+    out.parent.mkdir()
+    with qtbot.waitSignal(w.snapshot_saved, timeout=10000) as sig:
+        w.save_snapshot(str(out))
+    assert sig.args == [str(out)] and out.is_file()
+    from PIL import Image
+
+    im = np.asarray(Image.open(out).convert("RGB"))
+    assert im.shape[1] >= 960 and im.shape[0] > 960 * 120 / 160  # the frame, scaled up, plus the footer
+    assert not [p for p in os.listdir(out.parent) if ".tmp" in p]  # written atomically
+    frame_part = im[: int(960 * 120 / 160) - 2]
+    assert frame_part.std() > 3  # the overlay band is in it (a uniform frame alone would be flat)
+    bad = tmp_path / "no" / "such" / "dir" / "x.png"
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.save_snapshot(str(bad))
+    assert "snapshot not saved" in w.errors[-1] and not bad.exists()
+
+
+def test_drop_a_file_onto_the_window(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor())
+    path = write_png(tmp_path / "dropped.png", np.full((30, 30, 3), 240, np.uint8))
+    md = QtCore.QMimeData()
+    md.setUrls([QtCore.QUrl.fromLocalFile(path)])
+    enter = QtGui.QDragEnterEvent(QtCore.QPoint(10, 10), QtCore.Qt.DropAction.CopyAction, md,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    w.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, md,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
+    assert w.status_source.text() == "image: dropped.png"
+
+
+def test_fallback_badge_when_cuda_was_asked_and_cpu_runs(make_window, qtbot):
+    w = make_window(predictor=FakePredictor(fallback=True))
+    qtbot.waitUntil(lambda: w.model_info is not None, timeout=10000)
+    assert w.badge_fallback.isVisible() and "CUDA was requested" in w.badge_fallback.text() and "CPU" in w.badge_fallback.text()
+
+
+# ----------------------------------------------------------------------------- bad input: messages, never a crash or a freeze
+
+
+def _still_works(w, qtbot, tmp_path, level=230, label="dog"):
+    w.open_source(write_png(tmp_path / f"ok{level}.png", np.full((40, 40, 3), level, np.uint8)))
+    qtbot.waitUntil(lambda: w.label_big.text() == label, timeout=10000)
+
+
+def test_no_camera(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor(), options=WindowOptions(probe_cameras=True, interactive=False))
+    qtbot.waitUntil(lambda: w.camera_combo.itemText(0) in ("No camera found", "Choose a camera…"), timeout=10000)
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.open_source("99")
+    assert "camera 99: not available" in w.statusBar().currentMessage() and w.banner.isVisible()
+    _still_works(w, qtbot, tmp_path)
+
+
+def test_camera_disappears_mid_stream(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor())
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.open_source(source=SyntheticSource(fps=60, fail_after=12))
+    assert "stopped delivering frames" in w.banner.text()
+    assert w.view.frame is not None and w.view.frame.index == 12  # the last frame stays on screen
+    _still_works(w, qtbot, tmp_path)
+
+
+def test_corrupt_image(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor())
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.open_source(str(bad))
+    assert "broken.jpg" in w.errors[-1] and "cannot show this image" in w.errors[-1]
+    _still_works(w, qtbot, tmp_path)
+
+
+def test_video_that_ends_and_one_that_cannot_be_decoded(make_window, qtbot, tmp_path):
+    import cv2
+
+    vid = tmp_path / "short.mp4"
+    vw = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48))
+    for _ in range(8):
+        vw.write(np.full((48, 64, 3), 200, np.uint8))
+    vw.release()
+    w = make_window(predictor=FakePredictor())
+    with qtbot.waitSignal(w.source_ended, timeout=10000) as sig:
+        w.open_source(str(vid))
+    assert "ended after 8 frames" in sig.args[0] and w.view.frame.index == 8 and not w.errors
+    assert w.act_pause.text() == "Play"
+    w.set_loop(True)
+    w.set_paused(False)  # Play after the end: starts again, now looping
+    qtbot.waitUntil(lambda: w._capture.worker.source.frames_read > 12, timeout=10000)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(os.urandom(4096))
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.open_source(str(broken))
+    assert "broken.mp4" in w.errors[-1] and "decode" in w.errors[-1]
+    _still_works(w, qtbot, tmp_path)
+
+
+class FailingLoader:
+    """A loader whose files are all bad, as the runtime reports them."""
+
+    def load_predictor(self, path, class_names=None):
+        from models.errors import ArtifactError
+
+        if class_names:
+            return FakePredictor(class_names)
+        if "nometa" in path:
+            raise ArtifactError(f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
+                                "or pass --classes NAME,NAME")
+        raise ArtifactError(f"{path}: onnxruntime cannot load it (InvalidProtobuf); truncated or not ONNX? re-export it")
+
+    def load_explainer(self, path):
+        from models.errors import CheckpointError
+
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint (EOFError); retrain or copy the file again")
+
+
+def test_model_file_that_is_not_a_model(make_window, qtbot, tmp_path):
+    w = make_window(loader=FailingLoader())
+    w.open_source(source=SyntheticSource(fps=30))
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_model(str(tmp_path / "junk.onnx"))
+    assert "[artifact]" in w.errors[-1] and "junk.onnx" in w.errors[-1]
+    n = w.frames_displayed
+    qtbot.waitUntil(lambda: w.frames_displayed > n + 5, timeout=10000)  # the video keeps playing
+    assert w.label_big.text() == "—" and not w.badge_backend.isVisible()
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_reference(str(tmp_path / "junk.pt"))
+    assert "[checkpoint]" in w.errors[-1] and not w.cam_check.isEnabled()
+
+
+def test_onnx_without_class_names_refused_or_asked(make_window, qtbot, tmp_path):
+    w = make_window(loader=FailingLoader())
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_model(str(tmp_path / "nometa.onnx"))
+    assert "refused" in w.errors[-1] and "--classes" in w.errors[-1]
+    w2 = make_window(loader=FailingLoader(), options=WindowOptions(probe_cameras=False, interactive=True))
+    asked = []
+    w2.ask_class_names = lambda path, msg: asked.append(path) or ["cat", "dog"]
+    w2.set_model(str(tmp_path / "nometa.onnx"))
+    qtbot.waitUntil(lambda: w2.model_info is not None, timeout=10000)
+    assert asked and w2.model_info["class_names"] == ["cat", "dog"] and "by hand" in w2.model_text.text()
+    _still_works(w2, qtbot, tmp_path)
+
+
+def test_reference_with_other_classes_is_refused(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor())
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_reference(explainer=FakeCam(class_names=("cat", "dog", "fox")))
+    assert "refused" in w.errors[-1] and "[cat, dog, fox]" in w.errors[-1] and "[cat, dog]" in w.errors[-1]
+    assert not w.cam_check.isEnabled() and w._cam is None
+    _still_works(w, qtbot, tmp_path)
+    assert w.view.overlay_state == "none"
+
+
+def test_reference_of_another_architecture_is_refused(make_window, qtbot, tmp_path):
+    w = make_window(predictor=FakePredictor(arch="resnet50"))
+    qtbot.waitUntil(lambda: w.model_info is not None, timeout=10000)
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_reference(explainer=FakeCam(arch="baseline"))
+    assert "is a baseline but" in w.errors[-1] and "resnet50" in w.errors[-1]
+    assert w._cam is None
+
+
+def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qtbot, tmp_path):
+    class Broken(FakePredictor):
+        def predict(self, frame):
+            from models.errors import ArtifactError
+
+            raise ArtifactError("model outputs 3 classes but its metadata names 2")
+
+    w = make_window(predictor=Broken())
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.open_source(write_png(tmp_path / "x.png", np.full((20, 20, 3), 9, np.uint8)))
+    assert "outputs 3 classes" in w.errors[-1] and w._inference is None
+    w.set_model(predictor=FakePredictor())
+    _still_works(w, qtbot, tmp_path)
+
+
+def test_ui_thread_stays_responsive_with_slow_models(make_window, qtbot):
+    """Slow 'models' (sleeping 400 ms a call) must not hold the event loop: the heartbeat stays punctual."""
+    w = make_window(predictor=FakePredictor(delay=0.4), explainer=FakeCam(delay=0.4))
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: w.cams_done >= 2, timeout=20000)
+    w.heartbeat.reset()
+    qtbot.wait(1200)
+    assert len(w.heartbeat.lateness) > 30 and w.frames_inferred >= 3
+    assert w.heartbeat.max_ms < 300  # well under one model call (400 ms): the UI never waited on one
