@@ -7,7 +7,8 @@
 
 Subclasses implement ``activate_impl``, ``infer_impl``, ``deactivate_impl``, ``input_spec`` and
 ``describe_impl``.  The base class guards the state, checks the input against the model's
-expected shape and dtype, and records the inference time.
+expected shape and dtype, splits a batch larger than ``InputSpec.max_batch`` into chunks, and
+records the inference time.
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ class Runner:
         if not self.is_active:
             raise RunnerError(f"[{self.name}] must be activated prior to calling infer()")
         batch = self._check_input(batch)
+        max_batch = self.input_spec().max_batch
         t0 = time.perf_counter()
-        out = self.infer_impl(batch)
+        if max_batch and batch.shape[0] > max_batch:  # e.g. a TensorRT profile: run it in chunks
+            out = np.concatenate([self.infer_impl(batch[i : i + max_batch]) for i in range(0, batch.shape[0], max_batch)])
+        else:
+            out = self.infer_impl(batch)
         self.inference_time = time.perf_counter() - t0
         return out
 

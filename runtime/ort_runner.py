@@ -1,14 +1,24 @@
 """ONNX Runtime backend: any exported ONNX file (fp32, fp16, int8), CUDA EP when asked, CPU otherwise.
 
-    OrtRunner("model.onnx", device="auto")      # CUDA EP if this onnxruntime offers it, else CPU
+    OrtRunner("model.onnx", device="cpu")       # CPU EP
+    OrtRunner("model.onnx", device="cuda")      # CUDA EP (+ CPU for what it lacks), IO binding
+    OrtRunner("model.onnx", device="auto")      # CUDA when this onnxruntime offers it and a GPU is visible
 
 ONNX Runtime falls back to the CPU silently when the CUDA EP cannot load (onnxruntime-gpu on a
 machine without a GPU prints one ``[E:onnxruntime...]`` line and carries on).  Only
 ``session.get_providers()`` after the session is made tells the truth, so the runner checks it and
-``describe()`` reports ``fallback: True`` (logged once) when CUDA was asked for and CPU is running.
+``describe()`` reports ``fallback: True`` (logged once per file) when CUDA was asked for and the CPU
+is running.  ``device="auto"`` asks for CUDA only when a CUDA device is visible, so it does not
+trigger that fall-back on a CPU-only machine.
 
 Intra-op spinning is turned off (``session.intra_op.allow_spinning = 0``): on a 2-core machine
 spinning workers slow every other runtime in the process by up to 2.5x.
+
+On CUDA the input is copied to the device once and the output is bound on the device (IO binding).
+An FP16 ONNX file with float16 inputs still takes float32 batches (cast here).
+
+ONNX files from elsewhere are untrusted input: onnxruntime parses the whole graph; load only files
+you or pawlens-export made.
 """
 
 from __future__ import annotations
@@ -23,49 +33,74 @@ from models.artifact import ArtifactMeta
 from models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
+from .onnx_meta import read_onnx_props
 
 LOG = logging.getLogger("pawlens")
 _warned_fallback: set[str] = set()
 
 
 def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
-    """Read the pawlens metadata of an ONNX file (via onnx, without building a session)."""
-    onnx = lazy_import("onnx", "export", "onnx")
-    _check_file(path)
-    try:
-        m = onnx.load(path, load_external_data=False)
-    except Exception as e:
-        raise ArtifactError(f"{path}: not a readable ONNX model ({type(e).__name__}); truncated? re-export it") from None
-    props = {p.key: p.value for p in m.metadata_props}
+    """Read the pawlens metadata of an ONNX file (without the onnx package or a session).
+
+    Raises:
+        ArtifactError: missing/truncated/foreign file, or (``require=True``) no pawlens metadata.
+    """
+    props = read_onnx_props(path)
     if not require and not any(k.startswith("pawlens.") for k in props):
         return None
-    return ArtifactMeta.from_props(props, path=path)
+    return ArtifactMeta.from_props(props, path=os.fspath(path))
 
 
 def _check_file(path: str) -> None:
     if not os.path.isfile(path):
         raise ArtifactError(f"{path}: model file not found")
     if os.path.getsize(path) == 0:
-        raise ArtifactError(f"{path}: zero-byte model file; re-export it")
+        raise ArtifactError(f"{path}: zero-byte model file; re-export it with pawlens-export")
+
+
+def cuda_visible() -> bool:
+    """True when a CUDA device is visible (asked of torch, a core dependency; no CUDA context is made)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch always importable in this product
+        return False
 
 
 class OrtRunner(Runner):
+    """ONNX Runtime inference session on CPU or CUDA.
+
+    Args:
+        path: an ``.onnx`` file (fp32, fp16 or INT8 QDQ).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        threads: intra-op threads (``None``: ONNX Runtime's default, one per core).
+        spinning: allow intra/inter-op spinning (off by default; see the module docstring).
+        meta: artifact metadata; read from the file when ``None``.
+        io_binding: bind input and output on the session's device (``None``: on CUDA only).
+    """
+
     backend = "ort"
 
     def __init__(self, path: str, *, device: str = "cpu", threads: int | None = None, spinning: bool = False,
-                 meta: ArtifactMeta | None = None, name: str | None = None):
+                 meta: ArtifactMeta | None = None, io_binding: bool | None = None, name: str | None = None):
         self.path = os.fspath(path)
-        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
             raise InputError(f"unknown device {device!r} for onnxruntime; choose auto, cpu or cuda")
         self.device_requested = device
         self.threads = threads
         self.spinning = spinning
+        self.io_binding = io_binding
         super().__init__(name or f"ort-{os.path.basename(self.path)}")
         _check_file(self.path)
-        self.meta = meta
+        self.meta = meta if meta is not None else read_onnx_meta(self.path, require=False)
         self.session = None
         self.providers_requested: list[str] = []
         self.providers_active: list[str] = []
+        self._binding = None
+        self._bind_device = "cpu"
+        self._device_id = 0
+        self._model_dtype = np.float32
 
     def activate_impl(self) -> None:
         ort = lazy_import("onnxruntime", "cpu", "onnxruntime")
@@ -76,20 +111,24 @@ class OrtRunner(Runner):
             so.intra_op_num_threads = int(self.threads)
         so.log_severity_level = 3
         available = ort.get_available_providers()
-        want_cuda = self.device_requested.startswith("cuda") or (
-            self.device_requested == "auto" and "CUDAExecutionProvider" in available
-        )
+        if self.device_requested == "auto":
+            want_cuda = "CUDAExecutionProvider" in available and cuda_visible()
+        else:
+            want_cuda = str(self.device_requested).startswith("cuda")
         providers: list[Any] = []
         if want_cuda:
-            dev_id = int(self.device_requested.split(":")[1]) if ":" in self.device_requested else 0
+            dev_id = int(str(self.device_requested).split(":")[1]) if ":" in str(self.device_requested) else 0
             providers.append(("CUDAExecutionProvider", {"device_id": dev_id}))
         providers.append("CPUExecutionProvider")
         self.providers_requested = [p if isinstance(p, str) else p[0] for p in providers]
+        self._device_id = providers[0][1]["device_id"] if want_cuda else 0
         try:
             self.session = ort.InferenceSession(self.path, sess_options=so, providers=providers)
         except Exception as e:
             msg = " ".join(str(e).split())[:160]
-            raise ArtifactError(f"{self.path}: onnxruntime cannot load it ({type(e).__name__}: {msg}); truncated or not ONNX? re-export it") from None
+            raise ArtifactError(
+                f"{self.path}: onnxruntime cannot load it ({type(e).__name__}: {msg}); truncated or not ONNX? re-export it"
+            ) from None
         self.providers_active = list(self.session.get_providers())
         if self.fallback and self.path not in _warned_fallback:
             _warned_fallback.add(self.path)
@@ -103,31 +142,56 @@ class OrtRunner(Runner):
         self._input_name = inp.name
         self._output_name = self.session.get_outputs()[0].name
         shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
-        dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}.get(inp.type, "float32")
-        self._spec = InputSpec(inp.name, shape, dtype)
+        self._model_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        if inp.type not in ("tensor(float)", "tensor(float16)"):
+            raise ArtifactError(f"{self.path}: input {inp.name!r} is {inp.type}; pawlens models take float tensors")
+        self._spec = InputSpec(inp.name, shape, "float32")
+        use_binding = self.on_cuda if self.io_binding is None else bool(self.io_binding)
+        self._bind_device = "cuda" if self.on_cuda else "cpu"
+        self._binding = self.session.io_binding() if use_binding else None
 
     @property
     def fallback(self) -> bool:
+        """CUDA was requested but the session runs on the CPU."""
         return "CUDAExecutionProvider" in self.providers_requested and "CUDAExecutionProvider" not in self.providers_active
+
+    @property
+    def on_cuda(self) -> bool:
+        return bool(self.providers_active) and self.providers_active[0] == "CUDAExecutionProvider"
 
     def input_spec(self) -> InputSpec:
         return self._spec
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        out = self.session.run([self._output_name], {self._input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)
+        if self._model_dtype is not np.float32:
+            batch = batch.astype(self._model_dtype)
+        if self._binding is None:
+            out = self.session.run([self._output_name], {self._input_name: batch})[0]
+            return np.asarray(out, dtype=np.float32)
+        import onnxruntime as ort
+
+        b = self._binding
+        b.clear_binding_inputs()
+        b.clear_binding_outputs()
+        b.bind_ortvalue_input(self._input_name, ort.OrtValue.ortvalue_from_numpy(batch, self._bind_device, self._device_id))
+        b.bind_output(self._output_name, self._bind_device, self._device_id)
+        self.session.run_with_iobinding(b)
+        return np.asarray(b.copy_outputs_to_cpu()[0], dtype=np.float32)
 
     def deactivate_impl(self) -> None:
+        self._binding = None
         self.session = None
 
     def describe_impl(self) -> dict[str, Any]:
         active = self.providers_active
-        device = "cuda" if active and active[0] == "CUDAExecutionProvider" else "cpu"
         return {
-            "device": device,
+            "device": "cuda" if self.on_cuda else ("cpu" if active else str(self.device_requested)),
             "precision": self.meta.precision if self.meta else "unknown",
             "providers_requested": self.providers_requested,
             "providers": active,
             "fallback": self.fallback,
+            "io_binding": self._binding is not None,
+            "threads": self.threads,
+            "spinning": self.spinning,
             "path": self.path,
         }

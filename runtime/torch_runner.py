@@ -42,6 +42,8 @@ class TorchRunner(Runner):
         """``checkpoint``: a path, a loaded checkpoint dict, or an ``nn.Module`` (then meta is ``None``)."""
         if precision not in PRECISIONS:
             raise InputError(f"unknown torch precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device == "cpu":
+            raise InputError("torch fp16 needs CUDA; on the CPU use --precision bf16")
         self.device = device
         self.precision = precision
         self.channels_last = channels_last
@@ -104,4 +106,8 @@ class TorchRunner(Runner):
         self.model = None
 
     def describe_impl(self) -> dict[str, Any]:
-        return {"device": self.device, "precision": self.precision, "channels_last": self.channels_last}
+        d = {"device": self.device, "precision": self.precision, "channels_last": self.channels_last, "threads": self.threads}
+        if self.ckpt is not None:
+            d["arch"] = self.ckpt.get("arch")
+            d["path"] = self.ckpt.get("path")
+        return d

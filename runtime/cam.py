@@ -1,0 +1,152 @@
+"""CamExplainer: Grad-CAM for raw frames, on the PyTorch reference, with the heat map at frame resolution.
+
+    with CamExplainer("runs/train/x/best.pt") as cam:      # builds the model + GradCAM in this thread
+        r = cam.explain(frame_rgb)                          # (H, W, 3) uint8 RGB, any size
+        r.heatmap                                           # (H, W) float32 in [0, 1]
+        overlay(frame_rgb, r.heatmap)                       # models.gradcam.overlay
+
+Grad-CAM needs gradients, so it always runs on the PyTorch checkpoint (fp32), whatever backend serves
+the predictions.  The model sees the centre crop of the resized frame (see
+:mod:`models.preprocess`); the heat map is placed back onto that region of the frame and is zero
+outside it.
+
+Class names, preprocessing and the target layer (``models.registry.model_info(arch).cam_layer``) come
+from the checkpoint.  Not thread-safe: activate and use it in one thread (the GUI's CAM worker).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.errors import InputError
+from models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
+
+from .predictor import softmax
+
+
+@dataclass
+class CamResult:
+    heatmap: np.ndarray  # (H, W) float32 in [0, 1], frame resolution
+    class_index: int
+    label: str
+    probs: np.ndarray  # (C,) float32, the reference model's probabilities
+    ms: float  # preprocessing + Grad-CAM + mapping back, milliseconds
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def heat_to_frame(heat: np.ndarray, frame_hw: tuple[int, int], cfg: PreprocessConfig) -> np.ndarray:
+    """Map a model-input heat map ``(S, S)`` back onto the frame ``(H, W)`` it was cropped from.
+
+    The frame was resized (shorter side -> ``cfg.resize_size``) and centre-cropped to S x S; the heat
+    map is placed at the crop's position in the resized frame (zeros elsewhere), then resized to the
+    frame with bilinear interpolation.
+    """
+    import cv2
+
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    s = cfg.input_size
+    nh, nw = resized_shape(h, w, cfg)
+    y0, x0 = crop_box(nh, nw, s)
+    canvas = np.zeros((nh, nw), dtype=np.float32)
+    hs = heat if heat.shape == (s, s) else cv2.resize(heat.astype(np.float32), (s, s), interpolation=cv2.INTER_LINEAR)
+    canvas[y0 : y0 + s, x0 : x0 + s] = hs
+    out = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else canvas
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+class CamExplainer:
+    """Grad-CAM explanations of raw frames with the PyTorch reference checkpoint.
+
+    Args:
+        checkpoint: a pawlens checkpoint path, or a checkpoint dict from ``load_checkpoint``.
+        device: ``cpu`` (default), ``cuda`` or ``auto``.
+        target_layer: override the registry's ``cam_layer`` (a dotted module path).
+    """
+
+    def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None):
+        from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
+        from models.registry import model_info
+
+        if isinstance(checkpoint, dict):
+            self.ckpt = checkpoint
+        else:
+            p = os.fspath(checkpoint)
+            if p.lower().endswith((".onnx", ".engine")):
+                raise InputError(f"{p}: Grad-CAM needs the PyTorch checkpoint (.pt) the model was exported from; pass it with --reference")
+            self.ckpt = load_checkpoint(p)
+        self.arch: str = self.ckpt["arch"]
+        self.class_names: list[str] = list(self.ckpt["class_names"])
+        self.preprocess: PreprocessConfig = preprocess_from_checkpoint(self.ckpt)
+        self.target_layer = target_layer or model_info(self.arch).cam_layer
+        self.device_requested = device
+        self.device = device
+        self.model = None
+        self._cam = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def activate(self) -> "CamExplainer":
+        """Build the model and open the Grad-CAM hooks, in the calling thread."""
+        if self._cam is not None:
+            return self
+        from models.checkpoint import model_from_checkpoint
+        from models.gradcam import GradCAM
+
+        from .torch_runner import resolve_device
+
+        self.device = resolve_device(self.device_requested)
+        self.model = model_from_checkpoint(self.ckpt).to(self.device)
+        self._cam = GradCAM(self.model, self.target_layer).open()
+        return self
+
+    def deactivate(self) -> None:
+        if self._cam is not None:
+            self._cam.release()
+        self._cam = None
+        self.model = None
+
+    @property
+    def is_active(self) -> bool:
+        return self._cam is not None
+
+    def __enter__(self) -> "CamExplainer":
+        return self.activate()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.deactivate()
+
+    def __del__(self):
+        try:
+            self.deactivate()
+        except Exception:
+            pass
+
+    # -- work -------------------------------------------------------------------------------
+    def explain(self, frame_rgb: np.ndarray, class_index: int | None = None) -> CamResult:
+        """Grad-CAM of one raw frame.
+
+        Args:
+            frame_rgb: ``(H, W, 3)`` uint8 RGB (grayscale ``(H, W)`` and RGBA are accepted too).
+            class_index: the class to explain; ``None`` explains the reference's top-1 class.
+        """
+        import torch
+
+        if self._cam is None:
+            raise InputError("[cam] CamExplainer is not active; call activate() or use it as a context manager")
+        f = np.asarray(frame_rgb)
+        if f.ndim not in (2, 3) or f.shape[0] < 1 or f.shape[1] < 1:
+            raise InputError(f"[cam] expected an (H, W, 3) uint8 RGB frame, got shape {f.shape}")
+        if class_index is not None and not 0 <= int(class_index) < len(self.class_names):
+            raise InputError(f"[cam] class_index {class_index} out of range; the model has {len(self.class_names)} classes")
+        t0 = time.perf_counter()
+        x = torch.from_numpy(preprocess_numpy([f], self.preprocess)).to(self.device)
+        heat, logits = self._cam(x, class_index=class_index)
+        full = heat_to_frame(heat, f.shape[:2], self.preprocess)
+        probs = softmax(logits[None].astype(np.float32))[0]
+        idx = int(probs.argmax()) if class_index is None else int(class_index)
+        ms = (time.perf_counter() - t0) * 1e3
+        return CamResult(full, idx, self.class_names[idx], probs, ms, extra={"logits": logits, "input_heatmap": heat})

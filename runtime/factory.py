@@ -1,0 +1,247 @@
+"""make_runner(path): the right backend for a model file, configured from the file's own metadata.
+
+    runner = make_runner("best.pt")                            # TorchRunner
+    runner = make_runner("model.onnx")                         # ONNX Runtime or OpenVINO (see below)
+    runner = make_runner("model.fp16.engine")                  # TrtRunner (+ model.fp16.engine.json)
+    runner = make_runner("model.onnx", backend="openvino", precision="bf16")
+    pred = make_predictor("model.int8.onnx")                   # Predictor(make_runner(...))
+
+Nothing heavy happens here: the runner loads its library and the model in ``activate()``.  The class
+names and preprocessing come from the artifact (checkpoint dict, ONNX ``metadata_props``, engine
+sidecar) and are on ``runner.meta`` before activation.
+
+``backend="auto"`` picks, for the given file and device, the fastest backend that stays inside the
+artifact's own parity gate (it never lowers the precision: no bf16 for an fp32 artifact unless
+``precision="bf16"`` is asked for):
+
+======================  ===========================================================================
+``.pt``                 torch; fp32, channels_last on the CPU (same numbers as NCHW within 1e-5)
+``.onnx`` on CUDA       onnxruntime with the CUDA EP (fall-back to CPU is visible in describe())
+``.onnx`` INT8, CPU     OpenVINO when installed (faster than onnxruntime on the same QDQ model
+                        in pawlens-bench), else onnxruntime
+``.onnx`` fp32, CPU     onnxruntime when installed (fastest fp32 at batch 1), else OpenVINO f32
+``.onnx`` + bf16        OpenVINO with INFERENCE_PRECISION_HINT=bf16 (only when asked for)
+``.engine``             TensorRT
+======================  ===========================================================================
+
+Model files from elsewhere are untrusted input (ONNX graphs and TensorRT engines are parsed by native
+code; engines must never be deserialized from an untrusted source): load only files you or
+pawlens-export made.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from models.artifact import ArtifactMeta
+from models.errors import ArtifactError, BackendUnavailable, InputError
+from models.preprocess import PreprocessConfig
+
+from .base import Runner
+
+BACKENDS = ("auto", "torch", "ort", "openvino", "trt")
+DEVICES = ("auto", "cpu", "cuda")
+SUFFIXES = {".pt": "PyTorch checkpoint", ".onnx": "ONNX model", ".engine": "TensorRT engine (+ .engine.json sidecar)"}
+_EXTRA = {"ort": ("onnxruntime", "cpu"), "openvino": ("openvino", "openvino"), "trt": ("tensorrt", "gpu")}
+_FILE_BACKENDS = {".pt": ("torch",), ".onnx": ("ort", "openvino"), ".engine": ("trt",)}
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """The model file's suffix (``.pt``, ``.onnx``, ``.engine``), or ArtifactError listing the supported types."""
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise ArtifactError(f"{p}: is a folder; pass a model file ({', '.join(SUFFIXES)})")
+    ext = os.path.splitext(p)[1].lower()
+    if ext == ".pth":
+        ext = ".pt"
+    if ext not in SUFFIXES:
+        kinds = ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items())
+        raise ArtifactError(f"{p}: unknown model file type {ext or '(no suffix)'!r}; supported: {kinds}")
+    return ext
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether the backend's library can be imported (checked without importing it)."""
+    if backend == "torch":
+        return True
+    mod = _EXTRA[backend][0]
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _cuda_visible() -> bool:
+    from .ort_runner import cuda_visible
+
+    return cuda_visible()
+
+
+def _ort_has_cuda() -> bool:
+    if not backend_installed("ort"):
+        return False
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@dataclass
+class Plan:
+    """What make_runner will build: a backend, its keyword arguments, and why."""
+
+    backend: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str = "auto", precision: str | None = None,
+                meta: ArtifactMeta | None = None) -> Plan:
+    """Decide the backend and its settings for ``path`` without building anything heavy."""
+    p = os.fspath(path)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    ext = file_kind(p)
+    allowed = _FILE_BACKENDS[ext]
+    if backend != "auto" and backend not in allowed:
+        hint = " (export it to ONNX / TensorRT with pawlens-export first)" if ext == ".pt" else ""
+        raise InputError(f"--backend {backend} cannot load a {ext} file ({SUFFIXES[ext]}); choose auto or {' / '.join(allowed)}{hint}")
+    cuda_dev = str(device).startswith("cuda")
+
+    if ext == ".pt":
+        prec = precision or "fp32"
+        dev = device
+        if dev == "auto":
+            dev = "cuda" if _cuda_visible() else "cpu"
+        cl = dev == "cpu" or prec.startswith("bf16")
+        return Plan("torch", {"device": dev, "precision": prec, "channels_last": cl}, "PyTorch checkpoint")
+
+    if ext == ".engine":
+        if precision not in (None, "fp16", "fp32", "int8") or (precision and meta is not None and precision != meta.precision):
+            raise InputError(f"--precision {precision} does not apply to a TensorRT engine: its precision was fixed when it was built")
+        if device == "cpu":
+            raise InputError(f"{p}: a TensorRT engine runs on a CUDA GPU only; drop --device cpu or use the .onnx file")
+        return Plan("trt", {"device": "cuda" if device == "auto" else device}, "TensorRT engine")
+
+    # .onnx
+    art_prec = meta.precision if meta is not None else "fp32"
+    if precision not in (None, art_prec, "bf16"):
+        raise InputError(
+            f"--precision {precision} does not match {os.path.basename(p)} (a {art_prec} model); "
+            "pick the file exported in that precision, or use --precision bf16 with --backend openvino"
+        )
+    want_bf16 = precision == "bf16" and art_prec != "bf16"
+    if backend == "ort":
+        if want_bf16:
+            raise InputError("onnxruntime has no bf16 mode for an fp32 model; use --backend openvino --precision bf16")
+        return Plan("ort", {"device": device}, "asked for")
+    if backend == "openvino":
+        if cuda_dev:
+            raise InputError("--backend openvino runs on the CPU here; use --backend ort (CUDA EP) or trt for --device cuda")
+        return Plan("openvino", {"precision": "bf16" if want_bf16 else "fp32"}, "asked for")
+    # auto
+    if want_bf16:
+        if not backend_installed("openvino"):
+            raise BackendUnavailable("bf16 for an ONNX model needs OpenVINO; install it with: pip install -e '.[openvino]'")
+        return Plan("openvino", {"precision": "bf16"}, "bf16 asked for: OpenVINO INFERENCE_PRECISION_HINT=bf16")
+    if cuda_dev or (device == "auto" and _cuda_visible() and _ort_has_cuda()):
+        return Plan("ort", {"device": "cuda" if device == "auto" else device}, "CUDA: onnxruntime CUDA EP")
+    have_ort, have_ov = backend_installed("ort"), backend_installed("openvino")
+    if art_prec == "int8" and have_ov:
+        return Plan("openvino", {"precision": "fp32"}, "INT8 on the CPU: OpenVINO runs the QDQ model fastest")
+    if have_ort:
+        return Plan("ort", {"device": "cpu"}, f"{art_prec} on the CPU: onnxruntime")
+    if have_ov:
+        return Plan("openvino", {"precision": "fp32"}, f"{art_prec} on the CPU: OpenVINO (onnxruntime not installed)")
+    raise BackendUnavailable(
+        "no ONNX backend is installed; install one with: pip install -e '.[cpu]' (onnxruntime) or -e '.[openvino]'"
+    )
+
+
+def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = None) -> ArtifactMeta | None:
+    """The artifact metadata of a model file (``None`` for a bare ONNX without pawlens metadata and no class names)."""
+    p = os.fspath(path)
+    ext = file_kind(p)
+    if ext == ".pt":
+        from models.checkpoint import load_checkpoint
+
+        return ArtifactMeta.from_checkpoint(load_checkpoint(p))
+    if ext == ".engine":
+        from .trt_runner import meta_from_sidecar, read_sidecar
+
+        return meta_from_sidecar(read_sidecar(p), path=p)
+    from .ort_runner import read_onnx_meta
+
+    meta = read_onnx_meta(p, require=not class_names)
+    if meta is None:
+        meta = ArtifactMeta(class_names=list(class_names), preprocess=PreprocessConfig())
+    return meta
+
+
+def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str = "auto", precision: str | None = None,
+                threads: int | None = None, channels_last: bool | None = None,
+                class_names: Sequence[str] | None = None) -> Runner:
+    """Build (not activate) the runner for a model file.
+
+    Args:
+        path: ``.pt`` checkpoint, ``.onnx`` model or ``.engine`` TensorRT engine.
+        backend: one of :data:`BACKENDS`; ``auto`` picks from the file (see the module docstring).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``None`` (the artifact's own), or ``fp32``/``bf16``/``bf16-autocast``/``fp16`` for a
+            checkpoint, ``bf16`` for an fp32 ONNX on OpenVINO.
+        threads: CPU threads for the backend (``None``: its default).
+        channels_last: torch only; ``None`` decides as :func:`plan_runner` does.
+        class_names: for an ONNX file without pawlens metadata (default preprocessing: 224 px, ImageNet mean/std).
+
+    Raises:
+        ArtifactError: unknown file type, missing/truncated file, missing metadata or sidecar.
+        InputError: a backend/device/precision that does not apply to the file.
+        BackendUnavailable: the backend's library is not installed (names the pip extra).
+    """
+    p = os.fspath(path)
+    ckpt = None
+    if file_kind(p) == ".pt":
+        from models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(p)  # loaded once: the runner takes the dict
+        meta = ArtifactMeta.from_checkpoint(ckpt)
+    else:
+        meta = read_meta(p, class_names=class_names)
+    plan = plan_runner(p, backend=backend, device=device, precision=precision, meta=meta)
+    if plan.backend != "torch" and not backend_installed(plan.backend):
+        mod, extra = _EXTRA[plan.backend]
+        how = "install it with NVIDIA's instructions (pip install tensorrt) on a CUDA machine" if plan.backend == "trt" else (
+            f"install it with: pip install -e '.[{extra}]'")
+        raise BackendUnavailable(f"--backend {plan.backend} needs {mod}, which is not installed; {how}")
+    kw = dict(plan.kwargs)
+    if plan.backend == "torch":
+        from .torch_runner import TorchRunner
+
+        if channels_last is not None:
+            kw["channels_last"] = channels_last
+        runner: Runner = TorchRunner(ckpt, threads=threads, **kw)
+    elif plan.backend == "ort":
+        from .ort_runner import OrtRunner
+
+        runner = OrtRunner(p, threads=threads, meta=meta, **kw)
+    elif plan.backend == "openvino":
+        from .openvino_runner import OpenVINORunner
+
+        runner = OpenVINORunner(p, threads=threads, meta=meta, **kw)
+    else:
+        from .trt_runner import TrtRunner
+
+        runner = TrtRunner(p, **kw)
+    runner.plan_reason = plan.reason
+    return runner
+
+
+def make_predictor(path: str | os.PathLike, **kw):
+    """``Predictor(make_runner(path, **kw))``: raw frames in, labels and probabilities out."""
+    from .predictor import Predictor
+
+    return Predictor(make_runner(path, **kw))

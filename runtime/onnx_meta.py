@@ -1,0 +1,107 @@
+"""Read an ONNX file's ``metadata_props`` without the onnx package, and notice truncated files.
+
+    props = read_onnx_props("model.onnx")          # {"pawlens.class_names": "[...]", ...}
+
+The runtime-only installs (``.[cpu]``, ``.[openvino]``) have no ``onnx`` package, yet the factory
+must know an artifact's class names, preprocessing and precision before any backend loads it.  An
+ONNX file is one protobuf ``ModelProto``; this walks its top-level fields (skipping the graph by its
+length prefix, so a 100 MB model costs a few microseconds after the ``mmap``) and decodes field 14,
+``repeated StringStringEntryProto metadata_props``.  A field that runs past the end of the file
+means the file was cut short, which is reported as such.
+
+Model files from elsewhere are untrusted input: this reader only decodes lengths and strings and
+never executes anything, but a backend that loads the graph parses much more.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from models.errors import ArtifactError
+
+_METADATA_PROPS = 14
+_GRAPH = 7
+
+
+def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise EOFError
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(buf, pos: int, end: int):
+    """Yield (field_number, wire_type, value_or_(start, stop)) for one protobuf message."""
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            val, pos = _varint(buf, pos, end)
+            yield field, wire, val
+        elif wire == 1:
+            if pos + 8 > end:
+                raise EOFError
+            yield field, wire, None
+            pos += 8
+        elif wire == 2:
+            n, pos = _varint(buf, pos, end)
+            if pos + n > end:
+                raise EOFError
+            yield field, wire, (pos, pos + n)
+            pos += n
+        elif wire == 5:
+            if pos + 4 > end:
+                raise EOFError
+            yield field, wire, None
+            pos += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+
+
+def read_onnx_props(path: str | os.PathLike) -> dict[str, str]:
+    """Return the model's ``metadata_props`` as a dict.
+
+    Raises:
+        ArtifactError: missing, empty, truncated, or not an ONNX model file.
+    """
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise ArtifactError(f"{p}: model file not found")
+    size = os.path.getsize(p)
+    if size == 0:
+        raise ArtifactError(f"{p}: zero-byte model file; re-export it with pawlens-export")
+    props: dict[str, str] = {}
+    seen_graph = False
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        try:
+            for field, wire, val in _fields(buf, 0, size):
+                if field == _GRAPH and wire == 2:
+                    seen_graph = True
+                elif field == _METADATA_PROPS and wire == 2:
+                    key = value = ""
+                    for f2, w2, v2 in _fields(buf, val[0], val[1]):
+                        if w2 == 2 and f2 in (1, 2):
+                            s = bytes(buf[v2[0] : v2[1]]).decode("utf-8", errors="replace")
+                            if f2 == 1:
+                                key = s
+                            else:
+                                value = s
+                    props[key] = value
+        except EOFError:
+            raise ArtifactError(f"{p}: truncated ONNX file (it ends inside a field); copy or re-export it with pawlens-export") from None
+        except ValueError:
+            raise ArtifactError(f"{p}: not an ONNX model (cannot be decoded as one); pass a .onnx file written by pawlens-export") from None
+    if not seen_graph:
+        raise ArtifactError(f"{p}: not an ONNX model (no graph); pass a .onnx file written by pawlens-export")
+    return props

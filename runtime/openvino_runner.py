@@ -1,0 +1,131 @@
+"""OpenVINO backend: the same exported ONNX files, compiled for the Intel/AMD CPU by OpenVINO.
+
+    OpenVINORunner("model.onnx")                       # fp32 artifact, f32 inference precision
+    OpenVINORunner("model.onnx", precision="bf16")     # INFERENCE_PRECISION_HINT=bf16 (AMX / AVX512-BF16)
+    OpenVINORunner("model.int8.onnx")                  # the INT8 QDQ model made for ONNX Runtime
+
+What users on Intel CPUs pick instead of ONNX Runtime, offered here as a backend of its own.
+``precision`` is the *compute* precision hint (``INFERENCE_PRECISION_HINT``): ``fp32`` (``f32``,
+the default, matches the artifact within the fp32 parity gate) or ``bf16`` (faster where the CPU has
+bf16 units, no calibration needed, but logits move by ~1e-1, outside an fp32 gate of 1e-3; use it
+only when asked).  INT8 QDQ models run their quantized layers in INT8 whatever the hint.
+
+The class names and preprocessing are read from the ONNX ``metadata_props`` (OpenVINO keeps them
+in the model's ``rt_info["framework"]``).  Threads: ``INFERENCE_NUM_THREADS``; ``PERFORMANCE_HINT``
+is ``LATENCY`` (one stream), which is what a single camera feed wants.
+
+ONNX files from elsewhere are untrusted input: OpenVINO parses the whole graph; load only files you
+or pawlens-export made.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from models.artifact import ArtifactMeta
+from models.errors import ArtifactError, InputError
+
+from .base import InputSpec, Runner, lazy_import
+from .onnx_meta import read_onnx_props
+
+PRECISIONS = ("fp32", "bf16")
+_HINT = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVINORunner(Runner):
+    """OpenVINO compiled model on the CPU.
+
+    Args:
+        path: an ``.onnx`` file written by pawlens-export (fp32, fp16 or INT8 QDQ).
+        device: ``cpu`` (or ``auto``, which is the CPU; OpenVINO GPU plugins are not used).
+        precision: compute precision hint, ``fp32`` or ``bf16``.
+        threads: ``INFERENCE_NUM_THREADS`` (``None``: OpenVINO's default, all cores).
+        meta: artifact metadata; read from the file when ``None``.
+    """
+
+    backend = "openvino"
+
+    def __init__(self, path: str, *, device: str = "cpu", precision: str = "fp32", threads: int | None = None,
+                 meta: ArtifactMeta | None = None, performance_hint: str = "LATENCY", name: str | None = None):
+        self.path = os.fspath(path)
+        if device not in ("auto", "cpu"):
+            raise InputError(f"--device {device} is not offered for openvino; it runs on the CPU (use --backend ort or trt for CUDA)")
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown openvino precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.device = "cpu"
+        self.precision = precision
+        self.threads = threads
+        self.performance_hint = performance_hint
+        super().__init__(name or f"openvino-{precision}-{os.path.basename(self.path)}")
+        props = read_onnx_props(self.path)  # also refuses missing / truncated files
+        self.meta = meta if meta is not None else (
+            ArtifactMeta.from_props(props, path=self.path) if any(k.startswith("pawlens.") for k in props) else None
+        )
+        self.compiled = None
+        self._request = None
+        self._active_hint = None
+
+    def activate_impl(self) -> None:
+        ov = lazy_import("openvino", "openvino", "OpenVINO")
+        core = ov.Core()
+        try:
+            model = core.read_model(self.path)
+        except Exception as e:
+            msg = " ".join(str(e).split())[:160]
+            raise ArtifactError(f"{self.path}: OpenVINO cannot read it ({type(e).__name__}: {msg}); re-export it with pawlens-export") from None
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ArtifactError(f"{self.path}: expected one input and one output, got {len(model.inputs)} and {len(model.outputs)}")
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINT[self.precision], "PERFORMANCE_HINT": self.performance_hint}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        try:
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as e:
+            msg = " ".join(str(e).split())[:160]
+            raise ArtifactError(f"{self.path}: OpenVINO cannot compile it for the CPU ({type(e).__name__}: {msg})") from None
+        self._request = self.compiled.create_infer_request()
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self._active_hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32" / "bf16"
+        inp = self.compiled.inputs[0]
+        pshape = inp.get_partial_shape()
+        shape = tuple(int(d.get_length()) if d.is_static else None for d in pshape)
+        self._spec = InputSpec(inp.get_any_name(), shape, "float32")
+        self._in_type = np.float16 if "f16" in str(inp.get_element_type()) else np.float32
+
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        if self._in_type is not np.float32:
+            batch = batch.astype(self._in_type)
+        self._request.infer({0: batch}, share_inputs=True)
+        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def deactivate_impl(self) -> None:
+        self._request = None
+        self.compiled = None
+
+    def describe_impl(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "device": "cpu",
+            "precision": self.effective_precision,
+            "artifact_precision": self.meta.precision if self.meta else "unknown",
+            "inference_precision_hint": self._active_hint or _HINT[self.precision],
+            "threads": self.threads,
+            "path": self.path,
+        }
+        if self.compiled is not None:
+            d["execution_devices"] = list(self.compiled.get_property("EXECUTION_DEVICES"))
+            d["performance_hint"] = str(self.compiled.get_property("PERFORMANCE_HINT"))
+        return d
+
+    @property
+    def effective_precision(self) -> str:
+        """``int8`` for an INT8 artifact, else the compute precision (``fp32`` / ``bf16``)."""
+        art = self.meta.precision if self.meta else "fp32"
+        if art == "int8":
+            return "int8" if self.precision == "fp32" else f"int8+{self.precision}"
+        return self.precision

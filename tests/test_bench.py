@@ -1,0 +1,86 @@
+"""pawlens-bench on a tiny model: all four files written, sane figures, goals computed from the run, both isolation modes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+from PIL import Image
+
+from runtime.bench import main, run_bench
+
+
+def _check_row_sanity(rows, batch_sizes):
+    for r in rows:
+        assert r.status == "ok", (r.key, r.status)
+        assert r.n > 0 and 0 < r.min_ms <= r.p50_ms <= r.p90_ms <= r.p99_ms, r
+        assert r.images_per_s == pytest.approx(r.batch / (r.p50_ms / 1e3))
+        assert r.batch in batch_sizes
+
+
+def test_run_bench_inline_writes_four_files(rt_tiny_onnx, tmp_path):
+    res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 3), iters=3, warmup=1,
+                    isolation="inline", out=str(tmp_path / "b"), n_images=6, progress=False)
+    assert set(res.files) == {"json", "csv", "md", "png"}
+    keys = {r.key for r in res.rows}
+    assert {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "torch-bf16ac-cl", "ort-fp32@tiny.onnx", "ort-int8@tiny.int8.onnx",
+            "openvino-fp32@tiny.onnx", "openvino-bf16@tiny.onnx", "openvino-int8@tiny.int8.onnx"} <= keys
+    _check_row_sanity(res.rows, (1, 3))
+    eager = res.row("torch-fp32", 1)
+    assert eager.speedup == pytest.approx(1.0) and eager.max_abs == 0.0 and eager.top1_agreement == 1.0
+    ort = res.row("ort-fp32@tiny.onnx", 3)
+    assert ort.max_abs < 1e-3 and ort.top1_agreement == 1.0 and ort.within_gate
+    assert ort.speedup == pytest.approx(res.row("torch-fp32", 3).p50_ms / ort.p50_ms)
+    assert res.extras["overhead_ms"] > 0 and res.extras["cam_vs_forward"] > 0
+    # files
+    doc = json.loads(open(res.files["json"]).read())
+    assert len(doc["rows"]) == len(res.rows) and doc["settings"]["isolation"] == "inline" and doc["goals"]
+    rows = list(csv.DictReader(open(res.files["csv"])))
+    assert len(rows) == len(res.rows) and {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "images_per_s", "speedup", "top1_agreement",
+                                           "max_abs"} <= set(rows[0])
+    md = open(res.files["md"]).read()
+    for text in ("| backend | precision | device | batch | p50 ms", "## How the figures were taken", "allow_spinning = 0",
+                 "## Goals", "Grad-CAM", "overhead", "What `--backend auto` picks", "synthetic frames"):
+        assert text in md, text
+    with Image.open(res.files["png"]) as im:
+        assert im.format == "PNG" and im.size[0] > 400
+    # auto's pick is judged for every artifact, bf16 rows never compete for an fp32 artifact
+    picks = {a["artifact"]: a for a in res.auto_picks}
+    assert picks["tiny.onnx"]["auto_key"] == "ort-fp32@tiny.onnx"
+    for pb in picks["tiny.onnx"]["per_batch"].values():
+        assert "bf16" not in pb.get("fastest", "")
+
+
+def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path):
+    """No --checkpoint: an untrained model of the --models file's architecture; each row in its own process."""
+    res = run_bench(None, [rt_tiny_onnx["fp32"]], batch_sizes=(2,), iters=2, warmup=1, backends=("torch", "ort"), isolation="process",
+                    out=str(tmp_path / "p"), n_images=2, cam=False, progress=False)
+    assert {r.key for r in res.rows} == {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "torch-bf16ac-cl", "ort-fp32@tiny.onnx"}
+    _check_row_sanity(res.rows, (2,))
+    assert res.settings["embedded_default"] and res.settings["arch"] == "baseline" and res.settings["input_size"] == 32
+    ort = res.row("ort-fp32@tiny.onnx", 2)
+    assert math.isnan(ort.top1_agreement)  # weights unknown: no agreement claimed
+    md = open(res.files["md"]).read()
+    assert "Embedded default" in md and "own worker process" in md and "OMP_WAIT_POLICY=PASSIVE" in md
+    assert res.runners["ort-fp32@tiny.onnx"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_cli_bad_arguments(capsys, tmp_path):
+    assert main(["--batch-sizes", "1,x", "--out", str(tmp_path)]) == 2
+    assert "--batch-sizes" in capsys.readouterr().err
+    assert main(["--backends", "tflite", "--out", str(tmp_path)]) == 2
+    assert "choose from" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_run_bench_with_real_photos(rt_trained_baseline, shared_data, tmp_path):
+    res = run_bench(rt_trained_baseline["pt"], [rt_trained_baseline["fp32"], rt_trained_baseline["int8"]], batch_sizes=(1,), iters=2,
+                    warmup=0, backends=("torch", "ort"), isolation="inline", images=str(shared_data / "catsdogs"), n_images=6,
+                    cam=False, out=str(tmp_path / "r"), progress=False)
+    assert "6 real photos" in res.settings["agreement_data"]
+    int8 = res.row("ort-int8@base64.int8.onnx", 1)
+    assert math.isfinite(int8.top1_agreement) and math.isfinite(int8.max_abs)
+    goal = next(g for g in res.goals if g["goal"].startswith("INT8 top-1 agreement"))
+    assert goal["ok"] is not None  # judged: a real checkpoint and real photos

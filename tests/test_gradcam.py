@@ -1,0 +1,238 @@
+"""Grad-CAM: the heat map finds the region that drives the class, hooks are scoped, memory stays flat; overlay; CamExplainer."""
+
+from __future__ import annotations
+
+import gc
+import os
+import weakref
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.errors import InputError
+from models.gradcam import GradCAM, overlay
+from models.preprocess import PreprocessConfig, crop_box, resized_shape
+from runtime.cam import CamExplainer, heat_to_frame
+
+
+class PatchNet(nn.Module):
+    """Class 0 = 'there is red', class 1 = 'there is blue': each logit depends only on where that colour is."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 2, 3, padding=1, bias=False)
+        self.act = nn.ReLU(inplace=True)  # in-place right after 'stem': the hook must cope
+        self.head = nn.Conv2d(2, 2, 1, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        with torch.no_grad():
+            w = torch.zeros(2, 3, 3, 3)
+            w[0, :, 1, 1] = torch.tensor([1.0, -1.0, -1.0])  # red - green - blue
+            w[1, :, 1, 1] = torch.tensor([-1.0, -1.0, 1.0])  # blue - red - green
+            self.stem.weight.copy_(w)
+            self.head.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+
+    def forward(self, x):
+        return self.pool(self.head(self.act(self.stem(x)))).flatten(1)
+
+
+def _two_patch_image(size=64):
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0.3, 0.5, size=(3, size, size)).astype(np.float32)  # grey clutter: no colour wins
+    red, blue = (slice(8, 24), slice(10, 26)), (slice(40, 56), slice(36, 52))
+    img[:, red[0], red[1]] = np.array([0.9, 0.1, 0.1], np.float32)[:, None, None]
+    img[:, blue[0], blue[1]] = np.array([0.1, 0.1, 0.9], np.float32)[:, None, None]
+    return torch.from_numpy(img)[None], red, blue
+
+
+def _peak(heat):
+    return np.unravel_index(int(np.argmax(heat)), heat.shape)
+
+
+def _inside(pt, box):
+    return box[0].start <= pt[0] < box[0].stop and box[1].start <= pt[1] < box[1].stop
+
+
+@pytest.mark.parametrize("layer", ["head", "stem"])  # "stem" is followed by an in-place ReLU
+def test_heat_map_peaks_inside_the_region_that_drives_the_class(layer):
+    model = PatchNet().eval()
+    x, red, blue = _two_patch_image()
+    with GradCAM(model, layer) as cam:
+        h0, logits = cam(x, class_index=0)
+        h1, _ = cam(x, class_index=1)
+        hp, _ = cam(x)  # predicted class
+    assert h0.shape == (64, 64) and h0.dtype == np.float32 and 0.0 <= h0.min() and h0.max() == pytest.approx(1.0)
+    assert _inside(_peak(h0), red) and _inside(_peak(h1), blue)
+    # most of the mass lies in the box, little outside it
+    mask = np.zeros((64, 64), bool)
+    mask[red] = True
+    assert h0[mask].mean() > 5 * h0[~mask].mean()
+    assert logits.shape == (2,)
+    np.testing.assert_array_equal(hp, h0 if logits.argmax() == 0 else h1)
+
+
+def test_matches_classic_full_backward_gradcam(tiny_checkpoint):
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(tiny_checkpoint))
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with GradCAM(model, "features.block4") as cam:
+        heat, logits = cam(x)
+    store = {}
+    h = model.features.block4.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    out = model(x.clone().requires_grad_(True))
+    a = store["a"]
+    a.retain_grad()
+    out[0, out[0].argmax()].backward()
+    h.remove()
+    w = a.grad.mean(dim=(2, 3), keepdim=True)
+    ref = torch.relu((w * a).sum(1, keepdim=True))
+    ref = torch.nn.functional.interpolate(ref, size=(32, 32), mode="bilinear", align_corners=False)[0, 0].detach()
+    ref = (ref / ref.max()).numpy()
+    assert np.abs(heat - ref).max() < 1e-5
+    np.testing.assert_allclose(logits, out[0].detach().numpy(), atol=1e-5)
+
+
+def test_hooks_scoped_exceptions_propagate_and_requires_grad_restored():
+    model = PatchNet()
+    layer = model.head
+    flags = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(ValueError, match="boom"):
+        with GradCAM(model, "head") as cam:
+            assert len(layer._forward_hooks) == 1 and not any(p.requires_grad for p in model.parameters())
+            raise ValueError("boom")
+    assert len(layer._forward_hooks) == 0 and [p.requires_grad for p in model.parameters()] == flags
+    with pytest.raises(InputError, match="inside 'with GradCAM"):
+        cam(torch.zeros(1, 3, 8, 8))
+    # __del__ releases an instance opened without a with-block
+    cam = GradCAM(model, layer).open()
+    ref = weakref.ref(cam)
+    del cam
+    gc.collect()
+    assert ref() is None and len(layer._forward_hooks) == 0
+    # inference elsewhere with the hook registered is unaffected (the hook only acts during a CAM call)
+    with GradCAM(model, "head"):
+        with torch.inference_mode():
+            assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 2)
+
+
+def test_bad_arguments():
+    model = PatchNet()
+    with pytest.raises(InputError, match="no layer 'layer9'"):
+        GradCAM(model, "layer9")
+    with pytest.raises(InputError, match="not a sub-module"):
+        GradCAM(model, nn.Conv2d(1, 1, 1))
+    with GradCAM(model, "head") as cam:
+        with pytest.raises(InputError, match=r"\(1, 3, S, S\)"):
+            cam(torch.zeros(2, 3, 8, 8))
+        with pytest.raises(InputError, match="out of range"):
+            cam(torch.zeros(1, 3, 8, 8), class_index=5)
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc to read the resident memory")
+def test_memory_flat_over_1000_calls():
+    model = PatchNet().eval()
+    x, _, _ = _two_patch_image(32)
+    layer = model.head
+
+    def call():
+        with GradCAM(model, "head") as cam:
+            cam(x)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread avoids OpenMP barrier spinning on a busy 2-core machine
+    try:
+        for _ in range(100):
+            call()
+        gc.collect()
+        before = _rss_mb()
+        for _ in range(1000):
+            call()
+        gc.collect()
+        grown = _rss_mb() - before
+    finally:
+        torch.set_num_threads(threads)
+    assert len(layer._forward_hooks) == 0
+    assert grown < 8.0, f"resident memory grew by {grown:.1f} MB over 1000 Grad-CAM calls"
+
+
+def test_resnet50_layer4_at_224():
+    from models.registry import create_model, model_info
+
+    torch.manual_seed(0)
+    model = create_model("resnet50").eval()
+    with GradCAM(model, model_info("resnet50").cam_layer) as cam:
+        heat, logits = cam(torch.randn(1, 3, 224, 224))
+    assert heat.shape == (224, 224) and logits.shape == (2,) and np.isfinite(heat).all() and heat.max() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- overlay
+
+
+def test_overlay_checks_and_blends():
+    img = np.full((30, 40, 3), 100, np.uint8)
+    heat = np.zeros((7, 9), np.float32)
+    heat[3, 4] = 1.0
+    out = overlay(img, heat, alpha=0.5)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, img)
+    np.testing.assert_array_equal(overlay(img, heat, alpha=0.0), img)
+    # hot spot is red-ish (JET at 1.0), cold areas blue-ish
+    assert out[15, 20, 0] > out[15, 20, 2] and out[0, 0, 2] > out[0, 0, 0]
+    for bad_img, bad_heat, alpha, match in [
+        (img.astype(np.float32), heat, 0.4, "uint8"),
+        (img[..., 0], heat, 0.4, "uint8"),
+        (img, heat[None], 0.4, "2-D"),
+        (img, heat * 2, 0.4, r"\[0, 1\]"),
+        (img, np.full((3, 3), np.nan, np.float32), 0.4, "NaN"),
+        (img, heat, 1.5, "alpha"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            overlay(bad_img, bad_heat, alpha=alpha)
+
+
+# ----------------------------------------------------------------------------- CamExplainer
+
+
+def test_heat_to_frame_places_the_crop_region():
+    cfg = PreprocessConfig.for_size(32)  # resize 36, crop 32
+    h, w = 60, 120
+    heat = np.zeros((32, 32), np.float32)
+    heat[16, 16] = 1.0
+    full = heat_to_frame(heat, (h, w), cfg)
+    assert full.shape == (h, w) and full.dtype == np.float32
+    nh, nw = resized_shape(h, w, cfg)
+    y0, x0 = crop_box(nh, nw, 32)
+    sx = w / nw
+    # outside the crop's columns the frame gets zeros
+    assert full[:, : int(x0 * sx) - 1].max() == 0 and full[:, int((x0 + 32) * sx) + 1 :].max() == 0
+    py, px = _peak(full)
+    assert abs(px - (x0 + 16.5) * sx) < 2 * sx and abs(py - (y0 + 16.5) * h / nh) < 2 * h / nh
+
+
+def test_cam_explainer_on_raw_frames(tiny_checkpoint):
+    cam = CamExplainer(str(tiny_checkpoint))
+    assert cam.class_names == ["cat", "dog"] and cam.arch == "baseline" and cam.preprocess.input_size == 32 and not cam.is_active
+    frame = np.random.default_rng(0).integers(0, 256, size=(48, 96, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match="not active"):
+        cam.explain(frame)
+    with cam:
+        r = cam.explain(frame)
+        r1 = cam.explain(frame, class_index=1)
+        g = cam.explain(frame[..., 0])  # grayscale accepted
+        with pytest.raises(InputError, match="out of range"):
+            cam.explain(frame, class_index=2)
+    assert not cam.is_active
+    assert r.heatmap.shape == (48, 96) and r.heatmap.dtype == np.float32 and 0 <= r.heatmap.min() and r.heatmap.max() <= 1
+    assert r.label in ("cat", "dog") and r.class_index == int(np.argmax(r.probs)) and abs(float(r.probs.sum()) - 1) < 1e-5
+    assert r1.class_index == 1 and r1.label == "dog" and r.ms > 0 and g.heatmap.shape == (48, 96)
+    # the model saw the centre crop: the left and right margins of the wide frame are zero
+    assert r.heatmap[:, :4].max() == 0 and r.heatmap[:, -4:].max() == 0
+    with pytest.raises(InputError, match="needs the PyTorch checkpoint"):
+        CamExplainer("model.onnx")
