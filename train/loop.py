@@ -1,0 +1,621 @@
+"""The training loop: one epoch, evaluation, the two-phase transfer schedule, early stopping, checkpoints, resume.
+
+Schedules (chosen by the registry entry of the model):
+
+* ``baseline`` (no pretrained weights): one phase, ``scratch``: every parameter trains at ``lr``.
+* ``resnet50``: phase ``head`` trains only the new head (``lr_head``, backbone frozen, its BatchNorm
+  layers kept in eval mode) for ``head_epochs``; phase ``finetune`` starts from the best head weights and
+  also trains the blocks in ``unfreeze`` (default ``layer4``) at ``lr_backbone``, the head staying at ``lr_head``.
+
+Each phase has its own AdamW optimiser, ReduceLROnPlateau on the validation loss and early stopping
+(``patience`` epochs without a ``min_delta`` gain); early stopping in ``head`` moves on to ``finetune``,
+in the last phase it ends training.  ``best.pt`` holds the weights with the lowest validation loss,
+``last.pt`` everything needed to continue (optimiser, scheduler, scaler, phase, history, early-stopping
+state); each epoch reseeds every RNG from (seed, epoch, rank), so a resumed run repeats the epochs an
+uninterrupted one would have run.  Mixed precision: fp16 autocast with a GradScaler on CUDA, bf16 autocast
+on CPUs with bf16 support.  Under ``torchrun`` the model is wrapped in DistributedDataParallel, the training
+set is sharded with DistributedSampler, metrics are summed over ranks, and only rank 0 writes files.
+
+Usage::
+
+    from train.loop import train
+    result = train({"data": "photos", "model": "baseline", "epochs": 5, "img_size": 96})
+    print(result.best_ckpt, result.metrics["accuracy"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from models.errors import BackendUnavailable, CheckpointError, InputError, OutputError
+
+from . import dist as D
+from .config import merge_for_resume, resolve_config, to_yaml
+from .data import batches
+
+LOG = logging.getLogger("pawlens")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (identical on every rank; files are written by rank 0)."""
+
+    out_dir: str
+    best_ckpt: str
+    last_ckpt: str
+    metrics: dict[str, Any]
+    history: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- devices, precision, seeds
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU -> BackendUnavailable."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(f"--device {device}: torch sees no CUDA GPU here; use --device cpu (or auto)")
+        return device
+    if device == "cpu":
+        return "cpu"
+    raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
+
+
+def cpu_supports_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - older builds without the op
+        return False
+
+
+def resolve_precision(amp: str, device_type: str):
+    """(autocast dtype or None, use a GradScaler) for ``--amp`` on this device."""
+    import torch
+
+    if amp == "off":
+        return None, False
+    if amp == "auto":
+        if device_type == "cuda":
+            return torch.float16, True
+        return (torch.bfloat16, False) if cpu_supports_bf16() else (None, False)
+    if amp == "fp16":
+        if device_type != "cuda":
+            raise InputError("--amp fp16 needs a CUDA device; on CPUs use --amp bf16 (if supported) or --amp off")
+        return torch.float16, True
+    if amp == "bf16":
+        if device_type == "cpu" and not cpu_supports_bf16():
+            raise InputError("--amp bf16: this CPU has no bf16 support in oneDNN; use --amp off")
+        return torch.bfloat16, False
+    raise InputError(f"--amp {amp!r} is not one of auto, off, bf16, fp16")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    import torch
+
+    seed = int(seed) % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(on: bool, device_type: str) -> None:
+    """Deterministic kernels where the device allows (warnings, not errors, where an op has none)."""
+    import torch
+
+    if on and device_type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(bool(on), warn_only=True)
+    torch.backends.cudnn.deterministic = bool(on)
+    torch.backends.cudnn.benchmark = not on
+
+
+# ----------------------------------------------------------------------------- phases and freezing
+
+
+def phase_plan(arch: str, cfg: dict[str, Any]) -> list[str]:
+    """Phase names in order: ``["scratch"]`` for models without pretrained weights, else ``["head", "finetune"]`` (a
+    ``head_epochs`` of 0 skips ``head``; ``head_epochs >= epochs`` leaves only ``head``)."""
+    from models.registry import model_info
+
+    if not model_info(arch).pretrained:
+        return ["scratch"]
+    if cfg["head_epochs"] <= 0:
+        return ["finetune"]
+    if cfg["head_epochs"] >= cfg["epochs"]:
+        return ["head"]
+    return ["head", "finetune"]
+
+
+def configure_phase(model, arch: str, phase: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Set ``requires_grad`` for ``phase`` and return the optimiser's parameter groups (named ``all``, ``head``, ``backbone``)."""
+    from models.registry import model_info
+
+    info = model_info(arch)
+    if phase == "scratch":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return [{"params": list(model.parameters()), "lr": cfg["lr"], "name": "all"}]
+    head = getattr(model, info.head)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    groups = [{"params": list(head.parameters()), "lr": cfg["lr_head"], "name": "head"}]
+    if phase == "finetune":
+        bb = []
+        for name in cfg["unfreeze"]:
+            mod = _submodule(model, name)
+            for p in mod.parameters():
+                if not p.requires_grad:
+                    p.requires_grad_(True)
+                    bb.append(p)
+        if bb:
+            groups.insert(0, {"params": bb, "lr": cfg["lr_backbone"], "name": "backbone"})
+    elif phase != "head":
+        raise InputError(f"unknown phase {phase!r}")
+    return groups
+
+
+def _submodule(model, name: str):
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = ", ".join(n for n, _ in model.named_children())
+        raise InputError(f"--unfreeze {name!r}: no such block in the model; choose from {names}") from None
+
+
+def train_mode(model) -> None:
+    """``model.train()``, but BatchNorm layers whose parameters are all frozen stay in eval mode (running stats kept)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    model.train()
+    for m in model.modules():
+        if isinstance(m, _BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+
+
+# ----------------------------------------------------------------------------- one epoch, evaluation
+
+
+def _autocast(device_type: str, dtype):
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+_WARNED: set[str] = set()
+
+
+def _batch(batch, device, channels_last: bool, desc: str):
+    """Move a ``(x, y, idx, err)`` batch to ``device``; returns x, y, the ok mask and the number of unreadable samples."""
+    import torch
+
+    x, y, _idx, err = batch
+    ok = torch.tensor([e == "" for e in err], dtype=torch.bool)
+    bad = int((~ok).sum())
+    if bad:
+        for j in (~ok).nonzero().flatten().tolist():
+            if err[j] not in _WARNED:  # once per file, not every epoch
+                _WARNED.add(err[j])
+                LOG.warning(f"{desc}: skipped unreadable image: {err[j]}")
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True), ok.to(device), bad
+
+
+def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dtype=None, scaler=None, accumulate: int = 1,
+                    channels_last: bool = False, ctx: D.DistContext | None = None, desc: str = "train",
+                    on_batch: Callable[[int, float], None] | None = None) -> dict[str, float]:
+    """One pass over ``loader`` with gradient accumulation; unreadable samples are masked out of the loss and counted.
+
+    ``criterion`` must use ``reduction="none"``.  Returns loss, acc, n, skipped, time_s and images_per_s (summed over ranks).
+    """
+    import torch
+    from tqdm import tqdm
+
+    ctx = ctx or D.DistContext()
+    dev_type = str(device).split(":")[0]
+    train_mode(model)
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = correct = n = skipped = 0.0
+    nb = len(loader)
+    t0 = time.perf_counter()
+    bar = tqdm(batches(loader), total=nb, desc=desc, disable=None if ctx.is_main else True, leave=False, unit="batch", dynamic_ncols=True)
+    for i, batch in enumerate(bar):
+        x, y, ok, bad = _batch(batch, device, channels_last, desc)
+        skipped += bad
+        k = int(ok.sum())
+        b0 = x.shape[0]
+        if b0 == 1:  # BatchNorm cannot train on one value per channel: use the image twice
+            x, y, ok = x.repeat(2, 1, 1, 1), y.repeat(2), ok.repeat(2)
+        step_now = (i + 1) % accumulate == 0 or i + 1 == nb
+        sync = model.no_sync() if (ctx.enabled and not step_now and hasattr(model, "no_sync")) else contextlib.nullcontext()
+        with sync:
+            with _autocast(dev_type, amp_dtype):
+                logits = model(x)
+            w = ok.float()
+            per = criterion(logits.float(), y)
+            loss = (per * w).sum() / w.sum().clamp_min(1.0)
+            (scaler.scale(loss / accumulate) if scaler is not None else loss / accumulate).backward()
+        if step_now:
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            loss_sum += float((per.detach()[:b0] * w[:b0]).sum())
+            correct += float(((logits.detach().argmax(1)[:b0] == y[:b0]) & ok[:b0]).sum())
+            n += k
+        el = time.perf_counter() - t0
+        if ctx.is_main and not bar.disable:
+            bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", acc=f"{correct / max(n, 1):.3f}", img_s=f"{n * ctx.world_size / max(el, 1e-9):.0f}")
+        if on_batch is not None:
+            on_batch(i, float(loss.detach()))
+    bar.close()
+    dt = time.perf_counter() - t0
+    loss_sum, correct, n, skipped = D.all_reduce_sum([loss_sum, correct, n, skipped], ctx, device)
+    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n), "skipped": int(skipped), "time_s": dt,
+            "images_per_s": n / max(dt, 1e-9)}
+
+
+def evaluate(model, loader, *, device: str, amp_dtype=None, channels_last: bool = False, ctx: D.DistContext | None = None,
+             desc: str = "val") -> dict[str, float]:
+    """Cross-entropy (no label smoothing) and accuracy over ``loader``, summed over ranks; unreadable samples skipped."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    ctx = ctx or D.DistContext()
+    dev_type = str(device).split(":")[0]
+    model.eval()
+    loss_sum = correct = n = skipped = 0.0
+    with torch.inference_mode():
+        for batch in tqdm(batches(loader), total=len(loader), desc=desc, disable=None if ctx.is_main else True, leave=False, unit="batch"):
+            x, y, ok, bad = _batch(batch, device, channels_last, desc)
+            skipped += bad
+            if not bool(ok.any()):
+                continue
+            with _autocast(dev_type, amp_dtype):
+                logits = model(x[ok])
+            loss_sum += float(F.cross_entropy(logits.float(), y[ok], reduction="sum"))
+            correct += float((logits.argmax(1) == y[ok]).sum())
+            n += int(ok.sum())
+    loss_sum, correct, n, skipped = D.all_reduce_sum([loss_sum, correct, n, skipped], ctx, device)
+    return {"loss": loss_sum / n if n else math.inf, "acc": correct / max(n, 1), "n": int(n), "skipped": int(skipped)}
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+def next_run_dir(base: str, name: str) -> str:
+    """``base/name``, or ``base/name-2``, ``-3``, ... whichever does not exist yet."""
+    p = os.path.join(base, name)
+    i = 2
+    while os.path.exists(p):
+        p = os.path.join(base, f"{name}-{i}")
+        i += 1
+    return p
+
+
+def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          on_batch: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train a model as ``cfg`` says (keys: :data:`train.config.DEFAULTS`) and evaluate it on the test split.
+
+    With ``cfg["resume"]`` (a ``last.pt``), the saved config is used, updated with the other keys given.
+
+    Args:
+        cfg: training options; missing keys take their defaults.
+        on_epoch: called on every rank after each epoch with the history row.
+        on_batch: called after each training batch with (batch index, loss).
+
+    Returns:
+        TrainResult with the output folder, checkpoint paths, test metrics and history.
+
+    Raises:
+        PawlensError subclasses (one-line messages) for bad data, flags, weights or outputs; KeyboardInterrupt
+        after logging how to resume (``last.pt`` always holds the last completed epoch).
+    """
+    cfg = dict(cfg)
+    resume_ckpt = None
+    if cfg.get("resume"):
+        from models.checkpoint import load_checkpoint
+
+        resume_ckpt = load_checkpoint(cfg["resume"])
+        if "train_state" not in resume_ckpt:
+            raise CheckpointError(f"{cfg['resume']}: holds no training state (best.pt is weights only); pass the run's last.pt to --resume")
+        cfg = merge_for_resume(resume_ckpt.get("train_config", {}), {k: v for k, v in cfg.items() if k != "resume"}, cfg["resume"])
+    cfg = resolve_config(cfg)
+    device = resolve_device(cfg["device"])
+    import torch
+
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    ctx = D.init_distributed(device.split(":")[0])
+    old_level = LOG.level
+    try:
+        if ctx.enabled and device.startswith("cuda"):
+            device = f"cuda:{ctx.local_rank}"
+        if not ctx.is_main:
+            LOG.setLevel(logging.WARNING)
+        return _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+    finally:
+        LOG.setLevel(old_level)
+        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])  # leave the caller's process as it was
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]
+        D.cleanup(ctx)
+
+
+def _rank0_first(fn, ctx):
+    """``fn()`` on rank 0 first (a download, a data scan), then on the other ranks; rank 0's error is raised on every rank."""
+    from models.errors import PawlensError
+
+    if not ctx.enabled:
+        return fn()
+    out, err = None, None
+    if ctx.is_main:
+        try:
+            out = fn()
+        except PawlensError as e:
+            err = e
+    box = D.broadcast_object((type(err).__name__, str(err).split("] ", 1)[-1]) if err else None, ctx)
+    if err is not None:
+        raise err
+    if box is not None:
+        import models.errors as E
+
+        raise getattr(E, box[0], E.PawlensError)(box[1])
+    return out if ctx.is_main else fn()
+
+
+def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
+    import torch
+    from torch.utils.data.distributed import DistributedSampler
+
+    from models.checkpoint import build_checkpoint, save_checkpoint
+    from models.console import atomic_write_text, ensure_writable_dir
+    from models.preprocess import PreprocessConfig, torch_eval_transform, torch_train_transform
+    from models.registry import create_model, model_info
+
+    from .data import ImageListDataset, ShardSampler, discover, load_split, make_loader
+    from .report import evaluate_samples, plot_curves
+
+    info = model_info(cfg["model"])
+    cfg["img_size"] = cfg["img_size"] or info.default_input_size
+    cfg["weights"] = cfg["weights"] or ("imagenet" if info.pretrained else "none")
+    if cfg["unfreeze"] is None:
+        cfg["unfreeze"] = list(info.unfreeze_default)
+    dev_type = device.split(":")[0]
+    amp_dtype, use_scaler = resolve_precision(cfg["amp"], dev_type)
+    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"))
+
+    # -- where the outputs go (checked before anything slow happens)
+    if resume_ckpt is not None:
+        out_dir = os.path.abspath(cfg["out"] or os.path.dirname(os.path.abspath(cfg["resume"])))
+    else:
+        out_dir = os.path.abspath(cfg["out"] or next_run_dir(os.path.join("runs", "train"), cfg["model"]))
+        for f in ("last.pt", "best.pt"):
+            if os.path.exists(os.path.join(out_dir, f)):
+                raise OutputError(
+                    f"{out_dir} already holds a training run ({f}); continue it with --resume {os.path.join(out_dir, 'last.pt')} "
+                    "or choose another --out"
+                )
+    out_dir = D.broadcast_object(out_dir, ctx)
+    cfg["out"] = out_dir
+
+    # -- data (errors before any file is written)
+    if resume_ckpt is not None:
+        split_path = os.path.join(os.path.dirname(os.path.abspath(cfg["resume"])), "split.json")
+        if os.path.isfile(split_path):
+            spec = load_split(split_path)
+            if not os.path.isdir(spec.root) and cfg["data"] and os.path.isdir(cfg["data"]):
+                spec = load_split(split_path, data_root=cfg["data"])
+        else:
+            LOG.warning(f"{split_path} is missing: re-splitting {cfg['data']} from seed {cfg['seed']}")
+            spec = discover(cfg["data"], seed=cfg["seed"], max_images=cfg["max_images"], val_frac=cfg["val_frac"],
+                            test_frac=cfg["test_frac"], cache=cfg["data_cache"])
+        if list(spec.class_names) != list(resume_ckpt["class_names"]):
+            raise CheckpointError(f"{cfg['resume']}: classes {resume_ckpt['class_names']} differ from the data's {spec.class_names}")
+    else:
+        spec = _rank0_first(lambda: discover(cfg["data"], seed=cfg["seed"], max_images=cfg["max_images"], val_frac=cfg["val_frac"],
+                                             test_frac=cfg["test_frac"], cache=cfg["data_cache"]), ctx)
+    spec.scan()
+    class_names = spec.class_names
+    if cfg["data"] and spec.layout != "oxford-pets":
+        cfg["data"] = os.path.abspath(os.path.expanduser(cfg["data"]))
+    LOG.info(f"data: {spec.describe()}")
+
+    # -- model (weights errors before any file is written)
+    seed_everything(cfg["seed"])
+    set_deterministic(cfg["deterministic"], dev_type)
+    weights = "none" if resume_ckpt is not None else cfg["weights"]
+    model = _rank0_first(lambda: create_model(cfg["model"], num_classes=len(class_names), weights=weights), ctx)  # one download
+    for name in cfg["unfreeze"]:
+        _submodule(model, name)
+    if resume_ckpt is not None:
+        model.load_state_dict(resume_ckpt["state_dict"])
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    pre = PreprocessConfig.for_size(cfg["img_size"])
+
+    if ctx.is_main:
+        ensure_writable_dir(out_dir)
+        atomic_write_text(os.path.join(out_dir, "config.yaml"), to_yaml(cfg))
+        if resume_ckpt is None or not os.path.isfile(os.path.join(out_dir, "split.json")):
+            spec.save(os.path.join(out_dir, "split.json"))
+    D.barrier(ctx)
+    best_path, last_path = os.path.join(out_dir, "best.pt"), os.path.join(out_dir, "last.pt")
+    LOG.info(f"model {cfg['model']} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, weights {cfg['weights']}) at "
+             f"{cfg['img_size']} px on {device}{f' x{ctx.world_size} ({ctx.backend})' if ctx.enabled else ''}; "
+             f"precision {amp_dtype and str(amp_dtype).replace('torch.', '') or 'fp32'}{', channels_last' if channels_last else ''}; "
+             f"outputs in {out_dir}")
+
+    # -- loaders
+    train_ds = ImageListDataset(spec.splits["train"], torch_train_transform(pre), pre.input_size)
+    val_ds = ImageListDataset(spec.splits["val"], torch_eval_transform(pre), pre.input_size)
+    sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg["seed"], drop_last=False)
+    pin = dev_type == "cuda"
+    train_loader = make_loader(train_ds, batch_size=cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
+                               seed=cfg["seed"] + ctx.rank, pin_memory=pin)
+    val_loader = make_loader(val_ds, batch_size=cfg["batch_size"] * 2, sampler=ShardSampler(len(val_ds), ctx.rank, ctx.world_size),
+                             num_workers=cfg["num_workers"], pin_memory=pin)
+    criterion = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg["label_smoothing"])
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    # -- state
+    phases = phase_plan(cfg["model"], cfg)
+    st = {"epoch": 0, "phase": phases[0], "best_val_loss": math.inf, "best_val_acc": 0.0, "best_epoch": 0,
+          "es_best": math.inf, "es_bad": 0, "stopped": False}
+    history = {"model": cfg["model"], "img_size": cfg["img_size"], "epochs": [], "phase_boundaries": [], "best_epoch": 0,
+               "best_val_loss": None, "stopped_early": False, "skipped_images": len(spec.skipped)}
+    ts = resume_ckpt["train_state"] if resume_ckpt is not None else None
+    if ts is not None:
+        st.update(ts["state"])
+        history = ts["history"]
+    best_state = None
+
+    def setup(phase, restore=None):
+        groups = configure_phase(model, cfg["model"], phase, cfg)
+        opt = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
+        sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
+        if restore is not None and restore.get("optimizer"):
+            opt.load_state_dict(restore["optimizer"])
+            sch.load_state_dict(restore["scheduler"])
+            if scaler is not None and restore.get("scaler"):
+                scaler.load_state_dict(restore["scaler"])
+        wrapped = model
+        if ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            wrapped = DDP(model, device_ids=[ctx.local_rank] if dev_type == "cuda" else None)
+        n_train = sum(p.numel() for g in groups for p in g["params"])
+        LOG.info(f"phase {phase}: {n_train:,} trainable parameters; lr " + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups))
+        return opt, sch, wrapped
+
+    def restore_best():
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        elif os.path.isfile(best_path):
+            from models.checkpoint import load_checkpoint
+
+            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+
+    def save_last(opt, sch):
+        ckpt = build_checkpoint(model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+                                metrics={"val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"]},
+                                train_state={"epoch": st["epoch"], "phase": st["phase"], "state": dict(st), "history": history,
+                                             "optimizer": opt.state_dict(), "scheduler": sch.state_dict(),
+                                             "scaler": scaler.state_dict() if scaler is not None else {}})
+        save_checkpoint(last_path, ckpt)
+        atomic_write_text(os.path.join(out_dir, "history.json"), json.dumps(history, indent=1) + "\n")
+
+    opt, sch, wrapped = setup(st["phase"], restore=ts)
+    if ts is not None:
+        LOG.info(f"resumed from {cfg['resume']}: {st['epoch']} epoch(s) done, phase {st['phase']}, best val loss {st['best_val_loss']:.4f}")
+    epochs = cfg["epochs"]
+    if st["epoch"] >= epochs or st["stopped"]:
+        LOG.info(f"training already complete ({st['epoch']} epochs{', stopped early' if st['stopped'] else ''}); evaluating best.pt")
+    try:
+        while st["epoch"] < epochs and not st["stopped"]:
+            e = st["epoch"]
+            phase = st["phase"]
+            seed_everything(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)
+            sampler.set_epoch(e)
+            train_loader.generator.manual_seed(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)  # worker seeds, same after a resume
+            tag = f"epoch {e + 1}/{epochs} [{phase}]"
+            tr = train_one_epoch(wrapped, train_loader, opt, criterion, device=device, amp_dtype=amp_dtype, scaler=scaler,
+                                 accumulate=cfg["accumulate"], channels_last=channels_last, ctx=ctx, desc=tag, on_batch=on_batch)
+            va = evaluate(model, val_loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last, ctx=ctx, desc=f"{tag} val")
+            lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(opt.param_groups)}
+            sch.step(va["loss"])
+            improved = va["loss"] < st["best_val_loss"]
+            if improved:
+                st.update(best_val_loss=va["loss"], best_val_acc=va["acc"], best_epoch=e + 1)
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if ctx.is_main:
+                    save_checkpoint(best_path, build_checkpoint(
+                        model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+                        metrics={"val_loss": va["loss"], "val_acc": va["acc"], "epoch": e + 1, "phase": phase}))
+            if va["loss"] < st["es_best"] - cfg["min_delta"]:
+                st.update(es_best=va["loss"], es_bad=0)
+            else:
+                st["es_bad"] += 1
+            row = {"epoch": e + 1, "phase": phase, "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
+                   "val_acc": va["acc"], "lr": lrs, "images_per_s": tr["images_per_s"], "time_s": tr["time_s"],
+                   "train_images": tr["n"], "val_images": va["n"], "skipped": tr["skipped"] + va["skipped"], "best": improved}
+            history["epochs"].append(row)
+            history.update(best_epoch=st["best_epoch"], best_val_loss=st["best_val_loss"])
+            LOG.info(f"{tag} train loss {tr['loss']:.4f} acc {tr['acc']:.3f} | val loss {va['loss']:.4f} acc {va['acc']:.3f}"
+                     f"{' *' if improved else ''} | lr {', '.join(f'{v:.2g}' for v in lrs.values())} | {tr['images_per_s']:.0f} img/s"
+                     f" | {tr['time_s']:.1f} s")
+            st["epoch"] = e + 1
+            es_hit = st["es_bad"] >= cfg["patience"]
+            if phase == "head" and "finetune" in phases and (st["epoch"] >= cfg["head_epochs"] or es_hit) and st["epoch"] < epochs:
+                if es_hit:
+                    LOG.info(f"phase head: no val-loss gain for {cfg['patience']} epochs; moving on to finetune")
+                restore_best()
+                st.update(phase="finetune", es_best=math.inf, es_bad=0)
+                history["phase_boundaries"].append(st["epoch"] + 1)
+                opt, sch, wrapped = setup("finetune")
+            elif es_hit:
+                st["stopped"] = True
+                history["stopped_early"] = True
+                LOG.info(f"early stopping: no val-loss gain for {cfg['patience']} epochs (best epoch {st['best_epoch']})")
+            if ctx.is_main:
+                save_last(opt, sch)
+            if on_epoch is not None:
+                on_epoch(row)
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            done = st["epoch"]
+            where = f"{last_path} holds epoch {done}; continue with: pawlens-train --resume {last_path}" if done else "no epoch completed"
+            LOG.warning(f"interrupted during epoch {done + 1}: {where}")
+        raise
+
+    # -- final evaluation of the best weights on the test split
+    restore_best()
+    metrics: dict[str, Any] = {}
+    if ctx.is_main:
+        test = spec.splits["test"]
+        where = f"the test split ({len(test)} images)"
+        if not test:
+            test, where = spec.splits["val"], f"the val split ({len(spec.splits['val'])} images; there is no test split)"
+        extra = {"best_epoch": st["best_epoch"], "best_val_loss": st["best_val_loss"], "best_val_acc": st["best_val_acc"],
+                 "skipped_images": len(spec.skipped), "split": "test" if spec.splits["test"] else "val"}
+        metrics = evaluate_samples(model, test, class_names, pre, out_dir, device=device, batch_size=cfg["batch_size"] * 2,
+                                   num_workers=cfg["num_workers"], evaluated_on=where, errors_grid=cfg["errors_grid"], extra=extra)
+        LOG.info(f"test ({where}): accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+        if os.path.isfile(best_path):
+            save_checkpoint(best_path, build_checkpoint(
+                model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+                metrics={"val_loss": st["best_val_loss"], "val_acc": st["best_val_acc"], "epoch": st["best_epoch"],
+                         "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "test_n": metrics["n"]}))
+        atomic_write_text(os.path.join(out_dir, "history.json"), json.dumps(history, indent=1) + "\n")
+        plot_curves(history, os.path.join(out_dir, "curves.png"))
+        LOG.info(f"wrote {out_dir}: best.pt, last.pt, config.yaml, split.json, history.json, metrics.json, curves.png, "
+                 "confusion_matrix.png, errors.png")
+    metrics = D.broadcast_object(metrics, ctx)
+    return TrainResult(out_dir=out_dir, best_ckpt=best_path, last_ckpt=last_path, metrics=metrics, history=history, config=cfg)
