@@ -13,7 +13,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@# compat mode puts the repo on sys.path through a .pth file: onnxruntime.quantization appends its
+	@# transformers/ folder (which holds a models/ dir) to sys.path, and a spawned child process would
+	@# otherwise import that namespace package instead of ours.
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 test: setup
@@ -27,6 +30,9 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+gui-check: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m gui.bench --make-models runs/bench/gui/models
 
 clean:
 	rm -rf runs .pytest_cache
