@@ -1,0 +1,145 @@
+"""pawlens-demo: the main job end to end, in one command.
+
+    pawlens-demo                         # ../shared/data/catsdogs if it exists, else the embedded default
+    pawlens-demo --data photos/          # ImageFolder / pre-split / Kaggle-flat folder of cat and dog photos
+    pawlens-demo --no-data               # force the embedded default (untrained ResNet50, synthetic images)
+
+With data: trains the baseline and ResNet50 briefly at a small input size on a capped number of images
+(ResNet50 from ImageNet weights when they can be had: online, or ``--weights PATH``; otherwise from
+scratch, and the report says which), evaluates both on the test split, exports the better one to ONNX /
+FP16 / INT8 (INT8 calibrated on training images), gates each against PyTorch, benchmarks every backend
+side by side, draws Grad-CAM examples, and writes ``report.md`` + ``report.html``.
+
+Without data (a fresh machine, no internet): builds the embedded default, an *untrained* 2-class
+ResNet50 at 224 px, exports it (INT8 calibrated on synthetic images the demo makes, and labelled so),
+runs the parity gates and the benchmark, and writes the same report, which says plainly what an
+untrained model's figures do and do not mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+from models.console import ensure_writable_dir, run_cli
+from models.errors import InputError, WeightsError
+
+LOG = logging.getLogger("pawlens")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_data() -> str | None:
+    """``../shared/data/catsdogs`` beside the working directory or beside the repository, if present."""
+    for base in (Path.cwd(), REPO):
+        p = base.parent / "shared" / "data" / "catsdogs"
+        if p.is_dir():
+            return str(p)
+    return None
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pawlens-demo",
+        description="Run the main job end to end: train -> evaluate -> export -> parity -> benchmark -> report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        add_help=add_help,
+        epilog="examples:\n  pawlens-demo\n  pawlens-demo --data ~/photos/catsdogs --weights ~/resnet50.pth\n  pawlens-demo --no-data",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=None, help="photo folder (ImageFolder, pre-split or Kaggle flat); default: ../shared/data/catsdogs if present")
+    g.add_argument("--no-data", action="store_true", help="ignore any data and run the embedded default (untrained ResNet50)")
+    g.add_argument("--max-images", type=int, default=1000, help="stratified cap on the images used for training/validation/test")
+    g = p.add_argument_group("training (with data)")
+    g.add_argument("--models", default="baseline,resnet50", help="which models to train and compare")
+    g.add_argument("--img-size", type=int, default=96, help="input size for the short training runs")
+    g.add_argument("--epochs", type=int, default=8, help="baseline epochs")
+    g.add_argument("--resnet-epochs", type=int, default=3, help="ResNet50 epochs (phase 1 + phase 2)")
+    g.add_argument("--weights", default="imagenet", help="ResNet50 start: imagenet (download/cache), a local state-dict PATH, or none")
+    g.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    g = p.add_argument_group("export and benchmark")
+    g.add_argument("--formats", default="onnx,fp16,int8", help="export formats (trt needs TensorRT and a GPU)")
+    g.add_argument("--batch-sizes", default="1,8", help="benchmark batch sizes")
+    g.add_argument("--iters", type=int, default=12, help="timed benchmark calls per row")
+    g.add_argument("--cam-examples", type=int, default=8, help="photos in the Grad-CAM grid")
+    p.add_argument("--out", default=None, help="output folder (default runs/demo/NAME, numbered)")
+    p.add_argument("--seed", type=int, default=42, help="random seed")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-v", "--verbose", action="store_true", help="more logging")
+    return p
+
+
+class Stages:
+    """Times each stage and prints one line per stage as it ends."""
+
+    def __init__(self):
+        self.times: list[tuple[str, float, str]] = []
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        print(f"[demo] {name} ...", flush=True)
+        status = "ok"
+        try:
+            yield
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            dt = time.perf_counter() - t0
+            self.times.append((name, dt, status))
+            print(f"[demo] {name}: {status} in {dt:.1f} s", flush=True)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = get_args_parser().parse_args(argv)
+    from .pipeline import DemoConfig, run_demo
+
+    data = None if args.no_data else (args.data or default_data())
+    if args.data and not os.path.exists(args.data):
+        raise InputError(f"--data {args.data}: folder not found; pass a folder of cat/dog photos or --no-data")
+    out = args.out or _next_dir(os.path.join("runs", "demo"), "data" if data else "embedded")
+    ensure_writable_dir(out)
+    cfg = DemoConfig(
+        data=data, out=out, max_images=args.max_images, models=[m.strip() for m in args.models.split(",") if m.strip()],
+        img_size=args.img_size, epochs=args.epochs, resnet_epochs=args.resnet_epochs, weights=args.weights,
+        batch_size=args.batch_size, formats=args.formats, batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+        iters=args.iters, cam_examples=args.cam_examples, seed=args.seed,
+    )
+    stages = Stages()
+    t0 = time.perf_counter()
+    result = run_demo(cfg, stages)
+    total = time.perf_counter() - t0
+    print()
+    print("[demo] stage times: " + ", ".join(f"{n} {t:.0f}s" for n, t, _ in stages.times) + f"; total {total:.0f} s")
+    print(f"[demo] report: {os.path.abspath(result['report_md'])}")
+    print(f"[demo]         {os.path.abspath(result['report_html'])}")
+    gui = f"pawlens-gui --model {result['gui_model']}"
+    if result.get("reference"):
+        gui += f" --reference {result['reference']}"
+    print(f"[demo] open the GUI on the exported model:\n  {gui}")
+    with open(os.path.join(out, "demo.json"), "w") as f:
+        json.dump({"stages": [{"name": n, "seconds": round(t, 2), "status": s} for n, t, s in stages.times],
+                   "total_seconds": round(total, 2), **{k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))}}, f, indent=1)
+    return 0 if result.get("parity_ok", True) else 1
+
+
+def _next_dir(base: str, name: str) -> str:
+    p = os.path.join(base, name)
+    i = 2
+    while os.path.exists(p):
+        p = os.path.join(base, f"{name}-{i}")
+        i += 1
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv, prog="pawlens-demo")
+
+
+__all__ = ["main", "get_args_parser", "default_data", "WeightsError"]

@@ -1,0 +1,175 @@
+"""A tiny document model rendered twice: ``report.md`` (tables a terminal user reads) and
+``report.html`` (the same content with the figures inline, for a person with a browser).
+
+    doc = Document("Pawlens demo")
+    doc.h2("Parity"); doc.p("..."); doc.table(["artifact", "max abs"], rows); doc.img("bench.png", "Latency")
+    doc.write(out_dir)   # report.md + report.html, atomically
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+from models.console import atomic_write_text
+
+
+class Document:
+    def __init__(self, title: str):
+        self.title = title
+        self.blocks: list[tuple] = []
+
+    def h2(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def h3(self, text: str) -> None:
+        self.blocks.append(("h3", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def bullets(self, items: list[str]) -> None:
+        self.blocks.append(("ul", list(items)))
+
+    def table(self, headers: list[str], rows: list[list]) -> None:
+        self.blocks.append(("table", list(headers), [[_cell(c) for c in r] for r in rows]))
+
+    def raw(self, markdown: str) -> None:
+        """Markdown made elsewhere (parity.md, bench.md): copied into report.md, converted for report.html."""
+        self.blocks.append(("raw", markdown))
+
+    def img(self, relpath: str, caption: str) -> None:
+        self.blocks.append(("img", relpath, caption))
+
+    def code(self, text: str) -> None:
+        self.blocks.append(("code", text))
+
+    # ------------------------------------------------------------------ rendering
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            kind = b[0]
+            if kind == "h2":
+                out += [f"## {b[1]}", ""]
+            elif kind == "h3":
+                out += [f"### {b[1]}", ""]
+            elif kind == "p":
+                out += [b[1], ""]
+            elif kind == "ul":
+                out += [f"- {x}" for x in b[1]] + [""]
+            elif kind == "table":
+                headers, rows = b[1], b[2]
+                out.append("| " + " | ".join(headers) + " |")
+                out.append("|" + "|".join(" --- " for _ in headers) + "|")
+                out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+                out.append("")
+            elif kind == "img":
+                out += [f"![{b[2]}]({b[1]})", ""]
+            elif kind == "code":
+                out += ["```", b[1], "```", ""]
+            elif kind == "raw":
+                out += [b[1].strip(), ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        e = html.escape
+        parts = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{e(self.title)}</title>",
+            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+            "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}"
+            "figure{margin:1em 0}figcaption{color:#555;font-size:13px}code,pre{background:#f6f6f6;padding:2px 4px}</style>",
+            f"</head><body><h1>{e(self.title)}</h1>",
+        ]
+        for b in self.blocks:
+            kind = b[0]
+            if kind in ("h2", "h3"):
+                parts.append(f"<{kind}>{e(b[1])}</{kind}>")
+            elif kind == "p":
+                parts.append(f"<p>{_inline(b[1])}</p>")
+            elif kind == "ul":
+                parts.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
+            elif kind == "table":
+                head = "".join(f"<th>{e(str(h))}</th>" for h in b[1])
+                body = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
+                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif kind == "img":
+                parts.append(f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}</figcaption></figure>")
+            elif kind == "code":
+                parts.append(f"<pre>{e(b[1])}</pre>")
+            elif kind == "raw":
+                parts.append(_markdown_to_html(b[1]))
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def write(self, out_dir: str) -> tuple[str, str]:
+        md = os.path.join(out_dir, "report.md")
+        ht = os.path.join(out_dir, "report.html")
+        atomic_write_text(md, self.markdown())
+        atomic_write_text(ht, self.html())
+        return md, ht
+
+
+def _cell(c) -> str:
+    if isinstance(c, float):
+        if c != c:  # NaN
+            return "n/a"
+        if abs(c) >= 100:
+            return f"{c:.0f}"
+        if abs(c) >= 1:
+            return f"{c:.2f}"
+        return f"{c:.3g}"
+    return "" if c is None else str(c)
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` spans and **bold** from the markdown text."""
+    import re
+
+    t = html.escape(text)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+    return t
+
+
+def _markdown_to_html(md: str) -> str:
+    """Enough Markdown for the stage reports: headings, pipe tables, bullets, paragraphs."""
+    e = html.escape
+    out: list[str] = []
+    lines = md.strip().splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i].rstrip()
+        if ln.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):
+                    rows.append(cells)
+                i += 1
+            if rows:
+                head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
+                body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            continue
+        if ln.startswith("#"):
+            level = min(4, len(ln) - len(ln.lstrip("#")) + 1)
+            out.append(f"<h{level}>{e(ln.lstrip('#').strip())}</h{level}>")
+        elif ln.startswith(("- ", "* ")):
+            items = []
+            while i < len(lines) and lines[i].startswith(("- ", "* ")):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        elif ln.startswith("!["):
+            import re
+
+            m = re.match(r"!\[(.*?)\]\((.*?)\)", ln)
+            if m:
+                out.append(f"<figure><img src='{e(m.group(2))}' alt='{e(m.group(1))}'></figure>")
+        elif ln:
+            out.append(f"<p>{_inline(ln)}</p>")
+        i += 1
+    return "\n".join(out)

@@ -1,0 +1,339 @@
+"""The demo's stages as library calls: train -> evaluate -> export -> parity -> bench -> CAM grid -> report.
+
+Only :mod:`demo.cli` calls this; it imports every stage and nothing imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.errors import PawlensError, WeightsError
+
+from .document import Document
+
+LOG = logging.getLogger("pawlens")
+
+
+@dataclass
+class DemoConfig:
+    data: str | None
+    out: str
+    max_images: int = 1000
+    models: list[str] = field(default_factory=lambda: ["baseline", "resnet50"])
+    img_size: int = 96
+    epochs: int = 8
+    resnet_epochs: int = 3
+    weights: str = "imagenet"
+    batch_size: int = 32
+    formats: str = "onnx,fp16,int8"
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
+    iters: int = 12
+    cam_examples: int = 8
+    seed: int = 42
+
+
+def run_demo(cfg: DemoConfig, stages) -> dict[str, Any]:
+    os.makedirs(cfg.out, exist_ok=True)
+    if cfg.data:
+        return _with_data(cfg, stages)
+    return _embedded(cfg, stages)
+
+
+# ----------------------------------------------------------------------------- with data
+
+
+def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
+    """Train one model briefly; returns (TrainResult, how its weights started)."""
+    from train.loop import train
+
+    base = dict(data=cfg.data, model=name, img_size=cfg.img_size, max_images=cfg.max_images, batch_size=cfg.batch_size,
+                seed=cfg.seed, num_workers=2, out=os.path.join(cfg.out, "train", name), errors_grid=16)
+    if name != "resnet50":
+        return train({**base, "epochs": cfg.epochs, "weights": "none"}), "from scratch (random initialisation)"
+    weights = cfg.weights
+    if weights not in ("none", None):
+        try:
+            run = dict(base, epochs=cfg.resnet_epochs, head_epochs=1, weights=weights)
+            start = "ImageNet weights (torchvision IMAGENET1K_V2)" if weights == "imagenet" else f"weights from {weights}"
+            return train(run), start + ": phase 1 head only (backbone frozen), phase 2 layer4 + head at differential learning rates"
+        except WeightsError as e:
+            LOG.warning("[demo] %s; training ResNet50 from scratch instead", e)
+            why = f"from scratch: the pretrained weights could not be had ({e})"
+            if os.path.isdir(base["out"]):
+                shutil.rmtree(base["out"])
+    else:
+        why = "from scratch (--weights none)"
+    # From random weights a frozen-backbone phase teaches nothing: train every block at one learning rate.
+    run = dict(base, epochs=cfg.resnet_epochs, head_epochs=0, weights="none", unfreeze="conv1,bn1,layer1,layer2,layer3,layer4",
+               lr_backbone=1e-3, lr_head=1e-3)
+    return train(run), why + "; all blocks trained at lr 1e-3 (no frozen phase)"
+
+
+def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
+    from train.data import load_split
+
+    trained: dict[str, Any] = {}
+    starts: dict[str, str] = {}
+    for name in cfg.models:
+        with stages(f"train {name}"):
+            trained[name], starts[name] = _train_one(cfg, name)
+    best_name = max(trained, key=lambda n: (trained[n].metrics.get("accuracy", 0.0), trained[n].metrics.get("macro_f1", 0.0)))
+    best = trained[best_name]
+    spec = load_split(os.path.join(best.out_dir, "split.json"))
+    test_paths = [p for p, _ in spec.splits["test"]]
+    train_paths = [p for p, _ in spec.splits["train"]]
+    calib = train_paths[:: max(1, len(train_paths) // 200)][:200]
+
+    with stages(f"export {best_name}"):
+        rep = _export(cfg, best.best_ckpt, parity=test_paths, calib=calib)
+    with stages("benchmark"):
+        bench = _bench(cfg, best.best_ckpt, rep, images=cfg.data)
+    with stages("grad-cam examples"):
+        grid = _cam_grid(cfg, best.best_ckpt, _deployed(rep), test_paths)
+    with stages("report"):
+        doc = _report_with_data(cfg, trained, starts, best_name, rep, bench, grid, stages)
+        md, html = doc.write(cfg.out)
+    return {"report_md": md, "report_html": html, "gui_model": _deployed(rep), "reference": best.best_ckpt,
+            "parity_ok": rep.exit_code == 0, "best_model": best_name}
+
+
+# ----------------------------------------------------------------------------- embedded default
+
+
+def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.preprocess import PreprocessConfig
+    from models.registry import create_model
+    from models.synthetic import write_image_folder
+
+    with stages("build embedded default"):
+        torch.manual_seed(cfg.seed)
+        model = create_model("resnet50", num_classes=2, weights="none")
+        ckpt = save_checkpoint(os.path.join(cfg.out, "model", "embedded_resnet50.pt"), model=model, arch="resnet50",
+                               class_names=["cat", "dog"], preprocess=PreprocessConfig.for_size(224),
+                               train_config={"note": "embedded default: untrained, random weights (seed %d)" % cfg.seed})
+        syn = write_image_folder(os.path.join(cfg.out, "synthetic"), n_per_class=16, size=256, seed=cfg.seed)
+    with stages("export embedded default"):
+        rep = _export(cfg, ckpt, parity=syn, calib=syn)
+    with stages("benchmark"):
+        bench = _bench(cfg, ckpt, rep, images=None)
+    with stages("grad-cam examples"):
+        from models.preprocess import list_images
+
+        grid = _cam_grid(cfg, ckpt, _deployed(rep), list_images(syn))
+    with stages("report"):
+        doc = _report_embedded(cfg, ckpt, rep, bench, grid, stages)
+        md, html = doc.write(cfg.out)
+    return {"report_md": md, "report_html": html, "gui_model": _deployed(rep), "reference": ckpt, "parity_ok": rep.exit_code == 0}
+
+
+# ----------------------------------------------------------------------------- shared stages
+
+
+def _export(cfg: DemoConfig, ckpt: str, *, parity, calib):
+    from export.pipeline import export_all
+
+    return export_all(ckpt, formats=cfg.formats, out_dir=os.path.join(cfg.out, "export"), parity_images=parity, calib=calib)
+
+
+def _deployed(rep) -> str:
+    """The artifact the GUI should open: the INT8 ONNX if it passed, else the fp32 ONNX."""
+    for fmt in ("int8", "onnx"):
+        a = rep.artifact(fmt)
+        if a is not None and a.passed:
+            return a.path
+    a = rep.artifact("onnx")
+    return a.path if a is not None else ""
+
+
+def _bench(cfg: DemoConfig, ckpt: str, rep, images: str | None):
+    from runtime.bench import run_bench
+
+    models = [a.path for a in rep.artifacts if a.passed and a.path.endswith((".onnx", ".engine")) and a.format != "fp16"]
+    return run_bench(ckpt, models, batch_sizes=cfg.batch_sizes, iters=cfg.iters, out=os.path.join(cfg.out, "bench"), images=images)
+
+
+def _cam_grid(cfg: DemoConfig, ckpt: str, deployed: str, paths: list[str]) -> dict[str, Any]:
+    """Predictions of the deployed model beside Grad-CAM of the PyTorch reference, on a few photos."""
+    from models.errors import ImageError
+    from models.gradcam import overlay
+    from models.preprocess import load_image
+    from runtime.cam import CamExplainer
+    from runtime.factory import make_predictor
+
+    n = cfg.cam_examples
+    picks = paths[:: max(1, len(paths) // max(1, n))][:n]
+    rows = []
+    pred = make_predictor(deployed, backend="ort", device="cpu")
+    with pred, CamExplainer(ckpt, device="cpu") as cam:
+        for p in picks:
+            try:
+                img = load_image(p)
+            except ImageError:
+                continue
+            d = pred.predict(img)
+            c = cam.explain(img)
+            rows.append({"path": p, "image": img, "overlay": overlay(img, c.heatmap, alpha=0.45), "deployed": d.label,
+                         "deployed_conf": d.confidence, "reference": c.label, "reference_conf": float(c.probs[c.class_index]),
+                         "cam_ms": c.ms, "true": os.path.basename(os.path.dirname(p))})
+    out = os.path.join(cfg.out, "gradcam_grid.png")
+    _plot_cam_grid(rows, out, os.path.basename(deployed))
+    return {"png": out, "rows": [{k: v for k, v in r.items() if k not in ("image", "overlay")} for r in rows]}
+
+
+def _plot_cam_grid(rows: list[dict], path: str, deployed_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(rows))
+    cols = min(4, n)
+    rws = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rws * 2, cols, figsize=(3.2 * cols, 3.3 * rws * 2), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, r in enumerate(rows):
+        rr, cc = (i // cols) * 2, i % cols
+        axes[rr][cc].imshow(r["image"])
+        axes[rr][cc].set_title(f"{deployed_name}: {r['deployed']} {r['deployed_conf']:.0%}\n(true: {r['true']})", fontsize=8)
+        axes[rr + 1][cc].imshow(r["overlay"])
+        agree = "agrees" if r["reference"] == r["deployed"] else "DISAGREES"
+        axes[rr + 1][cc].set_title(f"reference CAM: {r['reference']} {r['reference_conf']:.0%} ({agree})", fontsize=8,
+                                   color="black" if agree == "agrees" else "crimson")
+    fig.suptitle("Deployed model's prediction (top) and the PyTorch reference's Grad-CAM (bottom)", fontsize=10)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _rel(cfg: DemoConfig, path: str) -> str:
+    return os.path.relpath(path, cfg.out)
+
+
+def _stage_table(doc: Document, stages) -> None:
+    doc.h2("Stage times")
+    doc.table(["stage", "seconds", "status"], [[n, f"{t:.1f}", s] for n, t, s in stages.times])
+
+
+def _parity_section(doc: Document, cfg: DemoConfig, rep, untrained: bool) -> None:
+    doc.h2("Export and parity")
+    md = open(rep.parity_md, encoding="utf-8").read().split("\n", 1)[1] if rep.parity_md else ""
+    doc.p(f"Full report: `{_rel(cfg, rep.parity_md)}` and `{_rel(cfg, rep.parity_json)}`. Exit code of the export stage: {rep.exit_code}.")
+    doc.raw(md)
+    doc.h3("What each gate means for this model")
+    items = []
+    for a in rep.artifacts:
+        if a.parity is None:
+            items.append(f"`{os.path.basename(a.path)}`: {a.status} {a.reason}")
+            continue
+        pr = a.parity.to_dict()
+        ties = pr.get("near_ties")
+        n = pr.get("n")
+        base = (f"`{os.path.basename(a.path)}` ({a.precision}): {a.status}; max abs {pr.get('max_abs'):.3g}, "
+                f"top-1 agreement {pr.get('top1_agreement'):.1%}")
+        if untrained:
+            base += (f". The model is untrained, so {ties} of {n} reference predictions are near ties and agreement on them says little; "
+                     "the logit error (max abs, cosine) is what this gate really checks here")
+        elif ties:
+            base += f" ({ties} of {n} reference predictions are near ties; their flips are not held against the artifact)"
+        items.append(base)
+    doc.bullets(items)
+
+
+def _bench_section(doc: Document, cfg: DemoConfig, bench) -> None:
+    doc.h2("Latency, side by side")
+    mdp = bench.files.get("md") if bench.files else None
+    if mdp and os.path.exists(mdp):
+        doc.raw(open(mdp, encoding="utf-8").read().split("\n", 1)[1])
+    png = bench.files.get("png") if bench.files else None
+    if png and os.path.exists(png):
+        doc.img(_rel(cfg, png), "Latency (ms) and throughput (images/s) per backend and batch")
+
+
+def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Document:
+    doc = Document("Pawlens demo: embedded default")
+    doc.p("**No photos were found and no training was done.** The model is the embedded default: an **untrained** 2-class "
+          "ResNet50 (random weights) at 224 px. Its predictions mean nothing; its latency is that of any ResNet50, and the "
+          "parity gates still check that every exported artifact computes the same function as PyTorch. INT8 calibration and "
+          f"parity used {len(grid['rows']) and 32} **synthetic images made by the demo** (orange discs and blue squares), "
+          "not photos: they are labelled `cat`/`dog` only by folder name. Run `pawlens-demo --data DIR` with cat/dog photos "
+          "for the real job.")
+    doc.p(f"Checkpoint: `{_rel(cfg, ckpt)}`.")
+    _stage_table(doc, stages)
+    _parity_section(doc, cfg, rep, untrained=True)
+    _bench_section(doc, cfg, bench)
+    doc.h2("Grad-CAM examples")
+    doc.p("On synthetic images and an untrained model the heat maps show where random filters respond, nothing more.")
+    doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
+    _next_steps(doc, rep, ckpt)
+    return doc
+
+
+def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, best_name: str, rep, bench, grid, stages) -> Document:
+    doc = Document("Pawlens demo: baseline vs. transfer model")
+    first = next(iter(trained.values()))
+    doc.p(f"Data: `{cfg.data}`, capped at {cfg.max_images} images (stratified), split 70/15/15 by seed {cfg.seed}; "
+          f"input {cfg.img_size} px. Short CPU training runs: figures show what a few minutes buy, not what the models can reach.")
+    doc.h2("How each model started")
+    doc.bullets([f"**{n}**: {s}" for n, s in starts.items()])
+    doc.h2("Test-split comparison")
+    rows = []
+    for n, r in trained.items():
+        m = r.metrics
+        pc = m.get("per_class", {})
+        row = [n, m.get("accuracy"), m.get("macro_f1")]
+        for c in first.metrics.get("class_names", list(pc)):
+            x = pc.get(c, {})
+            row += [x.get("precision"), x.get("recall"), x.get("f1")]
+        row += [len(r.history.get("epochs", r.history.get("rows", []))) if isinstance(r.history, dict) else "", m.get("n")]
+        rows.append(row)
+    classes = first.metrics.get("class_names", list(first.metrics.get("per_class", {})))
+    headers = ["model", "accuracy", "macro F1"] + [f"{c} {k}" for c in classes for k in ("precision", "recall", "F1")] + ["epochs", "test images"]
+    doc.table(headers, rows)
+    if len(trained) > 1:
+        doc.p(f"Exported: **{best_name}** (the higher test accuracy, macro F1 breaking ties).")
+    for n, r in trained.items():
+        doc.h3(f"{n}")
+        for f, cap in (("curves.png", "training curves (phase boundary marked)"), ("confusion_matrix.png", "confusion matrix (test split)"),
+                       ("errors.png", "most confidently wrong test images")):
+            p = os.path.join(r.out_dir, f)
+            if os.path.exists(p):
+                doc.img(_rel(cfg, p), f"{n}: {cap}")
+    _stage_table(doc, stages)
+    _parity_section(doc, cfg, rep, untrained=False)
+    _bench_section(doc, cfg, bench)
+    doc.h2("Grad-CAM examples")
+    agree = sum(r["reference"] == r["deployed"] for r in grid["rows"])
+    doc.p(f"Top: the deployed artifact's prediction. Bottom: where the PyTorch reference looks (Grad-CAM on "
+          f"`{'layer4' if best_name == 'resnet50' else 'features.block4'}`). They agree on {agree} of {len(grid['rows'])} photos; "
+          "a disagreement is marked rather than passing one model's reasons off as the other's.")
+    doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
+    _next_steps(doc, rep, trained[best_name].best_ckpt)
+    return doc
+
+
+def _next_steps(doc: Document, rep, ckpt: str) -> None:
+    doc.h2("Next")
+    doc.code(f"pawlens-gui --model {_deployed(rep)} --reference {ckpt}")
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
+
+
+__all__ = ["DemoConfig", "run_demo", "PawlensError"]
