@@ -54,11 +54,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None, help="photo folder (ImageFolder, pre-split or Kaggle flat); default: ../shared/data/catsdogs if present")
     g.add_argument("--no-data", action="store_true", help="ignore any data and run the embedded default (untrained ResNet50)")
-    g.add_argument("--max-images", type=int, default=1000, help="stratified cap on the images used for training/validation/test")
+    g.add_argument("--embedded-model", choices=("resnet50", "baseline"), default="resnet50",
+                   help="architecture of the embedded default (baseline: a quick check of the whole chain)")
+    g.add_argument("--embedded-size", type=int, default=224, help="input size of the embedded default")
+    g.add_argument("--max-images", type=int, default=1400, help="stratified cap on the images used for training/validation/test")
     g = p.add_argument_group("training (with data)")
     g.add_argument("--models", default="baseline,resnet50", help="which models to train and compare")
     g.add_argument("--img-size", type=int, default=96, help="input size for the short training runs")
-    g.add_argument("--epochs", type=int, default=8, help="baseline epochs")
+    g.add_argument("--epochs", type=int, default=12, help="baseline epochs")
     g.add_argument("--resnet-epochs", type=int, default=3, help="ResNet50 epochs (phase 1 + phase 2)")
     g.add_argument("--weights", default="imagenet", help="ResNet50 start: imagenet (download/cache), a local state-dict PATH, or none")
     g.add_argument("--batch-size", type=int, default=32, help="training batch size")
@@ -110,6 +113,7 @@ def _main(argv: Sequence[str] | None) -> int:
         img_size=args.img_size, epochs=args.epochs, resnet_epochs=args.resnet_epochs, weights=args.weights,
         batch_size=args.batch_size, formats=args.formats, batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
         iters=args.iters, cam_examples=args.cam_examples, seed=args.seed,
+        embedded_model=args.embedded_model, embedded_size=args.embedded_size,
     )
     stages = Stages()
     t0 = time.perf_counter()

@@ -25,10 +25,10 @@ LOG = logging.getLogger("pawlens")
 class DemoConfig:
     data: str | None
     out: str
-    max_images: int = 1000
+    max_images: int = 1400
     models: list[str] = field(default_factory=lambda: ["baseline", "resnet50"])
     img_size: int = 96
-    epochs: int = 8
+    epochs: int = 12
     resnet_epochs: int = 3
     weights: str = "imagenet"
     batch_size: int = 32
@@ -37,6 +37,8 @@ class DemoConfig:
     iters: int = 12
     cam_examples: int = 8
     seed: int = 42
+    embedded_model: str = "resnet50"
+    embedded_size: int = 224
 
 
 def run_demo(cfg: DemoConfig, stages) -> dict[str, Any]:
@@ -117,11 +119,12 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
 
     with stages("build embedded default"):
         torch.manual_seed(cfg.seed)
-        model = create_model("resnet50", num_classes=2, weights="none")
-        ckpt = save_checkpoint(os.path.join(cfg.out, "model", "embedded_resnet50.pt"), model=model, arch="resnet50",
-                               class_names=["cat", "dog"], preprocess=PreprocessConfig.for_size(224),
+        arch = cfg.embedded_model
+        model = create_model(arch, num_classes=2, weights="none")
+        ckpt = save_checkpoint(os.path.join(cfg.out, "model", f"embedded_{arch}.pt"), model=model, arch=arch,
+                               class_names=["cat", "dog"], preprocess=PreprocessConfig.for_size(cfg.embedded_size),
                                train_config={"note": "embedded default: untrained, random weights (seed %d)" % cfg.seed})
-        syn = write_image_folder(os.path.join(cfg.out, "synthetic"), n_per_class=16, size=256, seed=cfg.seed)
+        syn = write_image_folder(os.path.join(cfg.out, "synthetic"), n_per_class=16, size=max(64, cfg.embedded_size + 32), seed=cfg.seed)
     with stages("export embedded default"):
         rep = _export(cfg, ckpt, parity=syn, calib=syn)
     with stages("benchmark"):
@@ -268,9 +271,9 @@ def _bench_section(doc: Document, cfg: DemoConfig, bench) -> None:
 def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Document:
     doc = Document("Pawlens demo: embedded default")
     doc.p("**No photos were found and no training was done.** The model is the embedded default: an **untrained** 2-class "
-          "ResNet50 (random weights) at 224 px. Its predictions mean nothing; its latency is that of any ResNet50, and the "
-          "parity gates still check that every exported artifact computes the same function as PyTorch. INT8 calibration and "
-          f"parity used {len(grid['rows']) and 32} **synthetic images made by the demo** (orange discs and blue squares), "
+          f"{cfg.embedded_model} (random weights) at {cfg.embedded_size} px. Its predictions mean nothing; its latency is that of "
+          "any such network, and the parity gates still check that every exported artifact computes the same function as PyTorch. "
+          "INT8 calibration and parity used 32 **synthetic images made by the demo** (orange discs and blue squares), "
           "not photos: they are labelled `cat`/`dog` only by folder name. Run `pawlens-demo --data DIR` with cat/dog photos "
           "for the real job.")
     doc.p(f"Checkpoint: `{_rel(cfg, ckpt)}`.")

@@ -1,0 +1,62 @@
+"""pawlens-demo end to end on small configurations (the full-size run is `make demo`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from demo.cli import main
+
+
+def _check_report(out, *, expect: list[str]):
+    md = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+    html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    for s in expect:
+        assert s in md, f"{s!r} missing from report.md"
+    assert "<table>" in html and "<img src=" in html
+    for rel in __import__("re").findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert os.path.exists(os.path.join(out, rel)), f"report links a missing figure {rel}"
+    demo = json.load(open(os.path.join(out, "demo.json")))
+    assert all(s["status"] == "ok" for s in demo["stages"]) and demo["total_seconds"] > 0
+    return md
+
+
+@pytest.mark.slow
+def test_demo_with_data(tmp_path, capsys):
+    from models.synthetic import write_image_folder
+
+    data = write_image_folder(tmp_path / "photos", n_per_class=20, size=48)
+    out = tmp_path / "demo"
+    rc = main(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", "--iters", "2",
+               "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    md = _check_report(out, expect=["Test-split comparison", "| baseline |", "Export and parity", "PyTorch fp32 eager",
+                                    "Grad-CAM", "pawlens-gui --model"])
+    assert "from scratch" in md
+    assert "pawlens-gui --model" in printed and "report.md" in printed and "stage times" in printed
+    for f in ("export/best.onnx", "export/best.int8.onnx", "export/parity.json", "bench/bench.json", "gradcam_grid.png",
+              "train/baseline/curves.png", "train/baseline/confusion_matrix.png"):
+        assert os.path.exists(out / f), f
+
+
+@pytest.mark.slow
+def test_demo_embedded_default_says_untrained(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["--no-data", "--embedded-model", "baseline", "--embedded-size", "32", "--iters", "2", "--batch-sizes", "1",
+               "--cam-examples", "2", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    md = _check_report(out, expect=["untrained", "synthetic images", "What each gate means", "says little"])
+    assert "Test-split comparison" not in md
+
+
+def test_demo_help_and_bad_data(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "embedded default" in capsys.readouterr().out
+    rc = main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "pawlens-demo: error:" in capsys.readouterr().err
