@@ -115,7 +115,7 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
         try:
             img = load_image(p)
         except ImageError as e:
-            skipped.append(f"{p}: {e}")
+            skipped.append(str(e) if p in str(e) else f"{p}: {e}")
             continue
         xs.append(preprocess_numpy(img, cfg)[0])
         labels.append(_label_for(p, class_names))

@@ -123,13 +123,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e)
-        if "weights_only" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
+        msg = " ".join(str(e).split())
+        if "Unsupported global" in msg or "GLOBAL" in msg:  # every weights_only failure mentions weights_only; only these are code
             raise CheckpointError(
                 f"{p}: refused: the file needs pickled code to load (unsafe); re-save it as a plain state dict "
                 "or a pawlens checkpoint"
             ) from None
-        raise CheckpointError(f"{p}: not a torch checkpoint ({' '.join(msg.split())[:100]})") from None
+        why = msg.split("WeightsUnpickler error:", 1)[-1].split(" Check the documentation", 1)[0].strip()
+        raise CheckpointError(f"{p}: not a torch checkpoint ({why[:100]}); pass the best.pt or last.pt written by pawlens-train") from None
     except Exception as e:  # truncated zip, foreign format, corrupt pickle stream (KeyError, EOFError, ...)
         raise CheckpointError(
             f"{p}: truncated or not a torch checkpoint ({type(e).__name__}); retrain or copy the file again"
@@ -154,13 +155,25 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, eval_mode: bool = True):
     from .registry import create_model
 
     p = ckpt.get("path", "<checkpoint>")
+    model = None
     try:
         model = create_model(ckpt["arch"], num_classes=len(ckpt["class_names"]), weights="none", **ckpt.get("model_args", {}))
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except CheckpointError:
         raise
     except Exception as e:
-        raise CheckpointError(f"{p}: weights do not fit architecture {ckpt.get('arch')!r} ({' '.join(str(e).split())[:150]})") from None
+        sd = ckpt.get("state_dict")
+        if model is not None and isinstance(sd, dict):  # say how far off it is, not torch's list of every key
+            ref = model.state_dict()
+            missing = [k for k in ref if k not in sd]
+            unexpected = [k for k in sd if k not in ref]
+            shaped = [k for k in ref if k in sd and tuple(getattr(sd[k], "shape", ())) != tuple(ref[k].shape)]
+            example = (missing or unexpected or shaped or ["-"])[0]
+            why = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(shaped)} mis-shaped tensors, e.g. {example}"
+        else:
+            why = " ".join(str(e).split())[:150]
+        raise CheckpointError(f"{p}: its weights do not fit architecture {ckpt.get('arch')!r} ({why}); the file is damaged or its "
+                              "arch is wrong: retrain, or use the checkpoint pawlens-train wrote") from None
     return model.eval() if eval_mode else model
 
 

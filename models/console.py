@@ -23,10 +23,27 @@ from .errors import OutputError, PawlensError
 LOG = logging.getLogger("pawlens")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is at the time of each record.
+
+    A handler bound once to the ``sys.stderr`` of the first call breaks when ``main(argv)`` is called
+    again in-process after stderr was swapped (pytest's capture, a notebook): logging then prints
+    ``--- Logging error ---`` and a traceback for every record.
+    """
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if not LOG.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         LOG.addHandler(handler)
     LOG.setLevel(level)

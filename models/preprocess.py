@@ -144,7 +144,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        kind = "not a readable image" if isinstance(e, UnidentifiedImageError) else "too large"
+        kind = "not a readable image" if isinstance(e, UnidentifiedImageError) else f"too large (over {MAX_PIXELS:,} pixels); downscale it first"
         raise ImageError(f"{p}: {kind}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{p}: truncated or corrupt image ({' '.join(str(e).split())[:120]})") from None

@@ -54,6 +54,8 @@ def file_kind(path: str | os.PathLike) -> str:
     p = os.fspath(path)
     if os.path.isdir(p):
         raise ArtifactError(f"{p}: is a folder; pass a model file ({', '.join(SUFFIXES)})")
+    if not os.path.exists(p):
+        raise ArtifactError(f"{p}: model file not found; check the path ({', '.join(SUFFIXES)})")
     ext = os.path.splitext(p)[1].lower()
     if ext == ".pth":
         ext = ".pt"
@@ -178,6 +180,9 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
 
     meta = read_onnx_meta(p, require=not class_names)
     if meta is None:
+        from .onnx_meta import check_output_classes
+
+        check_output_classes(p, class_names)
         meta = ArtifactMeta(class_names=list(class_names), preprocess=PreprocessConfig())
     return meta
 

@@ -105,3 +105,50 @@ def read_onnx_props(path: str | os.PathLike) -> dict[str, str]:
     if not seen_graph:
         raise ArtifactError(f"{p}: not an ONNX model (no graph); pass a .onnx file written by pawlens-export")
     return props
+
+
+def read_onnx_output_shape(path: str | os.PathLike) -> list[int | None] | None:
+    """The declared shape of the graph's first output (``None`` for a symbolic dimension), or ``None`` if not declared.
+
+    Walks ``ModelProto.graph`` (7) -> ``GraphProto.output`` (12) -> ``ValueInfoProto.type`` (2) ->
+    ``TypeProto.tensor_type`` (1) -> ``shape`` (2) -> ``dim`` (1): ``dim_value`` (1) or ``dim_param`` (2).
+    Nodes and initializers are skipped by their length prefix.  Call :func:`read_onnx_props` first for
+    the error messages about missing or truncated files; here an undecodable file just gives ``None``.
+    """
+    p = os.fspath(path)
+
+    def sub(buf, span, field):
+        for f, w, v in _fields(buf, span[0], span[1]):
+            if f == field and w == 2:
+                return v
+        return None
+
+    try:
+        with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            graph = sub(buf, (0, len(buf)), _GRAPH)
+            out = graph and sub(buf, graph, 12)
+            shape = out and sub(buf, out, 2)
+            shape = shape and sub(buf, shape, 1)
+            shape = shape and sub(buf, shape, 2)
+            if not shape:
+                return None
+            dims: list[int | None] = []
+            for f2, w2, v2 in _fields(buf, shape[0], shape[1]):
+                if f2 != 1 or w2 != 2:
+                    continue
+                value = None
+                for f3, w3, v3 in _fields(buf, v2[0], v2[1]):
+                    if f3 == 1 and w3 == 0:
+                        value = int(v3)
+                dims.append(value)
+            return dims
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def check_output_classes(path: str | os.PathLike, class_names) -> None:
+    """ArtifactError when the graph's declared class dimension differs from the number of class names."""
+    dims = read_onnx_output_shape(path)
+    if dims and len(dims) == 2 and dims[1] is not None and dims[1] != len(class_names):
+        raise ArtifactError(f"{os.fspath(path)}: the graph outputs {dims[1]} classes but its metadata names {len(class_names)} "
+                            f"({', '.join(map(str, class_names))}); re-export it with pawlens-export (or fix --classes)")

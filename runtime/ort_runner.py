@@ -33,7 +33,7 @@ from models.artifact import ArtifactMeta
 from models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import read_onnx_props
+from .onnx_meta import check_output_classes, read_onnx_props
 
 LOG = logging.getLogger("pawlens")
 _warned_fallback: set[str] = set()
@@ -48,7 +48,9 @@ def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
     props = read_onnx_props(path)
     if not require and not any(k.startswith("pawlens.") for k in props):
         return None
-    return ArtifactMeta.from_props(props, path=os.fspath(path))
+    meta = ArtifactMeta.from_props(props, path=os.fspath(path))
+    check_output_classes(path, meta.class_names)
+    return meta
 
 
 def _check_file(path: str) -> None:

@@ -336,6 +336,7 @@ def _main(argv: Sequence[str] | None) -> int:
         ext = os.path.splitext(args.out)[1].lower()
         if ext not in (".csv", ".json"):
             raise InputError(f"--out {args.out}: use a .csv or .json file name")
+        ensure_writable_dir(os.path.dirname(os.path.abspath(args.out)))  # before the work, not after it
     cam_dir = args.cam_dir
     if args.cam and cam_dir is None:
         cam_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cam") if args.out else os.path.join("runs", "predict", "cam")
@@ -354,9 +355,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if info.get("providers"):
         desc += f" (providers: {', '.join(info['providers'])}{'; CUDA requested, fell back to CPU' if info.get('fallback') else ''})"
     skipped = len(results) - len(ok)
-    mean_ms = float(np.mean([r.preprocess_ms + r.infer_ms for r in ok])) if ok else float("nan")
-    print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {mean_ms:.1f} ms/frame, {wall:.1f} s total",
-          file=sys.stderr)
+    per_frame = f"{float(np.mean([r.preprocess_ms + r.infer_ms for r in ok])):.1f} ms/frame" if ok else "no frame"
+    print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {per_frame}, {wall:.1f} s total", file=sys.stderr)
     if args.out:
         write_results(args.out, results, info, names, args.model)
         print(f"results: {args.out}", file=sys.stderr)

@@ -99,7 +99,8 @@ class Predictor:
         t3 = time.perf_counter()
         n = len(frames)
         if logits.shape[1] != len(self.class_names):
-            raise ArtifactError(f"model outputs {logits.shape[1]} classes but its metadata names {len(self.class_names)}")
+            raise ArtifactError(f"{getattr(self.runner, 'path', self.runner.name)}: the model outputs {logits.shape[1]} classes but its metadata "
+                                f"names {len(self.class_names)} ({', '.join(map(str, self.class_names))}); re-export it with pawlens-export")
         return [
             Prediction(int(idx[i]), self.class_names[int(idx[i])], probs[i], logits[i], self.class_names,
                        (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n)

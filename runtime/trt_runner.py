@@ -76,7 +76,7 @@ def read_sidecar(engine_path: str) -> dict[str, Any]:
 
 def meta_from_sidecar(side: dict[str, Any], *, path: str = "<engine>") -> ArtifactMeta:
     try:
-        return ArtifactMeta(
+        meta = ArtifactMeta(
             class_names=list(side["class_names"]),
             preprocess=PreprocessConfig.from_dict(dict(side["preprocess"])),
             arch=side.get("arch", "unknown"),
@@ -89,6 +89,14 @@ def meta_from_sidecar(side: dict[str, Any], *, path: str = "<engine>") -> Artifa
         )
     except (TypeError, ValueError) as e:
         raise ArtifactError(f"{path}: damaged metadata in the sidecar ({e}); {REBUILD}") from None
+    try:
+        size = int(side["profile"]["max"][2])
+    except (KeyError, IndexError, TypeError, ValueError):
+        size = None  # read_sidecar reports a damaged profile
+    if size is not None and size != meta.preprocess.input_size:
+        raise ArtifactError(f"{path}: the sidecar's profile is for {size} px images but its preprocessing resizes to "
+                            f"{meta.preprocess.input_size} px (mismatched metadata); {REBUILD}")
+    return meta
 
 
 def _version_key(v: str) -> tuple[int, ...]:

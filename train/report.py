@@ -101,8 +101,11 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
             probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
             labels.append(y[ok].numpy())
             kept.append(idx[ok].numpy())
-    if skipped:
-        LOG.warning(f"{desc}: skipped {len(skipped)} unreadable image(s) (e.g. {skipped[0][0]}: {skipped[0][1]})")
+    if skipped:  # the reason usually names the file already ("[image] path: zero-byte file")
+        example = skipped[0][1] if skipped[0][0] in skipped[0][1] else f"{skipped[0][0]}: {skipped[0][1]}"
+        if not probs:
+            raise DataError(f"{desc}: none of the {len(samples)} images could be read (e.g. {example}); check the files")
+        LOG.warning(f"{desc}: skipped {len(skipped)} unreadable image(s) (e.g. {example})")
     if not probs:
         raise DataError(f"{desc}: none of the {len(samples)} images could be read")
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(kept), skipped
