@@ -106,7 +106,9 @@ def _main(argv: Sequence[str] | None) -> int:
     data = None if args.no_data else (args.data or default_data())
     if args.data and not os.path.exists(args.data):
         raise InputError(f"--data {args.data}: folder not found; pass a folder of cat/dog photos or --no-data")
-    out = args.out or _next_dir(os.path.join("runs", "demo"), "data" if data else "embedded")
+    from train.loop import next_run_dir
+
+    out = args.out or next_run_dir(os.path.join("runs", "demo"), "data" if data else "embedded")
     ensure_writable_dir(out)
     cfg = DemoConfig(
         data=data, out=out, max_images=args.max_images, models=[m.strip() for m in args.models.split(",") if m.strip()],
@@ -131,15 +133,6 @@ def _main(argv: Sequence[str] | None) -> int:
         json.dump({"stages": [{"name": n, "seconds": round(t, 2), "status": s} for n, t, s in stages.times],
                    "total_seconds": round(total, 2), **{k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))}}, f, indent=1)
     return 0 if result.get("parity_ok", True) else 1
-
-
-def _next_dir(base: str, name: str) -> str:
-    p = os.path.join(base, name)
-    i = 2
-    while os.path.exists(p):
-        p = os.path.join(base, f"{name}-{i}")
-        i += 1
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,19 +52,31 @@ class ArtifactMeta:
                 "or pass --classes NAME,NAME"
             )
         try:
-            return cls(
-                class_names=list(json.loads(p["class_names"])),
-                preprocess=PreprocessConfig.from_dict(json.loads(p["preprocess"])),
-                arch=p.get("arch", "unknown"),
-                precision=p.get("precision", "fp32"),
-                source_sha256=p.get("source_sha256", ""),
-                tool_version=p.get("tool_version", ""),
-                input_name=p.get("input_name", "input"),
-                output_name=p.get("output_name", "logits"),
-                extra=json.loads(p.get("extra", "{}") or "{}"),
-            )
+            plain = {k: v for k, v in p.items() if k not in ("class_names", "preprocess", "extra")}
+            plain.update(class_names=json.loads(p["class_names"]), preprocess=json.loads(p["preprocess"]),
+                         extra=json.loads(p.get("extra", "{}") or "{}"))
         except (ValueError, TypeError) as e:
             raise ArtifactError(f"{path}: damaged pawlens metadata ({e})") from None
+        return cls.from_plain(plain, path=path)
+
+    @classmethod
+    def from_plain(cls, d: dict[str, Any], *, path: str = "<artifact>", default_precision: str = "fp32",
+                   fix: str = "re-export it with pawlens-export") -> "ArtifactMeta":
+        """From plain JSON values (an engine sidecar, or decoded ONNX props); other keys are ignored."""
+        try:
+            return cls(
+                class_names=list(d["class_names"]),
+                preprocess=PreprocessConfig.from_dict(dict(d["preprocess"])),
+                arch=d.get("arch", "unknown"),
+                precision=d.get("precision", default_precision),
+                source_sha256=d.get("source_sha256", ""),
+                tool_version=d.get("tool_version", ""),
+                input_name=d.get("input_name", "input"),
+                output_name=d.get("output_name", "logits"),
+                extra=dict(d.get("extra", {})),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise ArtifactError(f"{path}: damaged pawlens metadata ({type(e).__name__}: {e}); {fix}") from None
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], *, precision: str = "fp32", source_sha256: str = "") -> "ArtifactMeta":

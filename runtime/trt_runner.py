@@ -35,7 +35,6 @@ import numpy as np
 
 from models.artifact import ArtifactMeta
 from models.errors import ArtifactError, BackendUnavailable, InputError
-from models.preprocess import PreprocessConfig
 
 from .base import InputSpec, Runner, lazy_import
 
@@ -75,20 +74,8 @@ def read_sidecar(engine_path: str) -> dict[str, Any]:
 
 
 def meta_from_sidecar(side: dict[str, Any], *, path: str = "<engine>") -> ArtifactMeta:
-    try:
-        meta = ArtifactMeta(
-            class_names=list(side["class_names"]),
-            preprocess=PreprocessConfig.from_dict(dict(side["preprocess"])),
-            arch=side.get("arch", "unknown"),
-            precision=side.get("precision", "fp16"),
-            source_sha256=side.get("source_sha256", ""),
-            tool_version=side.get("tool_version", ""),
-            input_name=side.get("input_name", "input"),
-            output_name=side.get("output_name", "logits"),
-            extra={k: side[k] for k in ("tensorrt_version", "gpu_name", "compute_capability", "profile", "build_mode") if k in side},
-        )
-    except (TypeError, ValueError) as e:
-        raise ArtifactError(f"{path}: damaged metadata in the sidecar ({e}); {REBUILD}") from None
+    extra = {k: side[k] for k in ("tensorrt_version", "gpu_name", "compute_capability", "profile", "build_mode") if k in side}
+    meta = ArtifactMeta.from_plain({**side, "extra": extra}, path=path, default_precision="fp16", fix=REBUILD)
     try:
         size = int(side["profile"]["max"][2])
     except (KeyError, IndexError, TypeError, ValueError):
