@@ -140,3 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["main", "get_args_parser", "default_data", "WeightsError"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

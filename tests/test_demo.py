@@ -10,6 +10,15 @@ import pytest
 from demo.cli import main
 
 
+def _run_demo(args: list[str]) -> tuple[int, str]:
+    """The demo in its own interpreter, as a user runs it (training there uses DataLoader worker processes)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "demo.cli", *args], capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
 def _check_report(out, *, expect: list[str]):
     md = open(os.path.join(out, "report.md"), encoding="utf-8").read()
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
@@ -29,9 +38,8 @@ def test_demo_with_data(tmp_path, capsys):
 
     data = write_image_folder(tmp_path / "photos", n_per_class=20, size=48)
     out = tmp_path / "demo"
-    rc = main(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", "--iters", "2",
-               "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)])
-    printed = capsys.readouterr().out
+    rc, printed = _run_demo(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", "--iters", "2",
+                             "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)])
     assert rc == 0, printed
     md = _check_report(out, expect=["Test-split comparison", "| baseline |", "Export and parity", "PyTorch fp32 eager",
                                     "Grad-CAM", "pawlens-gui --model"])
@@ -45,9 +53,9 @@ def test_demo_with_data(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_embedded_default_says_untrained(tmp_path, capsys):
     out = tmp_path / "demo"
-    rc = main(["--no-data", "--embedded-model", "baseline", "--embedded-size", "32", "--iters", "2", "--batch-sizes", "1",
-               "--cam-examples", "2", "--out", str(out)])
-    assert rc == 0, capsys.readouterr()
+    rc, printed = _run_demo(["--no-data", "--embedded-model", "baseline", "--embedded-size", "32", "--iters", "2", "--batch-sizes", "1",
+                             "--cam-examples", "2", "--out", str(out)])
+    assert rc == 0, printed
     md = _check_report(out, expect=["untrained", "synthetic images", "What each gate means", "says little"])
     assert "Test-split comparison" not in md
 

@@ -41,7 +41,7 @@ from models.errors import BackendUnavailable, CheckpointError, InputError, Outpu
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
-from .data import batches
+from .data import batches, sigchld_restored
 
 LOG = logging.getLogger("pawlens")
 
@@ -360,7 +360,8 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
             device = f"cuda:{ctx.local_rank}"
         if not ctx.is_main:
             LOG.setLevel(logging.WARNING)
-        return _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+        with sigchld_restored():
+            return _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
     finally:
         LOG.setLevel(old_level)
         torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])  # leave the caller's process as it was
