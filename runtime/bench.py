@@ -18,8 +18,8 @@ How the figures are taken (``--isolation process``, the default): each backend c
 its own worker process, activated once; the timed calls go round the workers in alternating rounds of
 ``--round-iters`` calls (the order rotates every round), so machine drift and other load hit every
 row alike.  Only one worker computes at a time; spinning is off (ONNX Runtime sessions:
-``session.intra_op.allow_spinning = 0``; the PyTorch workers start with ``OMP_WAIT_POLICY=PASSIVE``,
-OpenMP's equivalent) and a short pause separates the workers' turns, so no runtime's idle threads eat
+``session.intra_op.allow_spinning = 0``; the PyTorch workers start with ``GOMP_SPINCOUNT=20000``, a
+bounded spin of some microseconds) and a short pause separates the workers' turns, so no runtime's idle threads eat
 into the next one's time (on 2 cores ONNX Runtime's spinning made the next backend up to 2.5x slower,
 and spinning OpenMP threads made PyTorch 10-30x slower whenever anything else ran on the machine).
 ``--isolation inline`` runs everything in this process (quicker to start, used by the tests).
@@ -205,16 +205,18 @@ class WorkerError(Exception):
 
 
 def worker_env(threads: int | None, spinning: bool) -> dict[str, str]:
-    """Environment of a worker process: thread count, and OpenMP waiting passively unless spinning is allowed.
+    """Environment of a worker process: thread count, and a bounded OpenMP spin unless spinning is allowed.
 
-    ``OMP_WAIT_POLICY=PASSIVE`` is PyTorch's counterpart of ONNX Runtime's ``allow_spinning = 0``: OpenMP
-    threads sleep at barriers instead of spinning.  It must be set before the OpenMP runtime starts, which is
-    why it is set for a fresh process.  On a 2-core machine with any other load, spinning OpenMP threads
-    made a PyTorch forward 10-30x slower (measured while preparing this bench).
+    ``GOMP_SPINCOUNT=20000`` lets OpenMP threads spin for some microseconds at a barrier, then sleep.  That
+    keeps PyTorch at its default speed (ResNet50 b1 eager 58 ms here, default 57 ms) while an idle worker
+    stops competing for the cores within microseconds.  ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all) made
+    eager 85 ms (every op wakes sleeping threads): a slowed reference that would inflate every speed-up in the
+    table.  The default unbounded-ish spin (300k) made a PyTorch forward 10-30x slower whenever anything else
+    ran on a 2-core machine.  It must be set before the OpenMP runtime starts, hence a fresh process.
     """
     env = {"OMP_NUM_THREADS": str(threads)} if threads else {}
     if not spinning:
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        env["GOMP_SPINCOUNT"] = "20000"
     return env
 
 
@@ -1151,7 +1153,9 @@ def to_markdown(res: BenchResult) -> str:
           "p50/p90/p99 over the timed calls; images/s = batch / p50.",
           ("- Spinning off: ONNX Runtime sessions run with `session.intra_op.allow_spinning = 0` (and inter-op; spinning threads "
            "slowed the next runtime by up to 2.5x on 2 cores)"
-           + ("; PyTorch workers start with `OMP_WAIT_POLICY=PASSIVE` (OpenMP threads sleep at barriers instead of spinning)"
+           + ("; PyTorch workers start with `GOMP_SPINCOUNT=20000` (OpenMP threads spin some microseconds at a barrier, then "
+              "sleep: PyTorch keeps its default speed, an idle worker stops competing at once; fully passive waiting made eager "
+              "ResNet50 ~50% slower here)"
               if s["isolation"] == "process" else "; PyTorch runs in this process with its OpenMP defaults") + "."
            if not s.get("spinning") else "- Spinning ALLOWED (--allow-spinning): ONNX Runtime and OpenMP defaults.")
           + " OpenVINO: PERFORMANCE_HINT=LATENCY. PyTorch: eager, `inference_mode`.",

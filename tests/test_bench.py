@@ -63,7 +63,7 @@ def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path
     ort = res.row("ort-fp32@tiny.onnx", 2)
     assert math.isnan(ort.top1_agreement)  # weights unknown: no agreement claimed
     md = open(res.files["md"]).read()
-    assert "Embedded default" in md and "own worker process" in md and "OMP_WAIT_POLICY=PASSIVE" in md
+    assert "Embedded default" in md and "own worker process" in md and "GOMP_SPINCOUNT=20000" in md
     assert res.runners["ort-fp32@tiny.onnx"]["providers"] == ["CPUExecutionProvider"]
 
 
