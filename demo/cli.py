@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from models.console import ensure_writable_dir, run_cli
+from models.console import HelpFormatter, ensure_writable_dir, run_cli
 from models.errors import InputError, WeightsError
 
 LOG = logging.getLogger("pawlens")
@@ -47,7 +47,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pawlens-demo",
         description="Run the main job end to end: train -> evaluate -> export -> parity -> benchmark -> report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         add_help=add_help,
         epilog="examples:\n  pawlens-demo\n  pawlens-demo --data ~/photos/catsdogs --weights ~/resnet50.pth\n  pawlens-demo --no-data",
     )

@@ -15,25 +15,17 @@ import os
 import sys
 from typing import Any, Sequence
 
-from models.console import atomic_write_text, run_cli
+from models.console import HelpFormatter, atomic_write_text, run_cli
 from models.errors import InputError
 
 PROG = "pawlens-export"
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each flag's default, unless its help already states it."""
-
-    def _get_help_string(self, action):
-        h = action.help or ""
-        return h if "default" in h.lower() else super()._get_help_string(action)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     from .pipeline import DEFAULT_FORMATS, FORMATS
 
     p = argparse.ArgumentParser(
-        prog=PROG, add_help=add_help, formatter_class=_Formatter,
+        prog=PROG, add_help=add_help, formatter_class=HelpFormatter,
         description="Export a pawlens checkpoint to ONNX (fp32), FP16 ONNX, INT8 ONNX (static QDQ) and a TensorRT FP16 engine; "
                     "gate each against PyTorch fp32 and write parity.json + parity.md.",
         epilog="example:\n  pawlens-export runs/train/resnet50/best.pt --parity-data data/val --calib data/calib \\\n"

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from models.console import atomic_write_text, ensure_writable_dir, run_cli
+from models.console import HelpFormatter, atomic_write_text, ensure_writable_dir, run_cli
 from models.errors import BackendUnavailable, InputError
 
 PROG = "pawlens-gui"
@@ -82,13 +82,9 @@ class RuntimeLoader:
         return cam
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in every flag's help, and the epilog's examples kept on their own lines."""
-
-
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, add_help=add_help, formatter_class=_HelpFormatter,
+        prog=PROG, add_help=add_help, formatter_class=HelpFormatter,
         description="Live cat/dog classification with the deployed model (ONNX Runtime, OpenVINO or TensorRT) and a Grad-CAM "
                     "overlay from the PyTorch reference. Drop images, videos, folders, .onnx models or .pt checkpoints onto the window.",
         epilog="examples:\n"

@@ -13,6 +13,7 @@ and shows the traceback).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -48,6 +49,15 @@ def setup_logging(verbose: bool = False) -> None:
         LOG.addHandler(handler)
     LOG.setLevel(level)
     LOG.propagate = False
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every ``pawlens-*`` ``--help``: each flag's default shown (unless its help already states one), and the
+    description and epilog (examples) kept on their own lines."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        return h if "default" in h.lower() else super()._get_help_string(action)
 
 
 def run_cli(fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None, *, prog: str) -> int:

@@ -50,7 +50,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from models.console import atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
+from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
 from models.errors import InputError, PawlensError
 
 LOG = logging.getLogger("pawlens")
@@ -1256,7 +1256,7 @@ def write_outputs(res: BenchResult, out_dir: str) -> dict[str, str]:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pawlens-bench", add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="pawlens-bench", add_help=add_help, formatter_class=HelpFormatter,
         description="Time every available backend and precision side by side on the same inputs, interleaved; report latency, "
         "throughput, speed-up against PyTorch fp32 eager and agreement with it. Without --checkpoint an untrained 2-class "
         "ResNet50 is built and exported on the fly (latency does not depend on the weights). Model files are untrusted input: "

@@ -94,9 +94,8 @@ class CamExplainer:
         if self._cam is not None:
             return self
         from models.checkpoint import model_from_checkpoint
+        from models.device import resolve_device
         from models.gradcam import GradCAM
-
-        from .torch_runner import resolve_device
 
         self.device = resolve_device(self.device_requested)
         self.model = model_from_checkpoint(self.ckpt).to(self.device)

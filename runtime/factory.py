@@ -41,6 +41,7 @@ from models.errors import ArtifactError, BackendUnavailable, InputError
 from models.preprocess import PreprocessConfig
 
 from .base import Runner
+from .ort_runner import cuda_visible
 
 BACKENDS = ("auto", "torch", "ort", "openvino", "trt")
 DEVICES = ("auto", "cpu", "cuda")
@@ -74,12 +75,6 @@ def backend_installed(backend: str) -> bool:
         return importlib.util.find_spec(mod) is not None
     except (ImportError, ValueError):
         return False
-
-
-def _cuda_visible() -> bool:
-    from .ort_runner import cuda_visible
-
-    return cuda_visible()
 
 
 def _ort_has_cuda() -> bool:
@@ -118,7 +113,7 @@ def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         prec = precision or "fp32"
         dev = device
         if dev == "auto":
-            dev = "cuda" if _cuda_visible() else "cpu"
+            dev = "cuda" if cuda_visible() else "cpu"
         cl = dev == "cpu" or prec.startswith("bf16")
         return Plan("torch", {"device": dev, "precision": prec, "channels_last": cl}, "PyTorch checkpoint")
 
@@ -150,7 +145,7 @@ def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         if not backend_installed("openvino"):
             raise BackendUnavailable("bf16 for an ONNX model needs OpenVINO; install it with: pip install -e '.[openvino]'")
         return Plan("openvino", {"precision": "bf16"}, "bf16 asked for: OpenVINO INFERENCE_PRECISION_HINT=bf16")
-    if cuda_dev or (device == "auto" and _cuda_visible() and _ort_has_cuda()):
+    if cuda_dev or (device == "auto" and cuda_visible() and _ort_has_cuda()):
         return Plan("ort", {"device": "cuda" if device == "auto" else device}, "CUDA: onnxruntime CUDA EP")
     have_ort, have_ov = backend_installed("ort"), backend_installed("openvino")
     if art_prec == "int8" and have_ov:

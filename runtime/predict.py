@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from models.console import atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
+from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
 from models.errors import DataError, ImageError, InputError, OutputError
 from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
 
@@ -300,7 +300,7 @@ def write_results(path: str, results: Sequence[Result], info: dict, class_names:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pawlens-predict", add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="pawlens-predict", add_help=add_help, formatter_class=HelpFormatter,
         description="Classify images, folders and videos with a .pt, .onnx or .engine model; optional Grad-CAM overlays. "
         "Model files are untrusted input: load only files you exported (TensorRT engines especially).",
         epilog="example: pawlens-predict runs/export/best/best.int8.onnx photos/ clip.mp4 --out runs/predict/results.csv "

@@ -15,23 +15,12 @@ import numpy as np
 
 from models.artifact import ArtifactMeta
 from models.checkpoint import load_checkpoint, model_from_checkpoint
-from models.errors import BackendUnavailable, InputError
+from models.device import resolve_device
+from models.errors import InputError
 
 from .base import InputSpec, Runner
 
 PRECISIONS = ("fp32", "bf16", "bf16-autocast", "fp16")
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailable(f"--device {device} asked for, but torch sees no CUDA GPU; use --device cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    return device
 
 
 class TorchRunner(Runner):

@@ -19,13 +19,9 @@ import os
 import sys
 from typing import Sequence
 
-from models.console import run_cli
+from models.console import HelpFormatter, run_cli
 
 from .config import AMP_CHOICES, DEFAULTS, DEVICE_CHOICES, TRISTATE, load_yaml_config
-
-
-class _Fmt(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in every flag's help; description and epilog kept as written."""
 
 
 def _d(key: str, suppress: bool):
@@ -52,7 +48,7 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
         "and evaluate it on the test split.  Writes best.pt, last.pt, config.yaml, split.json,\n"
         "history.json, metrics.json, curves.png, confusion_matrix.png and errors.png to --out.\n"
         "Runs unchanged under torchrun (DistributedDataParallel; gloo on CPU, NCCL on GPUs).",
-        formatter_class=_Fmt,
+        formatter_class=HelpFormatter,
         add_help=add_help,
         epilog="examples:\n"
         "  pawlens-train --data ../shared/data/catsdogs --model baseline --img-size 96 --epochs 12 --out runs/train/b96\n"
@@ -155,7 +151,7 @@ def get_eval_parser(add_help: bool = True) -> argparse.ArgumentParser:
         description="Evaluate a pawlens checkpoint on a data folder: accuracy, per-class precision/recall/F1,\n"
         "macro F1 and the confusion matrix; writes metrics.json, confusion_matrix.png and errors.png\n"
         "(the most confidently wrong images).",
-        formatter_class=_Fmt,
+        formatter_class=HelpFormatter,
         add_help=add_help,
         epilog="example:\n  pawlens-eval --checkpoint runs/train/baseline/best.pt --data ../shared/data/catsdogs",
     )

@@ -37,7 +37,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from models.errors import BackendUnavailable, CheckpointError, InputError, OutputError
+from models.device import resolve_device
+from models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
@@ -59,21 +60,6 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- devices, precision, seeds
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU -> BackendUnavailable."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BackendUnavailable(f"--device {device}: torch sees no CUDA GPU here; use --device cpu (or auto)")
-        return device
-    if device == "cpu":
-        return "cpu"
-    raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
 
 
 def cpu_supports_bf16() -> bool:

@@ -151,10 +151,10 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
         CheckpointError, DataError, InputError: one line each.
     """
     from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+    from models.device import resolve_device
     from models.errors import InputError
 
     from .data import discover, load_split, stratified_subset
-    from .loop import resolve_device
 
     if split not in ("auto", "test", "all"):
         raise InputError(f"--split {split!r} is not one of auto, test, all")
