@@ -347,7 +347,11 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
         if not ctx.is_main:
             LOG.setLevel(logging.WARNING)
         with sigchld_restored():
-            return _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+            result = _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+        # Both ranks done before the group is torn down: a rank destroying it while the other still had gloo work
+        # in flight aborted ("terminate called without an active exception", 1 of ~14 two-process test runs).
+        D.barrier(ctx)
+        return result
     finally:
         LOG.setLevel(old_level)
         torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])  # leave the caller's process as it was
