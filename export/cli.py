@@ -54,7 +54,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("INT8")
     g.add_argument("--int8-activation", choices=("U8", "S8"), default="U8", help="activation type (U8 is fast on x86 VNNI)")
     g.add_argument("--int8-weight", choices=("S8", "U8"), default="S8", help="weight type")
-    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax", help="calibration method")
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
+                   help="calibration method: minmax streams any number of images; entropy and percentile keep every activation "
+                   "of every image in memory (ResNet50 at 224 px: ~0.13 GB per image) and are refused up front when they "
+                   "would not fit")
     g.add_argument("--no-per-channel", dest="per_channel", action="store_false", help="per-tensor weight scales (default: per-channel)")
     g = p.add_argument_group("TensorRT")
     g.add_argument("--batch-max", type=int, default=32, help="largest batch of the engine's optimisation profile")

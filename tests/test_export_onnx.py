@@ -154,6 +154,31 @@ def test_int8_rejects_bad_calibration(tiny_onnx, tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_activation_bytes_counts_every_float_tensor(tmp_path):
+    from onnx import TensorProto, helper
+
+    from export.quantize import activation_bytes
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(m, tmp_path / "m.onnx")
+    assert activation_bytes(str(tmp_path / "m.onnx")) == 2 * 48 * 4  # r and y, batch 1
+
+
+def test_histogram_calibration_that_cannot_fit_is_refused_before_any_work(tiny_onnx, tmp_path):
+    """entropy / percentile hold every activation of every image (ResNet50 500 x 224 px: OOM-killed at 24 GB)."""
+    from export.quantize import activation_bytes, check_calibration_memory
+
+    _, p = tiny_onnx
+    per_image = activation_bytes(p) * 2.0
+    check_calibration_memory(p, 10_000, "minmax", available=1)  # streams: never refused
+    check_calibration_memory(p, 100, "percentile", available=int(per_image * 1000))
+    with pytest.raises(InputError, match=r"--calib-method percentile keeps every activation.*--calib-max 8 or --calib-method minmax"):
+        check_calibration_memory(p, 100, "percentile", available=int(per_image * 10))
+
+
 def test_perturbed_weight_fails_the_gate(tiny_onnx, tiny_checkpoint, tmp_path):
     _, p = tiny_onnx
     m = onnx.load(p)
