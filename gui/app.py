@@ -64,12 +64,21 @@ class RuntimeLoader:
                     pass
         return time.perf_counter() - t0
 
+    def backend_for(self, path: str) -> str:
+        """The app runs ONNX files on ONNX Runtime (its runtime, with the CUDA EP on a GPU) unless another backend is
+        asked for; ``runtime.factory``'s own ``auto`` would pick OpenVINO on a CPU where it is installed."""
+        from runtime import factory
+
+        if self.backend == "auto" and str(path).lower().endswith(".onnx") and factory.backend_installed("ort"):
+            return "ort"
+        return self.backend
+
     def load_predictor(self, path: str, class_names: Sequence[str] | None = None):
         from runtime.factory import make_runner
         from runtime.predictor import Predictor
 
         names = list(class_names) if class_names else None
-        runner = make_runner(path, backend=self.backend, device=self.device, threads=self.threads, class_names=names)
+        runner = make_runner(path, backend=self.backend_for(path), device=self.device, threads=self.threads, class_names=names)
         pred = Predictor(runner, class_names=names)
         pred.path = os.fspath(path)
         return pred
@@ -98,7 +107,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--reference", metavar="CKPT", default=None, help="PyTorch reference checkpoint (.pt) for Grad-CAM; "
                    "its classes must match the model's")
     g.add_argument("--classes", default=None, help="comma-separated class names, for an ONNX without pawlens metadata (e.g. cat,dog)")
-    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"), help="runtime backend of the model")
+    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"), help="runtime backend of the model (auto: ONNX Runtime for .onnx, OpenVINO where onnxruntime is missing; TensorRT for .engine)")
     g.add_argument("--device", default="auto", help="device of the model: auto, cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, default=None, help="CPU threads of the model's backend; none: the backend's own choice")
     g.add_argument("--cam-device", default="cpu", help="device of the Grad-CAM reference: cpu, cuda or auto")

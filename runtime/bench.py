@@ -178,7 +178,7 @@ def _worker_main(conn, spec: dict) -> None:  # runs in the child process
 
 
 #: Functions a child process may be asked to run (``_Child.run``); nothing else is callable from the parent.
-_CHILD_FUNCTIONS = ("_measure_cam_file",)
+_CHILD_FUNCTIONS = ("_measure_cam_file", "_measure_ceiling_file")
 
 
 def _child_main(fd: int) -> None:
@@ -358,6 +358,8 @@ class BenchRow:
     images_per_s: float = float("nan")
     speedup: float = float("nan")  # vs PyTorch fp32 eager, same batch and device
     vs_eager: float = float("nan")  # latency ratio p50 / eager p50 (the goals' form)
+    gops: float = float("nan")  # 2 * MACs * batch / p50: the compute rate the row reaches (1e9 ops/s)
+    of_gemm: float = float("nan")  # gops / this CPU's measured dense GEMM rate in the row's precision
     top1_agreement: float = float("nan")
     max_abs: float = float("nan")
     within_gate: bool | None = None
@@ -502,7 +504,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
               warmup: int = 3, threads: int | None = None, out: str | None = None, name: str | None = None,
               images: str | None = None, n_images: int = 32, backends: Sequence[str] | None = None, device: str = "auto",
               isolation: str = "process", round_iters: int = 2, pause_ms: float = 10.0, cam: bool = True, spinning: bool = False,
-              keep_models: bool = False, progress: bool = True, write: bool = True) -> BenchResult:
+              keep_models: bool = False, compile: str | bool = "auto", progress: bool = True, write: bool = True) -> BenchResult:
     """Benchmark every available backend and precision on the same inputs (the library behind ``pawlens-bench``).
 
     Args:
@@ -525,6 +527,9 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         spinning: let thread pools spin (ONNX Runtime ``allow_spinning``; OpenMP active waiting in the workers);
             off by default, as in the product's runners.
         keep_models: keep the exported files in ``OUT/models`` instead of deleting them.
+        compile: ``auto`` (default: also time PyTorch fp32 and bf16 through ``torch.compile`` where a C++ compiler is
+            found), ``True``/``"on"`` (and fail those rows without one) or ``False``/``"off"``.  Compilation happens
+            in the warm-up and is reported, not timed.
         write: write bench.json/csv/md/png.
     """
     from tqdm import tqdm
@@ -552,6 +557,9 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         raise InputError(f"--backends {','.join(sorted(bad))}: choose from {', '.join(BACKENDS[1:])}")
     if n_images < 1:
         raise InputError("--n-images must be >= 1")
+    compile = {"auto": "auto", "on": True, "off": False, True: True, False: False}.get(compile, None)
+    if compile is None:
+        raise InputError("--compile: choose auto, on or off")
 
     import torch
 
@@ -633,6 +641,11 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
 
         # ---- candidates
         cands: list[Candidate] = []
+        from .torch_runner import cxx_compiler
+
+        use_compile = bool(compile) and (compile is True or cxx_compiler() is not None)
+        if compile == "auto" and not use_compile and "torch" in wanted:
+            notes.append("No C++ compiler on PATH: the torch.compile rows were left out (install g++ to time them).")
 
         def add(c: Candidate):
             if c.backend in wanted:
@@ -647,6 +660,11 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                           {"device": "cpu", "precision": "bf16", "channels_last": True}, gate_precision="bf16"))
             add(Candidate("torch-bf16ac-cl", "PyTorch bf16 autocast channels_last", "torch", "bf16-autocast", "cpu", ckpt_path,
                           {"device": "cpu", "precision": "bf16-autocast", "channels_last": True}, gate_precision="bf16"))
+            if use_compile:
+                add(Candidate("torch-fp32-cl-compiled", "PyTorch fp32 channels_last, torch.compile", "torch", "fp32", "cpu", ckpt_path,
+                              {"device": "cpu", "precision": "fp32", "channels_last": True, "compile": True}))
+                add(Candidate("torch-bf16-cl-compiled", "PyTorch bf16 channels_last, torch.compile", "torch", "bf16", "cpu", ckpt_path,
+                              {"device": "cpu", "precision": "bf16", "channels_last": True, "compile": True}, gate_precision="bf16"))
         if "cuda" in devices:
             add(Candidate("torch-fp32-cuda", "PyTorch fp32 eager (CUDA)", "torch", "fp32", "cuda", ckpt_path,
                           {"device": "cuda", "precision": "fp32"}))
@@ -769,7 +787,15 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                     if pause_ms:
                         time.sleep(pause_ms / 1e3)
         bar.close()
-        for w in workers.values():
+        for k, w in workers.items():
+            if runners.get(k, {}).get("compiled"):
+                try:
+                    runners[k] = w.call("describe")
+                except WorkerError:
+                    pass
+                took = ", ".join(f"{v:.0f} s (batch {b})" for b, v in sorted(runners[k].get("compile_s", {}).items(), key=lambda kv: int(kv[0])))
+                if took:
+                    notes.append(f"{k}: torch.compile took {took} on the first call of each batch size; that was warm-up, not timed.")
             w.close()
         workers.clear()
 
@@ -811,6 +837,27 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                         notes.append(f"Grad-CAM timing failed: {e}")
                 else:
                     extras.update(_measure_cam(ckpt, threads=threads))
+
+        # ---- what the CPU can compute at most (dense GEMM per precision) and what one forward costs
+        if "cpu" in devices:
+            try:
+                if isolation == "process":
+                    extras.update(run_in_child("_measure_ceiling_file", ckpt_path, threads, env=worker_env(threads, spinning)))
+                else:
+                    from .ceiling import measure
+
+                    extras.update(measure(ckpt, threads))
+            except (WorkerError, PawlensError) as e:
+                notes.append(f"compute ceiling not measured: {e}")
+            if extras.get("macs"):
+                from .ceiling import rate_for
+
+                for r in rows:
+                    rate = rate_for(r.precision, extras)
+                    if r.device == "cpu" and math.isfinite(r.p50_ms):
+                        r.gops = 2 * extras["macs"] * r.batch / (r.p50_ms / 1e3) / 1e9
+                        if rate:
+                            r.of_gemm = r.gops / rate
 
         # ---- auto picks
         auto_picks = []
@@ -919,15 +966,22 @@ def _judge_auto(path, meta, plan, key, rows: list[BenchRow], batch_sizes, by_key
                          "auto_key": key, "reason": plan.reason, "per_batch": {}}
     for b in batch_sizes:
         if is_ckpt:
-            same = [r for r in rows if r.backend == "torch" and r.batch == b and r.precision == "fp32" and r.device == by_key[key].device]
+            # auto never compiles (a 10-30 s stall per batch size the user did not ask for): --compile is opt-in,
+            # so the torch.compile rows are not auto's competitors.
+            same = [r for r in rows if r.backend == "torch" and r.batch == b and r.precision == "fp32" and r.device == by_key[key].device
+                    and not by_key[r.key].kwargs.get("compile")]
         else:
             same = [r for r in rows if r.batch == b and r.key.endswith("@" + base)]
         # auto never lowers the precision (a bf16 path for an fp32 artifact may pass a gate on one set of
         # inputs and not on the next), so only rows computing in the artifact's own precision compete.
-        same = [r for r in same if math.isfinite(r.p50_ms) and r.within_gate is not False and r.precision == by_key[r.key].gate_precision]
+        same = [r for r in same if math.isfinite(r.p50_ms) and r.precision == by_key[r.key].gate_precision]
+        timed = next((r for r in same if r.key == key), None)
+        same = [r for r in same if r.within_gate is not False]
         picked = next((r for r in same if r.key == key), None)
-        if not same or picked is None:
-            d["per_batch"][b] = {"ok": None, "note": "auto's pick was not timed" if picked is None else "no rows"}
+        if picked is None:
+            note = ("auto's pick was not timed" if timed is None else
+                    "auto's pick is outside the artifact's parity gate on these inputs (see its agreement)")
+            d["per_batch"][b] = {"ok": None, "note": note}
             continue
         best = min(same, key=lambda r: r.p50_ms)
         ratio = picked.p50_ms / best.p50_ms
@@ -958,6 +1012,14 @@ def _measure_overhead(cfg, n_classes: int, reps: int = 30) -> dict[str, Any]:
         post.append(t2 - t1)
     p, s = float(np.median(pre) * 1e3), float(np.median(post) * 1e3)
     return {"overhead_frame": "640x480", "preprocess_ms": p, "softmax_ms": s, "overhead_ms": p + s}
+
+
+def _measure_ceiling_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
+    from models.checkpoint import load_checkpoint
+
+    from .ceiling import measure
+
+    return measure(load_checkpoint(ckpt_path), threads)
 
 
 def _measure_cam_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
@@ -1026,16 +1088,28 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
     eager = {b: res.row("torch-fp32", b) for b in res.settings["batch_sizes"]}
     b1 = 1 if 1 in res.settings["batch_sizes"] else res.settings["batch_sizes"][0]
     e1 = eager.get(b1)
+
+    def ceiling(r: BenchRow, ratio: float) -> str:
+        """How the row's compute rate and the rate the goal needs compare with this CPU's GEMM rate in that precision."""
+        from .ceiling import rate_for
+
+        rate, macs = rate_for(r.precision, res.extras), res.extras.get("macs")
+        if not rate or not macs or not math.isfinite(r.gops):
+            return ""
+        need = 2 * macs * r.batch / (ratio * e1.p50_ms / 1e3) / 1e9
+        return (f"runs at {r.gops:.0f} GOP/s, {r.of_gemm:.0%} of this CPU's {r.precision} GEMM rate ({rate:.0f}); "
+                f"the goal needs {need:.0f} GOP/s = {need / rate:.2f}x that rate")
     if e1 is not None and math.isfinite(e1.p50_ms):
         ort = p50(lambda r: r.backend == "ort" and r.precision == "fp32", b1)
         if ort:
             add(f"ONNX Runtime fp32 at batch {b1} <= {GOALS['ort_fp32_vs_eager_b1']}x PyTorch fp32 eager",
-                f"{ort.vs_eager:.2f}x ({ort.p50_ms:.1f} vs {e1.p50_ms:.1f} ms){_min_ratio(ort, e1)}", ort.vs_eager <= GOALS["ort_fp32_vs_eager_b1"])
+                f"{ort.vs_eager:.2f}x ({ort.p50_ms:.1f} vs {e1.p50_ms:.1f} ms){_min_ratio(ort, e1)}", ort.vs_eager <= GOALS["ort_fp32_vs_eager_b1"],
+                ceiling(ort, GOALS["ort_fp32_vs_eager_b1"]))
         i8 = p50(lambda r: r.precision == "int8", b1)
         if i8:
             add(f"fastest INT8 path at batch {b1} <= {GOALS['int8_vs_eager_b1']}x PyTorch fp32 eager",
                 f"{i8.label}: {i8.vs_eager:.2f}x ({i8.p50_ms:.1f} vs {e1.p50_ms:.1f} ms){_min_ratio(i8, e1)}",
-                i8.vs_eager <= GOALS["int8_vs_eager_b1"])
+                i8.vs_eager <= GOALS["int8_vs_eager_b1"], ceiling(i8, GOALS["int8_vs_eager_b1"]))
             real = "real photos" in str(res.settings.get("agreement_data"))
             if math.isfinite(i8.top1_agreement):
                 add(f"INT8 top-1 agreement >= {GOALS['int8_agreement']:.0%} on real photos", f"{i8.top1_agreement:.2%} ({i8.label})",
@@ -1044,8 +1118,9 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
                     "not judged: needs a trained --checkpoint and --images with real photos")
         tb = p50(lambda r: r.backend == "torch" and r.precision == "bf16", b1)
         if tb:
-            add(f"PyTorch best CPU path (bf16 converted + channels_last) at batch {b1} <= {GOALS['torch_best_vs_eager']}x eager",
-                f"{tb.vs_eager:.2f}x ({tb.p50_ms:.1f} vs {e1.p50_ms:.1f} ms){_min_ratio(tb, e1)}", tb.vs_eager <= GOALS["torch_best_vs_eager"])
+            add(f"PyTorch best CPU path (bf16 + channels_last, converted or compiled) at batch {b1} <= {GOALS['torch_best_vs_eager']}x eager",
+                f"{tb.label}: {tb.vs_eager:.2f}x ({tb.p50_ms:.1f} vs {e1.p50_ms:.1f} ms){_min_ratio(tb, e1)}",
+                tb.vs_eager <= GOALS["torch_best_vs_eager"], ceiling(tb, GOALS["torch_best_vs_eager"]))
     for b in res.settings["batch_sizes"]:
         conv, ac = res.row("torch-bf16-cl", b), res.row("torch-bf16ac-cl", b)
         if conv and ac and math.isfinite(conv.p50_ms) and math.isfinite(ac.p50_ms) and b > 1:
@@ -1096,7 +1171,7 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
 
 
 CSV_COLUMNS = ("label", "backend", "precision", "device", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s",
-               "speedup", "vs_eager", "top1_agreement", "max_abs", "within_gate", "n", "status", "key", "artifact")
+               "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "n", "status", "key", "artifact")
 
 
 def to_markdown(res: BenchResult) -> str:
@@ -1124,6 +1199,15 @@ def to_markdown(res: BenchResult) -> str:
         if "cam_ms" in ex:
             L.append(f"- Grad-CAM ({ex['cam_layer']}, one {s['input_size']} px frame, CPU): {ex['cam_ms']:.1f} ms vs one PyTorch fp32 "
                      f"forward {ex['forward_ms']:.1f} ms = {ex['cam_vs_forward']:.2f}x")
+    if ex.get("macs"):
+        L += ["", "## Against this CPU's compute limit", "",
+              f"One forward is {ex['macs'] / 1e9:.2f} G multiply-adds. Dense GEMM ({ex['gemm_n']}x{ex['gemm_n']}) measured in this run: "
+              f"fp32 {ex['fp32_gflops']:.0f} GFLOP/s and bf16 {ex['bf16_gflops']:.0f} GFLOP/s (PyTorch), INT8 "
+              + (f"{ex['int8_gops']:.0f} GOP/s (onnxruntime MatMulInteger u8 x s8)" if ex.get("int8_gops") else "not measured (no onnxruntime)")
+              + ". A row near 100% is compute bound: no runtime setting makes it much faster on this CPU.", "",
+              "| backend | batch | GOP/s | of the GEMM rate in its precision |", "|---|---|---|---|"]
+        for r in sorted((r for r in res.rows if r.device == "cpu" and math.isfinite(r.gops)), key=lambda r: (r.batch, r.p50_ms)):
+            L.append(f"| {r.label} | {r.batch} | {r.gops:.0f} | {_fmt(r.of_gemm * 100 if math.isfinite(r.of_gemm) else float('nan'), 0, '%')} |")
     L += ["", "## Goals (ratios from this run)", "", "Judged on p50 latencies; the ratio on each row's fastest call is shown beside it "
           "(load from other processes only adds time, so a large gap between the two means the run was disturbed).", "",
           "| goal | measured | met |", "|---|---|---|"]
@@ -1158,7 +1242,8 @@ def to_markdown(res: BenchResult) -> str:
               "ResNet50 ~50% slower here)"
               if s["isolation"] == "process" else "; PyTorch runs in this process with its OpenMP defaults") + "."
            if not s.get("spinning") else "- Spinning ALLOWED (--allow-spinning): ONNX Runtime and OpenMP defaults.")
-          + " OpenVINO: PERFORMANCE_HINT=LATENCY. PyTorch: eager, `inference_mode`.",
+          + " OpenVINO: PERFORMANCE_HINT=LATENCY. PyTorch: eager, `inference_mode`; the `torch.compile` rows: TorchInductor with "
+          "frozen weights (batch norm folded, weights pre-packed), static shapes, each batch size compiled during its warm-up.",
           f"- Threads per backend: {s['threads'] or 'each backend default (all cores)'}; CPU: {s['cpu']} ({s['cores']} logical cores; "
           f"{', '.join(s['cpu_flags']) or 'no AVX-512/AMX flags seen'}){'; GPU: ' + s['gpu'] if s['gpu'] else ''}.",
           f"- Agreement and max abs difference: against PyTorch fp32 eager on {s['agreement_data']}; the gate is the artifact's "
@@ -1279,6 +1364,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--round-iters", type=int, default=2, help="timed calls per row per interleaving round")
     g.add_argument("--allow-spinning", action="store_true", help="let ONNX Runtime / OpenMP threads spin (off by default, as in the runners)")
     g.add_argument("--no-cam", action="store_true", help="skip the Grad-CAM and overhead measurements")
+    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="also time PyTorch through torch.compile (Inductor, frozen weights; compiles once per batch size in the "
+                   "warm-up). auto: where a C++ compiler is found")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder; if unset: runs/bench/NAME, numbered if it exists")
     g.add_argument("--name", default=None, help="NAME for the default output folder; if unset: ARCH-default or the checkpoint's stem")
@@ -1304,7 +1392,7 @@ def _main(argv: Sequence[str] | None) -> int:
     res = run_bench(args.checkpoint, args.models, batch_sizes=_parse_ints(args.batch_sizes, "--batch-sizes"), iters=args.iters,
                     warmup=args.warmup, threads=args.threads, out=args.out, name=args.name, images=args.images, n_images=args.n_images,
                     backends=backends, device=args.device, isolation=args.isolation, round_iters=args.round_iters, cam=not args.no_cam,
-                    spinning=args.allow_spinning, keep_models=args.keep_models)
+                    spinning=args.allow_spinning, keep_models=args.keep_models, compile=args.compile)
     print(to_markdown(res))
     print(f"wrote {', '.join(res.files.values())}", file=sys.stderr)
     return 0

@@ -159,7 +159,7 @@ def _cam_name(item: Item, used: set[str]) -> str:
 
 
 def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto", device: str = "auto", precision: str | None = None,
-                    threads: int | None = None, batch_size: int = 8, every_n: int = 1, cam: bool = False,
+                    threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
                     reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.4,
                     class_names: Sequence[str] | None = None, progress: bool = True) -> tuple[list[Result], dict]:
     """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
@@ -185,7 +185,8 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
         if cam_dir is None:
             raise InputError("--cam needs an output folder (--cam-dir or --out)")
         ensure_writable_dir(cam_dir, "Grad-CAM folder")
-    runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, class_names=class_names)
+    runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
+                         class_names=class_names)
     pred = Predictor(runner)
     if explainer is not None and list(explainer.class_names) != list(pred.class_names):
         raise InputError(
@@ -313,6 +314,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--precision", default=None, help="override: fp32/bf16/fp16 for a .pt, bf16 for an ONNX on openvino; if unset: the file's own")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for the backend; if unset: the backend's own")
+    g.add_argument("--compile", action="store_true", help="a .pt only: run it through torch.compile (each batch size compiles "
+                   "once, 10-30 s; pays off on large folders; needs a C++ compiler on the CPU)")
     g.add_argument("--batch-size", type=int, default=8, help="frames per inference call")
     g.add_argument("--every-n", type=int, default=5, help="use every N-th frame of a video")
     g.add_argument("--classes", default=None, help="NAME,NAME,... for an ONNX file without pawlens metadata")
@@ -343,7 +346,7 @@ def _main(argv: Sequence[str] | None) -> int:
     t0 = time.perf_counter()
     results, info = predict_sources(
         args.model, args.sources, backend=args.backend, device=args.device, precision=args.precision, threads=args.threads,
-        batch_size=args.batch_size, every_n=args.every_n, cam=args.cam, reference=args.reference, cam_dir=cam_dir,
+        compile=args.compile, batch_size=args.batch_size, every_n=args.every_n, cam=args.cam, reference=args.reference, cam_dir=cam_dir,
         alpha=args.alpha, class_names=classes,
     )
     wall = time.perf_counter() - t0

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from runtime.bench import main, run_bench
+from runtime.torch_runner import cxx_compiler
 
 
 def _check_row_sanity(rows, batch_sizes):
@@ -22,7 +23,7 @@ def _check_row_sanity(rows, batch_sizes):
 
 def test_run_bench_inline_writes_four_files(rt_tiny_onnx, tmp_path):
     res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 3), iters=3, warmup=1,
-                    isolation="inline", out=str(tmp_path / "b"), n_images=6, progress=False)
+                    isolation="inline", out=str(tmp_path / "b"), n_images=6, compile="off", progress=False)
     assert set(res.files) == {"json", "csv", "md", "png"}
     keys = {r.key for r in res.rows}
     assert {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "torch-bf16ac-cl", "ort-fp32@tiny.onnx", "ort-int8@tiny.int8.onnx",
@@ -34,31 +35,46 @@ def test_run_bench_inline_writes_four_files(rt_tiny_onnx, tmp_path):
     assert ort.max_abs < 1e-3 and ort.top1_agreement == 1.0 and ort.within_gate
     assert ort.speedup == pytest.approx(res.row("torch-fp32", 3).p50_ms / ort.p50_ms)
     assert res.extras["overhead_ms"] > 0 and res.extras["cam_vs_forward"] > 0
+    # compute rate of every CPU row against the GEMM rate measured in the same run
+    assert res.extras["macs"] > 0 and res.extras["fp32_gflops"] > 0 and res.extras["int8_gops"] > 0
+    for r in res.rows:
+        assert r.gops == pytest.approx(2 * res.extras["macs"] * r.batch / (r.p50_ms / 1e3) / 1e9)
+        assert r.of_gemm > 0 or r.precision not in ("fp32", "bf16", "int8"), r
     # files
     doc = json.loads(open(res.files["json"]).read())
     assert len(doc["rows"]) == len(res.rows) and doc["settings"]["isolation"] == "inline" and doc["goals"]
     rows = list(csv.DictReader(open(res.files["csv"])))
     assert len(rows) == len(res.rows) and {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "images_per_s", "speedup", "top1_agreement",
-                                           "max_abs"} <= set(rows[0])
+                                           "max_abs", "gops", "of_gemm"} <= set(rows[0])
     md = open(res.files["md"]).read()
     for text in ("| backend | precision | device | batch | p50 ms", "## How the figures were taken", "allow_spinning = 0",
-                 "## Goals", "Grad-CAM", "overhead", "What `--backend auto` picks", "synthetic frames"):
+                 "## Goals", "Grad-CAM", "overhead", "What `--backend auto` picks", "synthetic frames", "Against this CPU's compute limit"):
         assert text in md, text
     with Image.open(res.files["png"]) as im:
         assert im.format == "PNG" and im.size[0] > 400
     # auto's pick is judged for every artifact, bf16 rows never compete for an fp32 artifact
     picks = {a["artifact"]: a for a in res.auto_picks}
-    assert picks["tiny.onnx"]["auto_key"] == "ort-fp32@tiny.onnx"
+    assert picks["tiny.onnx"]["auto_key"] == "openvino-fp32@tiny.onnx"
     for pb in picks["tiny.onnx"]["per_batch"].values():
         assert "bf16" not in pb.get("fastest", "")
 
 
 def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path):
-    """No --checkpoint: an untrained model of the --models file's architecture; each row in its own process."""
+    """No --checkpoint: an untrained model of the --models file's architecture; each row in its own process.
+
+    With a C++ compiler the torch.compile rows run too: same function as eager, compile time reported, not timed.
+    """
     res = run_bench(None, [rt_tiny_onnx["fp32"]], batch_sizes=(2,), iters=2, warmup=1, backends=("torch", "ort"), isolation="process",
                     out=str(tmp_path / "p"), n_images=2, cam=False, progress=False)
-    assert {r.key for r in res.rows} == {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "torch-bf16ac-cl", "ort-fp32@tiny.onnx"}
+    want = {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "torch-bf16ac-cl", "ort-fp32@tiny.onnx"}
+    compiled = {"torch-fp32-cl-compiled", "torch-bf16-cl-compiled"} if cxx_compiler() else set()
+    assert {r.key for r in res.rows} == want | compiled
     _check_row_sanity(res.rows, (2,))
+    for k in compiled:
+        assert res.runners[k]["compiled"] and res.runners[k]["compile_s"], res.runners[k]
+        assert any(n.startswith(f"{k}: torch.compile took") for n in res.notes), res.notes
+    if compiled:
+        assert res.row("torch-fp32-cl-compiled", 2).within_gate and res.row("torch-bf16-cl-compiled", 2).within_gate
     assert res.settings["embedded_default"] and res.settings["arch"] == "baseline" and res.settings["input_size"] == 32
     ort = res.row("ort-fp32@tiny.onnx", 2)
     assert math.isnan(ort.top1_agreement)  # weights unknown: no agreement claimed
@@ -78,7 +94,7 @@ def test_cli_bad_arguments(capsys, tmp_path):
 def test_run_bench_with_real_photos(rt_trained_baseline, shared_data, tmp_path):
     res = run_bench(rt_trained_baseline["pt"], [rt_trained_baseline["fp32"], rt_trained_baseline["int8"]], batch_sizes=(1,), iters=2,
                     warmup=0, backends=("torch", "ort"), isolation="inline", images=str(shared_data / "catsdogs"), n_images=6,
-                    cam=False, out=str(tmp_path / "r"), progress=False)
+                    cam=False, out=str(tmp_path / "r"), compile="off", progress=False)
     assert "6 real photos" in res.settings["agreement_data"]
     int8 = res.row("ort-int8@base64.int8.onnx", 1)
     assert math.isfinite(int8.top1_agreement) and math.isfinite(int8.max_abs)

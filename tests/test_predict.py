@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from runtime.predict import iter_sources, main
+from runtime.torch_runner import cxx_compiler
 
 
 def _write_video(path, n=12, size=(80, 60)):
@@ -78,12 +79,28 @@ def test_cli_json_with_cam_overlays(rt_tiny_onnx, sources, tmp_path):
     assert main([rt_tiny_onnx["fp32"], str(sources["folder"]), str(sources["video"]), "--every-n", "12", "--out", str(out),
                  "--cam", "--reference", rt_tiny_onnx["pt"], "--quiet"]) == 0
     doc = json.loads(out.read_text())
-    assert doc["runner"]["backend"] == "ort" and doc["n_ok"] == 25 and doc["class_names"] == ["cat", "dog"]
+    assert doc["runner"]["backend"] == "openvino" and doc["n_ok"] == 25 and doc["class_names"] == ["cat", "dog"]
     pngs = sorted((tmp_path / "res" / "cam").glob("*.png"))
     assert len(pngs) == 25 and len({p.name for p in pngs}) == 25
     r0 = doc["results"][0]
     im = np.asarray(Image.open(r0["cam_path"]))
     assert im.shape == (64, 64, 3) and r0["cam_ms"] > 0
+
+
+@pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile needs a C++ compiler")
+def test_cli_compile_gives_the_eager_results(rt_tiny_onnx, sources, tmp_path, capsys):
+    outs = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        out = tmp_path / f"{name}.json"
+        assert main([rt_tiny_onnx["pt"], str(sources["folder"]), "--batch-size", "8", "--out", str(out), "--quiet", *extra]) == 0
+        outs[name] = json.loads(out.read_text())
+    assert outs["compiled"]["runner"]["compiled"] and outs["compiled"]["runner"]["compile_s"]
+    assert not outs["eager"]["runner"]["compiled"]
+    for a, b in zip(outs["eager"]["results"], outs["compiled"]["results"]):
+        assert a["label"] == b["label"] and abs(a["probs"]["cat"] - b["probs"]["cat"]) < 1e-4, (a, b)
+    capsys.readouterr()
+    assert main([rt_tiny_onnx["fp32"], str(sources["folder"]), "--compile"]) == 2
+    assert "--compile applies to a .pt checkpoint" in capsys.readouterr().err
 
 
 def test_cli_errors(rt_tiny_onnx, sources, tmp_path, capsys):

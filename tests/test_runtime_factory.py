@@ -22,8 +22,10 @@ def test_backend_from_file_and_metadata_before_activation(rt_tiny_onnx):
     r = make_runner(rt_tiny_onnx["pt"])
     assert isinstance(r, TorchRunner) and not r.is_active and r.channels_last and r.device == "cpu"
     assert r.meta.class_names == ["cat", "dog"] and r.meta.preprocess.input_size == 32
-    o = make_runner(rt_tiny_onnx["fp32"])
-    assert isinstance(o, OrtRunner) and o.meta.precision == "fp32" and o.meta.class_names == ["cat", "dog"] and not o.is_active
+    o = make_runner(rt_tiny_onnx["fp32"])  # fp32 on the CPU: OpenVINO f32 where installed (the faster at batch 1)
+    assert isinstance(o, OpenVINORunner) and o.precision == "fp32" and o.meta.precision == "fp32"
+    assert o.meta.class_names == ["cat", "dog"] and not o.is_active
+    assert isinstance(make_runner(rt_tiny_onnx["fp32"], backend="ort"), OrtRunner)
     i = make_runner(rt_tiny_onnx["int8"])
     assert isinstance(i, OpenVINORunner) and i.meta.precision == "int8" and i.precision == "fp32"
     assert isinstance(make_runner(rt_tiny_onnx["int8"], backend="ort"), OrtRunner)
@@ -35,7 +37,7 @@ def test_backend_from_file_and_metadata_before_activation(rt_tiny_onnx):
 def test_auto_never_lowers_the_precision_of_an_fp32_artifact(rt_tiny_onnx):
     meta = read_onnx_meta(rt_tiny_onnx["fp32"])
     plan = plan_runner(rt_tiny_onnx["fp32"], device="cpu", meta=meta)
-    assert plan.backend == "ort" and plan.kwargs.get("precision", "fp32") != "bf16"
+    assert plan.backend == "openvino" and plan.kwargs["precision"] == "fp32"
     plan = plan_runner(rt_tiny_onnx["fp32"], backend="openvino", meta=meta)
     assert plan.kwargs["precision"] == "fp32"
 
@@ -107,6 +109,14 @@ def test_wrong_backend_device_precision_combinations(rt_tiny_onnx):
         make_runner(rt_tiny_onnx["fp32"], backend="ort", precision="bf16")
     with pytest.raises(InputError, match="unknown device"):
         make_runner(rt_tiny_onnx["fp32"], device="tpu")
+
+
+def test_auto_without_openvino_runs_onnx_on_onnxruntime(rt_tiny_onnx, monkeypatch):
+    from runtime import factory
+
+    monkeypatch.setattr(factory, "backend_installed", lambda b: b != "openvino")
+    for key in ("fp32", "int8"):
+        assert factory.plan_runner(rt_tiny_onnx[key], device="cpu", meta=read_onnx_meta(rt_tiny_onnx[key])).backend == "ort"
 
 
 def test_missing_backend_library_is_one_line(rt_tiny_onnx, monkeypatch):

@@ -14,7 +14,7 @@ from runtime.base import InputSpec, Runner, RunnerError, lazy_import
 from runtime.compare import compare_logits
 from runtime.openvino_runner import OpenVINORunner
 from runtime.ort_runner import OrtRunner
-from runtime.torch_runner import TorchRunner
+from runtime.torch_runner import TorchRunner, cxx_compiler
 
 
 def _photos(paths, cfg):
@@ -119,6 +119,32 @@ def test_torch_runner_precisions_and_describe(tiny_checkpoint):
             r.infer(np.zeros((1, 3, 64, 64), np.float32))
 
 
+@pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile needs a C++ compiler")
+def test_torch_runner_compiled_matches_eager_and_reports_compile_time(tiny_checkpoint, caplog):
+    """torch.compile (Inductor, frozen weights) computes the eager model's function; each batch size compiles once."""
+    x = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    ref = _run(TorchRunner(tiny_checkpoint), x)
+    with caplog.at_level("INFO", logger="pawlens"), TorchRunner(tiny_checkpoint, channels_last=True, compile=True) as r:
+        out = r.infer(x)
+        again = r.infer(x)
+        d = r.describe()
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+    np.testing.assert_array_equal(out, again)
+    assert d["compiled"] and list(d["compile_s"]) == [3] and d["compile_s"][3] > 0, d
+    assert r.name.endswith("-compiled")
+    assert sum("batch 3 compiled" in m for m in caplog.messages) == 1  # logged once, on the compiling call only
+
+
+def test_torch_runner_compile_without_a_compiler_says_so(tiny_checkpoint, monkeypatch):
+    from runtime import torch_runner
+
+    monkeypatch.setattr(torch_runner, "cxx_compiler", lambda: None)
+    r = TorchRunner(tiny_checkpoint, compile=True)
+    with pytest.raises(BackendUnavailable, match="C\\+\\+ compiler.*without --compile"):
+        r.activate()
+    assert not r.is_active
+
+
 # ----------------------------------------------------------------------------- onnxruntime
 
 
@@ -149,8 +175,6 @@ def test_ort_cuda_fallback_is_visible_and_logged_once(rt_tiny_onnx, caplog, monk
     if ort_runner.cuda_visible():
         pytest.skip("a CUDA GPU is visible: no fall-back to observe")
     monkeypatch.setattr(ort_runner, "_warned_fallback", set())
-    logger = logging.getLogger("pawlens")
-    monkeypatch.setattr(logger, "propagate", True)
     x = np.zeros((2, 3, 32, 32), np.float32)
     with caplog.at_level(logging.WARNING, logger="pawlens"):
         for _ in range(2):

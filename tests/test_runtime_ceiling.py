@@ -1,0 +1,35 @@
+"""runtime.ceiling: multiply-adds of a model and the CPU's measured GEMM rates (what the bench compares rows with)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from runtime.ceiling import count_macs, gemm_rates, rate_for
+
+
+def test_count_macs_by_hand_and_hooks_removed():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    # 8x8 input: conv1 8*8*8 outputs x 3*9; conv2 8*4*4 outputs x (8/4)*9; linear 2 x 8
+    assert count_macs(m, 8) == 8 * 8 * 8 * 27 + 8 * 4 * 4 * 18 + 2 * 8
+    assert all(not mod._forward_hooks for mod in m.modules())
+
+
+def test_resnet50_macs_match_the_published_figure():
+    import torchvision
+
+    macs = count_macs(torchvision.models.resnet50(num_classes=1000), 224)
+    assert macs == pytest.approx(4.09e9, rel=0.01)  # torchvision's model card: 4.09 GFLOPS (multiply-adds)
+
+
+def test_gemm_rates_are_measured_and_restore_threads():
+    before = torch.get_num_threads()
+    r = gemm_rates(threads=1, n=256, reps=2)
+    assert torch.get_num_threads() == before
+    for k in ("fp32_gflops", "bf16_gflops", "int8_gops"):
+        assert r[k] is not None and math.isfinite(r[k]) and r[k] > 0.1, (k, r)
+    assert rate_for("int8", r) == r["int8_gops"] and rate_for("bf16-autocast", r) == r["bf16_gflops"] and rate_for("fp16", r) is None
