@@ -169,10 +169,10 @@ def test_activation_bytes_counts_every_float_tensor(tmp_path):
 
 def test_histogram_calibration_that_cannot_fit_is_refused_before_any_work(tiny_onnx, tmp_path):
     """entropy / percentile hold every activation of every image (ResNet50 500 x 224 px: OOM-killed at 24 GB)."""
-    from export.quantize import activation_bytes, check_calibration_memory
+    from export.quantize import HISTOGRAM_OVERHEAD, activation_bytes, check_calibration_memory
 
     _, p = tiny_onnx
-    per_image = activation_bytes(p) * 2.0
+    per_image = activation_bytes(p) * HISTOGRAM_OVERHEAD
     check_calibration_memory(p, 10_000, "minmax", available=1)  # streams: never refused
     check_calibration_memory(p, 100, "percentile", available=int(per_image * 1000))
     with pytest.raises(InputError, match=r"--calib-method percentile keeps every activation.*--calib-max 8 or --calib-method minmax"):
