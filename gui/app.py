@@ -107,7 +107,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--reference", metavar="CKPT", default=None, help="PyTorch reference checkpoint (.pt) for Grad-CAM; "
                    "its classes must match the model's")
     g.add_argument("--classes", default=None, help="comma-separated class names, for an ONNX without pawlens metadata (e.g. cat,dog)")
-    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"), help="runtime backend of the model (auto: ONNX Runtime for .onnx, OpenVINO where onnxruntime is missing; TensorRT for .engine)")
+    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"),
+                   help="runtime backend of the model (auto: ONNX Runtime for .onnx, OpenVINO where onnxruntime is missing; "
+                   "TensorRT for .engine)")
     g.add_argument("--device", default="auto", help="device of the model: auto, cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, default=None, help="CPU threads of the model's backend; none: the backend's own choice")
     g.add_argument("--cam-device", default="cpu", help="device of the Grad-CAM reference: cpu, cuda or auto")

@@ -853,9 +853,9 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 from .ceiling import rate_for
 
                 for r in rows:
-                    rate = rate_for(r.precision, extras)
                     if r.device == "cpu" and math.isfinite(r.p50_ms):
                         r.gops = 2 * extras["macs"] * r.batch / (r.p50_ms / 1e3) / 1e9
+                        rate = rate_for(r.precision, extras)
                         if rate:
                             r.of_gemm = r.gops / rate
 

@@ -17,12 +17,11 @@ clang++); without one the runner says so on activation.  The eager model stays t
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 import os
 import shutil
 import time
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +39,9 @@ LOG = logging.getLogger("pawlens")
 def cxx_compiler() -> str | None:
     """The C++ compiler TorchInductor would use on the CPU ($CXX, else g++ / clang++ on PATH), or ``None``."""
     for c in (os.environ.get("CXX"), "g++", "clang++"):
-        if c and shutil.which(c):
-            return shutil.which(c)
+        found = shutil.which(c) if c else None
+        if found:
+            return found
     return None
 
 
