@@ -84,6 +84,41 @@ def resnet_checkpoint(tmp_path_factory) -> Path:
     return p
 
 
+@pytest.fixture
+def real_tensorrt():
+    """The ``tensorrt`` module where engines can really be built; skips without TensorRT or a CUDA GPU."""
+    trt = pytest.importorskip("tensorrt")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    return trt
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """Factory of shown ``MainWindow``s (no camera probing, no dialogs), shut down after the test.
+
+    ``make(size=(W, H), options=None, **kw)``: ``kw`` go to ``MainWindow``; ``size=None`` keeps its own size.
+    """
+    from gui.window import MainWindow, WindowOptions
+
+    made = []
+
+    def make(size=(1000, 640), options=None, **kw):
+        w = MainWindow(options=options or WindowOptions(probe_cameras=False, interactive=False), **kw)
+        qtbot.addWidget(w)
+        if size:
+            w.resize(*size)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.shutdown()
+
+
 # ----------------------------------------------------------------------------- runtime fixtures (runtime helper)
 
 

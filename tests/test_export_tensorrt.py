@@ -332,13 +332,8 @@ def test_no_gpu_is_one_line(monkeypatch, tiny_onnx_pair, tmp_path):
 
 @pytest.mark.trt
 @pytest.mark.gpu
-def test_real_tensorrt_engine(tiny_checkpoint, tmp_path):
+def test_real_tensorrt_engine(real_tensorrt, tiny_checkpoint, tmp_path):
     """Build a real FP16 engine and gate it with the runtime's TrtRunner (needs TensorRT + a CUDA GPU)."""
-    pytest.importorskip("tensorrt")
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     trt_runner = pytest.importorskip("runtime.trt_runner")
     from export.onnx import convert_fp16, export_onnx
     from runtime.compare import compare

@@ -19,7 +19,7 @@ pytest.importorskip("PySide6")
 from PySide6 import QtCore, QtGui  # noqa: E402
 
 from gui.sources import FrameSource  # noqa: E402
-from gui.window import MainWindow, WindowOptions  # noqa: E402
+from gui.window import WindowOptions  # noqa: E402
 from gui.workers import Frame  # noqa: E402
 from runtime.cam import CamResult  # noqa: E402  (no torch at import)
 from runtime.predictor import Prediction, softmax  # noqa: E402
@@ -135,24 +135,6 @@ class SyntheticSource(FrameSource):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def make_window(qtbot):
-    made = []
-
-    def make(**kw):
-        opts = kw.pop("options", None) or WindowOptions(probe_cameras=False, interactive=False)
-        w = MainWindow(options=opts, **kw)
-        qtbot.addWidget(w)
-        w.resize(1000, 640)
-        w.show()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.shutdown()
 
 
 def write_png(path, rgb):

@@ -19,7 +19,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from gui.app import RuntimeLoader, main  # noqa: E402
-from gui.window import MainWindow, WindowOptions  # noqa: E402
+from gui.window import WindowOptions  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
 
@@ -84,20 +84,13 @@ def photo(tmp_path) -> str:
 
 
 @pytest.fixture
-def window(qtbot):
-    made = []
+def window(make_window):
+    """A window that loads its models through a RuntimeLoader (CPU unless the test passes its own loader)."""
 
-    def make(**kw):
-        loader = kw.pop("loader", None) or RuntimeLoader(device="cpu")
-        w = MainWindow(loader=loader, options=kw.pop("options", WindowOptions(probe_cameras=False, interactive=False)))
-        qtbot.addWidget(w)
-        w.show()
-        made.append(w)
-        return w
+    def make(loader=None, options=None):
+        return make_window(size=None, loader=loader or RuntimeLoader(device="cpu"), options=options)
 
-    yield make
-    for w in made:
-        w.shutdown()
+    return make
 
 
 def test_real_models_label_and_overlay(window, qtbot, tiny_onnx, tiny_checkpoint, photo):

@@ -149,13 +149,8 @@ def test_cpu_device_and_precision_refused(engine, monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.trt
-def test_real_engine_matches_torch(tmp_path, resnet_checkpoint):
+def test_real_engine_matches_torch(real_tensorrt, tmp_path, resnet_checkpoint):
     """Build a real FP16 engine (export.tensorrt) and run it against PyTorch fp32, with a batch above the profile's max."""
-    pytest.importorskip("tensorrt")
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     from export.onnx import export_onnx
     from export.tensorrt import build_engine
     from runtime.torch_runner import TorchRunner
