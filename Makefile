@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pawlens-setup
 EXTRAS ?= export,gpu,openvino,gui,test
 
-.PHONY: setup test test-fast demo lint gui-check clean
+.PHONY: setup test test-fast demo lint gui-check gpu-check clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: setup
 
 gui-check: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m gui.bench --make-models runs/bench/gui/models
+
+# Every CUDA code path once (issue 14); without a GPU: steps 1 and 6 on the CPU. README "GPU check" says how to run it on a lent GPU.
+gpu-check: setup
+	$(PY) tools/gpu_check.py --out runs/gpu_check
 
 clean:
 	rm -rf runs .pytest_cache

@@ -516,11 +516,44 @@ def runner_configs(ctx: Ctx) -> list[tuple[str, dict[str, Any], str]]:
     return rows
 
 
-def step_runner(ctx: Ctx, rec: Record) -> None:
+def _runner_row(ctx: Ctx, rec: Record, model: str, ck, x, labels, ref, label: str, kw: dict[str, Any], gate_prec: str, bs: int):
+    """One TorchRunner configuration on ``ctx.device`` against the CPU fp32 logits ``ref``."""
     import numpy as np
 
-    from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
     from runtime.compare import compare_logits, default_gate, run_batches
+    from runtime.torch_runner import TorchRunner
+
+    t0 = time.perf_counter()
+    try:
+        r = TorchRunner(ck, device=ctx.device, name=label, **kw)
+        with r:
+            y = run_batches(r, x, bs)  # the first call of a compiled runner compiles
+            first_s = time.perf_counter() - t0
+            xb = np.ascontiguousarray(x[:bs])
+            times = []
+            for _ in range(ctx.s["time_calls"]):
+                r.infer(xb)
+                times.append(r.last_inference_time())
+            d = r.describe()
+        pr = compare_logits(ref, y, labels=labels, gate=default_gate(gate_prec), name=label, precision=gate_prec)
+        row = {"status": "ok" if pr.passed else "fail", "device": d.get("device"), **parity_row(pr),
+               f"ms_batch{len(xb)}_p50": float(np.median(times) * 1e3), "first_call_s": round(first_s, 2)}
+        if kw.get("compile"):
+            row["compile_s"] = d.get("compile_s")
+        if d.get("device") != ctx.device:
+            row["status"] = "fail"
+            row["reason"] = f"describe() says device {d.get('device')!r}"
+        if row["status"] != "ok":
+            rec.fail(f"{model} {label}: {row.get('reason') or pr.short_summary()}")
+    except Exception as e:  # noqa: BLE001 - recorded, the other rows go on
+        row = {"status": "fail", "reason": _one_line(e), "seconds": round(time.perf_counter() - t0, 1)}
+        rec.fail(f"{model} {label}: {_one_line(e)}")
+    return row
+
+
+def step_runner(ctx: Ctx, rec: Record) -> None:
+    from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
+    from runtime.compare import run_batches
     from runtime.torch_runner import TorchRunner
 
     rec.figures["photos"] = ctx.photo_kind()
@@ -532,6 +565,7 @@ def step_runner(ctx: Ctx, rec: Record) -> None:
     per: dict[str, Any] = {}
     rec.figures["checkpoints"] = per
     bs = 16
+    prepared = []
     for c in checkpoints(ctx):
         ck = load_checkpoint(c["path"])
         x, labels, _used = photo_batch(ctx, preprocess_from_checkpoint(ck), ctx.s["n_parity"])
@@ -539,39 +573,21 @@ def step_runner(ctx: Ctx, rec: Record) -> None:
             keep = len(x) // bs * bs
             x, labels = x[:keep], labels[:keep]
         ref = run_batches(TorchRunner(ck, device="cpu", precision="fp32", name="cpu-fp32"), x, bs)
-        rows: dict[str, Any] = {}
-        per[c["model"]] = {"origin": c["origin"], "n": len(x), "rows": rows}
-        for label, kw, gate_prec in runner_configs(ctx):
-            if kw["precision"] == "fp16" and not ctx.device.startswith("cuda"):
-                rows[label] = {"status": "skipped: fp16 needs CUDA (dry run on the CPU)"}
-                continue
-            t0 = time.perf_counter()
-            try:
-                r = TorchRunner(ck, device=ctx.device, name=label, **kw)
-                with r:
-                    y = run_batches(r, x, bs)  # the first call of a compiled runner compiles
-                    first_s = time.perf_counter() - t0
-                    xb = np.ascontiguousarray(x[:bs])
-                    times = []
-                    for _ in range(ctx.s["time_calls"]):
-                        r.infer(xb)
-                        times.append(r.last_inference_time())
-                    d = r.describe()
-                pr = compare_logits(ref, y, labels=labels, gate=default_gate(gate_prec), name=label, precision=gate_prec)
-                row = {"status": "ok" if pr.passed else "fail", "device": d.get("device"), **parity_row(pr),
-                       f"ms_batch{len(xb)}_p50": float(np.median(times) * 1e3), "first_call_s": round(first_s, 2)}
-                if kw.get("compile"):
-                    row["compile_s"] = d.get("compile_s")
-                if d.get("device") != ctx.device:
-                    row["status"] = "fail"
-                    row["reason"] = f"describe() says device {d.get('device')!r}"
-                if row["status"] != "ok":
-                    rec.fail(f"{c['model']} {label}: {row.get('reason') or pr.short_summary()}")
-            except Exception as e:  # noqa: BLE001 - recorded, the other rows go on
-                row = {"status": "fail", "reason": _one_line(e), "seconds": round(time.perf_counter() - t0, 1)}
-                rec.fail(f"{c['model']} {label}: {_one_line(e)}")
-            rows[label] = row
-            rec.save()
+        per[c["model"]] = {"origin": c["origin"], "n": len(x), "rows": {}}
+        prepared.append((c, ck, x, labels, ref))
+    configs = runner_configs(ctx)
+    # every checkpoint's eager rows first, the compiled rows (tens of seconds each) last: a step stopped at its limit keeps the rest
+    for compiled in (False, True):
+        for c, ck, x, labels, ref in prepared:
+            rows = per[c["model"]]["rows"]
+            for label, kw, gate_prec in configs:
+                if bool(kw.get("compile")) != compiled:
+                    continue
+                if kw["precision"] == "fp16" and not ctx.device.startswith("cuda"):
+                    rows[label] = {"status": "skipped: fp16 needs CUDA (dry run on the CPU)"}
+                    continue
+                rows[label] = _runner_row(ctx, rec, c["model"], ck, x, labels, ref, label, kw, gate_prec, bs)
+                rec.save()
     parts = []
     for m, p in per.items():
         ok = [k for k, r in p["rows"].items() if r.get("status") == "ok"]
@@ -733,10 +749,10 @@ def step_onnx(ctx: Ctx, rec: Record) -> None:
 # number: (name, what, function, default time limit in seconds, modules beyond torch that it needs, runs on a CPU-only machine)
 STEPS: dict[int, tuple[str, str, Callable[[Ctx, Record], None], int, tuple[str, ...], bool]] = {
     1: ("device", "cuda resolution, describe() devices", step_device, 60, (), True),
-    2: ("train", "training, --amp auto + channels_last", step_train, 170, ("yaml", "tqdm"), False),
-    3: ("runner", "TorchRunner fp32/fp16/bf16/channels_last/compile vs CPU", step_runner, 150, (), False),
+    2: ("train", "training, --amp auto + channels_last", step_train, 150, ("yaml", "tqdm"), False),
+    3: ("runner", "TorchRunner fp32/fp16/bf16/channels_last/compile vs CPU", step_runner, 180, (), False),
     4: ("gradcam", "Grad-CAM vs CPU heat map", step_gradcam, 45, (), False),
-    5: ("bench", "pawlens-bench torch backends, batch 1/8/64", step_bench, 120, ("cv2", "tqdm"), False),
+    5: ("bench", "pawlens-bench torch backends, batch 1/8/64", step_bench, 150, ("cv2", "tqdm"), False),
     6: ("onnx", "ONNX export + ORT CPU parity", step_onnx, 75, ("onnx", "onnxruntime", "cv2", "tqdm"), True),
 }
 
@@ -837,12 +853,21 @@ def to_markdown(report: dict[str, Any]) -> str:
         fig = fig.replace("|", "/").replace("\n", " ")[:700]
         lines.append(f"| {r['step']} {r['name']} | {r['what']} | {status} | {fig} | {r['seconds']:.1f} |")
     lines.append("")
-    lines.append("Figures in full: `gpu_check.json`; each step's log and files: the work folder (`--work`).")
+    lines.append(f"Figures in full: `gpu_check.json`; each step's log and files: `{report['work']}` (`--work`; the logs are also "
+                 "copied to `logs/` when the work folder lies outside OUT).")
     return "\n".join(lines) + "\n"
 
 
 def _write_report(out: str, report: dict[str, Any]) -> None:
     os.makedirs(out, exist_ok=True)
+    work = report["work"]
+    if os.path.abspath(os.path.join(out, "work")) != os.path.abspath(work):  # small files come back with OUT; checkpoints stay
+        os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+        for r in report["steps"]:
+            for suffix in (".log", ".json"):
+                src = os.path.join(work, f"step{r['step']}{suffix}")
+                if os.path.isfile(src):
+                    shutil.copy2(src, os.path.join(out, "logs", os.path.basename(src)))
     with open(os.path.join(out, "gpu_check.json"), "w") as f:
         json.dump(_plain(report), f, indent=1)
     with open(os.path.join(out, "gpu_check.md"), "w") as f:
@@ -888,7 +913,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                                 "  python tools/gpu_check.py --photos runs/gpu_subset --out runs/gpu_check\n"
                                 "  python tools/gpu_check.py --device cpu --quick --inline --photos synthetic   # dry run here")
     p.add_argument("--out", default=None, help="report folder (default: $OUT when set, else runs/gpu_check)")
-    p.add_argument("--work", default=None, help="working folder: step logs, checkpoints, exports (default: OUT/work)")
+    p.add_argument("--work", default=None, help="working folder: step logs, checkpoints, exports (default: OUT/work); elsewhere, "
+                   "the step logs are copied to OUT/logs")
     p.add_argument("--photos", default=None, help=f"folder of photos in class folders, or '{SYNTHETIC}' (default: ../shared/data/catsdogs, "
                    "else .devcarry/photos, else synthetic)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
