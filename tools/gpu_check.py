@@ -37,6 +37,8 @@ Needs only torch, torchvision and the project; a step whose other modules are mi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -159,6 +161,23 @@ def _missing(modules) -> list[str]:
     import importlib.util
 
     return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to ``stream`` and keeps the lines (to quote a command's error line)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.stream.write(s)
+        self.lines += [ln.strip() for ln in s.splitlines() if ln.strip()]
+        del self.lines[:-50]
+        return len(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _sync(device: str) -> None:
@@ -680,12 +699,15 @@ def step_bench(ctx: Ctx, rec: Record) -> None:
             rec.notes.append("dry run: bench inline, no Grad-CAM timing, CPU GEMM ceiling at n=256")
         rec.figures.setdefault("argv", {})[c["model"]] = "pawlens-bench " + " ".join(argv)
         t0 = time.perf_counter()
-        rc = bench_main(argv)
+        err = _Tee(sys.stderr)
+        with contextlib.redirect_stderr(err):  # keep pawlens-bench's one-line error for the report
+            rc = bench_main(argv)
         row: dict[str, Any] = {"origin": c["origin"], "exit_code": rc, "seconds": round(time.perf_counter() - t0, 1)}
         per[c["model"]] = row
         jpath = os.path.join(out, "bench.json")
         if rc != 0 or not os.path.isfile(jpath):
-            rec.fail(f"{c['model']}: pawlens-bench exited {rc}")
+            said = next((ln for ln in reversed(err.lines) if "error" in ln), "")
+            rec.fail(f"{c['model']}: pawlens-bench exited {rc}{': ' + said[:300] if said else ''}")
             rec.save()
             continue
         with open(jpath) as fh:
@@ -985,7 +1007,7 @@ def main(argv=None) -> int:
         else:
             left = args.budget - (time.perf_counter() - t_start) - 15 * later
             limit = min(limits[n], left)
-            if limit < 10:
+            if left < 10:
                 row = {"status": f"skipped: out of the --budget of {args.budget:.0f} s", "reason": "", "seconds": 0.0, "figures": {}}
             else:
                 with open(ctx_path, "w") as f:
