@@ -34,7 +34,7 @@ import numpy as np
 
 from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
 from models.errors import DataError, ImageError, InputError, OutputError
-from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
+from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image, resized_shape
 
 from .factory import BACKENDS
 
@@ -229,6 +229,12 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
             explainer.activate()
         try:
             for chunk in _batches(iter_sources(sources, every_n=every_n), batch_size):
+                for it in chunk:  # a frame this model's resize would blow up is skipped here, not fatal to the batch
+                    if not it.error:
+                        try:
+                            resized_shape(it.image.shape[0], it.image.shape[1], pred.preprocess)
+                        except ImageError as e:
+                            it.error, it.image = str(e).split("] ", 1)[-1], None
                 good = [it for it in chunk if not it.error]
                 for it in chunk:
                     if it.error:
