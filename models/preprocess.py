@@ -141,10 +141,8 @@ def check_fields(d: dict[str, Any]) -> dict[str, Any]:
     if "input_size" in kw:
         kw["input_size"] = whole("input_size", MIN_INPUT_SIZE, MAX_INPUT_SIZE)
     size = kw.get("input_size", PreprocessConfig.input_size)
-    if "resize_size" in kw:
-        kw["resize_size"] = whole("resize_size", size, min(MAX_RESIZE_SIZE, 4 * size))
-    elif size > PreprocessConfig.resize_size:
-        raise ValueError(f"preprocess.resize_size is missing (input_size {size})")
+    kw.setdefault("resize_size", PreprocessConfig.resize_size)
+    kw["resize_size"] = whole("resize_size", size, min(MAX_RESIZE_SIZE, 4 * size))
     for k, (lo, hi) in {"mean": (0.0, 1.0), "std": (0.001, 10.0)}.items():
         if k not in kw:
             continue

@@ -2,10 +2,11 @@
 
     obj = read_yaml("my.yaml")        # what yaml.safe_load returns; InputError for an alias or a huge file
 
-``yaml.safe_load`` runs no code, but it expands aliases: a 433-byte file of nested ``*a`` references
-(a "billion laughs" bomb) becomes hundreds of millions of list items, 1.5 GB of memory and a 72 MB
-error line.  Option files never need aliases, so any alias is refused before anything is built, and
-files over ``MAX_YAML_BYTES`` are refused unread.  Missing files, undecodable bytes and YAML syntax
+``yaml.safe_load`` runs no code, and it shares an aliased object rather than copying it, but anything
+that walks the value expands it: a 433-byte file of nested ``*a`` references (a "billion laughs"
+bomb) gave a 72 MB "one-line" error (the value's repr) and 1.5 GB of memory.  Option files never
+need aliases, so any alias is refused before anything is built, and files over ``MAX_YAML_BYTES``
+are refused unread.  Missing files, undecodable bytes and YAML syntax
 errors are raised as ``OSError`` / ``UnicodeDecodeError`` / ``yaml.YAMLError`` for the caller's own message.
 """
 

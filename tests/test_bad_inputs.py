@@ -238,6 +238,7 @@ def _train_cases(f, tmp):
          2, ["another architecture"]),
         ("--epochs -1", ["--data", f["two_class"], "--epochs", "-1"], 2, ["epochs"]),
         ("--img-size 0", ["--data", f["two_class"], "--img-size", "0"], 2, ["img"]),
+        ("--img-size 4096", ["--data", f["two_class"], "--img-size", "4096"], 2, ["at most 2048"]),
         ("--config unknown key", ["--data", f["two_class"], "--config", f["bad_yaml"]], 2, ["epochz"]),
         ("--config missing", ["--data", f["two_class"], "--config", f["missing"]], 2, ["not found"]),
         ("unwritable --out", ["--data", f["two_class"], "--out", f["unwritable_out"], *TRAIN], 2, [str(f["unwritable_out"])]),
@@ -537,7 +538,7 @@ def robust(bad, tiny_checkpoint, tmp_path_factory):
         f[f"engine_{name}"] = d / f"{name}.fp16.engine"
         f[f"engine_{name}"].write_bytes(b"\x00" * 64)
         (d / f"{name}.fp16.engine.json").write_text(json.dumps(s))
-    f["yaml_bomb"] = d / "bomb.yaml"  # 9 levels of 9 aliases: 387 million items once expanded
+    f["yaml_bomb"] = d / "bomb.yaml"  # 9 levels of 9 aliases: 387 million items once walked (a repr)
     f["yaml_bomb"].write_text('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
                               + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
                               + "epochs: *i\n")

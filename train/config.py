@@ -146,6 +146,10 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
         _at_least("max_images", out["max_images"], 4)
     if out["img_size"] is not None:
         _at_least("img_size", out["img_size"], 16)
+        from models.preprocess import MAX_INPUT_SIZE
+
+        if out["img_size"] > MAX_INPUT_SIZE:  # every artifact's loader refuses larger input sizes (see PreprocessConfig.from_dict)
+            raise InputError(f"--img-size must be at most {MAX_INPUT_SIZE}, got {out['img_size']}")
     for k in ("lr", "lr_head", "lr_backbone"):
         if not out[k] > 0:
             raise InputError(f"--{k.replace('_', '-')} must be > 0, got {out[k]}")
