@@ -79,12 +79,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def _load_yaml(path: str, what: str) -> dict[str, Any]:
     import yaml
 
+    from models.safe_yaml import read_yaml
+
     try:
-        with open(path, encoding="utf-8") as f:
-            d = yaml.safe_load(f) or {}
+        d = read_yaml(path) or {}
     except FileNotFoundError:
         raise InputError(f"{path}: {what} file not found") from None
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read the {what} YAML ({' '.join(str(e).split())[:120]})") from None
     if not isinstance(d, dict):
         raise InputError(f"{path}: the {what} YAML must be a mapping")
@@ -136,6 +137,9 @@ def _main(argv: Sequence[str] | None) -> int:
     from .pipeline import export_all, parse_formats
 
     args = _parse(list(argv or []))
+    for flag, v in (("--calib-max", args.calib_max), ("--parity-max", args.parity_max), ("--batch-size", args.batch_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):  # 0 used to mean "all", silently
+            raise InputError(f"{flag} {v}: must be a whole number >= 1" + (" (leave it unset for all images)" if flag == "--parity-max" else ""))
     formats = parse_formats(args.formats)
     gates = resolve_gates(args.gates, args.gate)
     stem = os.path.splitext(os.path.basename(args.ckpt))[0]

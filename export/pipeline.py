@@ -113,11 +113,11 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     xs, labels, used, skipped = [], [], [], []
     for p in paths:
         try:
-            img = load_image(p)
+            x = preprocess_numpy(load_image(p), cfg)[0]  # both can refuse one image (a strip): skipped, never fatal
         except ImageError as e:
             skipped.append(str(e) if p in str(e) else f"{p}: {e}")
             continue
-        xs.append(preprocess_numpy(img, cfg)[0])
+        xs.append(x)
         labels.append(_label_for(p, class_names))
         used.append(p)
     if not xs:

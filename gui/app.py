@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from models.console import HelpFormatter, atomic_write_text, ensure_writable_dir, run_cli
+from models.console import HelpFormatter, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
 from models.errors import BackendUnavailable, InputError
 
 PROG = "pawlens-gui"
@@ -161,9 +161,15 @@ def _check_args(args: argparse.Namespace) -> None:
             raise InputError("--exit-after needs --source (a camera index, image, video or folder)")
     elif args.screenshot or args.json:
         raise InputError("--screenshot and --json go with --exit-after N (the headless self-check)")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: must be >= 1 (leave it unset for the backend's default)")
     for flag in ("screenshot", "json"):
         out = getattr(args, flag)
         if out:
+            check_utf8_path(out, f"--{flag}")
+            if os.path.isdir(out):
+                example = os.path.join(out, "self-check." + ("png" if flag == "screenshot" else "json"))
+                raise InputError(f"--{flag} {out}: is a folder; name the file to write (e.g. {example})")
             ensure_writable_dir(os.path.dirname(os.path.abspath(out)), f"--{flag} folder")
     for flag in ("model", "reference"):
         path = getattr(args, flag)

@@ -36,6 +36,7 @@ def _quiet_opencv() -> None:
     """Silence OpenCV's own stderr chatter (probing absent cameras logs an error per index)."""
     import cv2
 
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines ("moov atom not found"): read at first open
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except Exception:  # older/newer OpenCV without the logging module: keep its default
@@ -204,9 +205,28 @@ class VideoSource(FrameSource):
             raise SourceError(f"{self.path}: no decodable frame in this video (corrupt or truncated?)")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        self.declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._cap = cap
         self._pending = first
+        self._pass = 0  # frames read in this pass through the file
+        self.end_note = ""  # set when a pass ends before the declared frame count (damage)
         return self
+
+    def _end_of_pass(self) -> None:
+        """Note a pass that stopped short of the header's frame count (a truncated or damaged file)."""
+        n, declared = self._pass, self.declared
+        if declared > 0 and n < declared - max(2, declared // 100) and not self.end_note:
+            self.end_note = (f"read {n} of the {declared} frames its header declares: it stopped at damage after "
+                             f"frame {n} (truncated or corrupt)")
+
+    def _reopen(self):
+        """Start the file again: a fresh capture (seeking back to frame 0 fails on some files, e.g. one-frame clips)."""
+        import cv2
+
+        self._cap.release()
+        self._cap = cv2.VideoCapture(self.path)
+        ok, frame = self._cap.read() if self._cap.isOpened() else (False, None)
+        return frame if ok else None
 
     def read(self) -> np.ndarray | None:
         import cv2
@@ -218,14 +238,19 @@ class VideoSource(FrameSource):
         else:
             ok, frame = self._cap.read()
             if not ok or frame is None:
+                self._end_of_pass()
                 if not self.loop or self.frames_read == 0:
                     return None
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
-                    return None
+                    frame = self._reopen()
+                    if frame is None:
+                        return None
                 self.loops += 1
+                self._pass = 0
         self.frames_read += 1
+        self._pass += 1
         return _bgr_to_rgb(frame)
 
     def close(self) -> None:

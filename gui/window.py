@@ -822,6 +822,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if gen == self._cap_gen:
             self.status(msg, 8000)
 
+    def _on_frame_skipped(self, gen: int, msg: str) -> None:
+        """A frame the model could not take (e.g. a strip): a status line; inference goes on with the next frame."""
+        if gen == self._inf_gen:
+            self.status(msg, 8000)
+
     def _on_source_ended(self, gen: int, msg: str) -> None:
         if gen != self._cap_gen:
             return
@@ -887,6 +892,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w.ready.connect(self._on_model_ready)
         w.result.connect(self._on_prediction)
         w.error.connect(self._on_model_error)
+        w.skipped.connect(self._on_frame_skipped)
         self._begin_loading("model")
         self._inference = WorkerThread(w).start()
         name = os.path.basename(self.model_path) if self.model_path else "model"

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6 import QtCore
 
-from models.errors import PawlensError
+from models.errors import ImageError, InputError, PawlensError
 
 from .sources import FrameSource
 
@@ -430,6 +430,9 @@ class CaptureWorker(_Worker):
         if src.kind == "image":
             return f"{src.name}: image shown"
         if src.kind == "video":
+            note = getattr(src, "end_note", "")
+            if note:
+                return f"{src.name}: video ended early: {note}"
             return f"{src.name}: video ended after {src.frames_read} frames (turn on Loop to replay it)"
         return f"{src.name}: no more frames"
 
@@ -442,11 +445,13 @@ class InferenceWorker(_Worker):
             ``source_sha256`` and ``load_ms``.
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
+        skipped(gen, message): one frame could not be preprocessed (e.g. a strip); the worker goes on.
     """
 
     nice = 4
     ready = QtCore.Signal(int, object)
     result = QtCore.Signal(int, object, object)
+    skipped = QtCore.Signal(int, str)
 
     def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, forward: LatestSlot | None = None):
         super().__init__(gen)
@@ -474,6 +479,9 @@ class InferenceWorker(_Worker):
                     continue
                 try:
                     pred = predictor.predict(frame.rgb)
+                except (ImageError, InputError) as e:  # this frame cannot be preprocessed (a strip): skip it, keep going
+                    self.skipped.emit(self.gen, f"frame skipped: {one_line(e)}")
+                    continue
                 except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
                     self.error.emit(self.gen, one_line(e))
                     return

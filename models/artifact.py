@@ -15,6 +15,23 @@ from .errors import ArtifactError
 from .preprocess import PreprocessConfig
 
 PREFIX = "pawlens."
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+#: More classes than this is not a cat/dog-style classifier's metadata but damage.
+MAX_CLASSES = 10_000
+
+
+def check_class_names(names: Any) -> list[str]:
+    """``names`` as a list of 2..MAX_CLASSES distinct, non-empty, one-line strings; ValueError naming the problem."""
+    if isinstance(names, (str, bytes, dict)) or not isinstance(names, (list, tuple)):
+        raise ValueError(f"class_names must be a list of names, got {type(names).__name__}")
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise ValueError(f"class_names has {len(names)} names (2..{MAX_CLASSES})")
+    for n in names:
+        if not isinstance(n, str) or not n.strip() or len(n) > 200 or "\n" in n:
+            raise ValueError(f"class_names holds {str(n)[:40]!r} ({type(n).__name__}); each must be a short one-line string")
+    if len(set(names)) != len(names):
+        raise ValueError("class_names repeats a name")
+    return list(names)
 
 
 @dataclass
@@ -62,21 +79,29 @@ class ArtifactMeta:
     @classmethod
     def from_plain(cls, d: dict[str, Any], *, path: str = "<artifact>", default_precision: str = "fp32",
                    fix: str = "re-export it with pawlens-export") -> "ArtifactMeta":
-        """From plain JSON values (an engine sidecar, or decoded ONNX props); other keys are ignored."""
+        """From plain JSON values (an engine sidecar, or decoded ONNX props); other keys are ignored.
+
+        Every field is checked (class names, each preprocessing field, precision, tensor names): a
+        violation is one ArtifactError naming the file and the field.
+        """
         try:
-            return cls(
-                class_names=list(d["class_names"]),
-                preprocess=PreprocessConfig.from_dict(dict(d["preprocess"])),
-                arch=d.get("arch", "unknown"),
-                precision=d.get("precision", default_precision),
-                source_sha256=d.get("source_sha256", ""),
-                tool_version=d.get("tool_version", ""),
-                input_name=d.get("input_name", "input"),
-                output_name=d.get("output_name", "logits"),
-                extra=dict(d.get("extra", {})),
-            )
+            if "class_names" not in d or "preprocess" not in d:
+                raise ValueError(f"lacks {'class_names' if 'class_names' not in d else 'preprocess'}")
+            precision = d.get("precision", default_precision)
+            if precision not in PRECISIONS:
+                raise ValueError(f"precision = {str(precision)[:40]!r} is not one of {', '.join(PRECISIONS)}")
+            strings = {k: d.get(k, default) for k, default in
+                       (("arch", "unknown"), ("source_sha256", ""), ("tool_version", ""), ("input_name", "input"), ("output_name", "logits"))}
+            for k, v in strings.items():
+                if not isinstance(v, str) or len(v) > 256:
+                    raise ValueError(f"{k} must be a short string, got {type(v).__name__}")
+            extra = d.get("extra", {})
+            if not isinstance(extra, dict):
+                raise ValueError(f"extra must be an object, got {type(extra).__name__}")
+            return cls(class_names=check_class_names(d["class_names"]), preprocess=PreprocessConfig.from_dict(d["preprocess"]),
+                       precision=precision, extra=dict(extra), **strings)
         except (KeyError, ValueError, TypeError) as e:
-            raise ArtifactError(f"{path}: damaged pawlens metadata ({type(e).__name__}: {e}); {fix}") from None
+            raise ArtifactError(f"{path}: invalid pawlens metadata: {e}; {fix}") from None
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], *, precision: str = "fp32", source_sha256: str = "") -> "ArtifactMeta":

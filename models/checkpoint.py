@@ -114,6 +114,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     import torch
 
     p = os.fspath(path)
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:  # it would load, then fail in every UTF-8 report and in the ONNX export
+        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise CheckpointError(f"{shown}: the checkpoint's name is not valid UTF-8; rename it") from None
     if not os.path.exists(p):
         raise CheckpointError(f"{p}: checkpoint not found; pass the best.pt or last.pt written by pawlens-train")
     if os.path.isdir(p):
@@ -146,6 +151,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     for key in ("arch", "class_names", "preprocess", "state_dict"):
         if key not in obj:
             raise CheckpointError(f"{p}: checkpoint lacks {key!r}; it is damaged or was not written by pawlens")
+    try:  # everything that later sizes a model or a buffer, checked here once
+        from .artifact import check_class_names
+
+        check_class_names(obj["class_names"])
+        PreprocessConfig.from_dict(obj["preprocess"])
+        if not isinstance(obj["arch"], str):
+            raise ValueError(f"arch must be a registry name, got {type(obj['arch']).__name__}")
+        if not isinstance(obj.get("model_args", {}), dict):
+            raise ValueError("model_args must be an object of arguments")
+        if not isinstance(obj["state_dict"], dict):
+            raise ValueError("state_dict must be a dict of tensors")
+    except ValueError as e:
+        raise CheckpointError(f"{p}: invalid checkpoint field: {e}; retrain, or use the checkpoint pawlens-train wrote") from None
     obj["path"] = p
     return obj
 

@@ -60,13 +60,39 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return h if "default" in h.lower() else super()._get_help_string(action)
 
 
+def _call_deferring_warnings(fn, args, prog: str, *, show_now: bool):
+    """``fn(args)`` with Python warnings (Pillow's, torch's, onnx's UserWarnings) held back until it returns.
+
+    A run that fails ends with its one-line error and nothing before it from a library; a run that
+    succeeds prints each distinct warning once at the end, as ``prog: warning: ...``.  With
+    ``--verbose`` / ``--debug`` warnings print as they happen.
+    """
+    if show_now:
+        return fn(args)
+    import warnings
+
+    held: list[str] = []
+
+    def hold(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(f"{category.__name__}: {message}".split())[:300]
+        if text not in held and len(held) < 20:
+            held.append(text)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = hold
+        rc = fn(args)
+    for text in held:
+        print(f"{prog}: warning: {text}", file=sys.stderr)
+    return rc
+
+
 def run_cli(fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None, *, prog: str) -> int:
     """Run ``fn(argv)`` and map errors to one line on stderr and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PAWLENS_DEBUG") == "1"
     setup_logging(verbose="--verbose" in args or "-v" in args)
     try:
-        rc = fn(args)
+        rc = _call_deferring_warnings(fn, args, prog, show_now=debug or "--verbose" in args or "-v" in args)
         return int(rc or 0)
     except PawlensError as e:
         if debug:
@@ -91,9 +117,24 @@ def run_cli(fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str
         return 1
 
 
+def check_utf8_path(path: str | os.PathLike, what: str = "output") -> str:
+    """OutputError for a path that is not valid UTF-8 (bytes undecodable in its name).
+
+    Python can open such a path, but ONNX Runtime, OpenVINO and the UTF-8 reports (CSV, YAML) cannot
+    name it, so it would fail after the work; it is refused before any.
+    """
+    p = os.fspath(path)
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise OutputError(f"{shown}: the {what} path is not valid UTF-8; rename it or choose another") from None
+    return p
+
+
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> str:
     """Create ``path`` if needed and check that files can be written there; raise OutputError if not."""
-    p = os.fspath(path)
+    p = check_utf8_path(path, what)
     try:
         os.makedirs(p, exist_ok=True)
     except OSError as e:

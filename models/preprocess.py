@@ -44,6 +44,15 @@ MAX_PIXELS = 200_000_000
 #: Images whose shorter side exceeds this are reduced on load (cheap JPEG draft or a box filter),
 #: which keeps memory bounded; it is far above any model input size.
 MAX_SIDE_ON_LOAD = 2048
+#: ... and so are images over this many pixels (panoramas), so what leaves load_image is at most ~25 MB.
+MAX_LOAD_PIXELS = 2 * 2048 * 2048
+#: Images longer than this many times their width (or wider than this many times their height) are refused:
+#: shorter-side resizing would make them enormous (a 1 x 1,000,000 PNG: 256 x 256,000,000 pixels).
+MAX_ASPECT = 200
+#: The most pixels a shorter-side resize may produce (200 MB as float32 RGB); larger requests are refused.
+MAX_RESIZED_PIXELS = 4096 * 4096
+#: Pixels per strip when a large image is converted and reduced on load (bounds the temporary copies).
+STRIP_PIXELS = 1 << 22
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -78,26 +87,107 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
+        """Rebuild a config from :meth:`to_dict` output (a checkpoint, ONNX metadata or an engine sidecar).
+
+        Every field is checked before anything is sized by it (see :func:`check_fields`).
+
+        Raises:
+            ValueError: one line naming the field (``preprocess.resize_size = 1000000 ...``); the
+                callers add the file name and turn it into a CheckpointError / ArtifactError.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocess must be an object of fields, got {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise InputError(f"unknown preprocessing keys {sorted(unknown)}; this file was made by a newer pawlens")
-        kw = dict(d)
-        for k in ("mean", "std"):
-            if k in kw:
-                kw[k] = tuple(float(x) for x in kw[k])
-        cfg = cls(**kw)
-        if cfg.interpolation != "bilinear" or cfg.crop != "center" or cfg.channel_order != "RGB" or cfg.antialias:
-            raise InputError(f"unsupported preprocessing {cfg}; only bilinear/center/RGB without antialias is implemented")
-        return cfg
+            raise ValueError(f"unknown preprocess fields {sorted(map(str, unknown))[:5]}; this file was made by a newer pawlens")
+        kw = check_fields(d)
+        return cls(**kw)
+
+
+#: Bounds of the fields that size buffers: the model input side, and the resize (crop_pct 0.25..1).
+MIN_INPUT_SIZE, MAX_INPUT_SIZE, MAX_RESIZE_SIZE = 16, 2048, 4096
+_CHOICES = {"crop": ("center",), "interpolation": ("bilinear",), "channel_order": ("RGB",), "layout": ("NCHW",)}
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def check_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """Checked keyword arguments for :class:`PreprocessConfig` from plain (JSON / checkpoint) values.
+
+    ``input_size`` and ``resize_size`` are whole numbers within bounds (a resize_size of 10**6 would
+    ask for terabytes), ``resize_size >= input_size``; ``mean`` and ``std`` are three finite numbers,
+    mean within [0, 1] and std within [0.001, 10] (any normalisation a model may have, never a zero
+    std); the implemented choices only (bilinear, centre crop, RGB, NCHW, no antialias).
+    """
+    kw = dict(d)
+
+    def whole(k: str, lo: int, hi: int) -> int:
+        v = kw[k]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"preprocess.{k} = {_short(v)} must be a whole number ({lo}..{hi})")
+        if not lo <= v <= hi:
+            raise ValueError(f"preprocess.{k} = {v} is out of range ({lo}..{hi})")
+        return v
+
+    def number(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise TypeError
+        return float(v)
+
+    if "input_size" in kw:
+        kw["input_size"] = whole("input_size", MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    size = kw.get("input_size", PreprocessConfig.input_size)
+    kw.setdefault("resize_size", PreprocessConfig.resize_size)
+    kw["resize_size"] = whole("resize_size", size, min(MAX_RESIZE_SIZE, 4 * size))
+    for k, (lo, hi) in {"mean": (0.0, 1.0), "std": (0.001, 10.0)}.items():
+        if k not in kw:
+            continue
+        v = kw[k]
+        try:
+            if isinstance(v, (str, bytes, dict)) or len(v) != 3:
+                raise TypeError
+            vals = tuple(number(x) for x in v)
+        except TypeError:
+            raise ValueError(f"preprocess.{k} = {_short(v)} must be three numbers (R, G, B)") from None
+        if not all(lo <= x <= hi for x in vals):
+            raise ValueError(f"preprocess.{k} = {list(vals)} is out of range ({lo}..{hi} per channel)")
+        kw[k] = vals
+    for k, allowed in _CHOICES.items():
+        if k in kw and kw[k] not in allowed:
+            raise ValueError(f"preprocess.{k} = {_short(kw[k])} is not implemented (only {', '.join(allowed)})")
+    if "antialias" in kw and kw["antialias"] is not False:
+        raise ValueError(f"preprocess.antialias = {_short(kw['antialias'])} is not implemented (only false)")
+    if "scale" in kw:
+        try:
+            kw["scale"] = number(kw["scale"])
+        except TypeError:
+            raise ValueError(f"preprocess.scale = {_short(kw['scale'])} must be a number") from None
+        if not 1.0 <= kw["scale"] <= 65535.0:
+            raise ValueError(f"preprocess.scale = {kw['scale']} is out of range (1..65535)")
+    if "version" in kw and (isinstance(kw["version"], bool) or kw["version"] != 1):
+        raise ValueError(f"preprocess.version = {_short(kw['version'])} is not supported (this pawlens reads 1)")
+    return kw
 
 
 def resized_shape(h: int, w: int, cfg: PreprocessConfig) -> tuple[int, int]:
-    """(new_h, new_w) after scaling the shorter side to ``cfg.resize_size``; shared by both paths."""
+    """(new_h, new_w) after scaling the shorter side to ``cfg.resize_size``; shared by both paths.
+
+    Raises:
+        ImageError: an empty frame, a strip (:func:`check_aspect`), or a resize to over ``MAX_RESIZED_PIXELS``.
+    """
+    check_aspect(h, w, f"a {w}x{h} frame")
     s = cfg.resize_size
     if h <= w:
-        return s, max(cfg.input_size, int(round(w * s / h)))
-    return max(cfg.input_size, int(round(h * s / w))), s
+        nh, nw = s, max(cfg.input_size, int(round(w * s / h)))
+    else:
+        nh, nw = max(cfg.input_size, int(round(h * s / w))), s
+    if nh * nw > MAX_RESIZED_PIXELS:
+        raise ImageError(f"a {w}x{h} frame would be resized to {nw}x{nh} pixels (limit {MAX_RESIZED_PIXELS:,}); crop it first")
+    return nh, nw
 
 
 def crop_box(h: int, w: int, size: int) -> tuple[int, int]:
@@ -108,13 +198,38 @@ def crop_box(h: int, w: int, size: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- image loading
 
 
+def check_aspect(h: int, w: int, where: str = "image") -> None:
+    """ImageError for an empty image or one whose aspect ratio exceeds ``MAX_ASPECT`` (a strip, not a photo).
+
+    Shorter-side resizing scales the longer side by the same factor, so a 1 x 1,000,000 strip would
+    become 256 x 256,000,000 pixels; such files are refused, never resized.
+    """
+    if h < 1 or w < 1:
+        raise ImageError(f"{where}: empty image ({w}x{h} pixels)")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ImageError(f"{where}: {w}x{h} pixels is a strip, not a photo (aspect ratio {max(h, w) / min(h, w):.0f}:1, "
+                         f"limit {MAX_ASPECT}:1); crop it to the subject first")
+
+
+def load_scale(w: int, h: int) -> float:
+    """The factor (<= 1) :func:`load_image` reduces a ``w`` x ``h`` image by: shorter side <= ``MAX_SIDE_ON_LOAD``
+    and at most ``MAX_LOAD_PIXELS`` pixels."""
+    return min(1.0, MAX_SIDE_ON_LOAD / min(w, h), math.sqrt(MAX_LOAD_PIXELS / (w * h)))
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an ``(H, W, 3)`` ``uint8`` RGB array.
+    """Read an image file as an ``(H, W, 3)`` ``uint8`` RGB array, with bounded memory.
+
+    The header is checked before any pixel is decoded: over ``MAX_PIXELS`` pixels, or an aspect ratio
+    over ``MAX_ASPECT`` (see :func:`check_aspect`), is refused.  JPEGs are decoded reduced (draft
+    mode); other formats are decoded once (at most 4 bytes a pixel, Pillow's own buffer) and
+    converted and box-reduced strip by strip, so no full-size RGB, float or 16-bit copy is made.  The
+    result has its shorter side <= ``MAX_SIDE_ON_LOAD`` and at most ``MAX_LOAD_PIXELS`` pixels.
 
     Raises:
-        ImageError: zero-byte, truncated or non-image files, and images over ``MAX_PIXELS``.
+        ImageError: zero-byte, truncated or non-image files, too many pixels, strips.
     """
-    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     p = os.fspath(path)
     try:
@@ -123,9 +238,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{p}: file not found") from None
     if size == 0:
         raise ImageError(f"{p}: zero-byte file, not an image")
+    if os.path.isdir(p):
+        raise ImageError(f"{p}: is a folder, not an image")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's EXIF/palette UserWarnings: the image is read or refused below
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -134,11 +252,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                     w, h = im.size
                     if w * h > MAX_PIXELS:
                         raise ImageError(f"{p}: {w}x{h} pixels is too large (limit {MAX_PIXELS:,}); downscale it first")
-                    if min(w, h) > MAX_SIDE_ON_LOAD and im.format == "JPEG":
-                        im.draft("RGB", (max(1, w * MAX_SIDE_ON_LOAD // min(w, h)), max(1, h * MAX_SIDE_ON_LOAD // min(w, h))))
+                    check_aspect(h, w, p)
+                    s = load_scale(w, h)
+                    if s < 1 and im.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, never below the target
+                        im.draft("RGB", (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
+                        w, h = im.size
+                        s = load_scale(w, h)
                     im.load()
-                    im = ImageOps.exif_transpose(im)
-                    return _to_rgb8(im, p)
+                    arr = _decode_reduced(im, p, s)
+                    return _exif_orient(im, arr)
             finally:
                 Image.MAX_IMAGE_PIXELS = old
     except ImageError:
@@ -146,22 +268,81 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         kind = "not a readable image" if isinstance(e, UnidentifiedImageError) else f"too large (over {MAX_PIXELS:,} pixels); downscale it first"
         raise ImageError(f"{p}: {kind}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except MemoryError:
+        raise ImageError(f"{p}: not enough memory to decode it; downscale it first") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
         raise ImageError(f"{p}: truncated or corrupt image ({' '.join(str(e).split())[:120]})") from None
 
 
-def _to_rgb8(im, p: str) -> np.ndarray:
+def _decode_reduced(im, p: str, s: float) -> np.ndarray:
+    """A decoded Pillow image -> 8-bit RGB, reduced by ``s``: whole when small, else in strips of rows (bounded copies)."""
+    from PIL import Image
+
+    w, h = im.size
+    hi = _value_range(im)
+    if s >= 1:
+        arr = _to_rgb8(im, p, hi)
+    else:
+        k = max(1, int(1 / s))  # integer box reduction first (exact blocks: strips are whole multiples of k rows) ...
+        rows = max(k, (STRIP_PIXELS // w) // k * k)
+        parts = []
+        for y0 in range(0, h, rows):
+            a = _to_rgb8(im.crop((0, y0, w, min(h, y0 + rows))), p, hi)
+            parts.append(np.asarray(Image.fromarray(a).reduce(k)) if k > 1 else a)
+        arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        tw, th = max(1, round(w * s)), max(1, round(h * s))
+        if (arr.shape[1], arr.shape[0]) != (tw, th):  # ... then area interpolation to the exact target
+            import cv2
+
+            arr = cv2.resize(arr, (tw, th), interpolation=cv2.INTER_AREA)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"{p}: unexpected image shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def _value_range(im) -> float:
+    """The white level of a 32-bit integer or float image (from the whole image, before any strip is cut)."""
+    if im.mode == "I":
+        return 65535.0 if im.getextrema()[1] > 255 else 255.0
+    if im.mode == "F":
+        mx = im.getextrema()[1]
+        return float(mx) if mx > 1 else 1.0
+    return 255.0
+
+
+def _exif_orient(im, arr: np.ndarray) -> np.ndarray:
+    """Apply the EXIF orientation of ``im`` to the decoded array (as ``ImageOps.exif_transpose`` would)."""
+    from PIL import Image
+
+    try:
+        o = im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - damaged EXIF: keep the pixels as stored
+        return arr
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(o)
+    if method is None:
+        return arr
+    return np.ascontiguousarray(np.asarray(Image.fromarray(arr).transpose(method)))
+
+
+def _to_rgb8(im, p: str, hi: float = 255.0) -> np.ndarray:
+    """One (strip of an) image in any mode -> ``(H, W, 3)`` uint8; 16-bit and float values scaled, never through float64."""
     from PIL import Image
 
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        a = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
-        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        arr = np.repeat(a[..., None], 3, axis=2)
+    if mode.startswith("I;16"):
+        a8 = ((np.asarray(im).astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(v * 255 / 65535)
+        arr = np.repeat(a8[..., None], 3, axis=2)
+    elif mode == "I":
+        a = np.asarray(im)
+        if hi > 255:
+            a8 = ((np.clip(a, 0, 65535).astype(np.uint32) + 128) // 257).astype(np.uint8)
+        else:
+            a8 = np.clip(a, 0, 255).astype(np.uint8)
+        arr = np.repeat(a8[..., None], 3, axis=2)
     elif mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        a = a / a.max() if a.max() > 1 else a
+        a = np.nan_to_num(np.asarray(im, dtype=np.float32)) / np.float32(hi)
         arr = np.repeat(np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
     elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
@@ -169,15 +350,7 @@ def _to_rgb8(im, p: str) -> np.ndarray:
         arr = np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
     else:
         arr = np.asarray(im.convert("RGB"))
-    h, w = arr.shape[:2]
-    if min(h, w) > MAX_SIDE_ON_LOAD:
-        import cv2
-
-        s = MAX_SIDE_ON_LOAD / min(h, w)
-        arr = cv2.resize(arr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    if arr.ndim != 3 or arr.shape[2] != 3 or h == 0 or w == 0:
-        raise ImageError(f"{p}: unexpected image shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
+    return arr
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:

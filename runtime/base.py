@@ -66,6 +66,10 @@ class Runner:
         else:
             out = self.infer_impl(batch)
         self.inference_time = time.perf_counter() - t0
+        if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[0] != batch.shape[0] or out.shape[1] < 1:
+            got = tuple(out.shape) if isinstance(out, np.ndarray) else type(out).__name__
+            raise RunnerError(f"[{self.name}] the model returned {got} for a batch of {batch.shape[0]}, expected (N, C) logits; "
+                              "the file is damaged or was not made by pawlens-export")
         return out
 
     def deactivate(self) -> None:

@@ -1388,6 +1388,8 @@ def _parse_ints(s: str, flag: str) -> list[int]:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: must be >= 1 (leave it unset for each backend's default)")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
     res = run_bench(args.checkpoint, args.models, batch_sizes=_parse_ints(args.batch_sizes, "--batch-sizes"), iters=args.iters,
                     warmup=args.warmup, threads=args.threads, out=args.out, name=args.name, images=args.images, n_images=args.n_images,

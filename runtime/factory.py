@@ -54,6 +54,11 @@ _FILE_BACKENDS = {".pt": ("torch",), ".onnx": ("ort", "openvino"), ".engine": ("
 def file_kind(path: str | os.PathLike) -> str:
     """The model file's suffix (``.pt``, ``.onnx``, ``.engine``), or ArtifactError listing the supported types."""
     p = os.fspath(path)
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:  # onnxruntime / OpenVINO / TensorRT take UTF-8 paths only
+        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ArtifactError(f"{shown}: the model file's name is not valid UTF-8; rename it") from None
     if os.path.isdir(p):
         raise ArtifactError(f"{p}: is a folder; pass a model file ({', '.join(SUFFIXES)})")
     if not os.path.exists(p):
@@ -205,6 +210,8 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         BackendUnavailable: the backend's library is not installed (names the pip extra).
     """
     p = os.fspath(path)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"--threads {threads}: must be a whole number >= 1 (leave it unset for the backend's default)")
     ckpt = None
     if file_kind(p) == ".pt":
         from models.checkpoint import load_checkpoint

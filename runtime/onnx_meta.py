@@ -152,3 +152,69 @@ def check_output_classes(path: str | os.PathLike, class_names) -> None:
     if dims and len(dims) == 2 and dims[1] is not None and dims[1] != len(class_names):
         raise ArtifactError(f"{os.fspath(path)}: the graph outputs {dims[1]} classes but its metadata names {len(class_names)} "
                             f"({', '.join(map(str, class_names))}); re-export it with pawlens-export (or fix --classes)")
+
+
+#: The element types an ONNX input or output may have (float32; float16 for fp16 graphs, cast by the runners).
+FLOAT_TYPES = ("float32", "float16")
+
+
+def check_graph_io(path: str | os.PathLike, inputs, outputs, meta=None, *, backend: str = "onnx") -> None:
+    """The one contract both ONNX backends enforce at activation: one float (N, 3, S, S) input, one (N, C) float output.
+
+    Args:
+        inputs, outputs: ``(name, shape, dtype)`` per graph input / output, as the backend reports them:
+            ``shape`` a tuple (``None`` for a symbolic dimension) or ``None`` for an unknown rank, ``dtype``
+            a NumPy-style name (``float32``, ``uint8``, ``int64``...).
+        meta: the artifact metadata (its input size and class count are checked when the graph fixes them).
+
+    Raises:
+        ArtifactError: one line naming the file and what the graph has instead.
+    """
+    p = os.fspath(path)
+    fix = "pawlens runs graphs exported by pawlens-export"
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ArtifactError(f"{p}: the graph has {len(inputs)} input(s) and {len(outputs)} output(s), "
+                            f"expected one (N, 3, S, S) float32 input and one (N, C) output; {fix}")
+    name, shape, dtype = inputs[0]
+    if dtype not in FLOAT_TYPES:
+        raise ArtifactError(f"{p}: input {name!r} is {dtype}, expected float32 (N, 3, S, S); {fix}")
+    if shape is None or len(shape) != 4 or shape[1] not in (None, 3):
+        raise ArtifactError(f"{p}: input {name!r} has shape {_dims(shape)}, expected (N, 3, S, S); {fix}")
+    size = meta.preprocess.input_size if meta is not None else None
+    if size is not None and any(d is not None and d != size for d in shape[2:]):
+        raise ArtifactError(f"{p}: input {name!r} has shape {_dims(shape)} but its metadata preprocesses to {size} px; "
+                            "re-export it with pawlens-export")
+    oname, oshape, odtype = outputs[0]
+    if odtype not in FLOAT_TYPES:
+        raise ArtifactError(f"{p}: output {oname!r} is {odtype}, expected float logits (N, C); {fix}")
+    if oshape is None or len(oshape) != 2:
+        raise ArtifactError(f"{p}: output {oname!r} has shape {_dims(oshape)}, expected (N, C) logits; {fix}")
+    if meta is not None and oshape[1] is not None and oshape[1] != len(meta.class_names):
+        raise ArtifactError(f"{p}: the graph outputs {oshape[1]} classes but its metadata names {len(meta.class_names)}; "
+                            "re-export it with pawlens-export (or fix --classes)")
+
+
+def _dims(shape) -> str:
+    if shape is None:
+        return "(unknown rank)"
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def run_error(path: str | os.PathLike, backend: str, e: BaseException):
+    """The one-line error for a backend that fails *while running* a graph (not a crash: the file is at fault).
+
+    A failed allocation (a ConstantOfShape bomb, or a batch too large for this machine) exits 1 and
+    says both; anything else the graph does wrong is an ArtifactError (exit 2).
+    """
+    from models.errors import PawlensError
+
+    msg = " ".join(str(e).split())
+    short = msg[:160]
+    if isinstance(e, MemoryError) or any(s in msg.lower() for s in ("alloc", "bad_alloc", "out of memory")):
+        err = PawlensError(f"{os.fspath(path)}: {backend} ran out of memory running the graph ({type(e).__name__}: {short}); "
+                           "use a smaller --batch-size, or the graph asks for absurd memory (not a pawlens export?)",
+                           component=backend)
+        err.exit_code = 1
+        return err
+    return ArtifactError(f"{os.fspath(path)}: {backend} failed running the graph ({type(e).__name__}: {short}); "
+                         "the file is damaged or was not made by pawlens-export")

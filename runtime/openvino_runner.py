@@ -29,10 +29,24 @@ from models.artifact import ArtifactMeta
 from models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import read_onnx_props
+from .onnx_meta import check_graph_io, read_onnx_props, run_error
 
 PRECISIONS = ("fp32", "bf16")
 _HINT = {"fp32": "f32", "bf16": "bf16"}
+_OV_TYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "u8": "uint8", "i8": "int8", "i32": "int32", "i64": "int64",
+             "boolean": "bool", "bf16": "bfloat16"}
+
+
+def _ov_io(port) -> tuple[str, tuple[int | None, ...] | None, str]:
+    """An OpenVINO model input/output as (name, shape with None for dynamic dims / None for a dynamic rank, dtype)."""
+    try:
+        name = port.get_any_name()
+    except RuntimeError:  # an unnamed tensor
+        name = "?"
+    ps = port.get_partial_shape()
+    shape = None if ps.rank.is_dynamic else tuple(int(d.get_length()) if d.is_static else None for d in ps)
+    t = port.get_element_type().get_type_name()
+    return name, shape, _OV_TYPES.get(t, t)
 
 
 class OpenVINORunner(Runner):
@@ -76,8 +90,7 @@ class OpenVINORunner(Runner):
         except Exception as e:
             msg = " ".join(str(e).split())[:160]
             raise ArtifactError(f"{self.path}: OpenVINO cannot read it ({type(e).__name__}: {msg}); re-export it with pawlens-export") from None
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ArtifactError(f"{self.path}: expected one input and one output, got {len(model.inputs)} and {len(model.outputs)}")
+        check_graph_io(self.path, [_ov_io(x) for x in model.inputs], [_ov_io(x) for x in model.outputs], self.meta, backend="openvino")
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINT[self.precision], "PERFORMANCE_HINT": self.performance_hint}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
@@ -101,8 +114,11 @@ class OpenVINORunner(Runner):
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
         if self._in_type is not np.float32:
             batch = batch.astype(self._in_type)
-        self._request.infer({0: batch}, share_inputs=True)
-        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        try:
+            self._request.infer({0: batch}, share_inputs=True)
+            return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        except Exception as e:  # OpenVINO's RuntimeError: the graph failed at run time (e.g. a huge ConstantOfShape)
+            raise run_error(self.path, "openvino", e) from None
 
     def deactivate_impl(self) -> None:
         self._request = None

@@ -33,10 +33,18 @@ from models.artifact import ArtifactMeta
 from models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import check_output_classes, read_onnx_props
+from .onnx_meta import check_graph_io, check_output_classes, read_onnx_props, run_error
 
 LOG = logging.getLogger("pawlens")
 _warned_fallback: set[str] = set()
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+
+
+def _ort_shape(shape) -> tuple[int | None, ...] | None:
+    """onnxruntime's shape (ints, symbolic strings or None) -> a tuple with None for what is not fixed."""
+    if shape is None:
+        return None
+    return tuple(d if isinstance(d, int) and not isinstance(d, bool) else None for d in shape)
 
 
 def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
@@ -140,13 +148,15 @@ class OrtRunner(Runner):
             props = dict(self.session.get_modelmeta().custom_metadata_map)
             if any(k.startswith("pawlens.") for k in props):
                 self.meta = ArtifactMeta.from_props(props, path=self.path)
+        def io(args):
+            return [(a.name, _ort_shape(a.shape), _ORT_TYPES.get(a.type, a.type.removeprefix("tensor(").rstrip(")"))) for a in args]
+
+        check_graph_io(self.path, io(self.session.get_inputs()), io(self.session.get_outputs()), self.meta, backend="onnxruntime")
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         self._output_name = self.session.get_outputs()[0].name
-        shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
+        shape = _ort_shape(inp.shape)
         self._model_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        if inp.type not in ("tensor(float)", "tensor(float16)"):
-            raise ArtifactError(f"{self.path}: input {inp.name!r} is {inp.type}; pawlens models take float tensors")
         self._spec = InputSpec(inp.name, shape, "float32")
         use_binding = self.on_cuda if self.io_binding is None else bool(self.io_binding)
         self._bind_device = "cuda" if self.on_cuda else "cpu"
@@ -165,6 +175,12 @@ class OrtRunner(Runner):
         return self._spec
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self._run(batch)
+        except Exception as e:  # onnxruntime's RuntimeException/Fail: the graph failed at run time (e.g. a huge ConstantOfShape)
+            raise run_error(self.path, "onnxruntime", e) from None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._model_dtype is not np.float32:
             batch = batch.astype(self._model_dtype)
         if self._binding is None:

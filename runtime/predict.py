@@ -32,9 +32,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
+from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
 from models.errors import DataError, ImageError, InputError, OutputError
-from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
+from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image, resized_shape
 
 from .factory import BACKENDS
 
@@ -108,23 +108,50 @@ def _image_item(path: str) -> Item:
         return Item(path, error=str(e).split("] ", 1)[-1].replace(f"{path}: ", ""))
 
 
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own log lines ("moov atom not found", "Invalid NAL unit") off stderr; pawlens reports the damage itself.
+
+    OpenCV reads ``OPENCV_FFMPEG_LOGLEVEL`` when it first opens a file with FFmpeg; -8 is AV_LOG_QUIET.  A value the
+    user set is kept.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def clip_shortfall(n_read: int, declared: int) -> str:
+    """The warning for a clip that ended before the frame count its header declares, or "" when it did not."""
+    if declared <= 0 or n_read >= declared - max(2, declared // 100):  # the count is an estimate in some containers
+        return ""
+    return (f"read {n_read} of the {declared} frames its header declares: it stopped at damage after frame {n_read} "
+            "(truncated or corrupt); the frames before it were used")
+
+
 def _video_items(path: str, every_n: int) -> Iterator[Item]:
     import cv2
+
+    from models.preprocess import check_aspect
 
     if os.path.getsize(path) == 0:
         yield Item(path, error="zero-byte video file")
         return
+    quiet_ffmpeg()
     cap = cv2.VideoCapture(path)
     try:
         if not cap.isOpened():
             yield Item(path, error="cannot open the video (not a video, or a codec OpenCV lacks)")
             return
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         i = n_read = 0
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
+            if n_read == 0:
+                try:
+                    check_aspect(frame.shape[0], frame.shape[1], "its frames")
+                except ImageError as e:
+                    yield Item(path, error=str(e).split("] ", 1)[-1])
+                    return
             n_read += 1
             if i % every_n == 0:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -132,6 +159,8 @@ def _video_items(path: str, every_n: int) -> Iterator[Item]:
             i += 1
         if n_read == 0:
             yield Item(path, error="the video has no readable frames")
+        elif clip_shortfall(n_read, declared):
+            LOG.warning("%s: %s", path, clip_shortfall(n_read, declared))
     finally:
         cap.release()
 
@@ -200,6 +229,12 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
             explainer.activate()
         try:
             for chunk in _batches(iter_sources(sources, every_n=every_n), batch_size):
+                for it in chunk:  # a frame this model's resize would blow up is skipped here, not fatal to the batch
+                    if not it.error:
+                        try:
+                            resized_shape(it.image.shape[0], it.image.shape[1], pred.preprocess)
+                        except ImageError as e:
+                            it.error, it.image = str(e).split("] ", 1)[-1], None
                 good = [it for it in chunk if not it.error]
                 for it in chunk:
                     if it.error:
@@ -251,6 +286,7 @@ def format_table(results: Sequence[Result], class_names: Sequence[str], *, width
 
     def short(r: Result) -> str:
         src = r.source if r.frame is None else f"{r.source}#{r.frame}"
+        src = src.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # printable whatever the name's bytes
         return src if len(src) <= width else "..." + src[-(width - 3):]
 
     rows = [[short(r), r.label, f"{r.confidence:.3f}", *[f"{r.probs.get(c, float('nan')):.3f}" for c in class_names],
@@ -292,7 +328,7 @@ def write_results(path: str, results: Sequence[Result], info: dict, class_names:
         w.writerow([r.source, f(r.frame), f(r.time_s, 3), r.status, r.label, f(r.confidence),
                     *[f(r.probs.get(c)) for c in class_names], f(r.preprocess_ms, 3), f(r.infer_ms, 3), r.cam_path,
                     f(r.cam_ms, 2), r.error])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))  # a source named in non-UTF-8 bytes: kept as is
     return path
 
 
@@ -335,10 +371,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = get_args_parser().parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    for flag, v, lo in (("--threads", args.threads, 1), ("--batch-size", args.batch_size, 1), ("--every-n", args.every_n, 1)):
+        if v is not None and v < lo:
+            raise InputError(f"{flag} {v}: must be >= {lo}" + (" (leave it unset for the backend's default)" if flag == "--threads" else ""))
     if args.out:
         ext = os.path.splitext(args.out)[1].lower()
         if ext not in (".csv", ".json"):
             raise InputError(f"--out {args.out}: use a .csv or .json file name")
+        check_utf8_path(args.out, "--out")
+        if os.path.isdir(args.out):
+            raise OutputError(f"{args.out}: is a folder; --out names the results file (e.g. {os.path.join(args.out, 'results.csv')})")
         ensure_writable_dir(os.path.dirname(os.path.abspath(args.out)))  # before the work, not after it
     cam_dir = args.cam_dir
     if args.cam and cam_dir is None:

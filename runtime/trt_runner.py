@@ -39,6 +39,8 @@ from models.errors import ArtifactError, BackendUnavailable, InputError
 from .base import InputSpec, Runner, lazy_import
 
 REBUILD = "rebuild it with pawlens-export"
+#: The largest batch an engine profile may declare (the runner sizes its device buffers by the profile's max).
+MAX_PROFILE_BATCH = 4096
 
 
 def sidecar_path(engine_path: str) -> str:
@@ -64,12 +66,16 @@ def read_sidecar(engine_path: str) -> dict[str, Any]:
     prof = side["profile"]
     try:
         for k in ("min", "opt", "max"):
-            if len(prof[k]) != 4:
+            shape = prof[k]
+            if len(shape) != 4 or any(isinstance(x, bool) or not isinstance(x, int) for x in shape):
+                raise ValueError(k)
+            if not (1 <= shape[0] <= MAX_PROFILE_BATCH and shape[1] == 3 and shape[2] == shape[3]):  # buffers are sized by these
                 raise ValueError(k)
         if not int(prof["min"][0]) <= int(prof["opt"][0]) <= int(prof["max"][0]):
             raise ValueError("order")
     except (KeyError, TypeError, ValueError):
-        raise ArtifactError(f"{p}: the sidecar's profile must be {{min, opt, max}} shapes [N, 3, S, S]; {REBUILD}") from None
+        raise ArtifactError(f"{p}: the sidecar's profile must be {{min, opt, max}} shapes [N, 3, S, S] "
+                            f"(whole numbers, N 1..{MAX_PROFILE_BATCH}); {REBUILD}") from None
     return side
 
 

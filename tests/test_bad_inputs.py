@@ -238,6 +238,7 @@ def _train_cases(f, tmp):
          2, ["another architecture"]),
         ("--epochs -1", ["--data", f["two_class"], "--epochs", "-1"], 2, ["epochs"]),
         ("--img-size 0", ["--data", f["two_class"], "--img-size", "0"], 2, ["img"]),
+        ("--img-size 4096", ["--data", f["two_class"], "--img-size", "4096"], 2, ["at most 2048"]),
         ("--config unknown key", ["--data", f["two_class"], "--config", f["bad_yaml"]], 2, ["epochz"]),
         ("--config missing", ["--data", f["two_class"], "--config", f["missing"]], 2, ["not found"]),
         ("unwritable --out", ["--data", f["two_class"], "--out", f["unwritable_out"], *TRAIN], 2, [str(f["unwritable_out"])]),
@@ -428,3 +429,394 @@ def test_gui_bad_inputs(bad, tmp_path):
             assert any(all(sub.lower() in e.lower() for sub in want_in) for e in shown), f"{what}: not among the window's errors: {shown}"
         else:  # refused before any window
             assert not shot.exists() and not js.exists(), f"{what}: refused, yet it wrote {shot} / {js}"
+
+
+# ----------------------------------------------------------------------------- issue 12: bounded images, validated metadata, early checks
+
+
+def _png(path, width: int, height: int, *, bit_depth: int = 8, color_type: int = 2) -> Path:
+    """A valid PNG of ``width`` x ``height`` written row by row (no full-size array in this process); rows are a pattern."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ch = {0: 1, 2: 3, 6: 4}[color_type]
+    row = b"\x00" + bytes((i * 37) % 251 for i in range(width * ch * bit_depth // 8))
+    c = zlib.compressobj(1)
+    body = b"".join(c.compress(row) for _ in range(height)) + c.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return Path(path)
+
+
+def _graft(src, dst, kind: str) -> Path:
+    """A copy of a pawlens ONNX file whose graph breaks the I/O contract in one way (metadata kept)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+    if kind in ("uint8_input", "int64_input"):
+        for n in g.node:
+            n.input[:] = ["input_f" if i == "input" else i for i in n.input]
+        dims = [d.dim_param or d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+        del g.input[:]
+        g.input.append(helper.make_tensor_value_info("input", TensorProto.UINT8 if kind == "uint8_input" else TensorProto.INT64, dims))
+        g.node.insert(0, helper.make_node("Cast", ["input"], ["input_f"], to=TensorProto.FLOAT))
+    else:
+        for n in g.node:
+            n.output[:] = ["logits0" if o == "logits" else o for o in n.output]
+        if kind == "two_inputs":
+            g.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1]))
+            g.node.append(helper.make_node("Add", ["logits0", "extra"], ["logits"]))
+        elif kind == "rank3_output":
+            g.initializer.append(numpy_helper.from_array(np.array([2], np.int64), "ax2"))
+            g.node.append(helper.make_node("Unsqueeze", ["logits0", "ax2"], ["logits"]))
+            del g.output[:]
+            g.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2, 1]))
+        elif kind == "two_outputs":
+            g.node.append(helper.make_node("Identity", ["logits0"], ["logits"]))
+            g.node.append(helper.make_node("Softmax", ["logits0"], ["probs"], axis=1))
+            g.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2]))
+        elif kind == "bomb":  # ConstantOfShape sized by the batch at run time: N x 10^6 x 10^6 floats (4 TB a frame)
+            g.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), k)
+                                  for k, v in (("huge", [10**6, 10**6]), ("s0", [0]), ("s1", [1]), ("ax12", [1, 2]))])
+            g.node.extend([helper.make_node("Shape", ["input"], ["shp"]), helper.make_node("Slice", ["shp", "s0", "s1"], ["n"]),
+                           helper.make_node("Concat", ["n", "huge"], ["bshape"], axis=0),
+                           helper.make_node("ConstantOfShape", ["bshape"], ["zeros"],
+                                            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+                           helper.make_node("ReduceSum", ["zeros", "ax12"], ["z"], keepdims=0),
+                           helper.make_node("Unsqueeze", ["z", "s1"], ["z2"]), helper.make_node("Add", ["logits0", "z2"], ["logits"])])
+        else:
+            raise AssertionError(kind)
+    onnx.save(m, str(dst))
+    return Path(dst)
+
+
+def _video(path, n_frames: int, size=(64, 48)) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    rng = np.random.default_rng(0)
+    for _ in range(n_frames):
+        w.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    w.release()
+    return Path(path)
+
+
+@pytest.fixture(scope="module")
+def robust(bad, tiny_checkpoint, tmp_path_factory):
+    """The inputs of issue 12 (strips, lying metadata, contract-breaking graphs, bombs, odd names, damaged clips)."""
+    d = tmp_path_factory.mktemp("robust")
+    f: dict[str, Path] = {}
+    f["strip1"] = _png(d / "strip_1x1000000.png", 1_000_000, 1)
+    f["strip2"] = _png(d / "strip_2x100000.png", 100_000, 2)
+    mixed = write_image_folder(d / "mixed", n_per_class=4, size=40)
+    for k in ("strip1", "strip2"):
+        (mixed / "cat" / f"a_{f[k].name}").write_bytes(f[k].read_bytes())  # sorted first: a slideshow meets them at once
+    f["mixed"] = mixed  # 8 good photos and the two strips
+    pre = json.loads(next(p.value for p in __import__("onnx").load(str(bad["onnx"])).metadata_props if p.key == "pawlens.preprocess"))
+    meta_cases = {"resize_1e6": {"resize_size": 10**6}, "mean_two": {"mean": [0.5, 0.5]}, "size_0": {"input_size": 0},
+                  "size_neg": {"input_size": -64}, "size_str": {"input_size": "64"}, "std_0": {"std": [0.0, 0.224, 0.225]}}
+    for name, change in meta_cases.items():
+        f[f"onnx_{name}"] = d / f"{name}.onnx"
+        _with_meta(bad["onnx"], f[f"onnx_{name}"], preprocess={**pre, **change})
+    f["onnx_nested_classes"] = d / "nested_classes.onnx"
+    _with_meta(bad["onnx"], f["onnx_nested_classes"], class_names=[["cat"], "dog"])
+    for kind in ("two_inputs", "rank3_output", "two_outputs", "bomb", "uint8_input", "int64_input"):
+        f[f"onnx_{kind}"] = _graft(bad["onnx"], d / f"{kind}.onnx", kind)
+    for name, change in (("size_0", {"input_size": 0}), ("resize_1e6", {"resize_size": 10**6})):
+        ck = torch.load(tiny_checkpoint, weights_only=True)
+        ck["preprocess"] = {**ck["preprocess"], **change}
+        torch.save(ck, d / f"ckpt_{name}.pt")
+        f[f"ckpt_{name}"] = d / f"ckpt_{name}.pt"
+    side = _engine_sidecar(bad["onnx"], bad["engine"])
+    for name, s in (("resize_1e6", {**side, "preprocess": {**side["preprocess"], "resize_size": 10**6}}),
+                    ("batch_1e9", {**side, "profile": {**side["profile"], "max": [10**9, 3, 32, 32]}})):
+        f[f"engine_{name}"] = d / f"{name}.fp16.engine"
+        f[f"engine_{name}"].write_bytes(b"\x00" * 64)
+        (d / f"{name}.fp16.engine.json").write_text(json.dumps(s))
+    f["yaml_bomb"] = d / "bomb.yaml"  # 9 levels of 9 aliases: 387 million items once walked (a repr)
+    f["yaml_bomb"].write_text('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+                              + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+                              + "epochs: *i\n")
+    f["out_dir_named_csv"] = d / "results.csv"
+    f["out_dir_named_csv"].mkdir()
+    f["clip"] = _video(d / "clip.avi", 162)
+    raw = f["clip"].read_bytes()
+    f["truncated_clip"] = d / "truncated.avi"
+    f["truncated_clip"].write_bytes(raw[: len(raw) // 3])
+    f["one_frame_clip"] = _video(d / "one.avi", 1)
+    dd = os.fsencode(d)
+    f["odd_name_model"] = Path(os.fsdecode(dd + b"/m\xff.onnx"))
+    f["odd_name_model"].write_bytes(Path(bad["onnx"]).read_bytes())
+    odd = write_image_folder(d / "odd_names", n_per_class=2, size=40)
+    Image.new("RGB", (40, 30), (9, 99, 199)).save(os.fsdecode(os.fsencode(odd / "cat") + b"/\xff\xfe.png"))
+    f["odd_names"] = odd
+    f["odd_out"] = Path(os.fsdecode(dd + b"/r\xff.csv"))
+    f["odd_out_dir"] = Path(os.fsdecode(dd + b"/out\xff"))
+    return f
+
+
+def test_predict_refuses_lying_metadata_and_contract_breaking_graphs(capsys, bad, robust):
+    """Every field that sizes a buffer is checked at load; both ONNX backends accept and refuse the same graphs."""
+    cases = [
+        ("ONNX resize_size 10^6", "onnx_resize_1e6", 2, ["resize_size", "1000000"]),
+        ("ONNX mean of two values", "onnx_mean_two", 2, ["mean", "three numbers"]),
+        ("ONNX input_size 0", "onnx_size_0", 2, ["input_size = 0"]),
+        ("ONNX input_size -64", "onnx_size_neg", 2, ["input_size = -64"]),
+        ('ONNX input_size "64"', "onnx_size_str", 2, ["input_size = '64'", "whole number"]),
+        ("ONNX std 0", "onnx_std_0", 2, ["std", "out of range"]),
+        ("ONNX nested class names", "onnx_nested_classes", 2, ["class_names", "list"]),
+        ("checkpoint input_size 0", "ckpt_size_0", 2, ["input_size = 0"]),
+        ("checkpoint resize_size 10^6", "ckpt_resize_1e6", 2, ["resize_size"]),
+        ("engine sidecar resize 10^6", "engine_resize_1e6", 2, ["resize_size"]),
+        ("engine profile batch 10^9", "engine_batch_1e9", 2, ["profile", "N 1.."]),
+    ]
+    for what, key, want_rc, want_in in cases:
+        rc, err = _run(capsys, "pawlens-predict", [robust[key], bad["two_class"]])
+        _check("pawlens-predict", what, rc, err, want_rc, [robust[key].name, *want_in])
+    graphs = [
+        ("two-input graph", "onnx_two_inputs", 2, ["2 input(s)"]),
+        ("two-output graph", "onnx_two_outputs", 2, ["2 output(s)"]),
+        ("output of rank 3", "onnx_rank3_output", 2, ["(?, 2, 1)", "(N, C)"]),
+        ("uint8-input graph", "onnx_uint8_input", 2, ["is uint8", "float32"]),
+        ("int64-input graph", "onnx_int64_input", 2, ["is int64", "float32"]),
+        ("ConstantOfShape bomb at run time", "onnx_bomb", 1, ["out of memory running the graph"]),
+    ]
+    for backend in ("auto", "ort", "openvino"):  # auto on the CPU is OpenVINO: the same answer as ort
+        for what, key, want_rc, want_in in graphs:
+            rc, err = _run(capsys, "pawlens-predict", [robust[key], bad["two_class"], "--backend", backend])
+            _check("pawlens-predict", f"{what} (--backend {backend})", rc, err, want_rc, [robust[key].name, *want_in])
+    for what, argv in (("checkpoint input_size 0", [robust["ckpt_size_0"], "--formats", "onnx", "--random-inputs", "8"]),):
+        rc, err = _run(capsys, "pawlens-export", [*argv, "--out", robust["mixed"].parent / "exp_bad_ckpt"])
+        _check("pawlens-export", what, rc, err, 2, ["input_size = 0"])
+    rc, err = _run(capsys, "pawlens-eval", ["--checkpoint", robust["ckpt_resize_1e6"], "--data", bad["two_class"],
+                                            "--out", robust["mixed"].parent / "ev_bad_ckpt"])
+    _check("pawlens-eval", "checkpoint resize_size 10^6", rc, err, 2, ["resize_size"])
+
+
+def test_strips_are_skipped_and_counted_everywhere(capsys, bad, robust, tmp_path, monkeypatch):
+    """1x1,000,000 and 2x100,000 PNGs among good photos: every command finishes, the strips skipped and counted."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r.json"
+    rc, err = _run(capsys, "pawlens-predict", [bad["onnx"], robust["mixed"], "--out", out, "--quiet"])
+    ROWS.append(("pawlens-predict", "8 photos + 2 strips", rc, (err.strip().splitlines() or [""])[-1]))
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["n_ok"] == 8 and doc["n_skipped"] == 2, doc
+    assert all("strip" in r["error"] for r in doc["results"] if r["status"] != "ok")
+    rc, err = _run(capsys, "pawlens-predict", [bad["onnx"], robust["strip1"], robust["strip2"]])
+    _check("pawlens-predict", "only strips", rc, err, 2, ["none of the sources", "strip"])
+
+    rc, err = _run(capsys, "pawlens-eval", ["--checkpoint", _tiny(bad), "--data",
+                                            robust["mixed"], "--out", tmp_path / "ev"])
+    ROWS.append(("pawlens-eval", "8 photos + 2 strips", rc, (err.strip().splitlines() or [""])[-1]))
+    assert rc == 0, err
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["skipped"] == 2, m
+
+    rc, err = _run(capsys, "pawlens-export", [_tiny(bad), "--formats", "onnx", "--parity-data", robust["mixed"], "--out", tmp_path / "exp"])
+    ROWS.append(("pawlens-export", "--parity-data 8 photos + 2 strips", rc, (err.strip().splitlines() or [""])[-1]))
+    assert rc == 0, err
+    inputs = json.loads((tmp_path / "exp" / "parity.json").read_text())["inputs"]
+    assert inputs["n_real"] == 8 and inputs["n_skipped"] == 2, inputs
+
+    rc, err = _run(capsys, "pawlens-train", ["--data", robust["mixed"], *TRAIN, "--out", tmp_path / "tr"])
+    ROWS.append(("pawlens-train", "8 photos + 2 strips", rc, (err.strip().splitlines() or [""])[-1]))
+    assert rc == 0, err
+    split = json.loads((tmp_path / "tr" / "split.json").read_text())
+    assert sorted(os.path.basename(p) for p, _why in split["skipped"]) == sorted(f"a_{robust[k].name}" for k in ("strip1", "strip2"))
+
+
+def _tiny(bad) -> Path:
+    """The tiny checkpoint the sweep's ONNX file was exported from (beside the bad files' parent)."""
+    ck = glob.glob(str(Path(bad["onnx"]).parents[1] / "ckpt*" / "tiny.pt"))
+    assert ck, "tiny checkpoint not found"
+    return Path(ck[0])
+
+
+_PEAK = """
+import resource, sys, time
+t0 = time.perf_counter()
+from models.errors import ImageError
+from models.preprocess import PreprocessConfig, load_image, preprocess_numpy
+try:
+    a = load_image(sys.argv[1])
+    x = preprocess_numpy(a, PreprocessConfig())
+    out = f"ok {a.shape[1]}x{a.shape[0]}"
+except ImageError as e:
+    out = "ImageError " + str(e)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t0, out)
+"""
+
+
+_RELAY = "import subprocess, sys; r = subprocess.run(sys.argv[1:]); sys.exit(r.returncode)"
+
+
+def test_peak_memory_of_huge_and_strip_images_stays_under_1gb(robust, tmp_path):
+    """Measured in a fresh process (ru_maxrss): strips are refused from the header, the largest allowed 16-bit PNG decodes in bounds.
+
+    Before issue 12: 1x1,000,000 and 2x100,000 PNGs made the resize ask for 786 GB / 39 GB (fatal cv2.error,
+    897 MB on the torch path); a 200 MP 16-bit PNG peaked at 5.4 GB (float64 copies), a 200 MP RGB PNG at 3.5 GB.
+    """
+    from models.preprocess import MAX_PIXELS
+
+    side = int(MAX_PIXELS ** 0.5)
+    cases = [("1x1,000,000 PNG", robust["strip1"], "ImageError"), ("2x100,000 PNG", robust["strip2"], "ImageError"),
+             (f"{side}x{side} 16-bit PNG", _png(tmp_path / "g16.png", side, side, bit_depth=16, color_type=0), "ok"),
+             (f"{side}x{side} RGB PNG", _png(tmp_path / "rgb.png", side, side), "ok")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p))
+    for what, path, want in cases:
+        # Through a small intermediate process: Linux carries the parent's high-water mark into a child's ru_maxrss at
+        # exec (fork and vfork alike), so a child of this test process would report pytest's own 1+ GB.
+        p = subprocess.run([sys.executable, "-c", _RELAY, sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert p.returncode == 0, p.stderr
+        mb, secs, out = p.stdout.split(" ", 2)
+        out = out.strip().replace(f"[image] {path}: ", "")
+        ROWS.append(("load_image", f"{what}: peak RSS", 0, f"{float(mb):.0f} MB in {float(secs):.1f} s: {out}"))
+        assert out.startswith(want), out
+        assert float(mb) < 1024, f"{what}: peak RSS {float(mb):.0f} MB"
+
+
+def test_flags_and_outputs_are_checked_before_any_work(capsys, bad, robust, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    predict = [
+        ("--out names a folder", [bad["onnx"], bad["two_class"], "--out", robust["out_dir_named_csv"]], 2, ["is a folder"]),
+        ("--out non-UTF-8 name", [bad["onnx"], bad["two_class"], "--out", robust["odd_out"]], 2, ["not valid utf-8"]),
+        ("model with non-UTF-8 name", [robust["odd_name_model"], bad["two_class"]], 2, ["not valid utf-8"]),
+        ("--threads -1", [bad["onnx"], bad["two_class"], "--threads", "-1"], 2, ["--threads -1", ">= 1"]),
+        ("--batch-size 0", [bad["onnx"], bad["two_class"], "--batch-size", "0"], 2, ["--batch-size"]),
+    ]
+    for what, argv, want_rc, want_in in predict:
+        rc, err = _run(capsys, "pawlens-predict", argv)
+        _check("pawlens-predict", what, rc, err, want_rc, want_in)
+        assert "classified" not in err, f"{what}: refused only after the work:\n{err}"
+    export = [
+        ("--calib-max -5", [_tiny(bad), "--formats", "int8", "--calib", bad["two_class"], "--calib-max", "-5"], 2, ["--calib-max -5"]),
+        ("--calib-max 0", [_tiny(bad), "--formats", "int8", "--calib", bad["two_class"], "--calib-max", "0"], 2, ["--calib-max 0"]),
+        ("--parity-max 0", [_tiny(bad), "--formats", "onnx", "--parity-max", "0"], 2, ["--parity-max 0"]),
+        ("--out non-UTF-8 name", [_tiny(bad), "--formats", "onnx", "--random-inputs", "8", "--out", robust["odd_out_dir"]], 2,
+         ["not valid utf-8"]),
+        ("--gates YAML alias bomb", [_tiny(bad), "--formats", "onnx", "--gates", robust["yaml_bomb"]], 2, ["alias"]),
+    ]
+    for what, argv, want_rc, want_in in export:
+        rc, err = _run(capsys, "pawlens-export", [*argv, *(["--out", tmp_path / "exp"] if "--out" not in map(str, argv) else [])])
+        _check("pawlens-export", what, rc, err, want_rc, want_in)
+    assert not glob.glob(str(tmp_path / "exp" / "*.onnx")) and not os.path.exists(robust["odd_out_dir"])
+    rc, err = _run(capsys, "pawlens-train", ["--data", bad["two_class"], "-c", robust["yaml_bomb"], *TRAIN])
+    _check("pawlens-train", "-c YAML alias bomb (353 bytes)", rc, err, 2, ["alias"])
+    assert len(err) < 1000, f"the error is {len(err)} characters"
+    rc, err = _run(capsys, "pawlens-train", ["--data", bad["two_class"], *TRAIN, "--out", robust["odd_out_dir"]])
+    _check("pawlens-train", "--out non-UTF-8 name", rc, err, 2, ["not valid utf-8"])
+    rc, err = _run(capsys, "pawlens-bench", ["--models", bad["onnx"], "--threads", "-1", "--out", tmp_path / "bench"])
+    _check("pawlens-bench", "--threads -1", rc, err, 2, ["--threads -1"])
+
+
+def test_non_utf8_source_names_are_classified_and_written(capsys, bad, robust, tmp_path):
+    out = tmp_path / "r.csv"
+    rc, err = _run(capsys, "pawlens-predict", [bad["onnx"], robust["odd_names"], "--out", out])
+    ROWS.append(("pawlens-predict", "a source named in non-UTF-8 bytes", rc, (err.strip().splitlines() or [""])[-1]))
+    assert rc == 0, err
+    rows = out.read_bytes().splitlines()
+    assert len(rows) == 1 + 5 and any(b"\xff\xfe.png" in r for r in rows), rows
+
+
+def test_clips_say_how_they_ended_and_ffmpeg_stays_quiet(bad, robust, tmp_path):
+    """Run as a subprocess: FFmpeg writes to the stderr file descriptor itself, which capsys cannot see."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)
+
+    def predict(*srcs):
+        p = subprocess.run([sys.executable, "-m", "runtime.predict", str(bad["onnx"]), *map(str, srcs), "--quiet", "--every-n", "10"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        return p.returncode, p.stderr
+
+    rc, err = predict(robust["truncated_clip"])
+    warn = next((ln for ln in err.splitlines() if "frames its header declares" in ln), "")
+    ROWS.append(("pawlens-predict", "clip truncated to a third", rc, warn or err.strip().splitlines()[-1]))
+    assert rc == 0, err
+    assert "read 51 of the 162 frames" in warn and "damage" in warn, err
+    rc, err = predict(bad["bad_video"])
+    ROWS.append(("pawlens-predict", "not a video (FFmpeg quiet)", rc, err.strip().splitlines()[-1]))
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("pawlens-predict: error:"), err
+    assert " @ 0x" not in err and "moov atom" not in err, f"FFmpeg printed:\n{err}"
+    rc, err = predict(robust["clip"])
+    assert rc == 0 and "declares" not in err, err
+
+
+def test_one_frame_clip_loops_and_damaged_clip_says_so(robust):
+    pytest.importorskip("PySide6")
+    from gui.sources import VideoSource
+
+    src = VideoSource(str(robust["one_frame_clip"]), loop=True).open()
+    got = [src.read() is not None for _ in range(4)]
+    ROWS.append(("gui source", "one-frame clip, Loop on", 0, f"frames {sum(got)} of 4 reads, loops {src.loops}"))
+    assert all(got) and src.loops == 3
+    src.close()
+    src = VideoSource(str(robust["truncated_clip"])).open()
+    n = 0
+    while src.read() is not None:
+        n += 1
+    ROWS.append(("gui source", "clip truncated to a third", 0, f"{n} frames; {src.end_note}"))
+    assert n == 51 and "51 of the 162" in src.end_note
+    src.close()
+
+
+def test_max_images_counts_readable_images(bad, tmp_path):
+    """--max-images N takes N readable images: unreadable files met on the way are passed over (and reported)."""
+    from train.data import discover
+
+    data = write_image_folder(tmp_path / "d", n_per_class=6, size=40)
+    for c in ("cat", "dog"):
+        for i in range(6):
+            (data / c / f"junk{i}.jpg").write_bytes(b"not an image")
+    spec = discover(str(data), seed=0, max_images=10)
+    n = sum(len(v) for v in spec.splits.values())
+    ROWS.append(("train.data", "--max-images 10, half the files junk", 0, f"{n} images taken, {len(spec.skipped)} junk passed over"))
+    assert n == 10 and spec.scan() == 0
+    assert all("junk" not in p for v in spec.splits.values() for p, _ in v)
+
+
+def test_library_warnings_never_precede_a_one_line_error(capsys):
+    import warnings
+
+    from models.console import run_cli
+    from models.errors import InputError
+
+    def fails(_argv):
+        warnings.warn("Possibly corrupt EXIF data", UserWarning, stacklevel=2)
+        raise InputError("--x 5: must be 1..3")
+
+    def works(_argv):
+        warnings.warn("TypedStorage is deprecated", UserWarning, stacklevel=2)
+        print("done", file=sys.stderr)
+        return 0
+
+    rc = run_cli(fails, [], prog="pawlens-x")
+    err = capsys.readouterr().err
+    ROWS.append(("run_cli", "UserWarning, then an error", rc, err.strip().splitlines()[-1]))
+    assert rc == 2 and err.strip().splitlines() == ["pawlens-x: error: [input] --x 5: must be 1..3"], err
+    rc = run_cli(works, [], prog="pawlens-x")
+    err = capsys.readouterr().err
+    assert rc == 0 and err.strip().splitlines() == ["done", "pawlens-x: warning: UserWarning: TypedStorage is deprecated"], err
+
+
+@pytest.mark.gui
+def test_gui_slideshow_survives_strips_and_refuses_a_folder_as_screenshot(bad, robust, tmp_path):
+    pytest.importorskip("PySide6")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    base = [sys.executable, "-m", "gui.app", "--model", str(bad["onnx"]), "--exit-after", "3", "--timeout", "60"]
+    p = subprocess.run([*base, "--source", str(robust["mixed"]), "--interval", "0.2", "--json", str(tmp_path / "s.json")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    ROWS.append(("pawlens-gui", "slideshow: 8 photos + 2 strips", p.returncode, (p.stderr.strip().splitlines() or [""])[-1]))
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["errors"] == [], "a skipped strip was reported as an error"
+    p = subprocess.run([*base, "--source", str(robust["mixed"]), "--screenshot", str(robust["out_dir_named_csv"])],
+                       capture_output=True, text=True, env=env, timeout=120)
+    last = (p.stderr.strip().splitlines() or [""])[-1]
+    ROWS.append(("pawlens-gui", "--screenshot names a folder", p.returncode, last))
+    assert p.returncode == 2 and last.startswith("pawlens-gui: error:") and "is a folder" in last, p.stderr

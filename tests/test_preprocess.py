@@ -114,3 +114,52 @@ def test_enormous_image_downscaled_on_load(tmp_path):
     Image.new("RGB", (6000, 4000), (10, 200, 30)).save(p)
     a = load_image(p)
     assert min(a.shape[:2]) == 2048 and a[0, 0].tolist() == [10, 200, 30]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"resize_size": 10**6}, "resize_size"), ({"resize_size": 100}, "resize_size"), ({"mean": [0.5, 0.5]}, "mean"),
+    ({"input_size": 0}, "input_size"), ({"input_size": -64}, "input_size"), ({"input_size": "64"}, "input_size"),
+    ({"input_size": 64.0}, "input_size"), ({"input_size": True}, "input_size"), ({"std": [0, 0.2, 0.2]}, "std"),
+    ({"std": [float("nan"), 1, 1]}, "std"), ({"mean": [[0.5], 0.5, 0.5]}, "mean"), ({"mean": "0.5"}, "mean"),
+    ({"layout": "NHWC"}, "layout"), ({"antialias": 1}, "antialias"), ({"scale": 0}, "scale"), ({"bogus": 1}, "bogus"),
+])
+def test_from_dict_checks_every_field(change, field):
+    d = {**PreprocessConfig.for_size(224).to_dict(), **change}
+    with pytest.raises(ValueError) as e:
+        PreprocessConfig.from_dict(d)
+    assert field in str(e.value) and "\n" not in str(e.value)
+
+
+def test_from_dict_accepts_other_normalisations():
+    cfg = PreprocessConfig.from_dict({**PreprocessConfig.for_size(224).to_dict(), "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]})
+    assert cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.5, 0.5, 0.5)
+
+
+def test_strips_are_refused_from_the_header_and_by_resized_shape(tmp_path):
+    from models.preprocess import MAX_ASPECT, resized_shape
+
+    p = tmp_path / "strip.png"
+    Image.new("RGB", (MAX_ASPECT * 4 + 4, 4)).save(p)
+    with pytest.raises(ImageError, match="strip"):
+        load_image(p)
+    with pytest.raises(ImageError, match="strip"):
+        resized_shape(1, 1_000_000, PreprocessConfig.for_size(224))
+    assert resized_shape(3, 500, PreprocessConfig.for_size(64)) == (73, 12167)  # odd but bounded shapes still work
+
+
+def test_sixteen_bit_integer_scaling_matches_the_float_formula(tmp_path):
+    a16 = np.arange(0, 65536, 8, dtype=np.uint16).reshape(64, 128)
+    p = tmp_path / "ramp.png"
+    Image.fromarray(a16).save(p)
+    want = np.clip(a16.astype(np.float64) / 65535 * 255 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(load_image(p)[..., 0], want)
+
+
+def test_large_images_are_reduced_in_strips_to_the_pixel_cap(tmp_path):
+    from models.preprocess import MAX_LOAD_PIXELS
+
+    p = tmp_path / "pano.png"
+    Image.new("RGB", (12000, 1500), (10, 200, 30)).save(p)  # 18 MP, shorter side under 2048: reduced by the pixel cap
+    a = load_image(p)
+    assert a.shape[0] * a.shape[1] <= MAX_LOAD_PIXELS * 1.01 and abs(a.shape[1] / a.shape[0] - 8) < 0.05
+    assert a[0, 0].tolist() == [10, 200, 30]

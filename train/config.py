@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from models.errors import InputError
+from models.safe_yaml import read_yaml
 
 #: Every training option with its default.  ``None`` means "derived": ``img_size`` and ``unfreeze`` come
 #: from the model's registry entry, ``weights`` is ``imagenet`` for resnet50 and ``none`` for the baseline,
@@ -90,8 +91,9 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise InputError(f"{path}: config file not found; pass an existing YAML file with -c/--config")
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = yaml.safe_load(f)
+        obj = read_yaml(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the config file ({e.strerror}); pass an existing YAML file with -c/--config") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         first = " ".join(str(e).split())[:120]
         raise InputError(f"{path}: not valid YAML ({first})") from None
@@ -144,6 +146,10 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
         _at_least("max_images", out["max_images"], 4)
     if out["img_size"] is not None:
         _at_least("img_size", out["img_size"], 16)
+        from models.preprocess import MAX_INPUT_SIZE
+
+        if out["img_size"] > MAX_INPUT_SIZE:  # every artifact's loader refuses larger input sizes (see PreprocessConfig.from_dict)
+            raise InputError(f"--img-size must be at most {MAX_INPUT_SIZE}, got {out['img_size']}")
     for k in ("lr", "lr_head", "lr_backbone"):
         if not out[k] > 0:
             raise InputError(f"--{k.replace('_', '-')} must be > 0, got {out[k]}")
@@ -185,15 +191,21 @@ def _norm(v):
     return str(v) if v is not None else None
 
 
+def _r(value) -> str:
+    """A value for an error line: its repr, cut short (a YAML value can be enormous)."""
+    r = repr(value) if not isinstance(value, (list, dict, tuple)) or len(value) < 20 else f"a {type(value).__name__} of {len(value)} items"
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
 def _coerce(key: str, value, typ):
     if value is None:
         return None
     if isinstance(value, bool) or (typ is int and isinstance(value, float) and not value.is_integer()):
-        raise InputError(f"{key}: expected {typ.__name__}, got {value!r}")
+        raise InputError(f"{key}: expected {typ.__name__}, got {_r(value)}")
     try:
         return typ(value)
     except (TypeError, ValueError):
-        raise InputError(f"{key}: expected {typ.__name__}, got {value!r}") from None
+        raise InputError(f"{key}: expected {typ.__name__}, got {_r(value)}") from None
 
 
 def _coerce_bool(key: str, value) -> bool:
@@ -203,12 +215,12 @@ def _coerce_bool(key: str, value) -> bool:
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise InputError(f"{key}: expected true/false, got {value!r}")
+    raise InputError(f"{key}: expected true/false, got {_r(value)}")
 
 
 def _choice(key: str, value, choices) -> None:
     if value not in choices:
-        raise InputError(f"--{key.replace('_', '-')} {value!r} is not one of {', '.join(choices)}")
+        raise InputError(f"--{key.replace('_', '-')} {_r(value)} is not one of {', '.join(choices)}")
 
 
 def _at_least(key: str, value, lo) -> None:

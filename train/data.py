@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import DataError
-from models.preprocess import IMAGE_EXTENSIONS, MAX_PIXELS, list_images, load_image
+from models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
 
 LOG = logging.getLogger("pawlens")
 
@@ -256,27 +256,47 @@ def _presplit(root: str, subdirs: dict[str, str], val_dir: str, *, seed: int, ma
         notes.append(f"{root}: no test/ folder; the final evaluation uses val/")
         LOG.warning(notes[-1])
     total = sum(len(v) for v in splits.values())
+    passed: list[tuple[str, str]] = []
     if max_images is not None and max_images < total:
-        splits = {s: stratified_subset(v, round(max_images * len(v) / total), seed) for s, v in splits.items()}
+        splits = {s: stratified_subset(v, round(max_images * len(v) / total), seed, check=quick_check, rejected=passed)
+                  for s, v in splits.items()}
+        notes.extend(_passed_note(passed))
     return DataSpec(root=root, layout="presplit", class_names=class_names, splits=splits, split_source="folders", seed=seed,
-                    max_images=max_images, notes=notes)
+                    max_images=max_images, notes=notes, skipped=passed)
 
 
 def _make_split(root, layout, class_names, pairs, *, seed, max_images, fractions) -> DataSpec:
     idx = {c: i for i, c in enumerate(class_names)}
     samples = sorted((p, idx[c]) for p, c in pairs)
+    passed: list[tuple[str, str]] = []
     if max_images is not None and max_images < len(samples):
-        samples = stratified_subset(samples, max_images, seed)
+        samples = stratified_subset(samples, max_images, seed, check=quick_check, rejected=passed)
     splits = stratified_split(samples, fractions["val"], fractions["test"], seed)
     return DataSpec(root=root, layout=layout, class_names=class_names, splits=splits, split_source="seed", seed=seed,
-                    fractions=fractions, max_images=max_images)
+                    fractions=fractions, max_images=max_images, skipped=passed, notes=_passed_note(passed))
+
+
+def _passed_note(passed: list[tuple[str, str]]) -> list[str]:
+    """The note (logged) for unreadable files --max-images passed over for readable ones."""
+    if not passed:
+        return []
+    note = (f"--max-images: passed over {len(passed)} unreadable file(s) for readable ones "
+            f"(e.g. {passed[0][0]}: {passed[0][1]})")
+    LOG.warning(note)
+    return [note]
 
 
 # ----------------------------------------------------------------------------- splitting
 
 
-def stratified_subset(samples: list[Sample], n: int, seed: int) -> list[Sample]:
-    """``n`` samples drawn per class in proportion to the class sizes (largest remainder), from ``seed``."""
+def stratified_subset(samples: list[Sample], n: int, seed: int, *, check=None,
+                      rejected: list[tuple[str, str]] | None = None) -> list[Sample]:
+    """``n`` samples drawn per class in proportion to the class sizes (largest remainder), from ``seed``.
+
+    With ``check`` (``path -> reason or None``, e.g. :func:`quick_check`), files it rejects are passed
+    over for the next ones of the same class (and appended to ``rejected``), so ``--max-images N``
+    means N readable images, not N files of which some cannot be read.
+    """
     samples = sorted(samples)
     if n >= len(samples):
         return samples
@@ -292,7 +312,19 @@ def stratified_subset(samples: list[Sample], n: int, seed: int) -> list[Sample]:
     for c, k in zip(classes, take):
         members = [s for s in samples if s[1] == c]
         rng = np.random.default_rng([seed, int(c), 1])
-        pick = rng.permutation(len(members))[:k]
+        order = rng.permutation(len(members))
+        if check is None:
+            pick = order[:k]
+        else:
+            pick = []
+            for i in order:
+                if len(pick) == k:
+                    break
+                why = check(members[i][0])
+                if why is None:
+                    pick.append(i)
+                elif rejected is not None:
+                    rejected.append((members[i][0], why))
         out += [members[i] for i in sorted(pick)]
     return sorted(out)
 
@@ -410,6 +442,8 @@ def quick_check(path: str) -> str | None:
         return f"{w}x{h} pixels is too large"
     if w < 1 or h < 1:
         return "empty image"
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        return f"{w}x{h} pixels is a strip, not a photo (aspect ratio over {MAX_ASPECT}:1)"
     tail_marker = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}.get(fmt)
     if tail_marker:
         with open(path, "rb") as f:

@@ -173,8 +173,13 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
         remap[i] = class_names.index(n)
     samples = [(p, remap[y]) for p, y in samples]
     if max_images is not None and max_images < len(samples):
-        samples = stratified_subset(samples, max_images, 0)
+        from .data import quick_check
+
+        passed: list[tuple[str, str]] = []
+        samples = stratified_subset(samples, max_images, 0, check=quick_check, rejected=passed)
         where += f", stratified subset of {len(samples)}"
+        if passed:
+            where += f" (passed over {len(passed)} unreadable file(s), e.g. {passed[0][0]}: {passed[0][1]})"
     if not samples:
         raise DataError(f"{data}: no images to evaluate ({where})")
     LOG.info(f"evaluating {ckpt_path} on {where}")
