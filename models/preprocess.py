@@ -74,10 +74,13 @@ class PreprocessConfig:
     version: int = field(default=1)
 
     @classmethod
-    def for_size(cls, input_size: int, crop_pct: float = 0.875) -> "PreprocessConfig":
+    def for_size(cls, input_size: int, crop_pct: float = 0.875, *, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> "PreprocessConfig":
+        """``input_size`` with the resize that keeps ``crop_pct`` of the shorter side, normalised with ``mean``/``std``
+        (a model's own data config: :meth:`models.registry.ModelInfo.preprocess`)."""
         if int(input_size) < 16:
             raise InputError(f"--img-size {input_size} is too small; use at least 16 (224 for ResNet50)")
-        return cls(input_size=int(input_size), resize_size=int(math.floor(input_size / crop_pct)))
+        return cls(input_size=int(input_size), resize_size=int(math.floor(input_size / crop_pct)),
+                   mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

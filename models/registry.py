@@ -2,12 +2,15 @@
 
     >>> from models.registry import create_model, list_models
     >>> list_models()
-    ['baseline', 'resnet50']
+    ['baseline', 'efficientnet_lite0', 'resnet50']
     >>> m = create_model("baseline", num_classes=2)
 
 Each entry records what the rest of the product needs to know about an architecture: which
 module is the classification head (trained alone in phase 1), which backbone blocks phase 2
-unfreezes by default, which layer Grad-CAM explains, and the default input size.
+unfreezes by default, which layer Grad-CAM explains, and its data config: the input size, the share of
+the resized image the centre crop keeps, and the normalisation its weights were trained with (timm's
+``pretrained_cfg`` / ``resolve_data_config``).  :meth:`ModelInfo.preprocess` turns it into the
+:class:`~models.preprocess.PreprocessConfig` every artifact made from the model carries.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import InputError
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
 
 @dataclass(frozen=True)
@@ -27,14 +31,40 @@ class ModelInfo:
     unfreeze_default: tuple[str, ...] = field(default_factory=tuple)  # phase-2 blocks
     default_input_size: int = 224
     pretrained: bool = False  # has ImageNet weights
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = 0.875  # input_size / resize_size
+    #: ``head_args(class_names) -> dict | None``: builder arguments of a head that starts from the pretrained
+    #: classifier's classes these class names stand for (None, or a None result: a new random head)
+    head_args: Callable | None = None
+    #: the name of the builder argument that takes the input size (saved in the checkpoint's ``model_args``)
+    size_arg: str | None = None
+    #: INT8 calibration method export uses for this model unless told otherwise (minmax, entropy, percentile)
+    calib_method: str = "minmax"
+    #: training defaults of this model (keys of ``train.config.MODEL_DEFAULTS``); flags and YAML override them
+    train_defaults: dict = field(default_factory=dict)
+
+    def model_args(self, input_size: int | None, class_names, weights: str | None) -> dict:
+        """The builder arguments a new model of this kind gets (saved as the checkpoint's ``model_args``): its input size
+        where the architecture depends on it, and a head started from the pretrained classes when the weights have them."""
+        args = {self.size_arg: int(input_size or self.default_input_size)} if self.size_arg else {}
+        if weights not in (None, "none") and self.head_args is not None:
+            args.update(self.head_args(class_names) or {})
+        return args
+
+    def preprocess(self, input_size: int | None = None) -> PreprocessConfig:
+        """The preprocessing of this model at ``input_size`` (default: its own)."""
+        return PreprocessConfig.for_size(input_size or self.default_input_size, self.crop_pct, mean=self.mean, std=self.std)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, *, head: str, cam_layer: str, unfreeze_default=(), default_input_size=224, pretrained=False):
+def register_model(name: str, *, head: str, cam_layer: str, unfreeze_default=(), default_input_size=224, pretrained=False, **data):
+    """Register ``fn`` as ``name``; ``data`` holds the optional :class:`ModelInfo` fields (mean, std, crop_pct, head_args, ...)."""
+
     def deco(fn):
-        _REGISTRY[name] = ModelInfo(name, fn, head, cam_layer, tuple(unfreeze_default), default_input_size, pretrained)
+        _REGISTRY[name] = ModelInfo(name, fn, head, cam_layer, tuple(unfreeze_default), default_input_size, pretrained, **data)
         return fn
 
     return deco
@@ -56,10 +86,10 @@ def create_model(name: str, num_classes: int = 2, weights: str | None = "none", 
     """Build a registered model.
 
     Args:
-        name: ``baseline`` or ``resnet50``.
+        name: one of :func:`list_models`.
         num_classes: size of the new classification head.
-        weights: ``none``; ``imagenet`` (resnet50 only: torchvision's download, cached as torchvision
-            caches it); or a path to a local state dict.
+        weights: ``none``; ``imagenet`` (resnet50: torchvision's download, cached as torchvision caches it;
+            efficientnet_lite0: the file inside its weights package, no network); or a path to a local state dict.
         **kwargs: architecture arguments (saved in checkpoints as ``model_args``).
     """
     info = model_info(name)
@@ -69,4 +99,4 @@ def create_model(name: str, num_classes: int = 2, weights: str | None = "none", 
 
 
 def _ensure_loaded() -> None:
-    from . import baseline, resnet  # noqa: F401  (registration side effect)
+    from . import baseline, efficientnet, resnet  # noqa: F401  (registration side effect)

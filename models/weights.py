@@ -7,10 +7,11 @@ import os
 from .errors import WeightsError
 
 
-def load_state_dict_file(model, path: str, *, arch: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
+def load_state_dict_file(model, path: str, *, arch: str, ignore_prefixes: tuple[str, ...] = (), transform=None) -> None:
     """Load ``path`` (a state dict, or a dict holding one under ``state_dict``/``model``) into ``model``.
 
-    Keys starting with ``ignore_prefixes`` (the old head) are skipped.  Raises WeightsError when the
+    Keys starting with ``ignore_prefixes`` (the old head) are skipped; ``transform`` (a callable on the state
+    dict) renames keys from another implementation's layout first.  Raises WeightsError when the
     file does not exist, cannot be read safely, or holds weights of another architecture.
     """
     import torch
@@ -31,6 +32,8 @@ def load_state_dict_file(model, path: str, *, arch: str, ignore_prefixes: tuple[
     if not isinstance(obj, dict) or not obj:
         raise WeightsError(f"{path}: does not hold a state dict")
     sd = {k.removeprefix("module."): v for k, v in obj.items() if hasattr(v, "shape")}
+    if transform is not None:
+        sd = transform(sd)
     own = model.state_dict()
     sd = {k: v for k, v in sd.items() if not k.startswith(ignore_prefixes)}
     wanted = {k for k in own if not k.startswith(ignore_prefixes)}

@@ -30,7 +30,7 @@ def test_baseline_is_small():
 
 
 def test_unknown_model_names_choices():
-    with pytest.raises(InputError, match="baseline, resnet50"):
+    with pytest.raises(InputError, match="baseline, efficientnet_lite0, resnet50"):
         create_model("vgg")
 
 

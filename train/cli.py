@@ -28,6 +28,25 @@ def _d(key: str, suppress: bool):
     return argparse.SUPPRESS if suppress else DEFAULTS[key]
 
 
+def _per_model(key: str) -> str:
+    """``default: the model's (baseline 10, efficientnet_lite0 8, ...)``: the registry's training defaults for one key."""
+    from models.registry import list_models, model_info
+
+    from .config import MODEL_DEFAULTS
+
+    vals = []
+    for n in list_models():
+        info = model_info(n)
+        v = info.default_input_size if key == "img_size" else info.unfreeze_default if key == "unfreeze" else \
+            info.train_defaults.get(key, MODEL_DEFAULTS.get(key))
+        if key == "unfreeze":
+            if not info.pretrained:
+                continue
+            v = ",".join(v)
+        vals.append(f"{n} {v:g}" if isinstance(v, float) else f"{n} {v}")
+    return f"default: the model's ({', '.join(vals)})"
+
+
 def _bool(s: str) -> bool:
     v = str(s).lower()
     if v in ("1", "true", "yes", "on"):
@@ -44,7 +63,8 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
     s = suppress_defaults
     p = argparse.ArgumentParser(
         prog="pawlens-train",
-        description="Train a cat/dog classifier (baseline CNN from scratch, or ResNet50 transfer in two phases)\n"
+        description="Train a cat/dog classifier (baseline CNN from scratch, or a transfer model, EfficientNet-Lite0 or\n"
+        "ResNet50, from ImageNet weights in two phases: the head alone, then the top blocks at a lower rate)\n"
         "and evaluate it on the test split.  Writes best.pt, last.pt, config.yaml, split.json,\n"
         "history.json, metrics.json, curves.png, confusion_matrix.png and errors.png to --out.\n"
         "Runs unchanged under torchrun (DistributedDataParallel; gloo on CPU, NCCL on GPUs).",
@@ -52,6 +72,7 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
         add_help=add_help,
         epilog="examples:\n"
         "  pawlens-train --data ../shared/data/catsdogs --model baseline --img-size 96 --epochs 12 --out runs/train/b96\n"
+        "  pawlens-train --data photos --model efficientnet_lite0     # ImageNet weights from its package, offline\n"
         "  pawlens-train --data photos --model resnet50 --weights imagenet --epochs 8 --head-epochs 3\n"
         "  pawlens-train --resume runs/train/b96/last.pt            # after Ctrl-C\n"
         "  torchrun --nproc_per_node 2 $(which pawlens-train) --data photos --device cpu",
@@ -69,18 +90,26 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
     g = p.add_argument_group("Model parameters")
     g.add_argument("--model", choices=list_models(), default=_d("model", s), help="architecture")
     g.add_argument("--weights", metavar="imagenet|none|PATH", default=_d("weights", s),
-                   help="initial weights (None: imagenet for resnet50, none for baseline); PATH is a local state dict")
-    g.add_argument("--img-size", type=int, metavar="PX", default=_d("img_size", s), help="input size (None: the model's, baseline 128, resnet50 224)")
+                   help="initial weights (None: imagenet for transfer models, none for the baseline); PATH is a local state dict")
+    g.add_argument("--img-size", type=int, metavar="PX", default=_d("img_size", s), help="input size; " + _per_model("img_size"))
     g = p.add_argument_group("Training parameters")
-    g.add_argument("--epochs", type=int, default=_d("epochs", s), help="total epochs (both phases for resnet50)")
-    g.add_argument("--head-epochs", type=int, default=_d("head_epochs", s), help="resnet50 phase 1 (frozen backbone, head only) epochs")
+    g.add_argument("--epochs", type=int, default=_d("epochs", s), help="total epochs, both phases of a transfer model; " + _per_model("epochs"))
+    g.add_argument("--head-epochs", type=int, default=_d("head_epochs", s),
+                   help="transfer models, phase 1 (frozen backbone, head only) epochs; " + _per_model("head_epochs"))
     g.add_argument("--unfreeze", metavar="BLOCK[,BLOCK]", default=_d("unfreeze", s),
-                   help="resnet50 phase 2: backbone blocks to train (None: the registry default, layer4)")
+                   help="transfer models, phase 2: backbone blocks to train; " + _per_model("unfreeze"))
+    g.add_argument("--bn-frozen", type=_bool, metavar="true|false", default=_d("bn_frozen", s),
+                   help="phase 2: keep every BatchNorm layer in inference mode (running statistics kept); " + _per_model("bn_frozen"))
+    g.add_argument("--l2sp", type=float, metavar="ALPHA", default=_d("l2sp", s),
+                   help="pull each trainable pretrained weight back toward its pretrained value by lr x ALPHA per step "
+                   "(L2-SP; keeps what ImageNet taught, 0 = off); " + _per_model("l2sp"))
     g.add_argument("--batch-size", type=int, default=_d("batch_size", s), help="images per step and process")
     g.add_argument("--accumulate", type=int, default=_d("accumulate", s), help="gradient accumulation steps per optimizer step")
-    g.add_argument("--lr", type=float, default=_d("lr", s), help="learning rate of a from-scratch model (baseline)")
-    g.add_argument("--lr-head", type=float, default=_d("lr_head", s), help="learning rate of the new head (resnet50, both phases)")
-    g.add_argument("--lr-backbone", type=float, default=_d("lr_backbone", s), help="learning rate of the unfrozen backbone blocks (phase 2)")
+    g.add_argument("--lr", type=float, default=_d("lr", s),
+                   help="learning rate of a from-scratch run (baseline, --weights none); " + _per_model("lr"))
+    g.add_argument("--lr-head", type=float, default=_d("lr_head", s), help="learning rate of the new head, both phases; " + _per_model("lr_head"))
+    g.add_argument("--lr-backbone", type=float, default=_d("lr_backbone", s),
+                   help="learning rate of the unfrozen blocks, phase 2; " + _per_model("lr_backbone"))
     g.add_argument("--weight-decay", type=float, default=_d("weight_decay", s), help="AdamW weight decay")
     g.add_argument("--label-smoothing", type=float, default=_d("label_smoothing", s), help="label smoothing of the training loss")
     g.add_argument("--patience", type=int, default=_d("patience", s), help="early stopping: epochs without a val-loss gain")

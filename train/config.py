@@ -18,9 +18,10 @@ from typing import Any
 from models.errors import InputError
 from models.safe_yaml import read_yaml
 
-#: Every training option with its default.  ``None`` means "derived": ``img_size`` and ``unfreeze`` come
-#: from the model's registry entry, ``weights`` is ``imagenet`` for resnet50 and ``none`` for the baseline,
-#: ``out`` is ``runs/train/<model>`` (numbered when taken).
+#: Every training option with its default.  ``None`` means "derived": ``img_size``, ``unfreeze`` and the
+#: keys of :data:`MODEL_DEFAULTS` come from the model's registry entry (its ``train_defaults``), else from
+#: :data:`MODEL_DEFAULTS`; ``weights`` is ``imagenet`` for a model with pretrained weights and ``none`` for
+#: the baseline; ``out`` is ``runs/train/<model>`` (numbered when taken).
 DEFAULTS: dict[str, Any] = {
     # data
     "data": None,
@@ -34,14 +35,16 @@ DEFAULTS: dict[str, Any] = {
     "weights": None,
     "img_size": None,
     # schedule
-    "epochs": 10,
-    "head_epochs": 3,
+    "epochs": None,
+    "head_epochs": None,
     "unfreeze": None,
+    "bn_frozen": None,
+    "l2sp": None,
     "batch_size": 32,
     "accumulate": 1,
-    "lr": 1e-3,
-    "lr_head": 3e-4,
-    "lr_backbone": 1e-5,
+    "lr": None,
+    "lr_head": None,
+    "lr_backbone": None,
     "weight_decay": 1e-4,
     "label_smoothing": 0.0,
     "patience": 4,
@@ -60,6 +63,17 @@ DEFAULTS: dict[str, Any] = {
     "errors_grid": 16,
 }
 
+#: Fallbacks of the per-model keys, for a model whose registry entry does not set them.
+MODEL_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "head_epochs": 3,
+    "lr": 1e-3,
+    "lr_head": 3e-4,
+    "lr_backbone": 1e-5,
+    "bn_frozen": False,
+    "l2sp": 0.0,
+}
+
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 TRISTATE = ("auto", "on", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -69,7 +83,7 @@ FROZEN_ON_RESUME = ("model", "img_size", "seed", "max_images", "val_frac", "test
 
 _INT = ("max_images", "num_workers", "img_size", "epochs", "head_epochs", "batch_size", "accumulate", "patience", "lr_patience", "seed",
         "errors_grid")
-_FLOAT = ("val_frac", "test_frac", "lr", "lr_head", "lr_backbone", "weight_decay", "label_smoothing", "min_delta", "lr_factor")
+_FLOAT = ("val_frac", "test_frac", "lr", "lr_head", "lr_backbone", "weight_decay", "label_smoothing", "min_delta", "lr_factor", "l2sp")
 _STR = ("data", "data_cache", "model", "weights", "device", "amp", "channels_last", "out", "resume")
 
 
@@ -121,7 +135,9 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
     for k in _STR:
         if out[k] is not None:
             out[k] = os.fspath(out[k]) if isinstance(out[k], os.PathLike) else str(out[k])
+    _fill_model_defaults(out)
     out["deterministic"] = _coerce_bool("deterministic", out["deterministic"])
+    out["bn_frozen"] = _coerce_bool("bn_frozen", out["bn_frozen"])
     if isinstance(out["unfreeze"], str):
         out["unfreeze"] = [s.strip() for s in out["unfreeze"].split(",") if s.strip()]
     if out["unfreeze"] is not None:
@@ -155,11 +171,27 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"--{k.replace('_', '-')} must be > 0, got {out[k]}")
     if not (0 <= out["val_frac"] < 1 and 0 <= out["test_frac"] < 1 and out["val_frac"] + out["test_frac"] < 0.9 and out["val_frac"] > 0):
         raise InputError(f"--val-frac {out['val_frac']} / --test-frac {out['test_frac']}: need 0 < val, 0 <= test, val + test < 0.9")
+    if out["l2sp"] < 0:
+        raise InputError(f"--l2sp must be >= 0 (0 turns it off), got {out['l2sp']}")
     if not 0 <= out["label_smoothing"] < 1:
         raise InputError(f"--label-smoothing must be in [0, 1), got {out['label_smoothing']}")
     if not 0 < out["lr_factor"] < 1:
         raise InputError(f"--lr-factor must be in (0, 1), got {out['lr_factor']}")
     return out
+
+
+def _fill_model_defaults(out: dict[str, Any]) -> None:
+    """Replace the derived (None) per-model keys by the model's ``train_defaults``, then by :data:`MODEL_DEFAULTS`."""
+    from models.registry import list_models, model_info
+
+    own: dict[str, Any] = {}
+    if isinstance(out.get("model"), str) and out["model"] in list_models():
+        own = model_info(out["model"]).train_defaults
+    for k, v in MODEL_DEFAULTS.items():
+        if out.get(k) is None:
+            out[k] = own.get(k, v)
+    if out.get("img_size") is None and own.get("img_size") is not None:
+        out["img_size"] = own["img_size"]
 
 
 def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], ckpt_path: str) -> dict[str, Any]:

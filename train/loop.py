@@ -3,9 +3,19 @@
 Schedules (chosen by the registry entry of the model):
 
 * ``baseline`` (no pretrained weights): one phase, ``scratch``: every parameter trains at ``lr``.
-* ``resnet50``: phase ``head`` trains only the new head (``lr_head``, backbone frozen, its BatchNorm
-  layers kept in eval mode) for ``head_epochs``; phase ``finetune`` starts from the best head weights and
-  also trains the blocks in ``unfreeze`` (default ``layer4``) at ``lr_backbone``, the head staying at ``lr_head``.
+* transfer models (``resnet50``, ``efficientnet_lite0``) from pretrained weights: phase ``head`` trains only
+  the new head (``lr_head``, backbone frozen, its BatchNorm layers kept in eval mode) for ``head_epochs``;
+  phase ``finetune`` starts from the best head weights and also trains the blocks in ``unfreeze`` (the
+  registry default, e.g. ``layer4``) at ``lr_backbone``, the head staying at ``lr_head``.  With ``bn_frozen``
+  every BatchNorm layer stays in inference mode in ``finetune`` too (running statistics kept, affine
+  parameters of unfrozen blocks still train), which keeps the pretrained features' robustness.  A model
+  whose registry entry has ``head_args`` keeps, for class names ImageNet has classes for (cat, dog), a head
+  started from those classes (:class:`models.efficientnet.ClassGroupHead`).  ``l2sp`` pulls every pretrained
+  parameter that trains back toward its pretrained value (L2-SP, Li et al. 2018, decoupled like AdamW's decay).
+* a transfer model with ``--weights none`` has nothing worth freezing: one ``scratch`` phase, said in one line.
+
+Per-model defaults (epochs, head epochs, learning rates, unfrozen blocks, input size) come from the
+registry entry's ``train_defaults`` (see :mod:`train.config`).
 
 Each phase has its own AdamW optimiser, ReduceLROnPlateau on the validation loss and early stopping
 (``patience`` epochs without a ``min_delta`` gain); early stopping in ``head`` moves on to ``finetune``,
@@ -117,11 +127,11 @@ def set_deterministic(on: bool, device_type: str) -> None:
 
 
 def phase_plan(arch: str, cfg: dict[str, Any]) -> list[str]:
-    """Phase names in order: ``["scratch"]`` for models without pretrained weights, else ``["head", "finetune"]`` (a
-    ``head_epochs`` of 0 skips ``head``; ``head_epochs >= epochs`` leaves only ``head``)."""
+    """Phase names in order: ``["scratch"]`` for models without pretrained weights or trained with ``weights none``, else
+    ``["head", "finetune"]`` (a ``head_epochs`` of 0 skips ``head``; ``head_epochs >= epochs`` leaves only ``head``)."""
     from models.registry import model_info
 
-    if not model_info(arch).pretrained:
+    if not model_info(arch).pretrained or cfg.get("weights") in (None, "none"):
         return ["scratch"]
     if cfg["head_epochs"] <= 0:
         return ["finetune"]
@@ -160,21 +170,33 @@ def configure_phase(model, arch: str, phase: str, cfg: dict[str, Any]) -> list[d
     return groups
 
 
+def block_names(model) -> list[str]:
+    """The names ``--unfreeze`` accepts: the model's children and, for a container child, its numbered blocks."""
+    from torch import nn
+
+    out = []
+    for n, m in model.named_children():
+        out.append(n)
+        if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) and all(k.isdigit() for k, _ in m.named_children()):
+            out += [f"{n}.{k}" for k, _ in m.named_children()]
+    return out
+
+
 def _submodule(model, name: str):
     try:
         return model.get_submodule(name)
     except AttributeError:
-        names = ", ".join(n for n, _ in model.named_children())
-        raise InputError(f"--unfreeze {name!r}: no such block in the model; choose from {names}") from None
+        raise InputError(f"--unfreeze {name!r}: no such block in the model; choose from {', '.join(block_names(model))}") from None
 
 
-def train_mode(model) -> None:
-    """``model.train()``, but BatchNorm layers whose parameters are all frozen stay in eval mode (running stats kept)."""
+def train_mode(model, bn_frozen: bool = False) -> None:
+    """``model.train()``, but BatchNorm layers whose parameters are all frozen stay in eval mode (running stats kept);
+    with ``bn_frozen`` every BatchNorm layer does."""
     from torch.nn.modules.batchnorm import _BatchNorm
 
     model.train()
     for m in model.modules():
-        if isinstance(m, _BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+        if isinstance(m, _BatchNorm) and (bn_frozen or not any(p.requires_grad for p in m.parameters())):
             m.eval()
 
 
@@ -212,8 +234,12 @@ def _batch(batch, device, channels_last: bool, desc: str):
 
 def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dtype=None, scaler=None, accumulate: int = 1,
                     channels_last: bool = False, ctx: D.DistContext | None = None, desc: str = "train",
-                    on_batch: Callable[[int, float], None] | None = None) -> dict[str, float]:
+                    on_batch: Callable[[int, float], None] | None = None, bn_frozen: bool = False,
+                    anchors: list | None = None, l2sp: float = 0.0) -> dict[str, float]:
     """One pass over ``loader`` with gradient accumulation; unreadable samples are masked out of the loss and counted.
+
+    ``anchors`` (``[(param_group, [(param, pretrained_value), ...]), ...]``) with ``l2sp > 0``: after each optimiser step
+    every anchored parameter moves ``lr * l2sp`` of the way back to its pretrained value (L2-SP, decoupled).
 
     ``criterion`` must use ``reduction="none"``.  Returns loss, acc, n, skipped, time_s and images_per_s (summed over ranks).
     """
@@ -222,7 +248,7 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
 
     ctx = ctx or D.DistContext()
     dev_type = str(device).split(":")[0]
-    train_mode(model)
+    train_mode(model, bn_frozen)
     optimizer.zero_grad(set_to_none=True)
     loss_sum = correct = n = skipped = 0.0
     nb = len(loader)
@@ -251,6 +277,12 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if anchors and l2sp > 0:
+                with torch.no_grad():
+                    for group, pairs in anchors:
+                        pull = min(1.0, group["lr"] * l2sp)
+                        for p, p0 in pairs:
+                            p.sub_(pull * (p - p0))
         with torch.no_grad():
             loss_sum += float((per.detach()[:b0] * w[:b0]).sum())
             correct += float(((logits.detach().argmax(1)[:b0] == y[:b0]) & ok[:b0]).sum())
@@ -387,7 +419,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
 
     from models.checkpoint import build_checkpoint, save_checkpoint
     from models.console import atomic_write_text, ensure_writable_dir
-    from models.preprocess import PreprocessConfig, torch_eval_transform, torch_train_transform
+    from models.preprocess import torch_eval_transform, torch_train_transform
     from models.registry import create_model, model_info
 
     from .data import ImageListDataset, ShardSampler, discover, load_split, make_loader
@@ -442,15 +474,33 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     seed_everything(cfg["seed"])
     set_deterministic(cfg["deterministic"], dev_type)
     weights = "none" if resume_ckpt is not None else cfg["weights"]
-    model = _rank0_first(lambda: create_model(cfg["model"], num_classes=len(class_names), weights=weights), ctx)  # one download
+    if resume_ckpt is not None:
+        model_args = dict(resume_ckpt.get("model_args", {}))
+    else:
+        model_args = info.model_args(cfg["img_size"], class_names, cfg["weights"])
+    model = _rank0_first(lambda: create_model(cfg["model"], num_classes=len(class_names), weights=weights, **model_args), ctx)  # one download
     for name in cfg["unfreeze"]:
         _submodule(model, name)
     if resume_ckpt is not None:
         model.load_state_dict(resume_ckpt["state_dict"])
+    elif "class_groups" in model_args:
+        sizes = ", ".join(f"{c} {len(g)}" for c, g in zip(class_names, model_args["class_groups"]))
+        LOG.info(f"head: each class keeps the ImageNet classes it stands for ({sizes}), started from their rows of the ImageNet classifier")
+    if info.pretrained and cfg["weights"] == "none":
+        LOG.info(f"{cfg['model']} with --weights none: no pretrained backbone to freeze, so every layer trains from scratch "
+                 f"in one phase at --lr {cfg['lr']:g} (no head-only phase)")
+    pretrained: dict[str, Any] = {}  # L2-SP anchors: the pretrained value of each parameter (the head's too if it is pretrained)
+    if cfg["l2sp"] > 0 and cfg["weights"] != "none":
+        src = model if resume_ckpt is None else create_model(cfg["model"], num_classes=len(class_names), weights=cfg["weights"], **model_args)
+        head_prefix = info.head + "."
+        pretrained = {n: p.detach().clone() for n, p in src.named_parameters()
+                      if not n.startswith(head_prefix) or "class_groups" in model_args}
+        del src
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    pre = PreprocessConfig.for_size(cfg["img_size"])
+    pretrained = {n: v.to(device) for n, v in pretrained.items()}
+    pre = info.preprocess(cfg["img_size"])
 
     if ctx.is_main:
         ensure_writable_dir(out_dir)
@@ -488,6 +538,8 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         history = ts["history"]
     best_state = None
 
+    anchors: list = []
+
     def setup(phase, restore=None):
         groups = configure_phase(model, cfg["model"], phase, cfg)
         opt = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
@@ -503,7 +555,15 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
 
             wrapped = DDP(model, device_ids=[ctx.local_rank] if dev_type == "cuda" else None)
         n_train = sum(p.numel() for g in groups for p in g["params"])
-        LOG.info(f"phase {phase}: {n_train:,} trainable parameters; lr " + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups))
+        names = {id(p): n for n, p in model.named_parameters()}
+        anchors.clear()
+        for g in opt.param_groups:
+            pairs = [(p, pretrained[names[id(p)]]) for p in g["params"] if names.get(id(p)) in pretrained]
+            if pairs:
+                anchors.append((g, pairs))
+        n_anch = sum(p.numel() for _, pairs in anchors for p, _ in pairs)
+        LOG.info(f"phase {phase}: {n_train:,} trainable parameters; lr " + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups)
+                 + (f"; L2-SP {cfg['l2sp']:g} toward the pretrained values of {n_anch:,} of them" if n_anch else ""))
         return opt, sch, wrapped
 
     def restore_best():
@@ -515,7 +575,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
             model.load_state_dict(load_checkpoint(best_path)["state_dict"])
 
     def save_last(opt, sch):
-        ckpt = build_checkpoint(model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+        ckpt = build_checkpoint(model=model, arch=cfg["model"], model_args=model_args, class_names=class_names, preprocess=pre, train_config=cfg,
                                 metrics={"val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"]},
                                 train_state={"epoch": st["epoch"], "phase": st["phase"], "state": dict(st), "history": history,
                                              "optimizer": opt.state_dict(), "scheduler": sch.state_dict(),
@@ -538,7 +598,8 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
             train_loader.generator.manual_seed(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)  # worker seeds, same after a resume
             tag = f"epoch {e + 1}/{epochs} [{phase}]"
             tr = train_one_epoch(wrapped, train_loader, opt, criterion, device=device, amp_dtype=amp_dtype, scaler=scaler,
-                                 accumulate=cfg["accumulate"], channels_last=channels_last, ctx=ctx, desc=tag, on_batch=on_batch)
+                                 accumulate=cfg["accumulate"], channels_last=channels_last, ctx=ctx, desc=tag, on_batch=on_batch,
+                                 bn_frozen=cfg["bn_frozen"] and phase == "finetune", anchors=anchors, l2sp=cfg["l2sp"])
             va = evaluate(model, val_loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last, ctx=ctx, desc=f"{tag} val")
             lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(opt.param_groups)}
             sch.step(va["loss"])
@@ -548,7 +609,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 if ctx.is_main:
                     save_checkpoint(best_path, build_checkpoint(
-                        model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+                        model=model, arch=cfg["model"], model_args=model_args, class_names=class_names, preprocess=pre, train_config=cfg,
                         metrics={"val_loss": va["loss"], "val_acc": va["acc"], "epoch": e + 1, "phase": phase}))
             if va["loss"] < st["es_best"] - cfg["min_delta"]:
                 st.update(es_best=va["loss"], es_bad=0)
@@ -601,7 +662,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         LOG.info(f"test ({where}): accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
         if os.path.isfile(best_path):
             save_checkpoint(best_path, build_checkpoint(
-                model=model, arch=cfg["model"], class_names=class_names, preprocess=pre, train_config=cfg,
+                model=model, arch=cfg["model"], model_args=model_args, class_names=class_names, preprocess=pre, train_config=cfg,
                 metrics={"val_loss": st["best_val_loss"], "val_acc": st["best_val_acc"], "epoch": st["best_epoch"],
                          "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "test_n": metrics["n"]}))
         atomic_write_text(os.path.join(out_dir, "history.json"), json.dumps(history, indent=1) + "\n")
