@@ -54,11 +54,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("INT8")
     g.add_argument("--int8-activation", choices=("U8", "S8"), default="U8", help="activation type (U8 is fast on x86 VNNI)")
     g.add_argument("--int8-weight", choices=("S8", "U8"), default="S8", help="weight type")
-    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
-                   help="calibration method: minmax streams any number of images; entropy and percentile keep every activation "
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default=None,
+                   help="calibration method (default: the model's own, minmax unless its registry entry says otherwise): "
+                   "minmax streams any number of images; entropy and percentile keep every activation "
                    "of every image in memory (ResNet50 at 224 px: ~0.13 GB per image) and are refused up front when they "
                    "would not fit")
     g.add_argument("--no-per-channel", dest="per_channel", action="store_false", help="per-tensor weight scales (default: per-channel)")
+    g.add_argument("--int8-full-range", dest="int8_reduce_range", action="store_false",
+                   help="8-bit weights instead of the default 7: slightly finer, but INT8 results drift on x86 CPUs without VNNI "
+                   "(AVX2), whose 16-bit partial sums saturate (default: 7-bit weights, the same answers on every x86 CPU)")
     g = p.add_argument_group("TensorRT")
     g.add_argument("--batch-max", type=int, default=32, help="largest batch of the engine's optimisation profile")
     g.add_argument("--batch-opt", type=int, default=8, help="batch the engine is tuned for")
@@ -148,7 +152,8 @@ def _main(argv: Sequence[str] | None) -> int:
         args.ckpt, formats=formats, out_dir=out, parity_images=args.parity_data, calib=args.calib, batch_max=args.batch_max,
         opset=args.opset, gates=gates, progress=args.progress, exporter=args.exporter, random_inputs=args.random_inputs, seed=args.seed,
         calib_max=args.calib_max, parity_max=args.parity_max, int8_activation=args.int8_activation, int8_weight=args.int8_weight,
-        int8_method=args.calib_method, per_channel=args.per_channel, batch_opt=args.batch_opt, workspace_gb=args.workspace_gb,
+        int8_method=args.calib_method, per_channel=args.per_channel, int8_reduce_range=args.int8_reduce_range,
+        batch_opt=args.batch_opt, workspace_gb=args.workspace_gb,
         reuse=args.reuse, batch_size=args.batch_size,
     )
     resolved = {k: v for k, v in vars(args).items() if k not in ("debug",)}

@@ -317,7 +317,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                parity_images: str | os.PathLike | Sequence[str] | None = None, calib: str | os.PathLike | Sequence[str] | np.ndarray | None = None,
                batch_max: int = 32, opset: int = 17, gates: dict[str, Gate] | None = None, progress: bool = True,
                exporter: str = "legacy", random_inputs: int = 4, seed: int = 0, calib_max: int = 500, parity_max: int | None = None,
-               int8_activation: str = "U8", int8_weight: str = "S8", int8_method: str = "minmax", per_channel: bool = True,
+               int8_activation: str = "U8", int8_weight: str = "S8", int8_method: str | None = None, per_channel: bool = True,
+               int8_reduce_range: bool = True,
                batch_opt: int = 8, workspace_gb: float = 4.0, reuse: bool = False, batch_size: int = 8) -> ExportReport:
     """Build every requested artifact, gate each against PyTorch fp32, and write ``parity.json`` + ``parity.md``.
 
@@ -333,7 +334,9 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         progress: show a progress bar and one line per step.
         random_inputs: random tensors added to the parity inputs (16 when there are no images).
         calib_max, parity_max: at most this many images (evenly spread) are used.
-        int8_activation, int8_weight, int8_method, per_channel: :func:`export.quantize.quantize_int8` options.
+        int8_activation, int8_weight, int8_method, per_channel: :func:`export.quantize.quantize_int8` options
+            (``int8_method`` None: the model's own, from its registry entry; minmax unless the entry says otherwise);
+            ``int8_reduce_range``: 7-bit weights, correct on x86 CPUs without VNNI too (see :func:`export.quantize.quantize_int8`).
         workspace_gb: TensorRT builder workspace limit.
         reuse: keep an existing ONNX made from the same checkpoint with the same options (it is still gated).
         batch_size: parity inference batch size.
@@ -349,8 +352,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     requested = set(fmts)
     if "onnx" not in fmts:
         fmts = ["onnx"] + fmts
-    int8_opts = {"activation": int8_activation.upper(), "weight": int8_weight.upper(), "method": int8_method.lower(),
-                 "per_channel": bool(per_channel)}
+    int8_opts = {"activation": int8_activation.upper(), "weight": int8_weight.upper(), "method": (int8_method or "minmax").lower(),
+                 "per_channel": bool(per_channel), "reduce_range": bool(int8_reduce_range)}
     from .quantize import METHODS, QTYPES
 
     if int8_opts["activation"] not in QTYPES or int8_opts["weight"] not in QTYPES or int8_opts["method"] not in METHODS:
@@ -371,6 +374,10 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     ckpt["sha256"] = sha
     meta = ArtifactMeta.from_checkpoint(ckpt, source_sha256=sha)
     cfg = meta.preprocess
+    if int8_method is None:
+        from models.registry import list_models, model_info
+
+        int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
     out = ensure_writable_dir(out_dir or os.path.join("runs", "export", stem))
     paths = artifact_paths(out, stem)
@@ -517,7 +524,7 @@ def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, sha, reuse, opset, ex
         convert_fp16(paths["onnx"], path)
     else:
         quantize_int8(paths["onnx"], path, x_cal, per_channel=int8_opts["per_channel"], activation=int8_opts["activation"],
-                      weight=int8_opts["weight"], method=int8_opts["method"])
+                      weight=int8_opts["weight"], method=int8_opts["method"], reduce_range=int8_opts["reduce_range"])
         res.info["int8"] = dict(int8_opts, calib_images=int(len(x_cal)))
     res.seconds = time.perf_counter() - t0
 

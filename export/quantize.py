@@ -119,7 +119,7 @@ def check_calibration_memory(model_path: str, n_images: int, method: str, *, ava
 
 def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, calib: np.ndarray, *, per_channel: bool = True,
                   activation: str = "U8", weight: str = "S8", method: str = "minmax", batch_size: int = 8,
-                  pre_process: bool = True) -> str:
+                  pre_process: bool = True, reduce_range: bool = True) -> str:
     """Quantize an fp32 pawlens ONNX file to INT8 (QDQ) with calibration on ``calib``.
 
     Args:
@@ -132,6 +132,10 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
         method: ``minmax`` (default; cheap, exact ranges), ``entropy`` or ``percentile`` (histograms: memory grows with N).
         batch_size: calibration batch size.
         pre_process: run ``quant_pre_process`` first.
+        reduce_range: 7-bit weights.  x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) add u8 x s8 products in
+            saturating 16-bit pairs; with full 8-bit weights those sums overflow and INT8 results drift (OpenVINO
+            documents the same "saturation issue" for its CPUs).  7-bit weights cannot overflow, so the artifact
+            gives the same answers on every x86 CPU; the cost is one bit of weight resolution.
 
     Raises:
         InputError: bad calibration array or option.
@@ -178,7 +182,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
             q.quantize_static(
                 model_in, tmp_out, reader, quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=getattr(q.QuantType, QTYPES[act]), weight_type=getattr(q.QuantType, QTYPES[wt]),
-                calibrate_method=getattr(q.CalibrationMethod, METHODS[method.lower()]),
+                calibrate_method=getattr(q.CalibrationMethod, METHODS[method.lower()]), reduce_range=bool(reduce_range),
                 extra_options={"ActivationSymmetric": act == "S8", "WeightSymmetric": True},
             )
         except Exception as e:
@@ -187,6 +191,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
     meta.precision = "int8"
     meta.extra = dict(meta.extra, int8={
         "format": "QDQ", "activation": act, "weight": wt, "per_channel": bool(per_channel), "method": method.lower(),
+        "reduce_range": bool(reduce_range),
         "calib_images": int(len(calib)), "pre_process": pre_note, "seconds": round(time.perf_counter() - t0, 2),
     })
     set_meta(m, meta)
