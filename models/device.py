@@ -18,3 +18,13 @@ def resolve_device(device: str | None = "auto") -> str:
     if device == "cpu":
         return "cpu"
     raise InputError(f"unknown device {device!r}; choose auto, cpu or cuda")
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 natively in oneDNN (AVX512-BF16 or AMX); without it bf16 is emulated, many times slower."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - older builds without the op
+        return False

@@ -41,13 +41,20 @@ class ModelInfo:
     size_arg: str | None = None
     #: INT8 calibration method export uses for this model unless told otherwise (minmax, entropy, percentile)
     calib_method: str = "minmax"
+    #: builder arguments every new model of this kind gets (saved in its checkpoint's ``model_args``, so older
+    #: checkpoints without them keep building as they were)
+    new_args: dict = field(default_factory=dict)
+    #: train in channels_last on CPUs too (measured faster there); others only with bf16 or on CUDA
+    channels_last_cpu: bool = False
     #: training defaults of this model (keys of ``train.config.MODEL_DEFAULTS``); flags and YAML override them
     train_defaults: dict = field(default_factory=dict)
 
     def model_args(self, input_size: int | None, class_names, weights: str | None) -> dict:
         """The builder arguments a new model of this kind gets (saved as the checkpoint's ``model_args``): its input size
         where the architecture depends on it, and a head started from the pretrained classes when the weights have them."""
-        args = {self.size_arg: int(input_size or self.default_input_size)} if self.size_arg else {}
+        args = dict(self.new_args)
+        if self.size_arg:
+            args[self.size_arg] = int(input_size or self.default_input_size)
         if weights not in (None, "none") and self.head_args is not None:
             args.update(self.head_args(class_names) or {})
         return args

@@ -30,6 +30,11 @@ def test_gemm_rates_are_measured_and_restore_threads():
     before = torch.get_num_threads()
     r = gemm_rates(threads=1, n=256, reps=2)
     assert torch.get_num_threads() == before
+    from models.device import cpu_supports_bf16
+
     for k in ("fp32_gflops", "bf16_gflops", "int8_gops"):
+        if k == "bf16_gflops" and not cpu_supports_bf16():
+            assert r[k] is None  # emulated bf16 bounds nothing and takes minutes: not measured
+            continue
         assert r[k] is not None and math.isfinite(r[k]) and r[k] > 0.1, (k, r)
     assert rate_for("int8", r) == r["int8_gops"] and rate_for("bf16-autocast", r) == r["bf16_gflops"] and rate_for("fp16", r) is None

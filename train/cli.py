@@ -21,7 +21,7 @@ from typing import Sequence
 
 from models.console import HelpFormatter, run_cli
 
-from .config import AMP_CHOICES, DEFAULTS, DEVICE_CHOICES, TRISTATE, load_yaml_config
+from .config import AMP_CHOICES, DEFAULTS, DEVICE_CHOICES, SCHEDULES, TRISTATE, load_yaml_config
 
 
 def _d(key: str, suppress: bool):
@@ -114,6 +114,9 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
     g.add_argument("--label-smoothing", type=float, default=_d("label_smoothing", s), help="label smoothing of the training loss")
     g.add_argument("--patience", type=int, default=_d("patience", s), help="early stopping: epochs without a val-loss gain")
     g.add_argument("--min-delta", type=float, default=_d("min_delta", s), help="early stopping: smallest val-loss gain that counts")
+    g.add_argument("--schedule", choices=SCHEDULES, default=_d("schedule", s),
+                   help="learning-rate schedule of each phase: plateau (ReduceLROnPlateau on the val loss) or cosine (decay to 0 over "
+                   "the phase's epochs); " + _per_model("schedule"))
     g.add_argument("--lr-patience", type=int, default=_d("lr_patience", s), help="ReduceLROnPlateau patience (epochs)")
     g.add_argument("--lr-factor", type=float, default=_d("lr_factor", s), help="ReduceLROnPlateau factor")
     g = p.add_argument_group("Runtime parameters")

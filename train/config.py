@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "patience": 4,
     "min_delta": 1e-4,
     "lr_patience": 1,
+    "schedule": None,
     "lr_factor": 0.3,
     # runtime
     "device": "auto",
@@ -72,9 +73,11 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "lr_backbone": 1e-5,
     "bn_frozen": False,
     "l2sp": 0.0,
+    "schedule": "plateau",
 }
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+SCHEDULES = ("plateau", "cosine")
 TRISTATE = ("auto", "on", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -84,7 +87,7 @@ FROZEN_ON_RESUME = ("model", "img_size", "seed", "max_images", "val_frac", "test
 _INT = ("max_images", "num_workers", "img_size", "epochs", "head_epochs", "batch_size", "accumulate", "patience", "lr_patience", "seed",
         "errors_grid")
 _FLOAT = ("val_frac", "test_frac", "lr", "lr_head", "lr_backbone", "weight_decay", "label_smoothing", "min_delta", "lr_factor", "l2sp")
-_STR = ("data", "data_cache", "model", "weights", "device", "amp", "channels_last", "out", "resume")
+_STR = ("schedule", "data", "data_cache", "model", "weights", "device", "amp", "channels_last", "out", "resume")
 
 
 def valid_keys() -> list[str]:
@@ -146,6 +149,7 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if not out["data"] and not out["resume"]:
         raise InputError("no data: pass --data DIR (DIR/<class>/*.jpg, DIR/train|val|test/<class>/, DIR/cat.1.jpg) or --data oxford-pets")
     _choice("amp", out["amp"], AMP_CHOICES)
+    _choice("schedule", out["schedule"], SCHEDULES)
     _choice("channels_last", out["channels_last"], TRISTATE)
     dev = out["device"]
     if dev not in DEVICE_CHOICES and not dev.startswith("cuda:"):

@@ -17,7 +17,8 @@ Schedules (chosen by the registry entry of the model):
 Per-model defaults (epochs, head epochs, learning rates, unfrozen blocks, input size) come from the
 registry entry's ``train_defaults`` (see :mod:`train.config`).
 
-Each phase has its own AdamW optimiser, ReduceLROnPlateau on the validation loss and early stopping
+Each phase has its own AdamW optimiser, ReduceLROnPlateau on the validation loss (or, with ``schedule: cosine``, a
+cosine decay over the phase's epochs) and early stopping
 (``patience`` epochs without a ``min_delta`` gain); early stopping in ``head`` moves on to ``finetune``,
 in the last phase it ends training.  ``best.pt`` holds the weights with the lowest validation loss,
 ``last.pt`` everything needed to continue (optimiser, scheduler, scaler, phase, history, early-stopping
@@ -47,7 +48,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from models.device import resolve_device
+from models.device import cpu_supports_bf16, resolve_device
 from models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
@@ -71,14 +72,6 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- devices, precision, seeds
 
-
-def cpu_supports_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001 - older builds without the op
-        return False
 
 
 def resolve_precision(amp: str, device_type: str):
@@ -432,7 +425,8 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         cfg["unfreeze"] = list(info.unfreeze_default)
     dev_type = device.split(":")[0]
     amp_dtype, use_scaler = resolve_precision(cfg["amp"], dev_type)
-    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"))
+    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"
+                                                                                       or info.channels_last_cpu))
 
     # -- where the outputs go (checked before anything slow happens)
     if resume_ckpt is not None:
@@ -543,7 +537,11 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     def setup(phase, restore=None):
         groups = configure_phase(model, cfg["model"], phase, cfg)
         opt = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
-        sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
+        if cfg["schedule"] == "cosine":  # over the epochs this phase can run
+            span = cfg["head_epochs"] if phase == "head" else cfg["epochs"] - (cfg["head_epochs"] if "head" in phases else 0)
+            sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, span), eta_min=0.0)
+        else:
+            sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
         if restore is not None and restore.get("optimizer"):
             opt.load_state_dict(restore["optimizer"])
             sch.load_state_dict(restore["scheduler"])
@@ -602,7 +600,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
                                  bn_frozen=cfg["bn_frozen"] and phase == "finetune", anchors=anchors, l2sp=cfg["l2sp"])
             va = evaluate(model, val_loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last, ctx=ctx, desc=f"{tag} val")
             lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(opt.param_groups)}
-            sch.step(va["loss"])
+            sch.step(va["loss"]) if cfg["schedule"] == "plateau" else sch.step()
             improved = va["loss"] < st["best_val_loss"]
             if improved:
                 st.update(best_val_loss=va["loss"], best_val_acc=va["acc"], best_epoch=e + 1)
