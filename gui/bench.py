@@ -35,25 +35,30 @@ from models.errors import InputError
 PROG = "pawlens-gui-bench"
 
 
-def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64, seed: int = 0) -> dict[str, str]:
-    """A random-weights ResNet50 checkpoint, its fp32 ONNX and an INT8 ONNX calibrated on real photos."""
+def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64, seed: int = 0, arch: str = "resnet50") -> dict[str, str]:
+    """A checkpoint of ``arch`` (random weights; a transfer model with ImageNet weights where they install offline,
+    its head from the ImageNet cat/dog classes), its fp32 ONNX and an INT8 ONNX calibrated on real photos."""
     import numpy as np
     import torch
 
     from export.onnx import export_onnx
     from export.quantize import quantize_int8
     from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig, list_images, load_image, preprocess_numpy
-    from models.registry import create_model
+    from models.preprocess import list_images, load_image, preprocess_numpy
+    from models.registry import create_model, model_info
 
     ensure_writable_dir(out_dir)
-    ckpt = os.path.join(out_dir, "resnet50.pt")
-    fp32 = os.path.join(out_dir, "resnet50.onnx")
-    int8 = os.path.join(out_dir, "resnet50.int8.onnx")
-    cfg = PreprocessConfig.for_size(224)
+    info = model_info(arch)
+    ckpt = os.path.join(out_dir, f"{arch}.pt")
+    fp32 = os.path.join(out_dir, f"{arch}.onnx")
+    int8 = os.path.join(out_dir, f"{arch}.int8.onnx")
+    cfg = info.preprocess()
     if not os.path.exists(ckpt):
         torch.manual_seed(seed)
-        save_checkpoint(ckpt, model=create_model("resnet50", num_classes=2), arch="resnet50", class_names=["cat", "dog"], preprocess=cfg)
+        weights = "imagenet" if info.head_args is not None else "none"  # weights that install offline
+        margs = info.model_args(cfg.input_size, ["cat", "dog"], weights)
+        model = create_model(arch, num_classes=2, weights=weights, **margs)
+        save_checkpoint(ckpt, model=model, arch=arch, model_args=margs, class_names=["cat", "dog"], preprocess=cfg)
     if not os.path.exists(fp32):
         export_onnx(ckpt, fp32)
     if not os.path.exists(int8):
@@ -134,7 +139,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="fp32 ONNX (default: the one --make-models writes)")
     p.add_argument("--int8", default=None, help="INT8 ONNX (default: the one --make-models writes)")
     p.add_argument("--reference", default=None, help="reference checkpoint for Grad-CAM")
-    p.add_argument("--make-models", default=None, metavar="DIR", help="make a random ResNet50 checkpoint + fp32/INT8 ONNX in DIR first")
+    p.add_argument("--make-models", default=None, metavar="DIR", help="make a checkpoint of --arch + fp32/INT8 ONNX in DIR first")
+    p.add_argument("--arch", default="resnet50", help="architecture --make-models builds (efficientnet_lite0: its ImageNet weights, "
+                   "head from the ImageNet cat/dog classes; others: random weights)")
     p.add_argument("--calib", default=None, help="folder of real photos for INT8 calibration (default ../shared/data/catsdogs)")
     p.add_argument("--source", default=os.path.join("..", "shared", "data", "video", "cat.mp4"), help="video to play (looped)")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per configuration")
@@ -167,7 +174,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     quiet_openmp()  # as the app does, before anything imports torch
     args = get_args_parser().parse_args(argv)
-    made = make_models(args.make_models, calib_dir=args.calib) if args.make_models else {}
+    made = make_models(args.make_models, calib_dir=args.calib, arch=args.arch) if args.make_models else {}
     fp32 = args.model or made.get("fp32")
     int8 = args.int8 or made.get("int8")
     ref = args.reference or made.get("checkpoint")

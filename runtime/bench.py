@@ -64,6 +64,7 @@ GOALS = {
     "overhead_ms": 3.0,
     "cam_vs_forward": 1.3,
     "trt_fp16_speedup_b1": 3.0,
+    "fastest_vs_resnet50_eager_b1": 0.06,
 }
 #: auto's pick counts as the fastest when it is within this factor of the fastest row (timing noise).
 AUTO_TOLERANCE = 1.05
@@ -86,6 +87,7 @@ class Candidate:
     gate_precision: str = "fp32"  # the parity gate that applies (the artifact's precision; bf16 paths: their own)
     comparable: bool = True  # agreement with the torch fp32 reference is meaningful (same weights)
     threads: int | None = None
+    group: str = ""  # the trained model (checkpoint) it belongs to: "" is the main --checkpoint
 
 
 def build_runner(c: Candidate | dict):
@@ -365,6 +367,8 @@ class BenchRow:
     within_gate: bool | None = None
     gate: str = ""
     artifact: str = ""
+    model: str = ""  # the trained model this row runs (its architecture, or the checkpoint's run name)
+    accuracy: float = float("nan")  # top-1 accuracy on the labelled agreement photos
     samples_ms: list[float] = field(default_factory=list)
 
     def to_dict(self, samples: bool = True) -> dict:
@@ -410,27 +414,55 @@ def _synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     return [cv2.resize(synthetic_image(i % 2, 160, rng), (640, 480), interpolation=cv2.INTER_LINEAR) for i in range(n)]
 
 
-def _real_frames(folder: str, n: int, class_names: Sequence[str]) -> tuple[list[np.ndarray], list[int], list[str]]:
-    """Up to ``n`` readable photos below ``folder``, spread evenly over the sorted list; labels from folder names (-1 if none)."""
-    from models.errors import ImageError
-    from models.preprocess import list_images, load_image
+def image_files(images: str | Sequence[str]) -> list[str]:
+    """The photos ``--images`` names: a folder (searched recursively), a run's ``split.json`` (its test split), or a list of files."""
+    from models.preprocess import list_images
 
-    files = list_images(folder)
+    if not isinstance(images, (str, os.PathLike)):
+        return [os.fspath(p) for p in images]
+    images = os.fspath(images)
+    if images.endswith(".json") and os.path.isfile(images):
+        try:
+            with open(images, encoding="utf-8") as f:
+                d = json.load(f)
+            root = d.get("data") or os.path.dirname(images)
+            test = d["splits"]["test"]
+            return [p if os.path.isabs(p) else os.path.join(root, p) for p, *_ in test]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"--images {images}: not a pawlens split.json with a test split ({type(e).__name__})") from None
+    return list_images(images)
+
+
+def label_of(path: str, class_names: Sequence[str]) -> int:
+    """The class of a photo from its folder name (``cat/x.jpg``) or a Kaggle-flat name (``cat.123.jpg``); -1 if neither."""
+    lower = [c.lower() for c in class_names]
+    parent = os.path.basename(os.path.dirname(path)).lower()
+    if parent in lower:
+        return lower.index(parent)
+    stem = os.path.basename(path).lower().split(".")[0]
+    return lower.index(stem) if stem in lower else -1
+
+
+def _real_frames(folder: str | Sequence[str], n: int, class_names: Sequence[str]) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """Up to ``n`` readable photos of ``folder`` (see :func:`image_files`), spread evenly over the sorted list; labels from
+    folder or Kaggle-flat names (-1 if none)."""
+    from models.errors import ImageError
+    from models.preprocess import load_image
+
+    files = image_files(folder)
     if not files:
         raise InputError(f"--images {folder}: no images found there")
     if len(files) > n:
         idx = np.linspace(0, len(files) - 1, n).round().astype(int)
         files = [files[i] for i in sorted(set(idx.tolist()))]
     frames, labels, used = [], [], []
-    lower = [c.lower() for c in class_names]
     for f in files:
         try:
             frames.append(load_image(f))
         except ImageError as e:
             LOG.warning("bench: skipped %s", e)
             continue
-        parent = os.path.basename(os.path.dirname(f)).lower()
-        labels.append(lower.index(parent) if parent in lower else -1)
+        labels.append(label_of(f, class_names))
         used.append(f)
     if not frames:
         raise InputError(f"--images {folder}: none of the images could be read")
@@ -438,6 +470,11 @@ def _real_frames(folder: str, n: int, class_names: Sequence[str]) -> tuple[list[
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _model_label(ckpt_path: str, arch: str, embedded: bool) -> str:
+    """How a checkpoint is named in the tables: its architecture (``efficientnet_lite0``), ``(untrained)`` for the embedded default."""
+    return f"{arch} (untrained)" if embedded else arch
 
 
 def _default_out(name: str) -> str:
@@ -502,9 +539,10 @@ def _fmt(v, nd: int = 1, suffix: str = "") -> str:
 
 def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batch_sizes: Sequence[int] = (1, 8), iters: int = 20,
               warmup: int = 3, threads: int | None = None, out: str | None = None, name: str | None = None,
-              images: str | None = None, n_images: int = 32, backends: Sequence[str] | None = None, device: str = "auto",
+              images: str | Sequence[str] | None = None, n_images: int = 32, backends: Sequence[str] | None = None, device: str = "auto",
               isolation: str = "process", round_iters: int = 2, pause_ms: float = 10.0, cam: bool = True, spinning: bool = False,
-              keep_models: bool = False, compile: str | bool = "auto", progress: bool = True, write: bool = True) -> BenchResult:
+              keep_models: bool = False, compile: str | bool = "auto", progress: bool = True, write: bool = True,
+              checkpoints: Sequence[str] = (), latency_reference: str | None = None) -> BenchResult:
     """Benchmark every available backend and precision on the same inputs (the library behind ``pawlens-bench``).
 
     Args:
@@ -516,8 +554,10 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         iters: timed calls per row; ``warmup``: untimed calls per row and batch first.
         threads: CPU threads per backend (``None``: each backend's default, all cores).
         out: output folder (default ``runs/bench/NAME``, numbered if it exists).
-        images: a folder of real photos for agreement and INT8 calibration (default: synthetic frames).
-        n_images: how many agreement images (as many again for calibration).
+        images: real photos for agreement, accuracy and INT8 calibration: a folder (class-named subfolders or
+            Kaggle-flat names give labels), a list of image paths, or a training run's ``split.json`` (its test
+            photos); default: synthetic frames.
+        n_images: how many agreement images (as many again for calibration when artifacts are exported here).
         backends: restrict to these backends (``torch``, ``ort``, ``openvino``, ``trt``).
         device: ``auto`` (CPU rows, plus CUDA rows where a GPU is visible), ``cpu`` or ``cuda``.
         isolation: ``process`` (each row in its own worker process) or ``inline``.
@@ -530,7 +570,13 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         compile: ``auto`` (default: also time PyTorch fp32 and bf16 through ``torch.compile`` where a C++ compiler is
             found), ``True``/``"on"`` (and fail those rows without one) or ``False``/``"off"``.  Compilation happens
             in the warm-up and is reported, not timed.
-        write: write bench.json/csv/md/png.
+        write: write bench.json/csv/md/png (and pareto.png when rows have an accuracy).
+        checkpoints: more trained checkpoints to compare in the same run (for example the baseline beside the
+            transfer model): each gets a PyTorch fp32 eager row, and each ``models`` file is compared with the
+            checkpoint it was exported from (its ``source_sha256``).  With labelled photos, every row gets a test
+            accuracy, and ``pareto.png`` plots accuracy against batch-1 latency for every model x precision x backend.
+        latency_reference: an untrained model of this architecture timed in PyTorch fp32 eager beside the others
+            (``resnet50``, the CLI's default: the usual yardstick), for latency ratios across architectures; ``None``: none.
     """
     from tqdm import tqdm
 
@@ -601,32 +647,74 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         meta_ck = ArtifactMeta.from_checkpoint(ckpt)
         cfg = meta_ck.preprocess
         classes = list(meta_ck.class_names)
+        from models.console import sha256_file
+
+        main_label = _model_label(ckpt_path, meta_ck.arch, embedded)
+        groups: dict[str, dict[str, Any]] = {"": {"label": main_label, "path": ckpt_path, "cfg": cfg, "classes": classes,
+                                                  "sha": "" if embedded else sha256_file(ckpt_path), "arch": meta_ck.arch}}
+        for extra in checkpoints:
+            ck_e = load_checkpoint(extra)
+            me_e = ArtifactMeta.from_checkpoint(ck_e)
+            lab = _model_label(extra, me_e.arch, False)
+            if lab in {g["label"] for g in groups.values()}:
+                lab = f"{lab} ({os.path.basename(os.path.dirname(os.path.abspath(extra)))})"
+            groups[lab] = {"label": lab, "path": os.fspath(extra), "cfg": me_e.preprocess, "classes": list(me_e.class_names),
+                           "sha": sha256_file(extra), "arch": me_e.arch}
+        ref_arch = latency_reference if latency_reference in list_models() else None
+        if ref_arch and (ref_arch in {g["arch"] for g in groups.values()} or "torch" not in wanted or "cpu" not in devices):
+            ref_arch = None  # a trained model of that architecture is in the run already (or no CPU PyTorch rows)
+        if ref_arch:
+            from models.registry import model_info
+
+            torch.manual_seed(0)
+            pre_r = model_info(ref_arch).preprocess()
+            ck_r = build_checkpoint(model=create_model(ref_arch, num_classes=len(classes)), arch=ref_arch, class_names=classes, preprocess=pre_r,
+                                    train_config={"note": "pawlens-bench latency reference: untrained"})
+            path_r = save_checkpoint(os.path.join(workdir, f"reference-{ref_arch}.pt"), ck_r)
+            groups[f"{ref_arch} (latency reference)"] = {"label": f"{ref_arch} (latency reference)", "path": path_r, "cfg": pre_r,
+                                                         "classes": classes, "sha": "", "arch": ref_arch, "reference": True}
         name = name or (f"{meta_ck.arch}-default" if embedded else os.path.splitext(os.path.basename(ckpt_path))[0])
         out_dir = ensure_writable_dir(out or _default_out(name)) if write else (out or "")
         model_dir = os.path.join(out_dir, "models") if keep_models and write else os.path.join(workdir, "models")
         os.makedirs(model_dir, exist_ok=True)
 
         # ---- inputs (agreement, calibration, timing)
+        real = bool(images)
         if images:
-            frames, labels, used = _real_frames(images, 2 * n_images, classes)
-            agree_frames, agree_labels = frames[1::2] or frames, labels[1::2] or labels
-            calib_frames = frames[0::2]
-            data_note = f"{len(agree_frames)} real photos from {images} (calibration: {len(calib_frames)} others)"
+            where = images if isinstance(images, str) else f"{len(images)} listed files"
+            if models:  # nothing to calibrate here: every photo serves agreement and accuracy
+                agree_frames, agree_labels, _ = _real_frames(images, n_images, classes)
+                calib_frames = agree_frames
+                data_note = f"{len(agree_frames)} real photos from {where}"
+            else:
+                frames, labels, used = _real_frames(images, 2 * n_images, classes)
+                agree_frames, agree_labels = frames[1::2] or frames, labels[1::2] or labels
+                calib_frames = frames[0::2]
+                data_note = f"{len(agree_frames)} real photos from {where} (calibration: {len(calib_frames)} others)"
         else:
             frames = _synthetic_frames(2 * n_images)
             agree_frames, agree_labels, calib_frames = frames[1::2], [-1] * n_images, frames[0::2]
             data_note = f"{len(agree_frames)} synthetic frames (no --images given; INT8 calibrated on {len(calib_frames)} others)"
-        x_agree = preprocess_numpy(agree_frames, cfg)
+        names = [classes[y] if y >= 0 else None for y in agree_labels]
+        x_agree: dict[str, np.ndarray] = {}
+        x_time: dict[str, dict[int, np.ndarray]] = {}
+        labels_of: dict[str, list[int]] = {}
+        for g, gd in groups.items():
+            x_agree[g] = preprocess_numpy(agree_frames, gd["cfg"])
+            pool = np.concatenate([x_agree[g], preprocess_numpy(calib_frames, gd["cfg"])]) if calib_frames is not agree_frames else x_agree[g]
+            x_time[g] = {b: np.ascontiguousarray(np.resize(pool, (b, *pool.shape[1:]))) for b in batch_sizes}
+            labels_of[g] = [gd["classes"].index(n) if n in gd["classes"] else -1 for n in names]
         x_calib = preprocess_numpy(calib_frames, cfg)
-        pool = np.concatenate([x_agree, x_calib])
-        x_time = {b: np.ascontiguousarray(np.resize(pool, (b, *pool.shape[1:]))) for b in batch_sizes}
 
-        artifacts: list[tuple[str, Any, bool]] = []  # (path, meta, comparable)
+        artifacts: list[tuple[str, Any, bool]] = []  # (path, meta, comparable) of the main checkpoint
+        extra_artifacts: list[tuple[str, Any, str]] = []  # (path, meta, group) of the other checkpoints
         if models:
-            from models.console import sha256_file
-
-            ck_sha = "" if embedded else sha256_file(ckpt_path)
+            by_sha = {gd["sha"]: g for g, gd in groups.items() if g and gd["sha"]}
+            ck_sha = groups[""]["sha"]
             for m, me in metas.items():
+                if me.source_sha256 and me.source_sha256 in by_sha and me.source_sha256 != ck_sha:
+                    extra_artifacts.append((m, me, by_sha[me.source_sha256]))
+                    continue
                 comparable = not embedded and (not me.source_sha256 or me.source_sha256 == ck_sha)
                 if not embedded and not comparable:
                     notes.append(f"{os.path.basename(m)} was exported from another checkpoint (source_sha256 differs): no agreement figures")
@@ -652,19 +740,27 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 c.threads = threads
                 cands.append(c)
 
+        from models.device import cpu_supports_bf16
+
+        bf16_ok = cpu_supports_bf16()
+        if "cpu" in devices and not bf16_ok:
+            notes.append("This CPU has no native bf16 (AVX512-BF16 or AMX): the PyTorch and OpenVINO bf16 rows were left out "
+                         "(bf16 would be emulated, many times slower than fp32).")
         if "cpu" in devices:
             add(Candidate("torch-fp32", "PyTorch fp32 eager", "torch", "fp32", "cpu", ckpt_path, {"device": "cpu", "precision": "fp32"}))
             add(Candidate("torch-fp32-cl", "PyTorch fp32 channels_last", "torch", "fp32", "cpu", ckpt_path,
                           {"device": "cpu", "precision": "fp32", "channels_last": True}))
-            add(Candidate("torch-bf16-cl", "PyTorch bf16 (converted) channels_last", "torch", "bf16", "cpu", ckpt_path,
-                          {"device": "cpu", "precision": "bf16", "channels_last": True}, gate_precision="bf16"))
-            add(Candidate("torch-bf16ac-cl", "PyTorch bf16 autocast channels_last", "torch", "bf16-autocast", "cpu", ckpt_path,
-                          {"device": "cpu", "precision": "bf16-autocast", "channels_last": True}, gate_precision="bf16"))
+            if bf16_ok:
+                add(Candidate("torch-bf16-cl", "PyTorch bf16 (converted) channels_last", "torch", "bf16", "cpu", ckpt_path,
+                              {"device": "cpu", "precision": "bf16", "channels_last": True}, gate_precision="bf16"))
+                add(Candidate("torch-bf16ac-cl", "PyTorch bf16 autocast channels_last", "torch", "bf16-autocast", "cpu", ckpt_path,
+                              {"device": "cpu", "precision": "bf16-autocast", "channels_last": True}, gate_precision="bf16"))
             if use_compile:
                 add(Candidate("torch-fp32-cl-compiled", "PyTorch fp32 channels_last, torch.compile", "torch", "fp32", "cpu", ckpt_path,
                               {"device": "cpu", "precision": "fp32", "channels_last": True, "compile": True}))
-                add(Candidate("torch-bf16-cl-compiled", "PyTorch bf16 channels_last, torch.compile", "torch", "bf16", "cpu", ckpt_path,
-                              {"device": "cpu", "precision": "bf16", "channels_last": True, "compile": True}, gate_precision="bf16"))
+                if bf16_ok:
+                    add(Candidate("torch-bf16-cl-compiled", "PyTorch bf16 channels_last, torch.compile", "torch", "bf16", "cpu", ckpt_path,
+                                  {"device": "cpu", "precision": "bf16", "channels_last": True, "compile": True}, gate_precision="bf16"))
         if "cuda" in devices:
             add(Candidate("torch-fp32-cuda", "PyTorch fp32 eager (CUDA)", "torch", "fp32", "cuda", ckpt_path,
                           {"device": "cuda", "precision": "fp32"}))
@@ -688,12 +784,27 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 if backend_installed("openvino"):
                     add(Candidate(f"openvino-{prec}@{base}", f"OpenVINO {prec.upper() if prec == 'int8' else prec}", "openvino", prec, "cpu",
                                   path, {"precision": "fp32"}, gate_precision=prec, comparable=comparable))
-                    if prec == "fp32":
+                    if prec == "fp32" and bf16_ok:
                         add(Candidate(f"openvino-bf16@{base}", "OpenVINO bf16 hint (fp32 model)", "openvino", "bf16", "cpu", path,
                                       {"precision": "bf16"}, gate_precision="fp32", comparable=comparable))
             if "cuda" in devices and backend_installed("ort"):
                 add(Candidate(f"ort-{prec}-cuda@{base}", f"ONNX Runtime {prec} (CUDA EP)", "ort", prec, "cuda", path, {"device": "cuda"},
                               gate_precision=prec, comparable=comparable))
+        for g, gd in groups.items():  # the other trained models and the latency reference: eager PyTorch, and their artifacts
+            if not g or "cpu" not in devices:
+                continue
+            lab = gd["label"]
+            add(Candidate(f"torch-fp32#{lab}", f"PyTorch fp32 eager [{lab}]", "torch", "fp32", "cpu", gd["path"],
+                          {"device": "cpu", "precision": "fp32"}, comparable=not gd.get("reference"), group=g))
+            for path, me, gg in extra_artifacts:
+                if gg != g or me.precision == "fp16" or file_kind(path) == ".engine":
+                    continue
+                base = os.path.basename(path)
+                for be, kw, nm in (("ort", {"device": "cpu"}, "ONNX Runtime"), ("openvino", {"precision": "fp32"}, "OpenVINO")):
+                    if backend_installed(be):
+                        shown = me.precision.upper() if me.precision == "int8" else me.precision
+                        add(Candidate(f"{be}-{me.precision}@{base}#{lab}", f"{nm} {shown} [{lab}]",
+                                      be, me.precision, "cpu", path, dict(kw), gate_precision=me.precision, group=g))
         if not cands:
             raise InputError("nothing to benchmark: no backend of --backends is installed for these files")
 
@@ -708,7 +819,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 if c.backend == "ort":
                     c.kwargs["spinning"] = spinning
                 w = ProcessWorker(c, spinning=spinning) if isolation == "process" else InlineWorker(c)
-                w.call("inputs", x_time)
+                w.call("inputs", x_time[c.group])
                 runners[c.key] = w.call("describe")
                 workers[c.key] = w
             except WorkerError as e:
@@ -719,39 +830,39 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 if d.get("fallback"):
                     notes.append(f"{k}: CUDA was requested but ONNX Runtime runs on {', '.join(d.get('providers', []))} (fall-back).")
 
-        # ---- agreement with the PyTorch fp32 reference
+        # ---- agreement with the PyTorch fp32 reference of each model
         agree: dict[str, Any] = {}
-        ref_key = "torch-fp32" if "torch-fp32" in workers else ("torch-fp32-cuda" if "torch-fp32-cuda" in workers else None)
-        ref_logits = None
-        if ref_key is None:
+        ref_keys = {g: f"torch-fp32#{gd['label']}" for g, gd in groups.items() if g}
+        ref_keys[""] = "torch-fp32" if "torch-fp32" in workers else ("torch-fp32-cuda" if "torch-fp32-cuda" in workers else None)
+        ref_logits: dict[str, Any] = {}
+        if ref_keys[""] is None:
             try:
                 w = InlineWorker(Candidate("ref", "reference", "torch", "fp32", "cpu", ckpt_path, {"device": "cpu"}, threads=threads))
-                ref_logits = w.call("logits", (x_agree, 8))
+                ref_logits[""] = w.call("logits", (x_agree[""], 8))
                 w.close()
             except WorkerError as e:
                 notes.append(f"no PyTorch fp32 reference: {e}")
         for c in cands:
-            if c.key not in workers:
-                continue
+            if c.key not in workers or (not c.comparable and c.group and groups[c.group].get("reference")):
+                continue  # the untrained latency reference is timed, never scored
             chunk = min(8, runners[c.key].get("profile_batch", [1, 8, 8])[2] if c.backend == "trt" else 8)
             try:
-                logits = workers[c.key].call("logits", (x_agree, chunk))
+                logits = workers[c.key].call("logits", (x_agree[c.group], chunk))
             except WorkerError as e:
                 failed[c.key] = str(e)
                 workers.pop(c.key).close()
                 continue
-            if c.key == ref_key:
-                ref_logits = logits
+            if c.key == ref_keys.get(c.group):
+                ref_logits[c.group] = logits
             agree[c.key] = logits
         parity: dict[str, Any] = {}
-        if ref_logits is not None:
-            for c in cands:
-                if c.key in agree and c.comparable:
-                    gate = default_gate(c.gate_precision) if c.gate_precision in ("fp32", "fp16", "int8") else None
-                    if gate is None:  # bf16 paths: judged by the fp16 gate (both are 16-bit floats)
-                        gate = default_gate("fp16")
-                    parity[c.key] = compare_logits(ref_logits, agree[c.key], labels=agree_labels, gate=gate, name=c.key,
-                                                   precision=c.gate_precision if c.gate_precision != "bf16" else "fp16")
+        for c in cands:
+            if c.key in agree and c.comparable and c.group in ref_logits:
+                gate = default_gate(c.gate_precision) if c.gate_precision in ("fp32", "fp16", "int8") else None
+                if gate is None:  # bf16 paths: judged by the fp16 gate (both are 16-bit floats)
+                    gate = default_gate("fp16")
+                parity[c.key] = compare_logits(ref_logits[c.group], agree[c.key], labels=labels_of[c.group], gate=gate, name=c.key,
+                                               precision=c.gate_precision if c.gate_precision != "bf16" else "fp16")
 
         # ---- timing, interleaved
         keys = [c.key for c in cands if c.key in workers]
@@ -804,7 +915,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         for c in cands:
             for b in batch_sizes:
                 row = BenchRow(c.key, c.label, c.backend, c.precision, c.device, b,
-                               artifact=os.path.basename(c.path) if c.backend != "torch" else "checkpoint")
+                               artifact=os.path.basename(c.path) if c.backend != "torch" else "checkpoint", model=groups[c.group]["label"])
                 s = samples.get((c.key, b), [])
                 if c.key in failed and len(s) < iters:
                     row.status = f"failed: {failed[c.key]}"
@@ -818,9 +929,12 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 if pr is not None:
                     row.top1_agreement, row.max_abs, row.within_gate = pr.top1_agreement, pr.max_abs, bool(pr.passed)
                     row.gate = f"{pr.precision} gate"
+                    if pr.cand_acc is not None:
+                        row.accuracy = pr.cand_acc
                 rows.append(row)
         for r in rows:
-            ref = next((x for x in rows if x.key == ("torch-fp32" if r.device == "cpu" else "torch-fp32-cuda") and x.batch == r.batch), None)
+            own = ("torch-fp32" if r.device == "cpu" else "torch-fp32-cuda") if r.model == main_label else f"torch-fp32#{r.model}"
+            ref = next((x for x in rows if x.key == own and x.batch == r.batch), None)
             if ref is not None and math.isfinite(ref.p50_ms) and math.isfinite(r.p50_ms):
                 r.speedup = ref.p50_ms / r.p50_ms
                 r.vs_eager = r.p50_ms / ref.p50_ms
@@ -853,7 +967,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 from .ceiling import rate_for
 
                 for r in rows:
-                    if r.device == "cpu" and math.isfinite(r.p50_ms):
+                    if r.device == "cpu" and math.isfinite(r.p50_ms) and r.model == main_label:
                         r.gops = 2 * extras["macs"] * r.batch / (r.p50_ms / 1e3) / 1e9
                         rate = rate_for(r.precision, extras)
                         if rate:
@@ -880,7 +994,8 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
             "batch_sizes": batch_sizes, "iters": iters, "warmup": warmup, "round_iters": round_iters, "pause_ms": pause_ms,
             "threads": threads, "isolation": isolation, "device": device, "spinning": spinning, "agreement_data": data_note, "cpu": _cpu_name(),
             "cpu_flags": _cpu_flags(), "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if cuda else None,
-            "versions": _versions(), "load_avg_start": load_start,
+            "versions": _versions(), "load_avg_start": load_start, "model": main_label, "real_photos": real,
+            "models_compared": [gd["label"] for gd in groups.values()],
             "load_avg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "seconds": round(time.perf_counter() - t_start, 1),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -1081,8 +1196,11 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
     def add(goal: str, measured: str, ok: bool | None, note: str = ""):
         goals.append({"goal": goal, "measured": measured, "ok": ok, "note": note})
 
+    main = res.settings.get("model", "")
+
     def p50(key_pred, b: int, device: str = "cpu") -> BenchRow | None:
-        cands = [r for r in res.rows if r.batch == b and r.device == device and math.isfinite(r.p50_ms) and key_pred(r)]
+        cands = [r for r in res.rows if r.batch == b and r.device == device and math.isfinite(r.p50_ms) and key_pred(r)
+                 and r.model in (main, "")]
         return min(cands, key=lambda r: r.p50_ms) if cands else None
 
     eager = {b: res.row("torch-fp32", b) for b in res.settings["batch_sizes"]}
@@ -1156,6 +1274,14 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
     if "cam_vs_forward" in ex:
         add(f"Grad-CAM of one frame <= {GOALS['cam_vs_forward']}x one PyTorch fp32 forward (CPU)",
             f"{ex['cam_vs_forward']:.2f}x ({ex['cam_ms']:.1f} vs {ex['forward_ms']:.1f} ms)", ex["cam_vs_forward"] <= GOALS["cam_vs_forward"])
+    r50 = next((r for r in res.rows if r.key.startswith("torch-fp32#resnet50") and r.batch == 1 and math.isfinite(r.p50_ms)), None)
+    if r50 is not None and not main.startswith("resnet50"):
+        fast = p50(lambda r: r.within_gate is not False, 1)
+        if fast is not None:
+            ratio = fast.p50_ms / r50.p50_ms
+            lim = GOALS["fastest_vs_resnet50_eager_b1"]
+            add(f"fastest CPU path of {main} at batch 1 <= {lim}x ResNet50 fp32 eager ({r50.model})",
+                f"{fast.label}: {ratio:.3f}x ({fast.p50_ms:.2f} vs {r50.p50_ms:.1f} ms){_min_ratio(fast, r50)}", ratio <= lim)
     te = next((r for r in res.rows if r.key == "torch-fp32-cuda" and r.batch == 1), None)
     trt = p50(lambda r: r.backend == "trt" and r.precision == "fp16", 1, device="cuda")
     if te and trt and math.isfinite(te.p50_ms):
@@ -1170,8 +1296,8 @@ def evaluate_goals(res: BenchResult) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- outputs
 
 
-CSV_COLUMNS = ("label", "backend", "precision", "device", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s",
-               "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "n", "status", "key", "artifact")
+CSV_COLUMNS = ("model", "label", "backend", "precision", "device", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s",
+               "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "accuracy", "n", "status", "key", "artifact")
 
 
 def to_markdown(res: BenchResult) -> str:
@@ -1179,6 +1305,10 @@ def to_markdown(res: BenchResult) -> str:
     L = [f"# pawlens-bench: {s['arch']} at {s['input_size']} px", ""]
     if s["embedded_default"]:
         L += ["**Embedded default**: an untrained model, exported on the fly (latency does not depend on the weights).", ""]
+    several = len(s.get("models_compared", [])) > 1
+    if several:
+        L += [f"Models in this run: {', '.join(s['models_compared'])}. Each row's speed-up and agreement are against the PyTorch fp32 "
+              "eager row of its own model; labels in brackets name the model of rows that are not the main one.", ""]
     L += ["| backend | precision | device | batch | p50 ms | p90 ms | p99 ms | mean ms | images/s | speed-up vs PyTorch fp32 eager "
           "| top-1 agreement | max abs diff |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(res.rows, key=lambda r: (r.batch, r.device, r.p50_ms if math.isfinite(r.p50_ms) else 1e18)):
@@ -1190,6 +1320,17 @@ def to_markdown(res: BenchResult) -> str:
                  f"{_fmt(r.mean_ms)} | {_fmt(r.images_per_s)} | {_fmt(r.speedup, 2, 'x')} | "
                  f"{_fmt(r.top1_agreement * 100 if math.isfinite(r.top1_agreement) else float('nan'), 1, '%')} | "
                  f"{'-' if not math.isfinite(r.max_abs) else f'{r.max_abs:.2e}'}{gate} |")
+    front = pareto_rows(res)
+    if front:
+        L += ["", "## Accuracy against latency (batch 1): which artifact to ship", "",
+              f"Top-1 accuracy on the {s.get('agreement_data', 'labelled photos')} against p50 latency at batch 1, for every model x "
+              "precision x backend of this run (`pareto.png`). On the frontier: no other row is both faster and at least as accurate.", "",
+              "| model | backend | precision | artifact | accuracy | p50 ms (b1) | in its gate | on the frontier |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r, on in front:
+            gate = "-" if r.within_gate is None else ("yes" if r.within_gate else "no")
+            L.append(f"| {r.model} | {r.label.split(' [')[0]} | {r.precision} | {r.artifact} | {r.accuracy:.2%} | {r.p50_ms:.2f} | {gate} | "
+                     f"{'**yes**' if on else ''} |")
     ex = res.extras
     if ex:
         L += [""]
@@ -1202,7 +1343,8 @@ def to_markdown(res: BenchResult) -> str:
     if ex.get("macs"):
         L += ["", "## Against this CPU's compute limit", "",
               f"One forward is {ex['macs'] / 1e9:.2f} G multiply-adds. Dense GEMM ({ex['gemm_n']}x{ex['gemm_n']}) measured in this run: "
-              f"fp32 {ex['fp32_gflops']:.0f} GFLOP/s and bf16 {ex['bf16_gflops']:.0f} GFLOP/s (PyTorch), INT8 "
+              f"fp32 {ex['fp32_gflops']:.0f} GFLOP/s and bf16 "
+              + (f"{ex['bf16_gflops']:.0f} GFLOP/s" if ex.get("bf16_gflops") else "not measured (no native bf16)") + " (PyTorch), INT8 "
               + (f"{ex['int8_gops']:.0f} GOP/s (onnxruntime MatMulInteger u8 x s8)" if ex.get("int8_gops") else "not measured (no onnxruntime)")
               + ". A row near 100% is compute bound: no runtime setting makes it much faster on this CPU.", "",
               "| backend | batch | GOP/s | of the GEMM rate in its precision |", "|---|---|---|---|"]
@@ -1325,9 +1467,61 @@ def plot_png(res: BenchResult) -> bytes:
     return buf.getvalue()
 
 
+def pareto_rows(res: BenchResult) -> list[tuple[BenchRow, bool]]:
+    """Batch-1 CPU rows with an accuracy, fastest first, each with whether it is on the accuracy/latency frontier."""
+    rows = sorted((r for r in res.rows if r.batch == 1 and math.isfinite(r.accuracy) and math.isfinite(r.p50_ms)),
+                  key=lambda r: (r.p50_ms, -r.accuracy))
+    out, best = [], -1.0
+    for r in rows:
+        on = r.accuracy > best
+        best = max(best, r.accuracy)
+        out.append((r, on))
+    return out
+
+
+def plot_pareto(res: BenchResult) -> bytes:
+    """Test accuracy against batch-1 p50 latency, one point per model x precision x backend, the frontier joined."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pts = pareto_rows(res)
+    fig = Figure(figsize=(10, 6.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    models = list(dict.fromkeys(r.model for r, _ in pts))
+    marks = {"fp32": "o", "int8": "s", "bf16": "^", "bf16-autocast": "v", "fp16": "D"}
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    for r, on in pts:
+        ax.scatter(r.p50_ms, r.accuracy * 100, marker=marks.get(r.precision, "o"), s=70 if on else 40, color=colors[r.model],
+                   edgecolor="black" if on else "none", zorder=3)
+        ax.annotate(f"{r.label.split(' [')[0]}", (r.p50_ms, r.accuracy * 100), textcoords="offset points", xytext=(6, 4), fontsize=7,
+                    color=colors[r.model])
+    front = [(r.p50_ms, r.accuracy * 100) for r, on in pts if on]
+    if len(front) > 1:
+        ax.step(*zip(*front), where="post", color="0.4", lw=1, ls="--", zorder=2, label="frontier (nothing faster is as accurate)")
+    for m in models:
+        ax.scatter([], [], color=colors[m], label=m)
+    for p, mk in marks.items():
+        if any(r.precision == p for r, _ in pts):
+            ax.scatter([], [], marker=mk, color="0.5", label=p)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency at batch 1, ms (log scale)")
+    ax.set_ylabel("top-1 accuracy on the labelled photos, %")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"Accuracy against latency: {res.settings.get('agreement_data', '')}", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
 def write_outputs(res: BenchResult, out_dir: str) -> dict[str, str]:
-    """Write bench.json, bench.csv, bench.md and bench.png into ``out_dir`` (atomically); return their paths."""
+    """Write bench.json, bench.csv, bench.md and bench.png (and pareto.png) into ``out_dir`` (atomically); return their paths."""
     files = {k: os.path.join(out_dir, f"bench.{k}") for k in ("json", "csv", "md", "png")}
+    if pareto_rows(res):
+        files["pareto"] = os.path.join(out_dir, "pareto.png")
+        atomic_write_bytes(files["pareto"], plot_pareto(res))
     res.files = files
     atomic_write_text(files["csv"], to_csv(res))
     atomic_write_text(files["md"], to_markdown(res))
@@ -1349,11 +1543,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         epilog="example: pawlens-bench --checkpoint runs/train/best/best.pt --images ../shared/data/catsdogs --batch-sizes 1,8",
     )
     g = p.add_argument_group("what to time")
-    g.add_argument("--checkpoint", default=None, help="pawlens checkpoint; if unset: the embedded untrained ResNet50")
+    g.add_argument("--checkpoint", nargs="+", default=None, metavar="CKPT",
+                   help="pawlens checkpoint(s); the first is the main one, the others are compared beside it (each with the --models "
+                   "exported from it: accuracy against latency in pareto.png); if unset: the embedded untrained ResNet50")
     g.add_argument("--models", nargs="+", default=[], metavar="FILE", help=".onnx / .engine files; if unset: export fp32 + INT8 now")
+    g.add_argument("--latency-reference", default="resnet50", metavar="ARCH|none",
+                   help="also time an untrained ARCH in PyTorch fp32 eager, for latency ratios across architectures")
     g.add_argument("--backends", default=None, help="comma list to restrict to: torch,ort,openvino,trt; if unset: all installed")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CPU rows, plus CUDA rows on a GPU")
-    g.add_argument("--images", default=None, help="folder of real photos for agreement and INT8 calibration; if unset: synthetic")
+    g.add_argument("--images", default=None, help="real photos for agreement, accuracy and INT8 calibration: a folder, or a run's "
+                   "split.json (its test photos); if unset: synthetic")
     g.add_argument("--n-images", type=int, default=32, help="agreement images (as many again for calibration)")
     g = p.add_argument_group("how")
     g.add_argument("--batch-sizes", default="1,8", help="comma-separated batch sizes")
@@ -1391,7 +1590,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1 (leave it unset for each backend's default)")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
-    res = run_bench(args.checkpoint, args.models, batch_sizes=_parse_ints(args.batch_sizes, "--batch-sizes"), iters=args.iters,
+    ckpts = args.checkpoint or [None]
+    res = run_bench(ckpts[0], args.models, checkpoints=ckpts[1:],
+                    latency_reference=None if str(args.latency_reference).lower() == "none" else args.latency_reference,
+                    batch_sizes=_parse_ints(args.batch_sizes, "--batch-sizes"), iters=args.iters,
                     warmup=args.warmup, threads=args.threads, out=args.out, name=args.name, images=args.images, n_images=args.n_images,
                     backends=backends, device=args.device, isolation=args.isolation, round_iters=args.round_iters, cam=not args.no_cam,
                     spinning=args.allow_spinning, keep_models=args.keep_models, compile=args.compile)
