@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -514,33 +513,3 @@ class ShardSampler:
 
     def __len__(self) -> int:
         return len(self.idx)
-
-
-@contextmanager
-def sigchld_restored():
-    """Put back the SIGCHLD handler that DataLoader worker processes made torch install.
-
-    torch installs a process-wide SIGCHLD handler the first time a multi-worker DataLoader starts and
-    never removes it.  Left in place, every later child-process exit in the same process runs it; here,
-    with the bench's worker processes and ONNX Runtime / OpenVINO loaded in that process, the process
-    was killed by a kernel-sent SIGSEGV while sleeping (seen in the test suite and reproduced under
-    gdb).  Once a training or evaluation run is over, its workers are gone and the handler has nothing
-    to watch, so the previous handler is restored.
-    """
-    import signal
-    import threading
-
-    try:
-        from torch.utils.data._utils import signal_handling as sh
-    except ImportError:  # a torch without this private module: nothing to restore
-        yield
-        return
-    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGCHLD")
-    old = signal.getsignal(signal.SIGCHLD) if main else None
-    was_set = getattr(sh, "_SIGCHLD_handler_set", False)
-    try:
-        yield
-    finally:
-        if main and not was_set and getattr(sh, "_SIGCHLD_handler_set", False):
-            signal.signal(signal.SIGCHLD, old if old is not None else signal.SIG_DFL)
-            sh._SIGCHLD_handler_set = False

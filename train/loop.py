@@ -42,7 +42,7 @@ from models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
-from .data import batches, sigchld_restored
+from .data import batches
 
 LOG = logging.getLogger("pawlens")
 
@@ -346,8 +346,7 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
             device = f"cuda:{ctx.local_rank}"
         if not ctx.is_main:
             LOG.setLevel(logging.WARNING)
-        with sigchld_restored():
-            result = _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+        result = _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
         # Both ranks done before the group is torn down: a rank destroying it while the other still had gloo work
         # in flight aborted ("terminate called without an active exception", 1 of ~14 two-process test runs).
         D.barrier(ctx)
