@@ -15,6 +15,12 @@ reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with e
 (:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images, else the parity images (then the
 INT8 parity is not independent of the calibration, and the report says so); with neither it refuses.
 
+Interrupt-safe and exclusive: the export holds a lock in ``out_dir`` (:data:`LOCK_NAME`, ``flock``; a second export
+into the folder gets OutputError at once), builds and gates each artifact in a staging folder ``.export.tmp-<PID>``
+and renames it into place only once it has passed (a previous good file stays until then), and rewrites
+``parity.json`` after every step (rows name only files that exist; a previous export's files it did not replace are
+listed under ``kept``).  Temporaries of killed runs (``*.tmp-<PID>``, PID not running) are removed first.
+
 Existing artifacts are never silently reused: by default every requested file is rebuilt (a file made
 from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
 ONNX file whose metadata shows the same checkpoint sha256 and export options is kept, and still gated.
