@@ -178,7 +178,8 @@ class ArtifactResult:
         return self.status == "passed"
 
     def to_dict(self) -> dict[str, Any]:
-        there = bool(self.path) and os.path.exists(self.path)  # never name a file that is not there
+        # Never name a file that is not there, nor a file this row did not make (e.g. a kept one of an unavailable format).
+        there = self.status in ("passed", "failed") and bool(self.path) and os.path.exists(self.path)
         return {
             "format": self.format, "path": self.path if there else None, "file": os.path.basename(self.path) if there else None,
             "sha256": self.sha256 if there else None, "precision": self.precision,
@@ -365,7 +366,7 @@ def _keep_failed(staged: str, final: str) -> str:
                 os.replace(src + ".json", bad + ".json")
             os.replace(src, bad)
             return bad
-    return final
+    return ""  # nothing was written (the previous file, if any, is still there and not this row's)
 
 
 def _carry_over(out: str, paths: dict[str, str]) -> list[dict[str, Any]]:
@@ -591,14 +592,14 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                         gate(res, OrtRunner(res.path, device="cpu"))
                 except (ArtifactError, ParityError) as e:
                     res.status, res.reason = "failed", str(e)
-                    res.path = _keep_failed(staged, path)
+                    res.path = _mark_failed(path) if res.reused else _keep_failed(staged, path)
                 except BackendUnavailable as e:
                     if fmt != "trt":
                         raise
                     res.status, res.reason = "unavailable", str(e)
                 except ImportError as e:  # runtime.trt_runner missing: the engine cannot be gated
                     res.status, res.reason = "failed", f"cannot gate the engine: {e}"
-                    res.path = _keep_failed(staged, path)
+                    res.path = _mark_failed(path) if res.reused else _keep_failed(staged, path)
                 if res.status == "passed":
                     report.kept = [k for k in report.kept if k.get("format") != fmt]
                 report.write()

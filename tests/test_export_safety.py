@@ -170,6 +170,27 @@ def test_failed_replacement_retires_the_old_file(two_checkpoints, images, tmp_pa
     assert not (out / "tiny.fp16.onnx").exists() and (out / "tiny.fp16.onnx.failed").exists() and not doc["kept"]
 
 
+def test_build_error_over_a_good_folder(two_checkpoints, images, tmp_path, monkeypatch, capsys):
+    import export.onnx as eo
+    from models.errors import ArtifactError
+
+    a, b = two_checkpoints
+    out = tmp_path / "o"
+    assert export_all(a, formats="onnx,fp16", out_dir=out, parity_images=images[0], progress=False).exit_code == 0
+
+    def refuse(src, dst):
+        raise ArtifactError(f"{dst}: onnx.checker rejected the model (simulated)")
+
+    monkeypatch.setattr(eo, "convert_fp16", refuse)
+    rc = main([str(b), "--formats", "onnx,fp16", "--parity-data", str(images[0]), "--out", str(out), "--no-progress"])
+    assert rc == 1
+    doc = assert_consistent(out)
+    row = {r["format"]: r for r in doc["artifacts"]}["fp16"]
+    assert row["status"] == "failed" and row["file"] is None and "simulated" in row["reason"]
+    assert not (out / "tiny.fp16.onnx").exists() and not doc["kept"]
+    assert "FAIL fp16  (no file written): [artifact]" in capsys.readouterr().err
+
+
 def test_ungated_leftover_is_renamed_unverified(two_checkpoints, images, tmp_path):
     a, _ = two_checkpoints
     out = tmp_path / "o"
