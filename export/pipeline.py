@@ -522,6 +522,10 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         results: list[ArtifactResult] = []
         report = ExportReport(ckpt_path, sha, out, results, inputs, all_gates, environment=environment)
         report.kept = _carry_over(out, paths)
+        for k in report.kept:
+            if k.get("format") not in fmts and k.get("source_sha256") not in (None, sha):
+                LOG.warning("[export] %s stays from an export of another checkpoint (sha256 %s...); add %s to --formats to rebuild it",
+                            k["file"], str(k["source_sha256"])[:12], k["format"])
         stage = os.path.join(out, f".export.tmp-{os.getpid()}")  # built and gated here, renamed into place once passed
         os.makedirs(stage, exist_ok=True)
         completed = False
