@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
-# One pytest process per test file (see tests/run_isolated.py for why); plain `pytest` works too.
+# The whole suite in one pytest process (the last line is pytest's summary).
 test: setup
-	QT_QPA_PLATFORM=offscreen $(PY) tests/run_isolated.py
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: setup
-	QT_QPA_PLATFORM=offscreen $(PY) tests/run_isolated.py -m "not slow"
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 demo: setup
 	$(VENV)/bin/pawlens-demo

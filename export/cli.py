@@ -161,7 +161,7 @@ def _main(argv: Sequence[str] | None) -> int:
     atomic_write_text(os.path.join(report.out_dir, "args.yaml"), yaml.safe_dump(resolved, sort_keys=True))
     for a in report.artifacts:
         tag = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip", "unavailable": "n/a "}[a.status]
-        line = f"{PROG}: {tag} {a.format:5s} {a.path}"
+        line = f"{PROG}: {tag} {a.format:5s} {a.path or '(no file written)'}"
         if a.status != "passed" and a.reason:
             line += f": {a.reason}"
         print(line, file=sys.stderr if a.status != "passed" else sys.stdout)

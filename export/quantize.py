@@ -18,9 +18,10 @@ quantized as it is and a warning says so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import tempfile
+import shutil
 import time
 
 import numpy as np
@@ -33,6 +34,14 @@ LOG = logging.getLogger("pawlens")
 
 QTYPES = {"U8": "QUInt8", "S8": "QInt8"}
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+@contextlib.contextmanager
+def _work_dir(path: str):
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class _ArrayReader:
@@ -163,7 +172,11 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
     check_calibration_memory(src, len(calib), method)
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pawlens-int8-") as d:
+    # The work folder sits beside the output, named <out>.int8.tmp-<PID>: a killed run's leftovers are found and
+    # removed by the next export into that folder (models.console.remove_stale_temps).
+    work = f"{out}.int8.tmp-{os.getpid()}"
+    os.makedirs(work, exist_ok=True)
+    with _work_dir(work) as d:
         model_in = src
         pre_note = "none"
         if pre_process:

@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from typing import Any
 
@@ -286,7 +285,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             if fp16_onnx_path is None:
                 from .onnx import convert_fp16
 
-                tmpdir = tempfile.mkdtemp(prefix="pawlens-trt-")
+                tmpdir = f"{engine_path}.fp16.tmp-{os.getpid()}"  # beside the engine: a killed run's leftover is cleaned up later
+                os.makedirs(tmpdir, exist_ok=True)
                 fp16_onnx_path = convert_fp16(onnx_path, os.path.join(tmpdir, "model.fp16.onnx"))
             parse_path = os.fspath(fp16_onnx_path)
         else:
@@ -379,8 +379,8 @@ def _build(trt, version, mode, parse_path, engine_path, gpu_name, cc, batch_min,
             f"run in FP32 (FP16 fraction {audit['fraction_fp16']:.2f} < {min_fp16_fraction}); kept as {os.path.basename(bad)}",
             component="tensorrt",
         )
+    atomic_write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2))  # first: an engine never sits without it
     atomic_write_bytes(engine_path, data)
-    atomic_write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2))
     LOG.debug("[tensorrt] built %s in %.1f s (%s, TensorRT %s, %s)", engine_path, build_s, mode, version, gpu_name)
     return sidecar
 

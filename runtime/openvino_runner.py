@@ -14,6 +14,13 @@ The class names and preprocessing are read from the ONNX ``metadata_props`` (Ope
 in the model's ``rt_info["framework"]``).  Threads: ``INFERENCE_NUM_THREADS``; ``PERFORMANCE_HINT``
 is ``LATENCY`` (one stream), which is what a single camera feed wants.
 
+One ``ov.Core`` serves the whole process (:func:`shared_core`) and is never destroyed, and every thread that
+creates or frees OpenVINO objects here gets a valid alternate signal stack afterwards
+(:func:`runtime.sigstack.ensure_signal_stack`): OpenVINO's CPU plugin swaps the thread's signal stack when it is
+created and restores it when destroyed, and plugins destroyed out of order or on another thread left a stack
+pointing at unmapped memory, so the next signal (a DataLoader worker's exit, Ctrl-C) killed the process with
+SIGSEGV (see runtime/sigstack.py and the README's known issues).
+
 ONNX files from elsewhere are untrusted input: OpenVINO parses the whole graph; load only files you
 or pawlens-export made.
 """
@@ -21,6 +28,7 @@ or pawlens-export made.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -30,6 +38,7 @@ from models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .onnx_meta import check_graph_io, read_onnx_props, run_error
+from .sigstack import ensure_signal_stack
 
 PRECISIONS = ("fp32", "bf16")
 _HINT = {"fp32": "f32", "bf16": "bf16"}
@@ -47,6 +56,24 @@ def _ov_io(port) -> tuple[str, tuple[int | None, ...] | None, str]:
     shape = None if ps.rank.is_dynamic else tuple(int(d.get_length()) if d.is_static else None for d in ps)
     t = port.get_element_type().get_type_name()
     return name, shape, _OV_TYPES.get(t, t)
+
+
+_core = None
+_core_lock = threading.Lock()
+
+
+def shared_core():
+    """The process's one ``ov.Core``, made on first use and deliberately never freed (see the module docstring)."""
+    global _core
+    ov = lazy_import("openvino", "openvino", "OpenVINO")  # first: a missing library is one line even once a core exists
+    with _core_lock:
+        if _core is None:
+            import ctypes
+
+            core = ov.Core()
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(core))  # one reference nobody drops: not even at interpreter exit
+            _core = core
+        return _core
 
 
 class OpenVINORunner(Runner):
@@ -83,8 +110,12 @@ class OpenVINORunner(Runner):
         self._active_hint = None
 
     def activate_impl(self) -> None:
-        ov = lazy_import("openvino", "openvino", "OpenVINO")
-        core = ov.Core()
+        try:
+            self._activate(shared_core())
+        finally:
+            ensure_signal_stack()
+
+    def _activate(self, core) -> None:
         try:
             model = core.read_model(self.path)
         except Exception as e:
@@ -123,6 +154,7 @@ class OpenVINORunner(Runner):
     def deactivate_impl(self) -> None:
         self._request = None
         self.compiled = None
+        ensure_signal_stack()  # this thread may have freed the last reference to OpenVINO objects
 
     def describe_impl(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -192,8 +192,9 @@ def test_trt_step_with_fake_tensorrt_and_runner(tiny_checkpoint, photo_sets, tmp
     fake_mod = types.ModuleType("runtime.trt_runner")
 
     class FakeTrtRunner(OrtRunner):
-        def __init__(self, path):
-            super().__init__(str(path).replace(".fp16.engine", ".fp16.onnx"), name="fake-trt")
+        def __init__(self, path):  # the engine is gated in the export's staging folder; the FP16 ONNX is already in place
+            assert os.path.exists(str(path) + ".json"), "the engine is gated with its sidecar"
+            super().__init__(str(tmp_path / "tiny.fp16.onnx"), name="fake-trt")
 
     fake_mod.TrtRunner = FakeTrtRunner
     monkeypatch.setitem(sys.modules, "runtime.trt_runner", fake_mod)

@@ -28,6 +28,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -513,20 +515,69 @@ def make_loader(dataset, *, batch_size: int, sampler=None, num_workers: int = 0,
     )
 
 
+class _Interrupt:
+    """Ctrl-C as recorded by :func:`sigint_recorded`'s handler (``pending``), so that it cannot be lost."""
+
+    pending = False
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C was recorded (under :func:`sigint_recorded`) and not yet acted on."""
+    if _Interrupt.pending:
+        raise KeyboardInterrupt
+
+
+def _record_sigint(signum, frame):
+    _Interrupt.pending = True
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigint_recorded():
+    """Ctrl-C always wins inside this block: SIGINT sets a flag before raising KeyboardInterrupt as usual.
+
+    A KeyboardInterrupt raised where the interpreter swallows exceptions (an ``os.register_at_fork`` callback
+    while DataLoader workers start, e.g. logging's ``_releaseLock``, or a ``__del__``: "Exception ignored in ...")
+    would otherwise be lost and training would run on.  :func:`batches` checks the flag at every batch boundary,
+    and leaving the block raises KeyboardInterrupt if it is still set.  Installed only on the main thread, and only
+    over Python's default handler (a caller's own SIGINT handling, or SIG_IGN, is left alone).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.getsignal(signal.SIGINT) if main else None
+    ours = main and old is signal.default_int_handler
+    if ours:
+        _Interrupt.pending = False
+        signal.signal(signal.SIGINT, _record_sigint)
+    try:
+        yield
+        if ours:
+            raise_if_interrupted()
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, old)
+            _Interrupt.pending = False
+
+
 def batches(loader):
     """Iterate ``loader``; with ``num_workers=0``, decode and augment at one torch thread, then restore the thread count.
 
     Per-image tensor ops are tiny: intra-op threads only add synchronisation, which on a busy 2-core machine made the
-    transforms ~10x slower (DataLoader workers already run at one thread).
+    transforms ~10x slower (DataLoader workers already run at one thread).  A Ctrl-C recorded by
+    :func:`sigint_recorded` is raised at the next batch boundary, even if the interpreter swallowed it.
     """
     import torch
 
+    raise_if_interrupted()
     n = torch.get_num_threads()
     if getattr(loader, "num_workers", 0) > 0 or n == 1:
-        yield from loader
+        for b in loader:
+            raise_if_interrupted()
+            yield b
+        raise_if_interrupted()
         return
     it = iter(loader)
     while True:
+        raise_if_interrupted()
         torch.set_num_threads(1)
         try:
             b = next(it)
@@ -548,33 +599,3 @@ class ShardSampler:
 
     def __len__(self) -> int:
         return len(self.idx)
-
-
-@contextmanager
-def sigchld_restored():
-    """Put back the SIGCHLD handler that DataLoader worker processes made torch install.
-
-    torch installs a process-wide SIGCHLD handler the first time a multi-worker DataLoader starts and
-    never removes it.  Left in place, every later child-process exit in the same process runs it; here,
-    with the bench's worker processes and ONNX Runtime / OpenVINO loaded in that process, the process
-    was killed by a kernel-sent SIGSEGV while sleeping (seen in the test suite and reproduced under
-    gdb).  Once a training or evaluation run is over, its workers are gone and the handler has nothing
-    to watch, so the previous handler is restored.
-    """
-    import signal
-    import threading
-
-    try:
-        from torch.utils.data._utils import signal_handling as sh
-    except ImportError:  # a torch without this private module: nothing to restore
-        yield
-        return
-    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGCHLD")
-    old = signal.getsignal(signal.SIGCHLD) if main else None
-    was_set = getattr(sh, "_SIGCHLD_handler_set", False)
-    try:
-        yield
-    finally:
-        if main and not was_set and getattr(sh, "_SIGCHLD_handler_set", False):
-            signal.signal(signal.SIGCHLD, old if old is not None else signal.SIG_DFL)
-            sh._SIGCHLD_handler_set = False

@@ -53,7 +53,7 @@ from models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
-from .data import batches, sigchld_restored
+from .data import batches, sigint_recorded
 
 LOG = logging.getLogger("pawlens")
 
@@ -371,7 +371,7 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
             device = f"cuda:{ctx.local_rank}"
         if not ctx.is_main:
             LOG.setLevel(logging.WARNING)
-        with sigchld_restored():
+        with sigint_recorded():  # a Ctrl-C swallowed anywhere (e.g. while DataLoader workers start) is raised at the next batch
             result = _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
         # Both ranks done before the group is torn down: a rank destroying it while the other still had gloo work
         # in flight aborted ("terminate called without an active exception", 1 of ~14 two-process test runs).
@@ -582,6 +582,8 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         atomic_write_text(os.path.join(out_dir, "history.json"), json.dumps(history, indent=1) + "\n")
 
     opt, sch, wrapped = setup(st["phase"], restore=ts)
+    # The epoch last.pt really holds: it changes only once a save has completed (a Ctrl-C during the save leaves the old file).
+    saved_epoch = ts["epoch"] if ts is not None and os.path.abspath(cfg["resume"]) == os.path.abspath(last_path) else 0
     if ts is not None:
         LOG.info(f"resumed from {cfg['resume']}: {st['epoch']} epoch(s) done, phase {st['phase']}, best val loss {st['best_val_loss']:.4f}")
     epochs = cfg["epochs"]
@@ -636,13 +638,16 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
                 LOG.info(f"early stopping: no val-loss gain for {cfg['patience']} epochs (best epoch {st['best_epoch']})")
             if ctx.is_main:
                 save_last(opt, sch)
+                saved_epoch = st["epoch"]
             if on_epoch is not None:
                 on_epoch(row)
     except KeyboardInterrupt:
         if ctx.is_main:
-            done = st["epoch"]
-            where = f"{last_path} holds epoch {done}; continue with: pawlens-train --resume {last_path}" if done else "no epoch completed"
-            LOG.warning(f"interrupted during epoch {done + 1}: {where}")
+            where = (f"{last_path} holds epoch {saved_epoch}; continue with: pawlens-train --resume {last_path}" if saved_epoch
+                     else "no epoch was saved to last.pt yet")
+            when = (f"at the end of epoch {st['epoch']}, before last.pt was updated" if st["epoch"] > saved_epoch
+                    else f"during epoch {st['epoch'] + 1}")
+            LOG.warning(f"interrupted {when}: {where}")
         raise
 
     # -- final evaluation of the best weights on the test split

@@ -79,14 +79,14 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
 
     from models.preprocess import torch_eval_transform
 
-    from .data import ImageListDataset, batches, make_loader, sigchld_restored
+    from .data import ImageListDataset, batches, make_loader
 
     ds = ImageListDataset(samples, torch_eval_transform(preprocess), preprocess.input_size)
     loader = make_loader(ds, batch_size=batch_size, num_workers=num_workers, pin_memory=str(device).startswith("cuda"))
     probs, labels, kept, skipped = [], [], [], []
     model.eval()
     dev_type = "cuda" if str(device).startswith("cuda") else "cpu"
-    with torch.inference_mode(), sigchld_restored():
+    with torch.inference_mode():
         for x, y, idx, err in tqdm(batches(loader), total=len(loader), desc=desc, disable=None, leave=False, unit="batch"):
             ok = torch.tensor([e == "" for e in err], dtype=torch.bool)
             for j in (~ok).nonzero().flatten().tolist():
