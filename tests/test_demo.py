@@ -41,12 +41,12 @@ def test_demo_with_data(tmp_path, capsys):
     rc, printed = _run_demo(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", "--iters", "2",
                              "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)])
     assert rc == 0, printed
-    md = _check_report(out, expect=["Test-split comparison", "| baseline |", "Export and parity", "PyTorch fp32 eager",
-                                    "Grad-CAM", "pawlens-gui --model"])
+    md = _check_report(out, expect=["From scratch vs. transfer learning (test split)", "| baseline |", "Export and parity",
+                                    "PyTorch fp32 eager", "Grad-CAM", "pawlens-gui --model", "**Deployed:", "images seen"])
     assert "from scratch" in md
     assert "pawlens-gui --model" in printed and "report.md" in printed and "stage times" in printed
-    for f in ("export/best.onnx", "export/best.int8.onnx", "export/parity.json", "bench/bench.json", "gradcam_grid.png",
-              "train/baseline/curves.png", "train/baseline/confusion_matrix.png"):
+    for f in ("export/baseline/best.onnx", "export/baseline/best.int8.onnx", "export/baseline/parity.json", "bench/bench.json",
+              "gradcam_grid.png", "train/baseline/curves.png", "train/baseline/confusion_matrix.png"):
         assert os.path.exists(out / f), f
 
 

@@ -105,13 +105,22 @@ def test_configure_phase_freezes_and_sets_learning_rates():
     assert [(g["name"], g["lr"]) for g in groups] == [("all", 1e-3)]
 
 
+def _pretrained_file(tmp_path):
+    """Stand-in "pretrained" ResNet50 weights in a local file (two phases need weights; --weights none trains one phase)."""
+    torch.manual_seed(7)
+    p = tmp_path / "r50_weights.pth"
+    torch.save(create_model("resnet50", weights="none").state_dict(), p)
+    return str(p)
+
+
 def test_two_phase_run_touches_only_what_each_phase_trains(syn, tmp_path):
-    res = train(fast_cfg(syn, tmp_path / "r50", model="resnet50", weights="none", epochs=2, head_epochs=1))
+    weights = _pretrained_file(tmp_path)
+    res = train(fast_cfg(syn, tmp_path / "r50", model="resnet50", weights=weights, epochs=2, head_epochs=1))
     h = res.history
     assert [e["phase"] for e in h["epochs"]] == ["head", "finetune"] and h["phase_boundaries"] == [2]
     assert h["epochs"][0]["lr"] == {"head": 3e-4} and h["epochs"][1]["lr"] == {"backbone": 1e-5, "head": 3e-4}
     loop.seed_everything(42)  # train() seeds the same way right before building the model
-    init = create_model("resnet50", weights="none").state_dict()
+    init = create_model("resnet50", weights=weights).state_dict()
     final = load_checkpoint(tmp_path / "r50" / "last.pt")["state_dict"]
     for k in ("conv1.weight", "layer1.0.conv1.weight", "layer3.5.conv3.weight", "bn1.running_mean", "layer2.0.bn1.running_var"):
         assert torch.equal(init[k], final[k]), f"{k} is frozen in both phases"
@@ -183,7 +192,8 @@ def test_early_stopping_and_plateau_schedule(syn, tmp_path, monkeypatch):
 
 def test_early_stop_in_head_phase_moves_on_to_finetune(syn, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "evaluate", _scripted_eval([1.0, 1.1, 0.8, 0.9, 0.7]))
-    res = train(fast_cfg(syn, tmp_path / "es2", model="resnet50", weights="none", epochs=6, head_epochs=5, patience=1, max_images=12))
+    res = train(fast_cfg(syn, tmp_path / "es2", model="resnet50", weights=_pretrained_file(tmp_path), epochs=6, head_epochs=5, patience=1,
+                         max_images=12))
     h = res.history
     assert [e["phase"] for e in h["epochs"]] == ["head", "head", "finetune", "finetune"]
     assert h["phase_boundaries"] == [3] and h["stopped_early"] and h["best_epoch"] == 3
