@@ -99,9 +99,9 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
     trained: dict[str, Any] = {}
     starts: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    for name in cfg.models:
-        import time
+    import time
 
+    for name in cfg.models:
         t0 = time.perf_counter()
         with stages(f"train {name}"):
             res, starts[name] = _train_one(cfg, name)

@@ -89,15 +89,6 @@ def artifact_paths(out_dir: str, stem: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _label_for(path: str, class_names: Sequence[str]) -> int:
-    lower = [c.lower() for c in class_names]
-    parent = os.path.basename(os.path.dirname(path)).lower()
-    if parent in lower:
-        return lower.index(parent)
-    prefix = os.path.basename(path).split(".")[0].lower()  # Kaggle flat layout: cat.123.jpg
-    return lower.index(prefix) if prefix in lower and "." in os.path.basename(path)[len(prefix):] else -1
-
-
 def resolve_images(source: str | os.PathLike | Sequence[str], what: str) -> list[str]:
     """A folder (searched recursively) or a list of image paths -> sorted list of paths; DataError if none."""
     from models.preprocess import list_images
@@ -128,7 +119,7 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     Raises:
         DataError: none of the files could be read.
     """
-    from models.preprocess import load_image, preprocess_numpy
+    from models.preprocess import label_from_path, load_image, preprocess_numpy
 
     paths = list(paths)
     if max_images and len(paths) > max_images:  # evenly spread, deterministic
@@ -142,7 +133,7 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
             skipped.append(str(e) if p in str(e) else f"{p}: {e}")
             continue
         xs.append(x)
-        labels.append(_label_for(p, class_names))
+        labels.append(label_from_path(p, class_names))
         used.append(p)
     if not xs:
         where = folder or (os.path.dirname(paths[0]) if paths else "?")

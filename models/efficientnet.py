@@ -77,13 +77,13 @@ def map_lukemelas_keys(sd: dict, model: nn.Module) -> dict:
     ds = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     ir = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    expanding = {k.split(".")[1] for k in sd if k.startswith("_blocks.") and k.split(".")[2:3] == ["_expand_conv"]}
     out = {}
     for k, v in sd.items():
         parts = k.split(".")
         if parts[0] == "_blocks" and len(parts) >= 4 and parts[1].isdigit() and int(parts[1]) < len(flat):
             n = int(parts[1])
-            expands = any(key.startswith(f"_blocks.{n}._expand_conv.") for key in sd)
-            names = ir if expands else ds
+            names = ir if parts[1] in expanding else ds
             if parts[2] in names:
                 out[".".join([flat[n], names[parts[2]], *parts[3:]])] = v
                 continue

@@ -356,6 +356,18 @@ def _to_rgb8(im, p: str, hi: float = 255.0) -> np.ndarray:
     return arr
 
 
+def label_from_path(path: str, class_names) -> int:
+    """The class of a photo from its folder (``cat/x.jpg``) or a Kaggle-flat name (``cat.123.jpg``); -1 if neither.
+
+    Export's parity/calibration sets and the bench's agreement photos are labelled by this one rule."""
+    lower = [c.lower() for c in class_names]
+    parent = os.path.basename(os.path.dirname(path)).lower()
+    if parent in lower:
+        return lower.index(parent)
+    prefix = os.path.basename(path).split(".")[0].lower()
+    return lower.index(prefix) if prefix in lower and "." in os.path.basename(path)[len(prefix):] else -1
+
+
 def list_images(folder: str | os.PathLike) -> list[str]:
     """Image files (by extension) below ``folder``, sorted; not opened."""
     out = []

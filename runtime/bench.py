@@ -433,21 +433,11 @@ def image_files(images: str | Sequence[str]) -> list[str]:
     return list_images(images)
 
 
-def label_of(path: str, class_names: Sequence[str]) -> int:
-    """The class of a photo from its folder name (``cat/x.jpg``) or a Kaggle-flat name (``cat.123.jpg``); -1 if neither."""
-    lower = [c.lower() for c in class_names]
-    parent = os.path.basename(os.path.dirname(path)).lower()
-    if parent in lower:
-        return lower.index(parent)
-    stem = os.path.basename(path).lower().split(".")[0]
-    return lower.index(stem) if stem in lower else -1
-
-
 def _real_frames(folder: str | Sequence[str], n: int, class_names: Sequence[str]) -> tuple[list[np.ndarray], list[int], list[str]]:
     """Up to ``n`` readable photos of ``folder`` (see :func:`image_files`), spread evenly over the sorted list; labels from
     folder or Kaggle-flat names (-1 if none)."""
     from models.errors import ImageError
-    from models.preprocess import load_image
+    from models.preprocess import label_from_path, load_image
 
     files = image_files(folder)
     if not files:
@@ -462,7 +452,7 @@ def _real_frames(folder: str | Sequence[str], n: int, class_names: Sequence[str]
         except ImageError as e:
             LOG.warning("bench: skipped %s", e)
             continue
-        labels.append(label_of(f, class_names))
+        labels.append(label_from_path(f, class_names))
         used.append(f)
     if not frames:
         raise InputError(f"--images {folder}: none of the images could be read")
@@ -472,7 +462,7 @@ def _real_frames(folder: str | Sequence[str], n: int, class_names: Sequence[str]
 # ----------------------------------------------------------------------------- helpers
 
 
-def _model_label(ckpt_path: str, arch: str, embedded: bool) -> str:
+def _model_label(arch: str, embedded: bool) -> str:
     """How a checkpoint is named in the tables: its architecture (``efficientnet_lite0``), ``(untrained)`` for the embedded default."""
     return f"{arch} (untrained)" if embedded else arch
 
@@ -649,13 +639,13 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         classes = list(meta_ck.class_names)
         from models.console import sha256_file
 
-        main_label = _model_label(ckpt_path, meta_ck.arch, embedded)
+        main_label = _model_label(meta_ck.arch, embedded)
         groups: dict[str, dict[str, Any]] = {"": {"label": main_label, "path": ckpt_path, "cfg": cfg, "classes": classes,
                                                   "sha": "" if embedded else sha256_file(ckpt_path), "arch": meta_ck.arch}}
         for extra in checkpoints:
             ck_e = load_checkpoint(extra)
             me_e = ArtifactMeta.from_checkpoint(ck_e)
-            lab = _model_label(extra, me_e.arch, False)
+            lab = _model_label(me_e.arch, False)
             if lab in {g["label"] for g in groups.values()}:
                 lab = f"{lab} ({os.path.basename(os.path.dirname(os.path.abspath(extra)))})"
             groups[lab] = {"label": lab, "path": os.fspath(extra), "cfg": me_e.preprocess, "classes": list(me_e.class_names),
