@@ -13,10 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@# compat mode puts the repo on sys.path through a .pth file: onnxruntime.quantization appends its
-	@# transformers/ folder (which holds a models/ dir) to sys.path, and a spawned child process would
-	@# otherwise import that namespace package instead of ours.
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # The whole suite in one pytest process (the last line is pytest's summary).
@@ -33,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 gui-check: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m gui.bench --make-models runs/bench/gui/models
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pawlens bench-gui --make-models runs/bench/gui/models
 
 # Every CUDA code path once (issue 14); without a GPU: steps 1 and 6 on the CPU. README "GPU check" says how to run it on a lent GPU.
 gpu-check: setup

@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from models.console import HelpFormatter, ensure_writable_dir, run_cli
-from models.errors import InputError, WeightsError
+from pawlens.models.console import HelpFormatter, ensure_writable_dir, run_cli
+from pawlens.models.errors import InputError, WeightsError
 
 LOG = logging.getLogger("pawlens")
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def _main(argv: Sequence[str] | None) -> int:
     data = None if args.no_data else (args.data or default_data())
     if args.data and not os.path.exists(args.data):
         raise InputError(f"--data {args.data}: folder not found; pass a folder of cat/dog photos or --no-data")
-    from train.loop import next_run_dir
+    from pawlens.train.loop import next_run_dir
 
     out = args.out or next_run_dir(os.path.join("runs", "demo"), "data" if data else "embedded")
     ensure_writable_dir(out)

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from models.errors import PawlensError, WeightsError
-
-from .document import Document
+from pawlens.models.document import Document
+from pawlens.models.errors import PawlensError, WeightsError
 
 LOG = logging.getLogger("pawlens")
 
@@ -58,7 +56,7 @@ def run_demo(cfg: DemoConfig, stages) -> dict[str, Any]:
 
 def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
     """Train one model; returns (TrainResult, how its weights started), or (None, why it was not trained)."""
-    from train.loop import train
+    from pawlens.train.loop import train
 
     base = dict(data=cfg.data, model=name, max_images=cfg.max_images, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=2,
                 out=os.path.join(cfg.out, "train", name), errors_grid=16)
@@ -70,7 +68,7 @@ def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
         if cfg.weights in ("none", None):
             return None, "not trained: --weights none (a from-scratch ResNet50 is not worth the CPU time)"
         try:
-            from models.registry import create_model
+            from pawlens.models.registry import create_model
 
             create_model("resnet50", weights=cfg.weights)  # downloads (or reads the local file) once, before any training
         except WeightsError as e:
@@ -78,7 +76,7 @@ def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
         start = "ImageNet weights (torchvision IMAGENET1K_V2)" if cfg.weights == "imagenet" else f"weights from {cfg.weights}"
         run = dict(base, epochs=cfg.resnet_epochs, head_epochs=1, weights=cfg.weights)
         return train(run), start + ": phase 1 head only (backbone frozen), phase 2 layer4 + head at differential learning rates"
-    from models.registry import model_info
+    from pawlens.models.registry import model_info
 
     info = model_info(name)
     try:
@@ -94,7 +92,7 @@ def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
 
 
 def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
-    from train.data import load_split
+    from pawlens.train.data import load_split
 
     trained: dict[str, Any] = {}
     starts: dict[str, str] = {}
@@ -147,11 +145,10 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
 
 def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
     import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
-    from models.synthetic import write_image_folder
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
+    from pawlens.models.synthetic import write_image_folder
 
     with stages("build embedded default"):
         torch.manual_seed(cfg.seed)
@@ -166,7 +163,7 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
     with stages("benchmark"):
         bench = _bench(cfg, ckpt, rep, images=None)
     with stages("grad-cam examples"):
-        from models.preprocess import list_images
+        from pawlens.models.preprocess import list_images
 
         grid = _cam_grid(cfg, ckpt, _deployed(rep), list_images(syn))
     with stages("report"):
@@ -179,7 +176,7 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
 
 
 def _export(cfg: DemoConfig, ckpt: str, *, parity, calib, name: str = ""):
-    from export.pipeline import export_all
+    from pawlens.export.pipeline import export_all
 
     return export_all(ckpt, formats=cfg.formats, out_dir=os.path.join(cfg.out, "export", name), parity_images=parity, calib=calib)
 
@@ -195,7 +192,7 @@ def _deployed(rep) -> str:
 
 
 def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
-    from runtime.bench import run_bench
+    from pawlens.runtime.bench import run_bench
 
     reps = reps if isinstance(reps, (list, tuple)) else [reps]
     models = [a.path for r in reps for a in r.artifacts if a.passed and a.path.endswith((".onnx", ".engine")) and a.format != "fp16"]
@@ -206,7 +203,7 @@ def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
 
 def _clips(cfg: DemoConfig, model: str) -> list[dict[str, Any]]:
     """The deployed model on every frame of each clip; the clip's class is its file name (``cat.mp4``). Test data only."""
-    from runtime.predict import predict_sources
+    from pawlens.runtime.predict import predict_sources
 
     out = []
     for path in cfg.clips:
@@ -224,11 +221,11 @@ def _clips(cfg: DemoConfig, model: str) -> list[dict[str, Any]]:
 
 def _cam_grid(cfg: DemoConfig, ckpt: str, deployed: str, paths: list[str]) -> dict[str, Any]:
     """Predictions of the deployed model beside Grad-CAM of the PyTorch reference, on a few photos."""
-    from models.errors import ImageError
-    from models.gradcam import overlay
-    from models.preprocess import load_image
-    from runtime.cam import CamExplainer
-    from runtime.factory import make_predictor
+    from pawlens.models.errors import ImageError
+    from pawlens.models.gradcam import overlay
+    from pawlens.models.preprocess import load_image
+    from pawlens.runtime.cam import CamExplainer
+    from pawlens.runtime.factory import make_predictor
 
     n = cfg.cam_examples
     picks = paths[:: max(1, len(paths) // max(1, n))][:n]
@@ -402,7 +399,7 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
     _bench_section(doc, cfg, bench)
     doc.h2("Grad-CAM examples")
     agree = sum(r["reference"] == r["deployed"] for r in grid["rows"])
-    from models.registry import model_info
+    from pawlens.models.registry import model_info
 
     doc.p(f"Top: the deployed artifact's prediction. Bottom: where the PyTorch reference looks (Grad-CAM on "
           f"`{model_info(best.config['model']).cam_layer}`). They agree on {agree} of {len(grid['rows'])} photos; "

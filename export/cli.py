@@ -15,8 +15,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from models.console import HelpFormatter, atomic_write_text, run_cli
-from models.errors import InputError
+from pawlens.models.console import HelpFormatter, atomic_write_text, run_cli
+from pawlens.models.errors import InputError
 
 PROG = "pawlens-export"
 
@@ -82,8 +82,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _load_yaml(path: str, what: str) -> dict[str, Any]:
     import yaml
-
-    from models.safe_yaml import read_yaml
+    from pawlens.models.safe_yaml import read_yaml
 
     try:
         d = read_yaml(path) or {}
@@ -98,7 +97,7 @@ def _load_yaml(path: str, what: str) -> dict[str, Any]:
 
 def resolve_gates(gates_yaml: str | None, overrides: Sequence[str]):
     """Default gates, updated by a YAML file, then by ``PREC.KEY=VALUE`` overrides."""
-    from runtime.compare import default_gate
+    from pawlens.runtime.compare import default_gate
 
     gates = {p: default_gate(p) for p in ("fp32", "fp16", "int8")}
     changes: dict[str, dict[str, Any]] = {}

@@ -31,10 +31,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-
-from models.artifact import ArtifactMeta
-from models.console import atomic_write_bytes, sha256_file
-from models.errors import ArtifactError, InputError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.console import atomic_write_bytes, sha256_file
+from pawlens.models.errors import ArtifactError, InputError
 
 LOG = logging.getLogger("pawlens")
 
@@ -48,7 +47,7 @@ _TWO_GB = 2 * 1024**3
 
 
 def _onnx():
-    from runtime.base import lazy_import
+    from pawlens.runtime.base import lazy_import
 
     return lazy_import("onnx", "export", "onnx")
 
@@ -72,7 +71,7 @@ def get_meta(model, *, path: str = "<model>") -> ArtifactMeta:
 
 def read_meta(path: str | os.PathLike) -> ArtifactMeta:
     """The pawlens metadata of an ONNX file, read without building a session."""
-    from runtime.ort_runner import read_onnx_meta
+    from pawlens.runtime.ort_runner import read_onnx_meta
 
     return read_onnx_meta(os.fspath(path))
 
@@ -164,8 +163,7 @@ def export_onnx(ckpt, out_path: str | os.PathLike, *, opset: int = 17, exporter:
         ArtifactError: the exported graph fails the checker or the I/O contract.
     """
     import torch
-
-    from models.checkpoint import load_checkpoint, model_from_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
 
     if exporter not in EXPORTERS:
         raise InputError(f"unknown exporter {exporter!r}; choose one of: {', '.join(EXPORTERS)}")

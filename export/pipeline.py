@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-
-from models.console import FolderLock, atomic_write_text, ensure_writable_dir, remove_stale_temps, sha256_file
-from models.errors import ArtifactError, BackendUnavailable, DataError, ImageError, InputError, ParityError
-from runtime.compare import Gate, ParityResult, compare_logits, default_gate, markdown_table, run_batches
+from pawlens.models.console import FolderLock, atomic_write_text, ensure_writable_dir, remove_stale_temps, sha256_file
+from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, ImageError, InputError, ParityError
+from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, markdown_table, run_batches
 
 LOG = logging.getLogger("pawlens")
 
@@ -91,7 +90,7 @@ def artifact_paths(out_dir: str, stem: str) -> dict[str, str]:
 
 def resolve_images(source: str | os.PathLike | Sequence[str], what: str) -> list[str]:
     """A folder (searched recursively) or a list of image paths -> sorted list of paths; DataError if none."""
-    from models.preprocess import list_images
+    from pawlens.models.preprocess import list_images
 
     if isinstance(source, (str, os.PathLike)):
         src = os.fspath(source)
@@ -119,7 +118,7 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     Raises:
         DataError: none of the files could be read.
     """
-    from models.preprocess import label_from_path, load_image, preprocess_numpy
+    from pawlens.models.preprocess import label_from_path, load_image, preprocess_numpy
 
     paths = list(paths)
     if max_images and len(paths) > max_images:  # evenly spread, deterministic
@@ -436,8 +435,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     Raises:
         InputError, CheckpointError, DataError, OutputError: bad input, before anything is written.
     """
-    from models.artifact import ArtifactMeta
-    from models.checkpoint import load_checkpoint
+    from pawlens.models.artifact import ArtifactMeta
+    from pawlens.models.checkpoint import load_checkpoint
 
     t_start = time.perf_counter()
     fmts = parse_formats(formats)
@@ -467,7 +466,7 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     meta = ArtifactMeta.from_checkpoint(ckpt, source_sha256=sha)
     cfg = meta.preprocess
     if int8_method is None:
-        from models.registry import list_models, model_info
+        from pawlens.models.registry import list_models, model_info
 
         int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
@@ -529,7 +528,7 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         completed = False
         try:
             # Reference: PyTorch fp32, once.
-            from runtime.torch_runner import TorchRunner
+            from pawlens.runtime.torch_runner import TorchRunner
 
             prog.start("reference")
             t0 = time.perf_counter()
@@ -582,13 +581,13 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                             prog.done("trt: unavailable (TensorRT or a GPU is missing; the reason is in the summary)", logging.WARNING)
                             report.write()
                             continue
-                        from runtime.trt_runner import TrtRunner
+                        from pawlens.runtime.trt_runner import TrtRunner
 
                         fault_point(f"built:{fmt}")
                         gate(res, TrtRunner(res.path))
                     else:
                         _step_onnx(res, fmt, ckpt, paths, staged, results[0].path, sha, reuse, opset, exporter, x_cal, int8_opts)
-                        from runtime.ort_runner import OrtRunner
+                        from pawlens.runtime.ort_runner import OrtRunner
 
                         fault_point(f"built:{fmt}")
                         gate(res, OrtRunner(res.path, device="cpu"))

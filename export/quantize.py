@@ -25,8 +25,7 @@ import shutil
 import time
 
 import numpy as np
-
-from models.errors import ArtifactError, InputError
+from pawlens.models.errors import ArtifactError, InputError
 
 from .onnx import _onnx, check_io, read_meta, save_model, set_meta
 
@@ -151,7 +150,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
         ArtifactError: the source model cannot be quantized.
     """
     onnx = _onnx()
-    from runtime.base import lazy_import
+    from pawlens.runtime.base import lazy_import
 
     q = lazy_import("onnxruntime.quantization", "cpu", "onnxruntime")
     src, out = os.fspath(src_onnx), os.fspath(out_path)

@@ -38,9 +38,9 @@ import re
 import time
 from typing import Any
 
-from models.artifact import ArtifactMeta
-from models.console import atomic_write_bytes, atomic_write_text, sha256_file
-from models.errors import ArtifactError, BackendUnavailable, InputError, ParityError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.console import atomic_write_bytes, atomic_write_text, sha256_file
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError, ParityError
 
 LOG = logging.getLogger("pawlens")
 

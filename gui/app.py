@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any, Sequence
 
-from models.console import HelpFormatter, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
-from models.errors import BackendUnavailable, InputError
+from pawlens.models.console import HelpFormatter, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
+from pawlens.models.errors import BackendUnavailable, InputError
 
 PROG = "pawlens-gui"
 
@@ -47,9 +47,9 @@ class RuntimeLoader:
         go through ``runtime`` (which is what makes them); the GUI itself uses no ML framework.
         """
         t0 = time.perf_counter()
-        from runtime import cam, factory, predictor  # noqa: F401
-        from runtime.base import lazy_import
-        from runtime.ort_runner import cuda_visible
+        from pawlens.runtime import cam, factory, predictor  # noqa: F401
+        from pawlens.runtime.base import lazy_import
+        from pawlens.runtime.ort_runner import cuda_visible
 
         cuda_visible()  # the factory asks torch whether CUDA is visible: pay for that import here
         try:  # the reference's architectures: importing torchvision held the GIL for ~140 ms at a time
@@ -67,15 +67,15 @@ class RuntimeLoader:
     def backend_for(self, path: str) -> str:
         """The app runs ONNX files on ONNX Runtime (its runtime, with the CUDA EP on a GPU) unless another backend is
         asked for; ``runtime.factory``'s own ``auto`` would pick OpenVINO on a CPU where it is installed."""
-        from runtime import factory
+        from pawlens.runtime import factory
 
         if self.backend == "auto" and str(path).lower().endswith(".onnx") and factory.backend_installed("ort"):
             return "ort"
         return self.backend
 
     def load_predictor(self, path: str, class_names: Sequence[str] | None = None):
-        from runtime.factory import make_runner
-        from runtime.predictor import Predictor
+        from pawlens.runtime.factory import make_runner
+        from pawlens.runtime.predictor import Predictor
 
         names = list(class_names) if class_names else None
         runner = make_runner(path, backend=self.backend_for(path), device=self.device, threads=self.threads, class_names=names)
@@ -84,7 +84,7 @@ class RuntimeLoader:
         return pred
 
     def load_explainer(self, path: str):
-        from runtime.cam import CamExplainer
+        from pawlens.runtime.cam import CamExplainer
 
         cam = CamExplainer(path, device=self.cam_device)
         cam.path = os.fspath(path)

@@ -1,7 +1,7 @@
 """GUI benchmark: the real window playing a video, with each model, Grad-CAM off and on; no timed test, just figures.
 
-    python -m gui.bench --make-models runs/bench/gui/models                     # random ResNet50 -> fp32 + INT8 ONNX
-    QT_QPA_PLATFORM=offscreen python -m gui.bench --model runs/bench/gui/models/resnet50.onnx \\
+    pawlens bench-gui --make-models runs/bench/gui/models                     # random ResNet50 -> fp32 + INT8 ONNX
+    QT_QPA_PLATFORM=offscreen pawlens bench-gui --model runs/bench/gui/models/resnet50.onnx \\
         --int8 runs/bench/gui/models/resnet50.int8.onnx --reference runs/bench/gui/models/resnet50.pt \\
         --source ../shared/data/video/cat.mp4 --seconds 15
 
@@ -29,10 +29,10 @@ import sys
 import time
 from typing import Any, Sequence
 
-from models.console import atomic_write_text, ensure_writable_dir, run_cli
-from models.errors import InputError
+from pawlens.models.console import atomic_write_text, ensure_writable_dir, run_cli
+from pawlens.models.errors import InputError
 
-PROG = "pawlens-gui-bench"
+PROG = "pawlens bench-gui"
 
 
 def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64, seed: int = 0, arch: str = "resnet50") -> dict[str, str]:
@@ -40,12 +40,11 @@ def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64
     its head from the ImageNet cat/dog classes), its fp32 ONNX and an INT8 ONNX calibrated on real photos."""
     import numpy as np
     import torch
-
-    from export.onnx import export_onnx
-    from export.quantize import quantize_int8
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import list_images, load_image, preprocess_numpy
-    from models.registry import create_model, model_info
+    from pawlens.export.onnx import export_onnx
+    from pawlens.export.quantize import quantize_int8
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import list_images, load_image, preprocess_numpy
+    from pawlens.models.registry import create_model, model_info
 
     ensure_writable_dir(out_dir)
     info = model_info(arch)
@@ -134,7 +133,7 @@ def run_one(model: str, reference: str | None, source: str, *, cam: bool, second
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__.split("\n")[0],
-                                epilog="example: QT_QPA_PLATFORM=offscreen python -m gui.bench --make-models runs/bench/gui/models "
+                                epilog="example: QT_QPA_PLATFORM=offscreen pawlens bench-gui --make-models runs/bench/gui/models "
                                        "--source ../shared/data/video/cat.mp4")
     p.add_argument("--model", default=None, help="fp32 ONNX (default: the one --make-models writes)")
     p.add_argument("--int8", default=None, help="INT8 ONNX (default: the one --make-models writes)")

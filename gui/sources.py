@@ -17,9 +17,8 @@ import os
 import time
 
 import numpy as np
-
-from models.errors import DataError, ImageError
-from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
+from pawlens.models.errors import DataError, ImageError
+from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif")
 #: Consecutive failed reads after which a webcam counts as gone.

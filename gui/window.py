@@ -1423,7 +1423,7 @@ class MainWindow(QtWidgets.QMainWindow):
             path += ".png"
 
         def write():
-            from models.console import atomic_write_bytes
+            from pawlens.models.console import atomic_write_bytes
 
             try:
                 folder = os.path.dirname(os.path.abspath(path))

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from pawlens.models.errors import ImageError, InputError, PawlensError
 from PySide6 import QtCore
-
-from models.errors import ImageError, InputError, PawlensError
 
 from .sources import FrameSource
 
@@ -597,7 +596,7 @@ class CamWorker(_Worker):
         try:
             sha = ""
             if self.path and self.hash_file:
-                from models.console import sha256_file
+                from pawlens.models.console import sha256_file
 
                 try:
                     sha = sha256_file(self.path)

@@ -1,6 +1,6 @@
 """Model registry and factory (after timm's ``@register_model`` / ``create_model``).
 
-    >>> from models.registry import create_model, list_models
+    >>> from pawlens.models.registry import create_model, list_models
     >>> list_models()
     ['baseline', 'efficientnet_lite0', 'resnet50']
     >>> m = create_model("baseline", num_classes=2)

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from models.errors import BackendUnavailable, InputError, PawlensError
+from pawlens.models.errors import BackendUnavailable, InputError, PawlensError
 
 
 class RunnerError(PawlensError):

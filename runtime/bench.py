@@ -49,9 +49,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-
-from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
-from models.errors import InputError, PawlensError
+from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, ensure_writable_dir, run_cli
+from pawlens.models.errors import InputError, PawlensError
 
 LOG = logging.getLogger("pawlens")
 
@@ -225,10 +224,10 @@ def worker_env(threads: int | None, spinning: bool) -> dict[str, str]:
 class _Child:
     """A fresh Python interpreter running :func:`_child_main`, talked to over a socket pair.
 
-    Not ``multiprocessing``: its spawn method re-runs the caller's ``__main__`` in the child and hands it the
-    parent's ``sys.path``, which after ``import onnxruntime.quantization`` contains
-    ``onnxruntime/transformers`` (it has a ``models`` folder that then shadows pawlens' ``models`` package).
-    Here the child starts clean, with the project root first on its path.
+    Not ``multiprocessing``: its spawn method re-runs the caller's ``__main__`` in the child, and the
+    environment (thread count, OpenMP spin) must be set before the child's OpenMP runtime starts.  The child
+    imports ``pawlens`` from where the parent did (a site-packages directory, or a checkout that is not
+    installed, as on a lent GPU machine).
     """
 
     def __init__(self, first_message, *, env: dict[str, str], name: str, timeout: float = 900.0):
@@ -238,9 +237,11 @@ class _Child:
 
         self.name = name
         self.timeout = timeout
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        import pawlens
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(pawlens.__file__)))
         parent, child = socket.socketpair()
-        code = f"import sys; sys.path.insert(0, {root!r}); from runtime.bench import _child_main; _child_main({child.fileno()})"
+        code = f"import sys; sys.path.insert(0, {root!r}); from pawlens.runtime.bench import _child_main; _child_main({child.fileno()})"
         full_env = dict(os.environ)
         full_env.update(env)
         try:
@@ -407,8 +408,7 @@ class BenchResult:
 def _synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     """Deterministic stand-in frames (640x480 RGB): the toy two-class pictures of models.synthetic, upscaled."""
     import cv2
-
-    from models.synthetic import synthetic_image
+    from pawlens.models.synthetic import synthetic_image
 
     rng = np.random.default_rng(seed)
     return [cv2.resize(synthetic_image(i % 2, 160, rng), (640, 480), interpolation=cv2.INTER_LINEAR) for i in range(n)]
@@ -416,7 +416,7 @@ def _synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 def image_files(images: str | Sequence[str]) -> list[str]:
     """The photos ``--images`` names: a folder (searched recursively), a run's ``split.json`` (its test split), or a list of files."""
-    from models.preprocess import list_images
+    from pawlens.models.preprocess import list_images
 
     if not isinstance(images, (str, os.PathLike)):
         return [os.fspath(p) for p in images]
@@ -436,8 +436,8 @@ def image_files(images: str | Sequence[str]) -> list[str]:
 def _real_frames(folder: str | Sequence[str], n: int, class_names: Sequence[str]) -> tuple[list[np.ndarray], list[int], list[str]]:
     """Up to ``n`` readable photos of ``folder`` (see :func:`image_files`), spread evenly over the sorted list; labels from
     folder or Kaggle-flat names (-1 if none)."""
-    from models.errors import ImageError
-    from models.preprocess import label_from_path, load_image
+    from pawlens.models.errors import ImageError
+    from pawlens.models.preprocess import label_from_path, load_image
 
     files = image_files(folder)
     if not files:
@@ -568,12 +568,11 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         latency_reference: an untrained model of this architecture timed in PyTorch fp32 eager beside the others
             (``resnet50``, the CLI's default: the usual yardstick), for latency ratios across architectures; ``None``: none.
     """
+    from pawlens.models.artifact import ArtifactMeta
+    from pawlens.models.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
+    from pawlens.models.registry import create_model, list_models
     from tqdm import tqdm
-
-    from models.artifact import ArtifactMeta
-    from models.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
-    from models.preprocess import PreprocessConfig, preprocess_numpy
-    from models.registry import create_model, list_models
 
     from .compare import compare_logits, default_gate
     from .factory import BACKENDS, backend_installed, file_kind, plan_runner, read_meta
@@ -637,7 +636,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         meta_ck = ArtifactMeta.from_checkpoint(ckpt)
         cfg = meta_ck.preprocess
         classes = list(meta_ck.class_names)
-        from models.console import sha256_file
+        from pawlens.models.console import sha256_file
 
         main_label = _model_label(meta_ck.arch, embedded)
         groups: dict[str, dict[str, Any]] = {"": {"label": main_label, "path": ckpt_path, "cfg": cfg, "classes": classes,
@@ -654,7 +653,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         if ref_arch and (ref_arch in {g["arch"] for g in groups.values()} or "torch" not in wanted or "cpu" not in devices):
             ref_arch = None  # a trained model of that architecture is in the run already (or no CPU PyTorch rows)
         if ref_arch:
-            from models.registry import model_info
+            from pawlens.models.registry import model_info
 
             torch.manual_seed(0)
             pre_r = model_info(ref_arch).preprocess()
@@ -730,7 +729,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
                 c.threads = threads
                 cands.append(c)
 
-        from models.device import cpu_supports_bf16
+        from pawlens.models.device import cpu_supports_bf16
 
         bf16_ok = cpu_supports_bf16()
         if "cpu" in devices and not bf16_ok:
@@ -1006,7 +1005,7 @@ def _export_artifacts(ckpt, model_dir: str, x_calib: np.ndarray, *, want_ort: bo
     if not want_ort and not want_trt:
         return out
     try:
-        from export.onnx import convert_fp16, export_onnx
+        from pawlens.export.onnx import convert_fp16, export_onnx
     except ImportError as e:
         notes.append(f"ONNX export unavailable ({e}); only PyTorch rows")
         return out
@@ -1022,7 +1021,7 @@ def _export_artifacts(ckpt, model_dir: str, x_calib: np.ndarray, *, want_ort: bo
     LOG.info("bench: exported %s in %.1f s", os.path.basename(fp32), time.perf_counter() - t0)
     out.append((fp32, read_meta(fp32), True))
     try:
-        from export.quantize import quantize_int8
+        from pawlens.export.quantize import quantize_int8
 
         t0 = time.perf_counter()
         int8 = quantize_int8(fp32, stem + ".int8.onnx", x_calib)
@@ -1039,7 +1038,7 @@ def _export_artifacts(ckpt, model_dir: str, x_calib: np.ndarray, *, want_ort: bo
             fp16 = None
         if want_trt:
             try:
-                from export.tensorrt import build_engine
+                from pawlens.export.tensorrt import build_engine
 
                 eng = stem + ".fp16.engine"
                 build_engine(fp32, eng, fp16_onnx_path=fp16)
@@ -1097,7 +1096,7 @@ def _judge_auto(path, meta, plan, key, rows: list[BenchRow], batch_sizes, by_key
 
 def _measure_overhead(cfg, n_classes: int, reps: int = 30) -> dict[str, Any]:
     """Preprocessing of one 640x480 frame + softmax: the runtime's own cost per frame."""
-    from models.preprocess import preprocess_numpy
+    from pawlens.models.preprocess import preprocess_numpy
 
     from .predictor import softmax
 
@@ -1120,7 +1119,7 @@ def _measure_overhead(cfg, n_classes: int, reps: int = 30) -> dict[str, Any]:
 
 
 def _measure_ceiling_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
-    from models.checkpoint import load_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint
 
     from .ceiling import measure
 
@@ -1128,7 +1127,7 @@ def _measure_ceiling_file(ckpt_path: str, threads: int | None) -> dict[str, Any]
 
 
 def _measure_cam_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
-    from models.checkpoint import load_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint
 
     return _measure_cam(load_checkpoint(ckpt_path), threads=threads)
 
@@ -1136,10 +1135,9 @@ def _measure_cam_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
 def _measure_cam(ckpt, *, threads: int | None, reps: int = 7) -> dict[str, Any]:
     """One Grad-CAM (224 px frame, CPU) against one PyTorch fp32 forward, interleaved; medians."""
     import torch
-
-    from models.checkpoint import model_from_checkpoint
-    from models.gradcam import GradCAM
-    from models.registry import model_info
+    from pawlens.models.checkpoint import model_from_checkpoint
+    from pawlens.models.gradcam import GradCAM
+    from pawlens.models.registry import model_info
 
     old = torch.get_num_threads()
     if threads:

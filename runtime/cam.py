@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from models.errors import InputError
-from models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
+from pawlens.models.errors import InputError
+from pawlens.models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
 
 from .predictor import softmax
 
@@ -69,8 +68,8 @@ class CamExplainer:
     """
 
     def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None):
-        from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
-        from models.registry import model_info
+        from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
+        from pawlens.models.registry import model_info
 
         if isinstance(checkpoint, dict):
             self.ckpt = checkpoint
@@ -93,9 +92,9 @@ class CamExplainer:
         """Build the model and open the Grad-CAM hooks, in the calling thread."""
         if self._cam is not None:
             return self
-        from models.checkpoint import model_from_checkpoint
-        from models.device import resolve_device
-        from models.gradcam import GradCAM
+        from pawlens.models.checkpoint import model_from_checkpoint
+        from pawlens.models.device import resolve_device
+        from pawlens.models.gradcam import GradCAM
 
         self.device = resolve_device(self.device_requested)
         self.model = model_from_checkpoint(self.ckpt).to(self.device)

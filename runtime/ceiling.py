@@ -96,7 +96,7 @@ def gemm_rates(threads: int | None = None, n: int = 2048, reps: int = 6) -> dict
         g = torch.Generator().manual_seed(0)
         a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
         out: dict[str, Any] = {"gemm_n": n, "fp32_gflops": 2 * n**3 / _median_seconds(lambda: a @ b, reps) / 1e9}
-        from models.device import cpu_supports_bf16
+        from pawlens.models.device import cpu_supports_bf16
 
         if cpu_supports_bf16():  # emulated bf16 (AVX2 CPUs) takes minutes per 2048^3 product and bounds nothing
             a16, b16 = a.bfloat16(), b.bfloat16()
@@ -117,7 +117,7 @@ def rate_for(precision: str, rates: dict[str, Any]) -> float | None:
 
 def measure(ckpt, threads: int | None = None) -> dict[str, Any]:
     """``count_macs`` of the checkpoint's model and :func:`gemm_rates`, as one dict (what the bench stores)."""
-    from models.checkpoint import model_from_checkpoint
+    from pawlens.models.checkpoint import model_from_checkpoint
 
     macs = count_macs(model_from_checkpoint(ckpt), int(ckpt["preprocess"]["input_size"]))
     return {"macs": macs, **gemm_rates(threads)}

@@ -1,6 +1,6 @@
 """Numerical parity between a reference and a candidate runner (after Polygraphy's Comparator).
 
-    from runtime.compare import compare, default_gate
+    from pawlens.runtime.compare import compare, default_gate
     res = compare(TorchRunner("best.pt"), OrtRunner("best.int8.onnx"), inputs, labels=labels)
     res.passed, res.max_abs, res.top1_agreement, res.checks      # [(name, measured, limit, ok), ...]
     print(ParityResult.markdown_header() + res.markdown_row())
@@ -36,8 +36,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
-
-from models.errors import ArtifactError, InputError
+from pawlens.models.errors import ArtifactError, InputError
 
 from .base import Runner
 

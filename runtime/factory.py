@@ -14,16 +14,9 @@ sidecar) and are on ``runner.meta`` before activation.
 artifact's own parity gate (it never lowers the precision: no bf16 for an fp32 artifact unless
 ``precision="bf16"`` is asked for):
 
-======================  ===========================================================================
-``.pt``                 torch; fp32, channels_last on the CPU (same numbers as NCHW within 1e-5)
-``.onnx`` on CUDA       onnxruntime with the CUDA EP (fall-back to CPU is visible in describe())
-``.onnx`` INT8, CPU     OpenVINO when installed (faster than onnxruntime on the same QDQ model
-                        in pawlens-bench), else onnxruntime
-``.onnx`` fp32, CPU     OpenVINO f32 when installed (7-12% faster than onnxruntime at batch 1 in three
-                        pawlens-bench runs here, equal at batch 8; same logits within 1e-6), else onnxruntime
-``.onnx`` + bf16        OpenVINO with INFERENCE_PRECISION_HINT=bf16 (only when asked for)
-``.engine``             TensorRT
-======================  ===========================================================================
+the order is the formats table's (:mod:`pawlens.runtime.formats`): a ``.pt`` on torch in plain NCHW, an ONNX
+file on OpenVINO on the CPU (else onnxruntime) and on onnxruntime's CUDA EP on a GPU, an ``.engine`` on TensorRT;
+``precision="bf16"`` for an fp32 ONNX means OpenVINO with INFERENCE_PRECISION_HINT=bf16 (only when asked for).
 
 Model files from elsewhere are untrusted input (ONNX graphs and TensorRT engines are parsed by native
 code; engines must never be deserialized from an untrusted source): load only files you or
@@ -37,18 +30,17 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from models.artifact import ArtifactMeta
-from models.errors import ArtifactError, BackendUnavailable, InputError
-from models.preprocess import PreprocessConfig
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.models.preprocess import PreprocessConfig
 
+from . import formats
 from .base import Runner
 from .ort_runner import cuda_visible
 
-BACKENDS = ("auto", "torch", "ort", "openvino", "trt")
+BACKENDS = ("auto", *formats.BACKENDS)
 DEVICES = ("auto", "cpu", "cuda")
-SUFFIXES = {".pt": "PyTorch checkpoint", ".onnx": "ONNX model", ".engine": "TensorRT engine (+ .engine.json sidecar)"}
-_EXTRA = {"ort": ("onnxruntime", "cpu"), "openvino": ("openvino", "openvino"), "trt": ("tensorrt", "gpu")}
-_FILE_BACKENDS = {".pt": ("torch",), ".onnx": ("ort", "openvino"), ".engine": ("trt",)}
+SUFFIXES = formats.KINDS
 
 
 def file_kind(path: str | os.PathLike) -> str:
@@ -64,8 +56,7 @@ def file_kind(path: str | os.PathLike) -> str:
     if not os.path.exists(p):
         raise ArtifactError(f"{p}: model file not found; check the path ({', '.join(SUFFIXES)})")
     ext = os.path.splitext(p)[1].lower()
-    if ext == ".pth":
-        ext = ".pt"
+    ext = formats.ALIASES.get(ext, ext)
     if ext not in SUFFIXES:
         kinds = ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items())
         raise ArtifactError(f"{p}: unknown model file type {ext or '(no suffix)'!r}; supported: {kinds}")
@@ -76,7 +67,7 @@ def backend_installed(backend: str) -> bool:
     """Whether the backend's library can be imported (checked without importing it)."""
     if backend == "torch":
         return True
-    mod = _EXTRA[backend][0]
+    mod = formats.BACKENDS[backend].module
     try:
         return importlib.util.find_spec(mod) is not None
     except (ImportError, ValueError):
@@ -109,7 +100,7 @@ def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise InputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     ext = file_kind(p)
-    allowed = _FILE_BACKENDS[ext]
+    allowed = formats.backends_for(ext)
     if backend != "auto" and backend not in allowed:
         hint = " (export it to ONNX / TensorRT with pawlens-export first)" if ext == ".pt" else ""
         raise InputError(f"--backend {backend} cannot load a {ext} file ({SUFFIXES[ext]}); choose auto or {' / '.join(allowed)}{hint}")
@@ -120,7 +111,7 @@ def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         dev = device
         if dev == "auto":
             dev = "cuda" if cuda_visible() else "cpu"
-        cl = dev == "cpu" or prec.startswith("bf16")
+        cl = prec.startswith("bf16")  # plain NCHW for fp32: see formats.auto_choice
         return Plan("torch", {"device": dev, "precision": prec, "channels_last": cl}, "PyTorch checkpoint")
 
     if ext == ".engine":
@@ -151,18 +142,17 @@ def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         if not backend_installed("openvino"):
             raise BackendUnavailable("bf16 for an ONNX model needs OpenVINO; install it with: pip install -e '.[openvino]'")
         return Plan("openvino", {"precision": "bf16"}, "bf16 asked for: OpenVINO INFERENCE_PRECISION_HINT=bf16")
-    if cuda_dev or (device == "auto" and cuda_visible() and _ort_has_cuda()):
-        return Plan("ort", {"device": "cuda" if device == "auto" else device}, "CUDA: onnxruntime CUDA EP")
-    have_ort, have_ov = backend_installed("ort"), backend_installed("openvino")
-    if art_prec == "int8" and have_ov:
-        return Plan("openvino", {"precision": "fp32"}, "INT8 on the CPU: OpenVINO runs the QDQ model fastest")
-    if have_ov:
-        return Plan("openvino", {"precision": "fp32"}, f"{art_prec} on the CPU: OpenVINO f32 (faster than onnxruntime at batch 1)")
-    if have_ort:
-        return Plan("ort", {"device": "cpu"}, f"{art_prec} on the CPU: onnxruntime")
-    raise BackendUnavailable(
-        "no ONNX backend is installed; install one with: pip install -e '.[cpu]' (onnxruntime) or -e '.[openvino]'"
-    )
+    cuda = cuda_dev or (device == "auto" and cuda_visible() and _ort_has_cuda())
+    installed = [b for b in formats.BACKENDS if backend_installed(b)]
+    choice = formats.auto_choice(ext, art_prec, cuda=cuda, installed=installed)
+    if choice is None:
+        raise BackendUnavailable(
+            "no ONNX backend is installed; install one with: pip install -e '.[cpu]' (onnxruntime) or -e '.[openvino]'"
+        )
+    name, kw, reason = choice
+    if name == "ort" and cuda_dev:
+        kw = {**kw, "device": device}
+    return Plan(name, kw, reason)
 
 
 def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = None) -> ArtifactMeta | None:
@@ -170,7 +160,7 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
     p = os.fspath(path)
     ext = file_kind(p)
     if ext == ".pt":
-        from models.checkpoint import load_checkpoint
+        from pawlens.models.checkpoint import load_checkpoint
 
         return ArtifactMeta.from_checkpoint(load_checkpoint(p))
     if ext == ".engine":
@@ -214,7 +204,7 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         raise InputError(f"--threads {threads}: must be a whole number >= 1 (leave it unset for the backend's default)")
     ckpt = None
     if file_kind(p) == ".pt":
-        from models.checkpoint import load_checkpoint
+        from pawlens.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(p)  # loaded once: the runner takes the dict
         meta = ArtifactMeta.from_checkpoint(ckpt)
@@ -222,10 +212,8 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         meta = read_meta(p, class_names=class_names)
     plan = plan_runner(p, backend=backend, device=device, precision=precision, meta=meta)
     if plan.backend != "torch" and not backend_installed(plan.backend):
-        mod, extra = _EXTRA[plan.backend]
-        how = "install it with NVIDIA's instructions (pip install tensorrt) on a CUDA machine" if plan.backend == "trt" else (
-            f"install it with: pip install -e '.[{extra}]'")
-        raise BackendUnavailable(f"--backend {plan.backend} needs {mod}, which is not installed; {how}")
+        b = formats.BACKENDS[plan.backend]
+        raise BackendUnavailable(f"--backend {plan.backend} needs {b.module}, which is not installed; install it with: {b.install}")
     if compile and plan.backend != "torch":
         raise InputError(f"--compile applies to a .pt checkpoint (PyTorch); {os.path.basename(p)} runs on {plan.backend}, drop --compile")
     kw = dict(plan.kwargs)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 
-from models.errors import ArtifactError
+from pawlens.models.errors import ArtifactError
 
 _METADATA_PROPS = 14
 _GRAPH = 7
@@ -206,7 +206,7 @@ def run_error(path: str | os.PathLike, backend: str, e: BaseException):
     A failed allocation (a ConstantOfShape bomb, or a batch too large for this machine) exits 1 and
     says both; anything else the graph does wrong is an ArtifactError (exit 2).
     """
-    from models.errors import PawlensError
+    from pawlens.models.errors import PawlensError
 
     msg = " ".join(str(e).split())
     short = msg[:160]

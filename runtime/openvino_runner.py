@@ -32,9 +32,8 @@ import threading
 from typing import Any
 
 import numpy as np
-
-from models.artifact import ArtifactMeta
-from models.errors import ArtifactError, InputError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .onnx_meta import check_graph_io, read_onnx_props, run_error

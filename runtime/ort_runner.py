@@ -28,9 +28,8 @@ import os
 from typing import Any
 
 import numpy as np
-
-from models.artifact import ArtifactMeta
-from models.errors import ArtifactError, InputError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .onnx_meta import check_graph_io, check_output_classes, read_onnx_props, run_error

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
-
-from models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
-from models.errors import DataError, ImageError, InputError, OutputError
-from models.preprocess import IMAGE_EXTENSIONS, list_images, load_image, resized_shape
+from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
+from pawlens.models.errors import DataError, ImageError, InputError, OutputError
+from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image, resized_shape
 
 from .factory import BACKENDS
 
@@ -127,8 +126,7 @@ def clip_shortfall(n_read: int, declared: int) -> str:
 
 def _video_items(path: str, every_n: int) -> Iterator[Item]:
     import cv2
-
-    from models.preprocess import check_aspect
+    from pawlens.models.preprocess import check_aspect
 
     if os.path.getsize(path) == 0:
         yield Item(path, error="zero-byte video file")
@@ -250,7 +248,7 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
                                probs={c: float(v) for c, v in zip(p.class_names, p.probs)}, preprocess_ms=p.preprocess_ms,
                                infer_ms=p.infer_ms, size=f"{it.image.shape[1]}x{it.image.shape[0]}")
                     if explainer is not None:
-                        from models.gradcam import overlay
+                        from pawlens.models.gradcam import overlay
 
                         cr = explainer.explain(it.image, class_index=p.index)
                         img = overlay(it.image, cr.heatmap, alpha=alpha)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-
-from models.errors import ArtifactError
-from models.preprocess import PreprocessConfig, preprocess_numpy
+from pawlens.models.errors import ArtifactError
+from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
 from .base import Runner
 

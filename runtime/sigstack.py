@@ -1,6 +1,6 @@
 """Valid alternate signal stacks after native libraries have swapped them (OpenVINO's CPU plugin does).
 
-    from runtime.sigstack import ensure_signal_stack
+    from pawlens.runtime.sigstack import ensure_signal_stack
     ensure_signal_stack()        # this thread gets an alternate signal stack of ours, kept for the process's life
 
 Why: OpenVINO's CPU plugin (openvinotoolkit/openvino PR 11894, "signal stack management for AMX",

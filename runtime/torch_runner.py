@@ -24,11 +24,10 @@ import time
 from typing import Any
 
 import numpy as np
-
-from models.artifact import ArtifactMeta
-from models.checkpoint import load_checkpoint, model_from_checkpoint
-from models.device import resolve_device
-from models.errors import BackendUnavailable, InputError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
+from pawlens.models.device import resolve_device
+from pawlens.models.errors import BackendUnavailable, InputError
 
 from .base import InputSpec, Runner
 

@@ -32,9 +32,8 @@ import os
 from typing import Any
 
 import numpy as np
-
-from models.artifact import ArtifactMeta
-from models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.models.artifact import ArtifactMeta
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 
 from .base import InputSpec, Runner, lazy_import
 
@@ -164,7 +163,7 @@ class TrtRunner(Runner):
         self._trt_version = str(trt.__version__)
         check_engine_compat(self.sidecar, trt_version=self._trt_version, gpu_name=props.name, compute_capability=cc, path=self.path)
         if self.verify_sha256 and self.sidecar.get("engine_sha256"):
-            from models.console import sha256_file
+            from pawlens.models.console import sha256_file
 
             if sha256_file(self.path) != self.sidecar["engine_sha256"]:
                 raise ArtifactError(f"{self.path}: the engine does not match its sidecar's engine_sha256 (replaced or truncated); {REBUILD}")

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from models.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
-from models.synthetic import write_image_folder as _write
+from pawlens.models.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
+from pawlens.models.synthetic import write_image_folder as _write
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PAWLENS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -56,10 +55,9 @@ def image_folder(tmp_path) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained baseline checkpoint at 32 px (2 classes: cat, dog)."""
     import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     torch.manual_seed(0)
     m = create_model("baseline", num_classes=2)
@@ -72,10 +70,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def resnet_checkpoint(tmp_path_factory) -> Path:
     """An untrained ResNet50 checkpoint at 224 px (random weights, 2 classes)."""
     import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     torch.manual_seed(0)
     m = create_model("resnet50", num_classes=2)
@@ -101,7 +98,7 @@ def make_window(qtbot):
 
     ``make(size=(W, H), options=None, **kw)``: ``kw`` go to ``MainWindow``; ``size=None`` keeps its own size.
     """
-    from gui.window import MainWindow, WindowOptions
+    from pawlens.gui.window import MainWindow, WindowOptions
 
     made = []
 
@@ -126,10 +123,9 @@ def make_window(qtbot):
 def rt_tiny_onnx(tiny_checkpoint, tmp_path_factory) -> dict:
     """The tiny checkpoint exported to fp32 and INT8 ONNX (INT8 calibrated on synthetic images): {"pt", "fp32", "int8"}."""
     import numpy as np
-
-    from export.onnx import export_onnx
-    from export.quantize import quantize_int8
-    from models.preprocess import PreprocessConfig, preprocess_numpy
+    from pawlens.export.onnx import export_onnx
+    from pawlens.export.quantize import quantize_int8
+    from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
     d = tmp_path_factory.mktemp("rt_onnx")
     fp32 = export_onnx(tiny_checkpoint, d / "tiny.onnx")
@@ -147,12 +143,11 @@ def rt_trained_baseline(shared_data, tmp_path_factory) -> dict:
     INT8 is calibrated on 32 further photos.  Takes a few seconds.
     """
     import torch
-
-    from export.onnx import export_onnx
-    from export.quantize import quantize_int8
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig, load_image, preprocess_numpy
-    from models.registry import create_model
+    from pawlens.export.onnx import export_onnx
+    from pawlens.export.quantize import quantize_int8
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig, load_image, preprocess_numpy
+    from pawlens.models.registry import create_model
 
     cfg = PreprocessConfig.for_size(64)
     cats = sorted((shared_data / "catsdogs" / "cat").glob("*.jpg"))

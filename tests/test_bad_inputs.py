@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pawlens.models.registry import create_model
+from pawlens.models.synthetic import write_image_folder
 from PIL import Image
-
-from models.registry import create_model
-from models.synthetic import write_image_folder
 
 ROWS: list[tuple[str, str, int, str]] = []
 
@@ -55,8 +54,8 @@ class Pickled:
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory, tiny_checkpoint):
     """A folder of bad inputs, built once: returns a dict name -> path."""
-    from export.onnx import export_onnx
-    from export.tensorrt import profile_shapes
+    from pawlens.export.onnx import export_onnx
+    from pawlens.export.tensorrt import profile_shapes
 
     d = tmp_path_factory.mktemp("bad")
     f: dict[str, Path] = {}
@@ -151,9 +150,9 @@ def bad(tmp_path_factory, tiny_checkpoint):
 
 def _engine_sidecar(onnx_path, engine_path) -> dict:
     """The sidecar pawlens-export would write for an engine built from ``onnx_path`` (GPU fields made up)."""
-    from export.tensorrt import STRONGLY_TYPED, build_sidecar, profile_shapes
-    from models.console import sha256_file
-    from runtime.factory import read_meta
+    from pawlens.export.tensorrt import STRONGLY_TYPED, build_sidecar, profile_shapes
+    from pawlens.models.console import sha256_file
+    from pawlens.runtime.factory import read_meta
 
     meta = read_meta(onnx_path)
     meta.precision = "fp16"
@@ -193,15 +192,15 @@ def _with_meta(src, dst, **changes):
 
 def _run(capsys, cmd: str, argv: list[str]) -> tuple[int, str]:
     if cmd == "pawlens-train":
-        from train.cli import train_main as fn
+        from pawlens.train.cli import train_main as fn
     elif cmd == "pawlens-eval":
-        from train.cli import eval_main as fn
+        from pawlens.train.cli import eval_main as fn
     elif cmd == "pawlens-export":
-        from export.cli import main as fn
+        from pawlens.export.cli import main as fn
     elif cmd == "pawlens-predict":
-        from runtime.predict import main as fn
+        from pawlens.runtime.predict import main as fn
     elif cmd == "pawlens-bench":
-        from runtime.bench import main as fn
+        from pawlens.runtime.bench import main as fn
     else:
         raise AssertionError(cmd)
     capsys.readouterr()
@@ -297,8 +296,8 @@ def test_export_bad_inputs(capsys, bad, tmp_path, tiny_checkpoint, image_folder)
     for what, argv, want_rc, want_in in cases:
         rc, err = _run(capsys, "pawlens-export", argv)
         _check("pawlens-export", what, rc, err, want_rc, want_in)
-    from export.pipeline import LOCK_NAME
-    from models.console import FolderLock
+    from pawlens.export.pipeline import LOCK_NAME
+    from pawlens.models.console import FolderLock
 
     out.mkdir(exist_ok=True)
     with FolderLock(out, LOCK_NAME, prog="pawlens-export"):  # as a running export into the same folder holds it
@@ -416,7 +415,7 @@ def test_gui_bad_inputs(bad, tmp_path):
             shot = bad["unwritable_out"] / "s.png"
         t0 = time.perf_counter()
         try:
-            p = subprocess.run([sys.executable, "-m", "gui.app", *map(str, argv), "--exit-after", "3", "--timeout", "60",
+            p = subprocess.run([sys.executable, "-m", "pawlens.gui.app", *map(str, argv), "--exit-after", "3", "--timeout", "60",
                                 "--screenshot", str(shot), "--json", str(js)], capture_output=True, text=True, env=env, timeout=120)
         except subprocess.TimeoutExpired:
             ROWS.append(("pawlens-gui", what, -1, "HUNG (killed after 120 s)"))
@@ -648,8 +647,8 @@ def _tiny(bad) -> Path:
 _PEAK = """
 import resource, sys, time
 t0 = time.perf_counter()
-from models.errors import ImageError
-from models.preprocess import PreprocessConfig, load_image, preprocess_numpy
+from pawlens.models.errors import ImageError
+from pawlens.models.preprocess import PreprocessConfig, load_image, preprocess_numpy
 try:
     a = load_image(sys.argv[1])
     x = preprocess_numpy(a, PreprocessConfig())
@@ -669,7 +668,7 @@ def test_peak_memory_of_huge_and_strip_images_stays_under_1gb(robust, tmp_path):
     Before issue 12: 1x1,000,000 and 2x100,000 PNGs made the resize ask for 786 GB / 39 GB (fatal cv2.error,
     897 MB on the torch path); a 200 MP 16-bit PNG peaked at 5.4 GB (float64 copies), a 200 MP RGB PNG at 3.5 GB.
     """
-    from models.preprocess import MAX_PIXELS
+    from pawlens.models.preprocess import MAX_PIXELS
 
     side = int(MAX_PIXELS ** 0.5)
     cases = [("1x1,000,000 PNG", robust["strip1"], "ImageError"), ("2x100,000 PNG", robust["strip2"], "ImageError"),
@@ -738,7 +737,7 @@ def test_clips_say_how_they_ended_and_ffmpeg_stays_quiet(bad, robust, tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)
 
     def predict(*srcs):
-        p = subprocess.run([sys.executable, "-m", "runtime.predict", str(bad["onnx"]), *map(str, srcs), "--quiet", "--every-n", "10"],
+        p = subprocess.run([sys.executable, "-m", "pawlens.runtime.predict", str(bad["onnx"]), *map(str, srcs), "--quiet", "--every-n", "10"],
                            capture_output=True, text=True, env=env, timeout=300)
         return p.returncode, p.stderr
 
@@ -757,7 +756,7 @@ def test_clips_say_how_they_ended_and_ffmpeg_stays_quiet(bad, robust, tmp_path):
 
 def test_one_frame_clip_loops_and_damaged_clip_says_so(robust):
     pytest.importorskip("PySide6")
-    from gui.sources import VideoSource
+    from pawlens.gui.sources import VideoSource
 
     src = VideoSource(str(robust["one_frame_clip"]), loop=True).open()
     got = [src.read() is not None for _ in range(4)]
@@ -775,7 +774,7 @@ def test_one_frame_clip_loops_and_damaged_clip_says_so(robust):
 
 def test_max_images_counts_readable_images(bad, tmp_path):
     """--max-images N takes N readable images: unreadable files met on the way are passed over (and reported)."""
-    from train.data import discover
+    from pawlens.train.data import discover
 
     data = write_image_folder(tmp_path / "d", n_per_class=6, size=40)
     for c in ("cat", "dog"):
@@ -791,8 +790,8 @@ def test_max_images_counts_readable_images(bad, tmp_path):
 def test_library_warnings_never_precede_a_one_line_error(capsys):
     import warnings
 
-    from models.console import run_cli
-    from models.errors import InputError
+    from pawlens.models.console import run_cli
+    from pawlens.models.errors import InputError
 
     def fails(_argv):
         warnings.warn("Possibly corrupt EXIF data", UserWarning, stacklevel=2)
@@ -816,7 +815,7 @@ def test_library_warnings_never_precede_a_one_line_error(capsys):
 def test_gui_slideshow_survives_strips_and_refuses_a_folder_as_screenshot(bad, robust, tmp_path):
     pytest.importorskip("PySide6")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    base = [sys.executable, "-m", "gui.app", "--model", str(bad["onnx"]), "--exit-after", "3", "--timeout", "60"]
+    base = [sys.executable, "-m", "pawlens.gui.app", "--model", str(bad["onnx"]), "--exit-after", "3", "--timeout", "60"]
     p = subprocess.run([*base, "--source", str(robust["mixed"]), "--interval", "0.2", "--json", str(tmp_path / "s.json")],
                        capture_output=True, text=True, env=env, timeout=120)
     ROWS.append(("pawlens-gui", "slideshow: 8 photos + 2 strips", p.returncode, (p.stderr.strip().splitlines() or [""])[-1]))

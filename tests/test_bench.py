@@ -8,10 +8,9 @@ import math
 import os
 
 import pytest
+from pawlens.runtime.bench import main, run_bench
+from pawlens.runtime.torch_runner import cxx_compiler
 from PIL import Image
-
-from runtime.bench import main, run_bench
-from runtime.torch_runner import cxx_compiler
 
 
 def _check_row_sanity(rows, batch_sizes):
@@ -26,7 +25,7 @@ def test_run_bench_inline_writes_four_files(rt_tiny_onnx, tmp_path):
     res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 3), iters=3, warmup=1,
                     isolation="inline", out=str(tmp_path / "b"), n_images=6, compile="off", progress=False)
     assert set(res.files) == {"json", "csv", "md", "png"}
-    from models.device import cpu_supports_bf16
+    from pawlens.models.device import cpu_supports_bf16
 
     keys = {r.key for r in res.rows}
     assert {"torch-fp32", "torch-fp32-cl", "ort-fp32@tiny.onnx", "ort-int8@tiny.int8.onnx", "openvino-fp32@tiny.onnx",
@@ -74,7 +73,7 @@ def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path
     """
     res = run_bench(None, [rt_tiny_onnx["fp32"]], batch_sizes=(2,), iters=2, warmup=1, backends=("torch", "ort"), isolation="process",
                     out=str(tmp_path / "p"), n_images=2, cam=False, progress=False)
-    from models.device import cpu_supports_bf16
+    from pawlens.models.device import cpu_supports_bf16
 
     bf16 = cpu_supports_bf16()
     want = {"torch-fp32", "torch-fp32-cl", "ort-fp32@tiny.onnx"} | ({"torch-bf16-cl", "torch-bf16ac-cl"} if bf16 else set())
@@ -119,11 +118,10 @@ def test_two_models_accuracy_against_latency(rt_trained_baseline, shared_data, t
     import shutil
 
     import torch
-
-    from export.onnx import export_onnx
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.export.onnx import export_onnx
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     torch.manual_seed(1)
     other = save_checkpoint(tmp_path / "m2" / "best.pt", model=create_model("baseline", num_classes=2), arch="baseline",

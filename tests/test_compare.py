@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
-from models.errors import ArtifactError, InputError
-from runtime.base import InputSpec, Runner
-from runtime.compare import (
+from pawlens.models.errors import ArtifactError, InputError
+from pawlens.runtime.base import InputSpec, Runner
+from pawlens.runtime.compare import (
     DEFAULT_TIE_MARGIN,
     Gate,
     ParityResult,

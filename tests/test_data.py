@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import synthetic_image, write_image_folder
-from PIL import Image
-
-from models.errors import DataError
-from models.preprocess import PreprocessConfig, torch_eval_transform
-from train.data import (
+from pawlens.models.errors import DataError
+from pawlens.models.preprocess import PreprocessConfig, torch_eval_transform
+from pawlens.train.data import (
     ImageListDataset,
     discover,
     load_split,
@@ -24,6 +22,7 @@ from train.data import (
     stratified_split,
     stratified_subset,
 )
+from PIL import Image
 
 
 def _flat(root: Path, n: int = 10, classes=("cat", "dog")) -> Path:

@@ -6,8 +6,7 @@ import json
 import os
 
 import pytest
-
-from demo.cli import main
+from pawlens.demo.cli import main
 
 
 def _run_demo(args: list[str]) -> tuple[int, str]:
@@ -15,7 +14,7 @@ def _run_demo(args: list[str]) -> tuple[int, str]:
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "demo.cli", *args], capture_output=True, text=True, timeout=600)
+    p = subprocess.run([sys.executable, "-m", "pawlens.demo.cli", *args], capture_output=True, text=True, timeout=600)
     return p.returncode, p.stdout + p.stderr
 
 
@@ -34,7 +33,7 @@ def _check_report(out, *, expect: list[str]):
 
 @pytest.mark.slow
 def test_demo_with_data(tmp_path, capsys):
-    from models.synthetic import write_image_folder
+    from pawlens.models.synthetic import write_image_folder
 
     data = write_image_folder(tmp_path / "photos", n_per_class=20, size=48)
     out = tmp_path / "demo"

@@ -9,10 +9,9 @@ import os
 import numpy as np
 import pytest
 import torch
-
-from models.efficientnet import LITE_MEAN, LITE_STD, imagenet_weights_file, map_lukemelas_keys
-from models.errors import InputError, WeightsError
-from models.registry import create_model, model_info
+from pawlens.models.efficientnet import LITE_MEAN, LITE_STD, imagenet_weights_file, map_lukemelas_keys
+from pawlens.models.errors import InputError, WeightsError
+from pawlens.models.registry import create_model, model_info
 
 NAME = "efficientnet_lite0"
 
@@ -67,7 +66,7 @@ def test_preprocessing_is_the_one_the_weights_were_trained_with():
 @pytest.mark.realdata
 def test_zero_shot_imagenet_head_labels_real_photos(imagenet_model, shared_data):
     """With ImageNet's own head (cat = 281-285, dog = 151-268) and no training, >= 85% of a fixed photo set is right."""
-    from models.preprocess import load_image, preprocess_numpy
+    from pawlens.models.preprocess import load_image, preprocess_numpy
 
     cfg = model_info(NAME).preprocess()
     files = [(p, 0) for p in sorted((shared_data / "catsdogs" / "cat").glob("*.jpg"))[:60]]
@@ -89,7 +88,7 @@ def _catdog(img_size=224):
 
 
 def test_head_keeps_the_imagenet_classes_it_replaces(imagenet_model):
-    from models.efficientnet import ClassGroupHead
+    from pawlens.models.efficientnet import ClassGroupHead
 
     m, args = _catdog()
     assert args == {"img_size": 224, "class_groups": [list(range(281, 286)), list(range(151, 269))]}
@@ -112,13 +111,13 @@ def test_head_keeps_the_imagenet_classes_it_replaces(imagenet_model):
 
 
 def load_split_for(res) -> list:
-    from train.data import load_split
+    from pawlens.train.data import load_split
 
     return load_split(os.path.join(res.out_dir, "split.json")).splits["train"]
 
 
 def _cfg(**kw):
-    from train.config import resolve_config
+    from pawlens.train.config import resolve_config
 
     cfg = resolve_config({"data": "unused", "model": NAME, **kw})
     cfg["unfreeze"] = cfg["unfreeze"] or list(model_info(NAME).unfreeze_default)
@@ -131,14 +130,14 @@ def test_product_defaults_need_no_flag():
     assert (cfg["lr_head"], cfg["lr_backbone"], cfg["bn_frozen"], cfg["l2sp"]) == (3e-4, 1e-5, True, 10.0)
     assert cfg["unfreeze"] == ["blocks.6", "conv_head", "bn2"]
     assert _cfg(epochs=4, bn_frozen=False)["epochs"] == 4 and not _cfg(bn_frozen="false")["bn_frozen"]  # flags override
-    from train.config import resolve_config
+    from pawlens.train.config import resolve_config
 
     base = resolve_config({"data": "x", "model": "baseline"})
     assert (base["lr"], base["epochs"], base["bn_frozen"]) == (1e-3, 10, False)
 
 
 def test_which_parameters_train_in_each_phase_and_at_which_rate():
-    from train.loop import configure_phase, phase_plan, train_mode
+    from pawlens.train.loop import configure_phase, phase_plan, train_mode
 
     m = create_model(NAME, num_classes=2, weights="none", img_size=64)
     cfg = _cfg()
@@ -175,8 +174,8 @@ def test_which_parameters_train_in_each_phase_and_at_which_rate():
 
 
 def test_short_two_phase_run_writes_a_self_describing_checkpoint(tmp_path, image_folder, caplog):
-    from models.checkpoint import load_checkpoint, model_from_checkpoint
-    from train.loop import train
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
+    from pawlens.train.loop import train
 
     caplog.set_level(logging.INFO, logger="pawlens")
     res = train({"data": str(image_folder), "model": NAME, "img_size": 64, "epochs": 2, "head_epochs": 1, "batch_size": 8,
@@ -199,7 +198,7 @@ def test_short_two_phase_run_writes_a_self_describing_checkpoint(tmp_path, image
 
 
 def test_weights_none_trains_every_layer_in_one_phase(tmp_path, image_folder, caplog):
-    from train.loop import phase_plan, train
+    from pawlens.train.loop import phase_plan, train
 
     assert phase_plan("resnet50", {"weights": "none", "head_epochs": 3, "epochs": 8}) == ["scratch"]
     caplog.set_level(logging.INFO, logger="pawlens")
@@ -258,7 +257,7 @@ def test_another_architectures_weights_file(tmp_path):
 
 
 def test_unknown_unfreeze_block_lists_the_valid_names(tmp_path, image_folder):
-    from train.loop import train
+    from pawlens.train.loop import train
 
     with pytest.raises(InputError) as e:
         train({"data": str(image_folder), "model": NAME, "img_size": 64, "epochs": 2, "unfreeze": "blocks.9", "num_workers": 0,
@@ -275,9 +274,8 @@ def test_unknown_unfreeze_block_lists_the_valid_names(tmp_path, image_folder):
 def test_gradcam_peaks_inside_the_cat(shared_data):
     """A real cat pasted into one quadrant of a grey-noise canvas: the CAM of "cat" peaks inside it."""
     import cv2
-
-    from models.gradcam import GradCAM
-    from models.preprocess import load_image
+    from pawlens.models.gradcam import GradCAM
+    from pawlens.models.preprocess import load_image
 
     m = _catdog()[0].eval()
     cfg = model_info(NAME).preprocess()
@@ -303,9 +301,9 @@ def test_gradcam_peaks_inside_the_cat(shared_data):
 @pytest.mark.slow
 def test_export_onnx_fp16_int8_pass_their_gates_on_real_photos(shared_data, tmp_path):
     """A briefly trained model (its head sharpened on 170 photos), exported with the defaults and gated on 120 other photos."""
-    from export.pipeline import export_all
-    from train.data import load_split
-    from train.loop import train
+    from pawlens.export.pipeline import export_all
+    from pawlens.train.data import load_split
+    from pawlens.train.loop import train
 
     res = train({"data": str(shared_data / "catsdogs"), "model": NAME, "max_images": 240, "epochs": 2, "head_epochs": 2,
                  "num_workers": 0, "errors_grid": 0, "out": str(tmp_path / "run")})
@@ -327,9 +325,9 @@ def test_export_onnx_fp16_int8_pass_their_gates_on_real_photos(shared_data, tmp_
 @pytest.mark.parametrize("backend", ["ort", "openvino"])
 def test_onnx_with_the_imagenet_class_head_runs_on_every_onnx_backend(tmp_path, backend):
     """The class-group head exports as plain ops (OpenVINO's ONNX reader refused torch.logsumexp's ReduceLogSumExp)."""
-    from export.onnx import export_onnx
-    from models.checkpoint import save_checkpoint
-    from runtime.factory import backend_installed, make_runner
+    from pawlens.export.onnx import export_onnx
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.runtime.factory import backend_installed, make_runner
 
     if not backend_installed(backend):
         pytest.skip(f"{backend} is not installed")

@@ -10,15 +10,15 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from export.onnx import convert_fp16, count_dtypes, export_onnx, read_meta  # noqa: E402
-from export.quantize import quantize_int8  # noqa: E402
-from models.artifact import ArtifactMeta  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.console import sha256_file  # noqa: E402
-from models.errors import ArtifactError, InputError  # noqa: E402
-from runtime.compare import compare, default_gate  # noqa: E402
-from runtime.ort_runner import OrtRunner  # noqa: E402
-from runtime.torch_runner import TorchRunner  # noqa: E402
+from pawlens.export.onnx import convert_fp16, count_dtypes, export_onnx, read_meta  # noqa: E402
+from pawlens.export.quantize import quantize_int8  # noqa: E402
+from pawlens.models.artifact import ArtifactMeta  # noqa: E402
+from pawlens.models.checkpoint import load_checkpoint  # noqa: E402
+from pawlens.models.console import sha256_file  # noqa: E402
+from pawlens.models.errors import ArtifactError, InputError  # noqa: E402
+from pawlens.runtime.compare import compare, default_gate  # noqa: E402
+from pawlens.runtime.ort_runner import OrtRunner  # noqa: E402
+from pawlens.runtime.torch_runner import TorchRunner  # noqa: E402
 
 
 def _inputs(n, s, seed=0):
@@ -36,8 +36,7 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
 def tiny_calib(tmp_path_factory):
     """32 px calibration images made by the runtime's own preprocessing from synthetic photos."""
     from conftest import synthetic_image
-
-    from models.preprocess import PreprocessConfig, preprocess_numpy
+    from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
     rng = np.random.default_rng(3)
     frames = [synthetic_image(i % 2, 64, rng) for i in range(24)]
@@ -156,8 +155,7 @@ def test_int8_rejects_bad_calibration(tiny_onnx, tmp_path):
 
 def test_activation_bytes_counts_every_float_tensor(tmp_path):
     from onnx import TensorProto, helper
-
-    from export.quantize import activation_bytes
+    from pawlens.export.quantize import activation_bytes
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
@@ -169,7 +167,7 @@ def test_activation_bytes_counts_every_float_tensor(tmp_path):
 
 def test_histogram_calibration_that_cannot_fit_is_refused_before_any_work(tiny_onnx, tmp_path):
     """entropy / percentile hold every activation of every image (ResNet50 500 x 224 px: OOM-killed at 24 GB)."""
-    from export.quantize import HISTOGRAM_OVERHEAD, activation_bytes, check_calibration_memory
+    from pawlens.export.quantize import HISTOGRAM_OVERHEAD, activation_bytes, check_calibration_memory
 
     _, p = tiny_onnx
     per_image = activation_bytes(p) * HISTOGRAM_OVERHEAD

@@ -15,11 +15,10 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import SHARED_DATA, write_image_folder  # noqa: E402
-
-from export.cli import main  # noqa: E402
-from export.pipeline import export_all, parse_formats  # noqa: E402
-from models.console import sha256_file  # noqa: E402
-from models.errors import DataError, InputError  # noqa: E402
+from pawlens.export.cli import main  # noqa: E402
+from pawlens.export.pipeline import export_all, parse_formats  # noqa: E402
+from pawlens.models.console import sha256_file  # noqa: E402
+from pawlens.models.errors import DataError, InputError  # noqa: E402
 
 
 def _link_photos(dst: Path, cls: str, files: list[Path]) -> None:
@@ -118,7 +117,7 @@ def test_resnet50_onnx_fp16_int8(resnet_report):
 
 
 def test_broken_onnx_fails_gate_exit_1_and_is_renamed(tiny_checkpoint, photo_sets, tmp_path, monkeypatch, capsys):
-    import export.onnx as eo
+    import pawlens.export.onnx as eo
 
     real = eo.export_onnx
 
@@ -143,7 +142,7 @@ def test_broken_onnx_fails_gate_exit_1_and_is_renamed(tiny_checkpoint, photo_set
 
 
 def test_broken_fp16_only_that_one_fails(tiny_checkpoint, photo_sets, tmp_path, monkeypatch):
-    import export.onnx as eo
+    import pawlens.export.onnx as eo
 
     real = eo.convert_fp16
 
@@ -182,14 +181,13 @@ def test_tensorrt_absent_others_still_written(tiny_checkpoint, photo_sets, tmp_p
 
 def test_trt_step_with_fake_tensorrt_and_runner(tiny_checkpoint, photo_sets, tmp_path, monkeypatch):
     """The pipeline's trt branch: build (fake TensorRT), sidecar, gate with a TrtRunner stand-in (the FP16 ONNX on ORT)."""
+    import pawlens.export.tensorrt as T
+    from pawlens.runtime.ort_runner import OrtRunner
     from test_export_tensorrt import make_fake_trt
-
-    import export.tensorrt as T
-    from runtime.ort_runner import OrtRunner
 
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake_trt("10.16.1"))
     monkeypatch.setattr(T, "gpu_info", lambda: ("Fake GPU", "8.9"))
-    fake_mod = types.ModuleType("runtime.trt_runner")
+    fake_mod = types.ModuleType("pawlens.runtime.trt_runner")
 
     class FakeTrtRunner(OrtRunner):
         def __init__(self, path):  # the engine is gated in the export's staging folder; the FP16 ONNX is already in place
@@ -197,7 +195,7 @@ def test_trt_step_with_fake_tensorrt_and_runner(tiny_checkpoint, photo_sets, tmp
             super().__init__(str(tmp_path / "tiny.fp16.onnx"), name="fake-trt")
 
     fake_mod.TrtRunner = FakeTrtRunner
-    monkeypatch.setitem(sys.modules, "runtime.trt_runner", fake_mod)
+    monkeypatch.setitem(sys.modules, "pawlens.runtime.trt_runner", fake_mod)
     par, _ = photo_sets
     rep = export_all(tiny_checkpoint, formats="fp16,trt", out_dir=tmp_path, parity_images=par, progress=False)
     assert rep.exit_code == 0, [a.reason for a in rep.artifacts]
@@ -277,11 +275,10 @@ def test_parity_folder_without_readable_images_exit_2(tmp_path, tiny_checkpoint,
 
 def test_artifact_from_older_checkpoint_is_rebuilt_not_reused(tmp_path, tiny_checkpoint, image_folder):
     import torch
-
-    from export.onnx import read_meta
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.export.onnx import read_meta
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     out = tmp_path / "o"
     # Checkpoint A exported, then a retrained checkpoint B with the same file name.
@@ -311,8 +308,8 @@ def test_artifact_from_older_checkpoint_is_rebuilt_not_reused(tmp_path, tiny_che
 
 
 def test_load_images_skips_unreadable_and_labels(tmp_path, image_folder):
-    from export.pipeline import load_images, resolve_images
-    from models.preprocess import PreprocessConfig
+    from pawlens.export.pipeline import load_images, resolve_images
+    from pawlens.models.preprocess import PreprocessConfig
 
     (image_folder / "cat" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     flat = tmp_path / "flat"

@@ -20,10 +20,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import write_image_folder  # noqa: E402
-
-from export.cli import main  # noqa: E402
-from export.pipeline import FAULT_ENV, LOCK_NAME, export_all  # noqa: E402
-from models.console import FolderLock, atomic_write_bytes, sha256_file  # noqa: E402
+from pawlens.export.cli import main  # noqa: E402
+from pawlens.export.pipeline import FAULT_ENV, LOCK_NAME, export_all  # noqa: E402
+from pawlens.models.console import FolderLock, atomic_write_bytes, sha256_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADABLE = (".onnx", ".engine")
@@ -62,10 +61,9 @@ def images(tmp_path_factory):
 def two_checkpoints(tmp_path_factory, tiny_checkpoint):
     """Checkpoint A (the tiny fixture) and B (other weights), both named tiny.pt."""
     import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     d = tmp_path_factory.mktemp("ckpts")
     (d / "a").mkdir()
@@ -84,12 +82,12 @@ def _export_subprocess(ckpt, out, images, fault: str | None) -> subprocess.Compl
     env.pop(FAULT_ENV, None)
     if fault:
         env[FAULT_ENV] = fault
-    return subprocess.run([sys.executable, "-m", "export.cli", str(ckpt), "--parity-data", str(par), "--calib", str(cal),
+    return subprocess.run([sys.executable, "-m", "pawlens.export.cli", str(ckpt), "--parity-data", str(par), "--calib", str(cal),
                            "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
 
 
 def _source(out: Path, name: str) -> str:
-    from export.onnx import read_meta
+    from pawlens.export.onnx import read_meta
 
     return read_meta(out / name).source_sha256
 
@@ -148,7 +146,7 @@ def test_killed_and_interrupted_exports_leave_only_gated_files(two_checkpoints, 
 
 
 def test_failed_replacement_retires_the_old_file(two_checkpoints, images, tmp_path, monkeypatch):
-    import export.onnx as eo
+    import pawlens.export.onnx as eo
 
     a, b = two_checkpoints
     out = tmp_path / "o"
@@ -171,8 +169,8 @@ def test_failed_replacement_retires_the_old_file(two_checkpoints, images, tmp_pa
 
 
 def test_build_error_over_a_good_folder(two_checkpoints, images, tmp_path, monkeypatch, capsys):
-    import export.onnx as eo
-    from models.errors import ArtifactError
+    import pawlens.export.onnx as eo
+    from pawlens.models.errors import ArtifactError
 
     a, b = two_checkpoints
     out = tmp_path / "o"
@@ -219,7 +217,7 @@ def test_second_export_into_a_locked_folder_fails_at_once(tiny_checkpoint, image
 
 
 def test_atomic_writes_remove_temporaries_of_dead_processes_only(tmp_path, tiny_checkpoint):
-    from models.checkpoint import load_checkpoint, save_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint, save_checkpoint
 
     dead, alive = _dead_pid(), os.getppid()
     (tmp_path / f"last.pt.tmp-{dead}").write_bytes(b"partial save of a killed training")

@@ -9,10 +9,9 @@ import types
 
 import numpy as np
 import pytest
-
-from export import tensorrt as T
-from models.console import sha256_file
-from models.errors import BackendUnavailable, InputError, ParityError
+from pawlens.export import tensorrt as T
+from pawlens.models.console import sha256_file
+from pawlens.models.errors import BackendUnavailable, InputError, ParityError
 
 # ----------------------------------------------------------------------------- pure helpers
 
@@ -72,8 +71,8 @@ def test_audit_precision_counts_layers():
 
 
 def _meta():
-    from models.artifact import ArtifactMeta
-    from models.preprocess import PreprocessConfig
+    from pawlens.models.artifact import ArtifactMeta
+    from pawlens.models.preprocess import PreprocessConfig
 
     return ArtifactMeta(["cat", "dog"], PreprocessConfig.for_size(224), arch="resnet50", precision="fp16", source_sha256="ab" * 32,
                         tool_version="0.1.0")
@@ -88,7 +87,7 @@ def test_sidecar_schema_round_trip(tmp_path):
     assert sc["preprocess"]["input_size"] == 224 and sc["profile"]["max"] == [32, 3, 224, 224]
     assert json.loads(json.dumps(sc)) == sc  # plain JSON
     # The consumer (runtime.trt_runner) reads what the writer wrote.
-    rt = pytest.importorskip("runtime.trt_runner")
+    rt = pytest.importorskip("pawlens.runtime.trt_runner")
     eng = tmp_path / "m.fp16.engine"
     eng.write_bytes(b"x")
     (tmp_path / "m.fp16.engine.json").write_text(json.dumps(sc))
@@ -256,7 +255,7 @@ def make_fake_trt(version: str, *, fp16_flag: bool = True, ignore_fp16: bool = F
 @pytest.fixture(scope="module")
 def tiny_onnx_pair(tiny_checkpoint, tmp_path_factory):
     pytest.importorskip("onnx")
-    from export.onnx import convert_fp16, export_onnx
+    from pawlens.export.onnx import convert_fp16, export_onnx
 
     d = tmp_path_factory.mktemp("trt")
     p = export_onnx(tiny_checkpoint, d / "tiny.onnx")
@@ -334,10 +333,10 @@ def test_no_gpu_is_one_line(monkeypatch, tiny_onnx_pair, tmp_path):
 @pytest.mark.gpu
 def test_real_tensorrt_engine(real_tensorrt, tiny_checkpoint, tmp_path):
     """Build a real FP16 engine and gate it with the runtime's TrtRunner (needs TensorRT + a CUDA GPU)."""
-    trt_runner = pytest.importorskip("runtime.trt_runner")
-    from export.onnx import convert_fp16, export_onnx
-    from runtime.compare import compare
-    from runtime.torch_runner import TorchRunner
+    trt_runner = pytest.importorskip("pawlens.runtime.trt_runner")
+    from pawlens.export.onnx import convert_fp16, export_onnx
+    from pawlens.runtime.compare import compare
+    from pawlens.runtime.torch_runner import TorchRunner
 
     p = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx")
     q = convert_fp16(p, tmp_path / "tiny.fp16.onnx")

@@ -9,12 +9,11 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from pawlens.models.errors import InputError
+from pawlens.models.gradcam import GradCAM, overlay
+from pawlens.models.preprocess import PreprocessConfig, crop_box, resized_shape
+from pawlens.runtime.cam import CamExplainer, heat_to_frame
 from torch import nn
-
-from models.errors import InputError
-from models.gradcam import GradCAM, overlay
-from models.preprocess import PreprocessConfig, crop_box, resized_shape
-from runtime.cam import CamExplainer, heat_to_frame
 
 
 class PatchNet(nn.Module):
@@ -73,7 +72,7 @@ def test_heat_map_peaks_inside_the_region_that_drives_the_class(layer):
 
 
 def test_matches_classic_full_backward_gradcam(tiny_checkpoint):
-    from models.checkpoint import load_checkpoint, model_from_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(tiny_checkpoint))
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -163,7 +162,7 @@ def test_memory_flat_over_1000_calls():
 
 
 def test_resnet50_layer4_at_224():
-    from models.registry import create_model, model_info
+    from pawlens.models.registry import create_model, model_info
 
     torch.manual_seed(0)
     model = create_model("resnet50").eval()

@@ -16,13 +16,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from pawlens.gui.sources import FrameSource  # noqa: E402
+from pawlens.gui.window import WindowOptions  # noqa: E402
+from pawlens.gui.workers import Frame  # noqa: E402
+from pawlens.runtime.cam import CamResult  # noqa: E402  (no torch at import)
+from pawlens.runtime.predictor import Prediction, softmax  # noqa: E402
 from PySide6 import QtCore, QtGui  # noqa: E402
-
-from gui.sources import FrameSource  # noqa: E402
-from gui.window import WindowOptions  # noqa: E402
-from gui.workers import Frame  # noqa: E402
-from runtime.cam import CamResult  # noqa: E402  (no torch at import)
-from runtime.predictor import Prediction, softmax  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -123,7 +122,7 @@ class SyntheticSource(FrameSource):
         return (37 * k) % 256
 
     def read(self):
-        from gui.sources import SourceError
+        from pawlens.gui.sources import SourceError
 
         k = self.frames_read
         if self.fail_after is not None and k >= self.fail_after:
@@ -418,7 +417,7 @@ class FailingLoader:
     """A loader whose files are all bad, as the runtime reports them."""
 
     def load_predictor(self, path, class_names=None):
-        from models.errors import ArtifactError
+        from pawlens.models.errors import ArtifactError
 
         if class_names:
             return FakePredictor(class_names)
@@ -428,7 +427,7 @@ class FailingLoader:
         raise ArtifactError(f"{path}: onnxruntime cannot load it (InvalidProtobuf); truncated or not ONNX? re-export it")
 
     def load_explainer(self, path):
-        from models.errors import CheckpointError
+        from pawlens.models.errors import CheckpointError
 
         raise CheckpointError(f"{path}: truncated or not a torch checkpoint (EOFError); retrain or copy the file again")
 
@@ -483,7 +482,7 @@ def test_reference_of_another_architecture_is_refused(make_window, qtbot, tmp_pa
 def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qtbot, tmp_path):
     class Broken(FakePredictor):
         def predict(self, frame):
-            from models.errors import ArtifactError
+            from pawlens.models.errors import ArtifactError
 
             raise ArtifactError("model outputs 3 classes but its metadata names 2")
 

@@ -18,8 +18,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from gui.app import RuntimeLoader, main  # noqa: E402
-from gui.window import WindowOptions  # noqa: E402
+from pawlens.gui.app import RuntimeLoader, main  # noqa: E402
+from pawlens.gui.window import WindowOptions  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(180)]
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
-    from export.onnx import export_onnx
+    from pawlens.export.onnx import export_onnx
 
     out = tmp_path_factory.mktemp("gui_onnx") / "tiny.onnx"
     export_onnx(tiny_checkpoint, out)
@@ -40,11 +40,10 @@ def nometa_onnx(tmp_path_factory) -> Path:
     """A 224 px baseline ONNX with its pawlens metadata removed (as a foreign ONNX file would be)."""
     import onnx
     import torch
-
-    from export.onnx import export_onnx
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.export.onnx import export_onnx
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     d = tmp_path_factory.mktemp("gui_nometa")
     torch.manual_seed(1)
@@ -60,10 +59,9 @@ def nometa_onnx(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def three_class_checkpoint(tmp_path_factory) -> Path:
     import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
+    from pawlens.models.checkpoint import save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
 
     torch.manual_seed(0)
     p = tmp_path_factory.mktemp("ckpt3") / "fox.pt"
@@ -74,9 +72,8 @@ def three_class_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def photo(tmp_path) -> str:
+    from pawlens.models.synthetic import synthetic_image
     from PIL import Image
-
-    from models.synthetic import synthetic_image
 
     p = tmp_path / "photo.png"
     Image.fromarray(synthetic_image(0, 96, np.random.default_rng(3))).save(p)
@@ -94,8 +91,8 @@ def window(make_window):
 
 
 def test_real_models_label_and_overlay(window, qtbot, tiny_onnx, tiny_checkpoint, photo):
-    from models.preprocess import load_image
-    from runtime.factory import make_predictor
+    from pawlens.models.preprocess import load_image
+    from pawlens.runtime.factory import make_predictor
 
     w = window()
     w.set_model(str(tiny_onnx))
@@ -186,7 +183,7 @@ def test_cli_refuses_bad_flags(argv, msg, capsys):
 
 def _run_cli(args, tmp_path, timeout=150):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gui.app", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "pawlens.gui.app", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_headless_self_check_on_a_video(tmp_path, tiny_onnx, tiny_checkpoint):
@@ -194,7 +191,7 @@ def test_headless_self_check_on_a_video(tmp_path, tiny_onnx, tiny_checkpoint):
 
     vid = tmp_path / "clip.mp4"
     vw = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
-    from models.synthetic import synthetic_image
+    from pawlens.models.synthetic import synthetic_image
 
     rng = np.random.default_rng(0)
     for i in range(60):

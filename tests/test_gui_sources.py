@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
-from gui import sources
-from gui.sources import CameraSource, FolderSource, ImageSource, SourceError, VideoSource, list_cameras, open_source
+from pawlens.gui import sources
+from pawlens.gui.sources import CameraSource, FolderSource, ImageSource, SourceError, VideoSource, list_cameras, open_source
 
 pytestmark = pytest.mark.gui
 
@@ -160,7 +159,7 @@ def test_real_opencv_has_no_camera_index_99():
 
 def test_latest_slot_newest_wins_and_counts_drops():
     pytest.importorskip("PySide6")
-    from gui.workers import LatestSlot
+    from pawlens.gui.workers import LatestSlot
 
     s = LatestSlot()
     assert s.put(1) is True  # was empty: the consumer needs a wake-up
@@ -180,7 +179,7 @@ def test_latest_slot_newest_wins_and_counts_drops():
 
 def test_rate_meter():
     pytest.importorskip("PySide6")
-    from gui.workers import RateMeter
+    from pawlens.gui.workers import RateMeter
 
     m = RateMeter(window_s=10)
     for i in range(11):
@@ -192,7 +191,7 @@ def test_rate_meter():
 
 def test_colourise_and_blend():
     pytest.importorskip("PySide6")
-    from gui.workers import blend, colourise
+    from pawlens.gui.workers import blend, colourise
 
     heat = np.zeros((4, 6), np.float32)
     heat[:, 3:] = 1.0

@@ -6,11 +6,10 @@ import os
 
 import pytest
 import torch
-
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.errors import CheckpointError, InputError, WeightsError
-from models.preprocess import PreprocessConfig
-from models.registry import create_model, list_models, model_info
+from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from pawlens.models.errors import CheckpointError, InputError, WeightsError
+from pawlens.models.preprocess import PreprocessConfig
+from pawlens.models.registry import create_model, list_models, model_info
 
 
 @pytest.mark.parametrize("name", list_models())

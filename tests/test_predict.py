@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from pawlens.runtime.predict import iter_sources, main
+from pawlens.runtime.torch_runner import cxx_compiler
 from PIL import Image
-
-from runtime.predict import iter_sources, main
-from runtime.torch_runner import cxx_compiler
 
 
 def _write_video(path, n=12, size=(80, 60)):

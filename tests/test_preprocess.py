@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from models.errors import ImageError
-from models.preprocess import (
+from pawlens.models.errors import ImageError
+from pawlens.models.preprocess import (
     PreprocessConfig,
     load_image,
     preprocess_numpy,
     torch_eval_transform,
     torch_train_transform,
 )
+from PIL import Image
 
 
 @pytest.mark.realdata
@@ -136,7 +135,7 @@ def test_from_dict_accepts_other_normalisations():
 
 
 def test_strips_are_refused_from_the_header_and_by_resized_shape(tmp_path):
-    from models.preprocess import MAX_ASPECT, resized_shape
+    from pawlens.models.preprocess import MAX_ASPECT, resized_shape
 
     p = tmp_path / "strip.png"
     Image.new("RGB", (MAX_ASPECT * 4 + 4, 4)).save(p)
@@ -156,7 +155,7 @@ def test_sixteen_bit_integer_scaling_matches_the_float_formula(tmp_path):
 
 
 def test_large_images_are_reduced_in_strips_to_the_pixel_cap(tmp_path):
-    from models.preprocess import MAX_LOAD_PIXELS
+    from pawlens.models.preprocess import MAX_LOAD_PIXELS
 
     p = tmp_path / "pano.png"
     Image.new("RGB", (12000, 1500), (10, 200, 30)).save(p)  # 18 MP, shorter side under 2048: reduced by the pixel cap

@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
+from pawlens.runtime.ceiling import count_macs, gemm_rates, rate_for
 from torch import nn
-
-from runtime.ceiling import count_macs, gemm_rates, rate_for
 
 
 def test_count_macs_by_hand_and_hooks_removed():
@@ -30,7 +29,7 @@ def test_gemm_rates_are_measured_and_restore_threads():
     before = torch.get_num_threads()
     r = gemm_rates(threads=1, n=256, reps=2)
     assert torch.get_num_threads() == before
-    from models.device import cpu_supports_bf16
+    from pawlens.models.device import cpu_supports_bf16
 
     for k in ("fp32_gflops", "bf16_gflops", "int8_gops"):
         if k == "bf16_gflops" and not cpu_supports_bf16():

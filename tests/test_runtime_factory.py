@@ -6,12 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from models.errors import ArtifactError, BackendUnavailable, InputError
-from runtime.factory import BACKENDS, make_predictor, make_runner, plan_runner
-from runtime.openvino_runner import OpenVINORunner
-from runtime.ort_runner import OrtRunner, read_onnx_meta
-from runtime.torch_runner import TorchRunner
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.runtime.factory import BACKENDS, make_predictor, make_runner, plan_runner
+from pawlens.runtime.openvino_runner import OpenVINORunner
+from pawlens.runtime.ort_runner import OrtRunner, read_onnx_meta
+from pawlens.runtime.torch_runner import TorchRunner
 
 
 def test_backends_constant():
@@ -20,7 +19,8 @@ def test_backends_constant():
 
 def test_backend_from_file_and_metadata_before_activation(rt_tiny_onnx):
     r = make_runner(rt_tiny_onnx["pt"])
-    assert isinstance(r, TorchRunner) and not r.is_active and r.channels_last and r.device == "cpu"
+    # a .pt runs in plain NCHW on the CPU: faster at batch 1 (formats.auto_choice)
+    assert isinstance(r, TorchRunner) and not r.is_active and not r.channels_last and r.device == "cpu"
     assert r.meta.class_names == ["cat", "dog"] and r.meta.preprocess.input_size == 32
     o = make_runner(rt_tiny_onnx["fp32"])  # fp32 on the CPU: OpenVINO f32 where installed (the faster at batch 1)
     assert isinstance(o, OpenVINORunner) and o.precision == "fp32" and o.meta.precision == "fp32"
@@ -84,8 +84,7 @@ def test_truncated_and_foreign_onnx_are_refused(rt_tiny_onnx, tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_without_pawlens_metadata(tmp_path):
     import torch
-
-    from models.registry import create_model
+    from pawlens.models.registry import create_model
 
     p = tmp_path / "bare.onnx"
     torch.onnx.export(create_model("baseline").eval(), (torch.randn(2, 3, 32, 32),), str(p), dynamo=False, input_names=["input"],
@@ -112,7 +111,7 @@ def test_wrong_backend_device_precision_combinations(rt_tiny_onnx):
 
 
 def test_auto_without_openvino_runs_onnx_on_onnxruntime(rt_tiny_onnx, monkeypatch):
-    from runtime import factory
+    from pawlens.runtime import factory
 
     monkeypatch.setattr(factory, "backend_installed", lambda b: b != "openvino")
     for key in ("fp32", "int8"):
@@ -120,7 +119,7 @@ def test_auto_without_openvino_runs_onnx_on_onnxruntime(rt_tiny_onnx, monkeypatc
 
 
 def test_missing_backend_library_is_one_line(rt_tiny_onnx, monkeypatch):
-    from runtime import factory
+    from pawlens.runtime import factory
 
     monkeypatch.setattr(factory, "backend_installed", lambda b: b == "torch")
     with pytest.raises(BackendUnavailable) as e:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-from models.errors import ArtifactError, InputError
-from models.preprocess import load_image, torch_eval_transform
-from runtime.ort_runner import OrtRunner
-from runtime.predictor import Predictor, softmax
-from runtime.torch_runner import TorchRunner
+from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+from pawlens.models.errors import ArtifactError, InputError
+from pawlens.models.preprocess import load_image, torch_eval_transform
+from pawlens.runtime.ort_runner import OrtRunner
+from pawlens.runtime.predictor import Predictor, softmax
+from pawlens.runtime.torch_runner import TorchRunner
 
 
 def test_softmax_stable():
@@ -62,7 +61,7 @@ def test_real_photos_all_backends_agree(rt_trained_baseline):
     frames = [load_image(p) for p in rt_trained_baseline["photos"]]
     labels = {}
     for key in ("pt", "fp32"):
-        from runtime.factory import make_predictor
+        from pawlens.runtime.factory import make_predictor
 
         with make_predictor(rt_trained_baseline[key]) as pred:
             labels[key] = [p.label for p in pred.predict_batch(frames)]

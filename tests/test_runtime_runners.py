@@ -7,14 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from models.errors import BackendUnavailable, InputError
-from models.preprocess import load_image, preprocess_numpy
-from runtime.base import InputSpec, Runner, RunnerError, lazy_import
-from runtime.compare import compare_logits
-from runtime.openvino_runner import OpenVINORunner
-from runtime.ort_runner import OrtRunner
-from runtime.torch_runner import TorchRunner, cxx_compiler
+from pawlens.models.errors import BackendUnavailable, InputError
+from pawlens.models.preprocess import load_image, preprocess_numpy
+from pawlens.runtime.base import InputSpec, Runner, RunnerError, lazy_import
+from pawlens.runtime.compare import compare_logits
+from pawlens.runtime.openvino_runner import OpenVINORunner
+from pawlens.runtime.ort_runner import OrtRunner
+from pawlens.runtime.torch_runner import TorchRunner, cxx_compiler
 
 
 def _photos(paths, cfg):
@@ -136,7 +135,7 @@ def test_torch_runner_compiled_matches_eager_and_reports_compile_time(tiny_check
 
 
 def test_torch_runner_compile_without_a_compiler_says_so(tiny_checkpoint, monkeypatch):
-    from runtime import torch_runner
+    from pawlens.runtime import torch_runner
 
     monkeypatch.setattr(torch_runner, "cxx_compiler", lambda: None)
     r = TorchRunner(tiny_checkpoint, compile=True)
@@ -170,7 +169,7 @@ def test_ort_cuda_fallback_is_visible_and_logged_once(rt_tiny_onnx, caplog, monk
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA EP (the fall-back case needs onnxruntime-gpu)")
-    from runtime import ort_runner
+    from pawlens.runtime import ort_runner
 
     if ort_runner.cuda_visible():
         pytest.skip("a CUDA GPU is visible: no fall-back to observe")
@@ -221,7 +220,7 @@ def test_openvino_runner_fp32_bf16_int8(rt_tiny_onnx):
 @pytest.mark.realdata
 def test_every_backend_agrees_with_torch_on_real_photos(rt_trained_baseline):
     """fp32 backends: logits within the fp32 gate (1e-3) and identical top-1; INT8: >= 90% top-1 on these 16 photos."""
-    from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
+    from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
 
     cfg = preprocess_from_checkpoint(load_checkpoint(rt_trained_baseline["pt"]))
     x = _photos(rt_trained_baseline["photos"], cfg)

@@ -9,11 +9,10 @@ import types
 
 import numpy as np
 import pytest
-
-from models.errors import ArtifactError, BackendUnavailable, InputError
-from models.preprocess import PreprocessConfig
-from runtime.factory import make_runner
-from runtime.trt_runner import TrtRunner, check_engine_compat, read_sidecar
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.models.preprocess import PreprocessConfig
+from pawlens.runtime.factory import make_runner
+from pawlens.runtime.trt_runner import TrtRunner, check_engine_compat, read_sidecar
 
 BLOB = b"not really an engine, but bytes with a known sha256"
 
@@ -69,7 +68,7 @@ def fake_gpu(monkeypatch):
 
 def test_sidecar_metadata_is_read_without_tensorrt(engine, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    monkeypatch.setattr("runtime.factory.backend_installed", lambda b: b != "trt")
+    monkeypatch.setattr("pawlens.runtime.factory.backend_installed", lambda b: b != "trt")
     with pytest.raises(BackendUnavailable) as e:
         make_runner(engine(), device="auto")
     assert "NVIDIA" in str(e.value) and "\n" not in str(e.value)
@@ -136,7 +135,7 @@ def test_compat_check_directly():
 
 
 def test_cpu_device_and_precision_refused(engine, monkeypatch):
-    monkeypatch.setattr("runtime.factory.backend_installed", lambda b: True)
+    monkeypatch.setattr("pawlens.runtime.factory.backend_installed", lambda b: True)
     p = engine()
     with pytest.raises(InputError, match="CUDA GPU only"):
         make_runner(p, device="cpu")
@@ -151,9 +150,9 @@ def test_cpu_device_and_precision_refused(engine, monkeypatch):
 @pytest.mark.trt
 def test_real_engine_matches_torch(real_tensorrt, tmp_path, resnet_checkpoint):
     """Build a real FP16 engine (export.tensorrt) and run it against PyTorch fp32, with a batch above the profile's max."""
-    from export.onnx import export_onnx
-    from export.tensorrt import build_engine
-    from runtime.torch_runner import TorchRunner
+    from pawlens.export.onnx import export_onnx
+    from pawlens.export.tensorrt import build_engine
+    from pawlens.runtime.torch_runner import TorchRunner
 
     onnx_path = export_onnx(resnet_checkpoint, tmp_path / "m.onnx")
     eng = str(tmp_path / "m.fp16.engine")

@@ -23,7 +23,7 @@ SCRIPT = r'''
 import os, signal, sys, threading, time
 import numpy as np
 import torch
-from runtime.factory import make_predictor
+from pawlens.runtime.factory import make_predictor
 
 path = sys.argv[1]
 frame = np.zeros((40, 40, 3), np.uint8)
@@ -63,7 +63,7 @@ def test_openvino_out_of_order_and_cross_thread_then_dataloader_and_sigint(rt_ti
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is Linux-specific")
 def test_ensure_signal_stack_installs_a_kept_stack_per_thread():
-    from runtime.sigstack import STACK_BYTES, current_signal_stack, ensure_signal_stack
+    from pawlens.runtime.sigstack import STACK_BYTES, current_signal_stack, ensure_signal_stack
 
     assert ensure_signal_stack() and ensure_signal_stack()  # idempotent
     main = current_signal_stack()
@@ -91,7 +91,7 @@ def test_ensure_signal_stack_installs_a_kept_stack_per_thread():
 
 def test_one_openvino_core_per_process(rt_tiny_onnx):
     pytest.importorskip("openvino")
-    from runtime.openvino_runner import OpenVINORunner, shared_core
+    from pawlens.runtime.openvino_runner import OpenVINORunner, shared_core
 
     with OpenVINORunner(rt_tiny_onnx["fp32"]) as r1, OpenVINORunner(rt_tiny_onnx["int8"]) as r2:
         assert r1.is_active and r2.is_active

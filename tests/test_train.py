@@ -10,12 +10,11 @@ import pytest
 import torch
 import yaml
 from conftest import write_image_folder
-
-from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-from models.errors import BackendUnavailable, CheckpointError, InputError
-from models.registry import create_model
-from train import loop
-from train.loop import configure_phase, resolve_precision, train, train_mode
+from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+from pawlens.models.errors import BackendUnavailable, CheckpointError, InputError
+from pawlens.models.registry import create_model
+from pawlens.train import loop
+from pawlens.train.loop import configure_phase, resolve_precision, train, train_mode
 
 
 def fast_cfg(data, out, **kw):
@@ -60,8 +59,8 @@ def test_short_run_outputs_and_checkpoint_round_trip(syn, tmp_path):
     assert raw["metrics"]["test_accuracy"] == m["accuracy"]
     ck = load_checkpoint(out / "best.pt")
     model = model_from_checkpoint(ck)
-    from train.data import load_split
-    from train.report import evaluate_samples
+    from pawlens.train.data import load_split
+    from pawlens.train.report import evaluate_samples
 
     spec = load_split(str(out / "split.json"))
     again = evaluate_samples(model, spec.splits["test"], ck["class_names"], preprocess_from_checkpoint(ck), None)
@@ -200,8 +199,8 @@ def test_early_stop_in_head_phase_moves_on_to_finetune(syn, tmp_path, monkeypatc
 
 
 def test_gradient_accumulation_steps_once_per_k_batches(syn):
-    from models.preprocess import PreprocessConfig, torch_train_transform
-    from train.data import ImageListDataset, discover, make_loader
+    from pawlens.models.preprocess import PreprocessConfig, torch_train_transform
+    from pawlens.train.data import ImageListDataset, discover, make_loader
 
     spec = discover(str(syn))
     ds = ImageListDataset(spec.splits["train"][:18], torch_train_transform(PreprocessConfig.for_size(32)), 32)

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, synthetic_image, write_image_folder
+from pawlens.models.checkpoint import load_checkpoint
+from pawlens.train.cli import eval_main, train_main
 from PIL import Image
-
-from models.checkpoint import load_checkpoint
-from train.cli import eval_main, train_main
 
 FAST = ["--img-size", "32", "--batch-size", "8", "--num-workers", "0"]
 
@@ -177,7 +176,7 @@ def test_bad_and_odd_images_are_skipped_or_converted_and_training_goes_on(data, 
 
 
 def test_ctrl_c_mid_epoch_exits_130_and_resume_continues(data, tmp_path, capsys, monkeypatch):
-    from train import loop
+    from pawlens.train import loop
 
     real = loop.evaluate
     calls = {"n": 0}
@@ -210,7 +209,7 @@ def test_real_sigint_keeps_last_checkpoint_loadable(data, tmp_path):
     """A real Ctrl-C (SIGINT) to a running pawlens-train process: exit 130, last.pt loads, --resume works."""
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "train.cli", "--data", str(data), "--out", str(out), "--epochs", "500", "--patience", "500", *FAST]
+    cmd = [sys.executable, "-m", "pawlens.train.cli", "--data", str(data), "--out", str(out), "--epochs", "500", "--patience", "500", *FAST]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.time()
@@ -226,7 +225,7 @@ def test_real_sigint_keeps_last_checkpoint_loadable(data, tmp_path):
     assert "interrupted" in err
     done = load_checkpoint(out / "last.pt")["train_state"]["epoch"]
     assert done >= 1
-    from train.loop import train
+    from pawlens.train.loop import train
 
     res = train({"resume": str(out / "last.pt"), "epochs": done + 1})
     assert len(res.history["epochs"]) == done + 1 == len(json.loads((out / "history.json").read_text())["epochs"])
@@ -237,7 +236,7 @@ def test_real_sigint_keeps_last_checkpoint_loadable(data, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from train.loop import train
+    from pawlens.train.loop import train
 
     tmp = tmp_path_factory.mktemp("evalrun")
     d = write_image_folder(tmp / "data", n_per_class=10, size=40)

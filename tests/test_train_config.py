@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from models.errors import InputError
-from train.config import DEFAULTS, load_yaml_config, merge_for_resume, resolve_config
+from pawlens.models.errors import InputError
+from pawlens.train.config import DEFAULTS, load_yaml_config, merge_for_resume, resolve_config
 
 
 def test_defaults_fill_in_and_types_are_coerced():
@@ -51,7 +50,7 @@ def test_resume_merge_keeps_saved_config_and_guards_frozen_keys():
 
 
 def test_speed_table_runs_every_configuration(capsys):
-    from train import speed
+    from pawlens.train import speed
 
     assert speed.main(["--model", "baseline", "--img-size", "32", "--batch-size", "2", "--steps", "1", "--rounds", "2",
                        "--warmup", "1", "--configs", "fp32,fp32-cl", "--trainable", "all"]) == 0

@@ -10,8 +10,7 @@ import sys
 
 import pytest
 from conftest import ROOT, write_image_folder
-
-from models.checkpoint import load_checkpoint
+from pawlens.models.checkpoint import load_checkpoint
 
 
 def _free_port() -> int:
@@ -22,7 +21,7 @@ def _free_port() -> int:
 
 def _torchrun(*args, timeout=120):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "train.cli", *map(str, args)]
+           "--master_port", str(_free_port()), "-m", "pawlens.train.cli", *map(str, args)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 

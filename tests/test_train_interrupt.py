@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_image_folder
-
-from models.checkpoint import load_checkpoint
-from train.loop import train
+from pawlens.models.checkpoint import load_checkpoint
+from pawlens.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +66,7 @@ def test_swallowed_ctrl_c_still_stops_training(syn, tmp_path, pawlens_log):
 
 
 def test_resume_hint_names_the_epoch_last_pt_holds(syn, tmp_path, monkeypatch, pawlens_log):
-    import models.checkpoint as mc
+    import pawlens.models.checkpoint as mc
 
     real = mc.save_checkpoint
     saves = []
@@ -101,7 +100,7 @@ def interrupt_in_the_fork_callback():
         time.sleep(1)
 
 os.register_at_fork(after_in_parent=interrupt_in_the_fork_callback)
-from train.cli import train_main
+from pawlens.train.cli import train_main
 sys.exit(train_main(sys.argv[1:]))
 '''
 

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from pawlens.train.report import classification_metrics, confident_errors, confusion_matrix, evaluate_samples, plot_curves
 from PIL import Image
-
-from train.report import classification_metrics, confident_errors, confusion_matrix, evaluate_samples, plot_curves
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -50,7 +49,7 @@ class _Fixed:
 
 
 def test_errors_grid_shows_the_most_confidently_wrong_first(tmp_path):
-    from models.preprocess import PreprocessConfig, torch_eval_transform
+    from pawlens.models.preprocess import PreprocessConfig, torch_eval_transform
 
     pre = PreprocessConfig.for_size(32)
     tf = torch_eval_transform(pre)

@@ -124,7 +124,7 @@ class Ctx:
             return self.photos
         root = os.path.join(self.work, "synthetic")
         if not os.path.isdir(os.path.join(root, "dog")):
-            from models.synthetic import write_image_folder
+            from pawlens.models.synthetic import write_image_folder
 
             write_image_folder(root, n_per_class=max(12, self.s["max_images"] // 2), size=96, seed=0)
         return root
@@ -197,9 +197,8 @@ def photo_batch(ctx: Ctx, preprocess, n: int):
     (tests/test_preprocess.py).
     """
     import numpy as np
-
-    from models.errors import ImageError
-    from models.preprocess import list_images, load_image, torch_eval_transform
+    from pawlens.models.errors import ImageError
+    from pawlens.models.preprocess import list_images, load_image, torch_eval_transform
 
     files = list_images(ctx.photo_dir())
     if not files:
@@ -235,10 +234,9 @@ def checkpoints(ctx: Ctx) -> list[dict[str, Any]]:
     path = os.path.join(ctx.dir("fallback"), "baseline-untrained.pt")
     if not os.path.isfile(path):
         import torch
-
-        from models.checkpoint import build_checkpoint, save_checkpoint
-        from models.preprocess import PreprocessConfig
-        from models.registry import create_model
+        from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
+        from pawlens.models.preprocess import PreprocessConfig
+        from pawlens.models.registry import create_model
 
         torch.manual_seed(0)
         model = create_model("baseline", num_classes=2)
@@ -261,9 +259,8 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     import importlib.metadata as md
 
     import torch
-
-    from models.device import resolve_device
-    from models.errors import BackendUnavailable
+    from pawlens.models.device import resolve_device
+    from pawlens.models.errors import BackendUnavailable
 
     cuda = bool(torch.cuda.is_available())
     f = rec.figures
@@ -312,10 +309,10 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     rec.save()
 
     # -- describe() of every runner against where its tensors are
-    from models.checkpoint import build_checkpoint, save_checkpoint
-    from models.preprocess import PreprocessConfig
-    from models.registry import create_model
-    from runtime.torch_runner import TorchRunner
+    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.models.registry import create_model
+    from pawlens.runtime.torch_runner import TorchRunner
 
     torch.manual_seed(0)
     tiny = save_checkpoint(os.path.join(ctx.dir("step1"), "tiny.pt"), build_checkpoint(
@@ -356,13 +353,13 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     if cuda:
         r = TorchRunner(tiny, device="cuda", precision="fp16", channels_last=True)
         describe_check("TorchRunner(device='cuda', fp16, channels_last)", r, "cuda", torch_param_device(r))
-    from runtime.factory import make_runner
+    from pawlens.runtime.factory import make_runner
 
     r = make_runner(tiny)
     describe_check("make_runner(.pt) auto", r, want_dev, torch_param_device(r))
 
     # CamExplainer has no describe(); its .device and the model's parameters must agree
-    from runtime.cam import CamExplainer
+    from pawlens.runtime.cam import CamExplainer
 
     try:
         cam = CamExplainer(tiny, device="auto").activate()
@@ -378,9 +375,9 @@ def step_device(ctx: Ctx, rec: Record) -> None:
 
     onnx_path = None
     if not _missing(["onnx", "onnxruntime"]):
-        from export.onnx import export_onnx
-        from models.checkpoint import load_checkpoint
-        from runtime.ort_runner import OrtRunner
+        from pawlens.export.onnx import export_onnx
+        from pawlens.models.checkpoint import load_checkpoint
+        from pawlens.runtime.ort_runner import OrtRunner
 
         try:
             onnx_path = export_onnx(load_checkpoint(tiny), os.path.join(ctx.dir("step1"), "tiny.onnx"))
@@ -415,11 +412,10 @@ def step_device(ctx: Ctx, rec: Record) -> None:
 def step_train(ctx: Ctx, rec: Record) -> None:
     import numpy as np
     import torch
-
-    from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-    from models.errors import WeightsError
-    from models.registry import list_models, model_info
-    from train.loop import resolve_precision, train
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+    from pawlens.models.errors import WeightsError
+    from pawlens.models.registry import list_models, model_info
+    from pawlens.train.loop import resolve_precision, train
 
     s = ctx.s
     data = ctx.photo_dir()
@@ -538,9 +534,8 @@ def runner_configs(ctx: Ctx) -> list[tuple[str, dict[str, Any], str]]:
 def _runner_row(ctx: Ctx, rec: Record, model: str, ck, x, labels, ref, label: str, kw: dict[str, Any], gate_prec: str, bs: int):
     """One TorchRunner configuration on ``ctx.device`` against the CPU fp32 logits ``ref``."""
     import numpy as np
-
-    from runtime.compare import compare_logits, default_gate, run_batches
-    from runtime.torch_runner import TorchRunner
+    from pawlens.runtime.compare import compare_logits, default_gate, run_batches
+    from pawlens.runtime.torch_runner import TorchRunner
 
     t0 = time.perf_counter()
     try:
@@ -571,9 +566,9 @@ def _runner_row(ctx: Ctx, rec: Record, model: str, ck, x, labels, ref, label: st
 
 
 def step_runner(ctx: Ctx, rec: Record) -> None:
-    from models.checkpoint import load_checkpoint, preprocess_from_checkpoint
-    from runtime.compare import run_batches
-    from runtime.torch_runner import TorchRunner
+    from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
+    from pawlens.runtime.compare import run_batches
+    from pawlens.runtime.torch_runner import TorchRunner
 
     rec.figures["photos"] = ctx.photo_kind()
     rec.figures["gates"] = "fp32 rows: the fp32 export gate; fp16 and bf16 rows: the fp16 gate (as pawlens-bench judges them)"
@@ -621,10 +616,9 @@ def step_runner(ctx: Ctx, rec: Record) -> None:
 def step_gradcam(ctx: Ctx, rec: Record) -> None:
     import numpy as np
     import torch
-
-    from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-    from models.gradcam import GradCAM
-    from models.registry import model_info
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+    from pawlens.models.gradcam import GradCAM
+    from pawlens.models.registry import model_info
 
     rec.figures.update(photos=ctx.photo_kind(), gate=f"max |heat {ctx.device} - heat cpu| <= {CAM_GATE}")
     per: dict[str, Any] = {}
@@ -654,8 +648,8 @@ def step_gradcam(ctx: Ctx, rec: Record) -> None:
         row = {"origin": c["origin"], "layer": layer, "images": len(x), "heat_max_diff": max(diffs), "logit_max_abs": max(logit_diffs),
                "cam_ms_p50": float(np.median(ms)), "device": str(next(m_dev.parameters()).device)}
         if have_cv2:  # the product's frame-level path (the GUI's CAM worker)
-            from models.preprocess import load_image
-            from runtime.cam import CamExplainer
+            from pawlens.models.preprocess import load_image
+            from pawlens.runtime.cam import CamExplainer
 
             frame = load_image(used[0])
             with CamExplainer(ck, device="cpu") as ec, CamExplainer(ck, device=ctx.device) as ed:
@@ -678,7 +672,7 @@ def step_gradcam(ctx: Ctx, rec: Record) -> None:
 
 
 def step_bench(ctx: Ctx, rec: Record) -> None:
-    from runtime.bench import main as bench_main
+    from pawlens.runtime.bench import main as bench_main
 
     s = ctx.s
     per: dict[str, Any] = {}
@@ -692,9 +686,9 @@ def step_bench(ctx: Ctx, rec: Record) -> None:
         if ctx.dry:  # the step's code on the CPU, quickly: the bench's CPU GEMM ceiling at n=256 instead of 2048
             import functools
 
-            import runtime.ceiling
+            import pawlens.runtime.ceiling as ceiling
 
-            runtime.ceiling.gemm_rates = functools.partial(runtime.ceiling.gemm_rates, n=256, reps=2)
+            ceiling.gemm_rates = functools.partial(ceiling.gemm_rates, n=256, reps=2)
             argv += ["--isolation", "inline", "--no-cam"]
             rec.notes.append("dry run: bench inline, no Grad-CAM timing, CPU GEMM ceiling at n=256")
         rec.figures.setdefault("argv", {})[c["model"]] = "pawlens-bench " + " ".join(argv)
@@ -740,7 +734,7 @@ def step_bench(ctx: Ctx, rec: Record) -> None:
 
 
 def step_onnx(ctx: Ctx, rec: Record) -> None:
-    from export.pipeline import export_all
+    from pawlens.export.pipeline import export_all
 
     per: dict[str, Any] = {}
     rec.figures.update(photos=ctx.photo_kind(), checkpoints=per, runtime="ONNX Runtime on the CPU (the export's parity check)")
@@ -799,7 +793,7 @@ def run_step_here(n: int, ctx: Ctx, result_path: str | None) -> dict[str, Any]:
 def _worker(n: int, ctx_path: str) -> int:
     with open(ctx_path) as f:
         ctx = Ctx(json.load(f))
-    from models.console import setup_logging
+    from pawlens.models.console import setup_logging
 
     setup_logging()
     row = run_step_here(n, ctx, os.path.join(ctx.work, f"step{n}.json"))
@@ -901,7 +895,7 @@ def _write_report(out: str, report: dict[str, Any]) -> None:
 
 def make_subset(dest: str, source: str, per_class: int, max_mb: float = 20.0) -> int:
     """Copy ``per_class`` photos of each class folder of ``source`` (evenly spread) to ``dest/<class>/``; refuses past ``max_mb``."""
-    from models.preprocess import list_images
+    from pawlens.models.preprocess import list_images
 
     classes = sorted(d for d in os.listdir(source) if os.path.isdir(os.path.join(source, d)))
     if not classes:

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Sequence
 
-from models.console import HelpFormatter, run_cli
+from pawlens.models.console import HelpFormatter, run_cli
 
 from .config import AMP_CHOICES, DEFAULTS, DEVICE_CHOICES, SCHEDULES, TRISTATE, load_yaml_config
 
@@ -30,7 +30,7 @@ def _d(key: str, suppress: bool):
 
 def _per_model(key: str) -> str:
     """``default: the model's (baseline 10, efficientnet_lite0 8, ...)``: the registry's training defaults for one key."""
-    from models.registry import list_models, model_info
+    from pawlens.models.registry import list_models, model_info
 
     from .config import MODEL_DEFAULTS
 
@@ -58,7 +58,7 @@ def _bool(s: str) -> bool:
 
 def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The ``pawlens-train`` parser.  With ``suppress_defaults``, only flags given on the command line appear in the result."""
-    from models.registry import list_models
+    from pawlens.models.registry import list_models
 
     s = suppress_defaults
     p = argparse.ArgumentParser(

@@ -3,7 +3,7 @@
 One flat dict of plain values drives everything (the CLI flags, a ``-c FILE.yaml`` and the library call
 ``train.loop.train(cfg)`` all use the same keys)::
 
-    from train.config import resolve_config
+    from pawlens.train.config import resolve_config
     cfg = resolve_config({"data": "photos", "model": "baseline", "epochs": 3})   # defaults filled in, checked
 
 The resolved config is written as ``config.yaml`` next to the outputs and stored in every checkpoint
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from models.errors import InputError
-from models.safe_yaml import read_yaml
+from pawlens.models.errors import InputError
+from pawlens.models.safe_yaml import read_yaml
 
 #: Every training option with its default.  ``None`` means "derived": ``img_size``, ``unfreeze`` and the
 #: keys of :data:`MODEL_DEFAULTS` come from the model's registry entry (its ``train_defaults``), else from
@@ -166,7 +166,7 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
         _at_least("max_images", out["max_images"], 4)
     if out["img_size"] is not None:
         _at_least("img_size", out["img_size"], 16)
-        from models.preprocess import MAX_INPUT_SIZE
+        from pawlens.models.preprocess import MAX_INPUT_SIZE
 
         if out["img_size"] > MAX_INPUT_SIZE:  # every artifact's loader refuses larger input sizes (see PreprocessConfig.from_dict)
             raise InputError(f"--img-size must be at most {MAX_INPUT_SIZE}, got {out['img_size']}")
@@ -186,7 +186,7 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _fill_model_defaults(out: dict[str, Any]) -> None:
     """Replace the derived (None) per-model keys by the model's ``train_defaults``, then by :data:`MODEL_DEFAULTS`."""
-    from models.registry import list_models, model_info
+    from pawlens.models.registry import list_models, model_info
 
     own: dict[str, Any] = {}
     if isinstance(out.get("model"), str) and out["model"] in list_models():

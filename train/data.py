@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from models.errors import DataError
-from models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
+from pawlens.models.errors import DataError
+from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
 
 LOG = logging.getLogger("pawlens")
 
@@ -133,7 +132,7 @@ class DataSpec:
         }
 
     def save(self, path: str) -> None:
-        from models.console import atomic_write_text
+        from pawlens.models.console import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
@@ -471,8 +470,7 @@ class ImageListDataset:
 
     def __getitem__(self, i: int):
         import torch
-
-        from models.errors import ImageError
+        from pawlens.models.errors import ImageError
 
         path, y = self.samples[i]
         try:

@@ -29,7 +29,7 @@ set is sharded with DistributedSampler, metrics are summed over ranks, and only 
 
 Usage::
 
-    from train.loop import train
+    from pawlens.train.loop import train
     result = train({"data": "photos", "model": "baseline", "epochs": 5, "img_size": 96})
     print(result.best_ckpt, result.metrics["accuracy"])
 """
@@ -47,9 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-
-from models.device import cpu_supports_bf16, resolve_device
-from models.errors import CheckpointError, InputError, OutputError
+from pawlens.models.device import cpu_supports_bf16, resolve_device
+from pawlens.models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
@@ -122,7 +121,7 @@ def set_deterministic(on: bool, device_type: str) -> None:
 def phase_plan(arch: str, cfg: dict[str, Any]) -> list[str]:
     """Phase names in order: ``["scratch"]`` for models without pretrained weights or trained with ``weights none``, else
     ``["head", "finetune"]`` (a ``head_epochs`` of 0 skips ``head``; ``head_epochs >= epochs`` leaves only ``head``)."""
-    from models.registry import model_info
+    from pawlens.models.registry import model_info
 
     if not model_info(arch).pretrained or cfg.get("weights") in (None, "none"):
         return ["scratch"]
@@ -135,7 +134,7 @@ def phase_plan(arch: str, cfg: dict[str, Any]) -> list[str]:
 
 def configure_phase(model, arch: str, phase: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """Set ``requires_grad`` for ``phase`` and return the optimiser's parameter groups (named ``all``, ``head``, ``backbone``)."""
-    from models.registry import model_info
+    from pawlens.models.registry import model_info
 
     info = model_info(arch)
     if phase == "scratch":
@@ -352,7 +351,7 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
     cfg = dict(cfg)
     resume_ckpt = None
     if cfg.get("resume"):
-        from models.checkpoint import load_checkpoint
+        from pawlens.models.checkpoint import load_checkpoint
 
         resume_ckpt = load_checkpoint(cfg["resume"])
         if "train_state" not in resume_ckpt:
@@ -386,7 +385,7 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
 
 def _rank0_first(fn, ctx):
     """``fn()`` on rank 0 first (a download, a data scan), then on the other ranks; rank 0's error is raised on every rank."""
-    from models.errors import PawlensError
+    from pawlens.models.errors import PawlensError
 
     if not ctx.enabled:
         return fn()
@@ -400,7 +399,7 @@ def _rank0_first(fn, ctx):
     if err is not None:
         raise err
     if box is not None:
-        import models.errors as E
+        import pawlens.models.errors as E
 
         raise getattr(E, box[0], E.PawlensError)(box[1])
     return out if ctx.is_main else fn()
@@ -408,12 +407,11 @@ def _rank0_first(fn, ctx):
 
 def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     import torch
+    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
+    from pawlens.models.console import atomic_write_text, ensure_writable_dir
+    from pawlens.models.preprocess import torch_eval_transform, torch_train_transform
+    from pawlens.models.registry import create_model, model_info
     from torch.utils.data.distributed import DistributedSampler
-
-    from models.checkpoint import build_checkpoint, save_checkpoint
-    from models.console import atomic_write_text, ensure_writable_dir
-    from models.preprocess import torch_eval_transform, torch_train_transform
-    from models.registry import create_model, model_info
 
     from .data import ImageListDataset, ShardSampler, discover, load_split, make_loader
     from .report import evaluate_samples, plot_curves
@@ -568,7 +566,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         if best_state is not None:
             model.load_state_dict(best_state)
         elif os.path.isfile(best_path):
-            from models.checkpoint import load_checkpoint
+            from pawlens.models.checkpoint import load_checkpoint
 
             model.load_state_dict(load_checkpoint(best_path)["state_dict"])
 

@@ -17,8 +17,7 @@ import os
 from typing import Any
 
 import numpy as np
-
-from models.errors import DataError
+from pawlens.models.errors import DataError
 
 LOG = logging.getLogger("pawlens")
 
@@ -75,9 +74,8 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
         (probs (N, C) float32, labels (N,), kept indices into ``samples`` (N,), skipped [(path, reason)]).
     """
     import torch
+    from pawlens.models.preprocess import torch_eval_transform
     from tqdm import tqdm
-
-    from models.preprocess import torch_eval_transform
 
     from .data import ImageListDataset, batches, make_loader
 
@@ -125,7 +123,7 @@ def evaluate_samples(model, samples, class_names, preprocess, out_dir: str | Non
     if extra:
         m.update(extra)
     if out_dir:
-        from models.console import atomic_write_text
+        from pawlens.models.console import atomic_write_text
 
         atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(m, indent=1) + "\n")
         plot_confusion(np.asarray(m["confusion_matrix"]), class_names, os.path.join(out_dir, "confusion_matrix.png"))
@@ -150,9 +148,9 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
     Raises:
         CheckpointError, DataError, InputError: one line each.
     """
-    from models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-    from models.device import resolve_device
-    from models.errors import InputError
+    from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
+    from pawlens.models.device import resolve_device
+    from pawlens.models.errors import InputError
 
     from .data import discover, load_split, stratified_subset
 
@@ -184,7 +182,7 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
         raise DataError(f"{data}: no images to evaluate ({where})")
     LOG.info(f"evaluating {ckpt_path} on {where}")
     if out_dir:
-        from models.console import ensure_writable_dir
+        from pawlens.models.console import ensure_writable_dir
 
         ensure_writable_dir(out_dir)
     return evaluate_samples(model, samples, class_names, pre, out_dir, device=dev, batch_size=batch_size, num_workers=num_workers,
@@ -229,7 +227,7 @@ def _plt():
 def _save(fig, path: str) -> None:
     import io
 
-    from models.console import atomic_write_bytes
+    from pawlens.models.console import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -284,9 +282,8 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: str) -> None:
 def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong: int, size: int = 128) -> None:
     """A grid of (path, true, predicted, confidence), most confident first; a note when nothing was wrong."""
     import cv2
-
-    from models.errors import ImageError
-    from models.preprocess import load_image
+    from pawlens.models.errors import ImageError
+    from pawlens.models.preprocess import load_image
 
     plt = _plt()
     if not items:

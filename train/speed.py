@@ -6,8 +6,8 @@ round, so a neighbour's load disturbs all of them alike; the table reports the m
 
 Usage::
 
-    python -m train.speed --model resnet50 --img-size 224 --batch-size 16 --steps 4 --rounds 3
-    python -m train.speed --configs fp32,fp32-cl,bf16,bf16-cl --trainable all --json runs/speed.json
+    pawlens bench-train --model resnet50 --img-size 224 --batch-size 16 --steps 4 --rounds 3
+    pawlens bench-train --configs fp32,fp32-cl,bf16,bf16-cl --trainable all --json runs/speed.json
 
 ``--trainable``: ``finetune`` (layer4 + head, phase 2 of the transfer schedule), ``head`` (phase 1) or ``all``.
 """
@@ -32,9 +32,9 @@ CONFIGS = {
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.speed", description=__doc__.split("\n")[0], add_help=add_help,
+    p = argparse.ArgumentParser(prog="pawlens bench-train", description=__doc__.split("\n")[0], add_help=add_help,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                epilog="example: python -m train.speed --model resnet50 --img-size 224 --batch-size 16 --steps 4")
+                                epilog="example: pawlens bench-train --model resnet50 --img-size 224 --batch-size 16 --steps 4")
     p.add_argument("--model", default="resnet50", help="registry name")
     p.add_argument("--img-size", type=int, default=224, help="input size")
     p.add_argument("--batch-size", type=int, default=16, help="images per step")
@@ -52,8 +52,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _setup(model_name: str, trainable: str, channels_last: bool, device: str, seed: int = 0):
     import torch
-
-    from models.registry import create_model, model_info
+    from pawlens.models.registry import create_model, model_info
 
     from .loop import configure_phase
 
@@ -73,8 +72,7 @@ def _setup(model_name: str, trainable: str, channels_last: bool, device: str, se
 
 def run(args) -> list[dict]:
     import torch
-
-    from models.errors import InputError
+    from pawlens.models.errors import InputError
 
     from .loop import resolve_precision, train_mode
 
@@ -158,16 +156,16 @@ def _main(argv: Sequence[str]) -> int:
     rows = run(args)
     print(format_table(rows))
     if args.json:
-        from models.console import atomic_write_text
+        from pawlens.models.console import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from models.console import run_cli
+    from pawlens.models.console import run_cli
 
-    return run_cli(_main, argv, prog="train.speed")
+    return run_cli(_main, argv, prog="pawlens bench-train")
 
 
 if __name__ == "__main__":

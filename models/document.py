@@ -1,9 +1,13 @@
-"""A tiny document model rendered twice: ``report.md`` (tables a terminal user reads) and
-``report.html`` (the same content with the figures inline, for a person with a browser).
+"""The report blocks every stage hands over: heading, paragraph, note, bullets, table, figure, code.  One
+:class:`Document` renders twice: markdown (what a terminal user reads: ``parity.md``, ``bench.md``, ``report.md``)
+and HTML (the same content with the figures inline, for a person with a browser).
 
     doc = Document("Pawlens demo")
     doc.h2("Parity"); doc.p("..."); doc.table(["artifact", "max abs"], rows); doc.img("bench.png", "Latency")
-    doc.write(out_dir)   # report.md + report.html, atomically
+    doc.include(parity_doc)   # a stage's own Document, as a section: its title becomes a heading
+    doc.write(out_dir)        # report.md + report.html, atomically
+
+Stages build a Document and write its markdown; the demo includes those Documents.  Nothing parses markdown back.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import html
 import os
 
-from models.console import atomic_write_text
+from pawlens.models.console import atomic_write_text
 
 
 class Document:
@@ -34,6 +38,17 @@ class Document:
     def table(self, headers: list[str], rows: list[list]) -> None:
         self.blocks.append(("table", list(headers), [[_cell(c) for c in r] for r in rows]))
 
+    def note(self, text: str) -> None:
+        """A remark set apart from the text (markdown: a quote)."""
+        self.blocks.append(("note", text))
+
+    def include(self, other: "Document", *, heading: str | None = None, level: str = "h2") -> None:
+        """Another Document's blocks as a section of this one: ``heading`` (default: its title) at ``level``, its own
+        ``h2`` headings one level down."""
+        self.blocks.append((level, heading if heading is not None else other.title))
+        for b in other.blocks:
+            self.blocks.append(("h3", b[1]) if b[0] == "h2" and level == "h2" else b)
+
     def raw(self, markdown: str) -> None:
         """Markdown made elsewhere (parity.md, bench.md): copied into report.md, converted for report.html."""
         self.blocks.append(("raw", markdown))
@@ -55,6 +70,8 @@ class Document:
                 out += [f"### {b[1]}", ""]
             elif kind == "p":
                 out += [b[1], ""]
+            elif kind == "note":
+                out += [f"> {b[1]}", ""]
             elif kind == "ul":
                 out += [f"- {x}" for x in b[1]] + [""]
             elif kind == "table":
@@ -88,6 +105,8 @@ class Document:
                 parts.append(f"<{kind}>{e(b[1])}</{kind}>")
             elif kind == "p":
                 parts.append(f"<p>{_inline(b[1])}</p>")
+            elif kind == "note":
+                parts.append(f"<blockquote>{_inline(b[1])}</blockquote>")
             elif kind == "ul":
                 parts.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
             elif kind == "table":

@@ -1,0 +1,60 @@
+"""``pawlens``: one command with a subcommand per stage, as ``yolo train`` / ``yolo export``.
+
+    pawlens train --data DIR --model efficientnet_lite0
+    pawlens export runs/train/efficientnet_lite0/best.pt
+    pawlens predict runs/export/efficientnet_lite0/model.int8.onnx photos/
+    pawlens gui --model runs/export/efficientnet_lite0/model.int8.onnx
+
+Each subcommand is the same program as its ``pawlens-<name>`` alias and keeps its own ``--help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+#: subcommand -> (module, function, one-line summary).  Imported only when chosen, so ``pawlens --help``
+#: starts without torch.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("pawlens.train.cli", "train_main", "train a model on a folder of photos (baseline, ResNet50, EfficientNet-Lite0)"),
+    "eval": ("pawlens.train.cli", "eval_main", "evaluate a checkpoint on a split or a folder"),
+    "export": ("pawlens.export.cli", "main", "checkpoint -> ONNX, FP16, INT8 (and a TensorRT engine), each parity-gated"),
+    "predict": ("pawlens.runtime.predict", "main", "label photos, folders and videos with any artifact"),
+    "bench": ("pawlens.runtime.bench", "main", "latency and agreement of every backend side by side"),
+    "bench-gui": ("pawlens.gui.bench", "main", "the desktop app's frame and Grad-CAM rates on a clip"),
+    "bench-train": ("pawlens.train.speed", "main", "training throughput per precision and memory format"),
+    "gui": ("pawlens.gui.app", "main", "the desktop app: webcam, image, video or folder, with Grad-CAM"),
+    "demo": ("pawlens.demo.cli", "main", "train, export, benchmark and report on the shared photos in one go"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: pawlens COMMAND [ARGS ...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    lines += ["", "`pawlens COMMAND --help` explains each; `pawlens-COMMAND` is the same program (e.g. pawlens-train)."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from pawlens import __version__
+
+        print(f"pawlens {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"pawlens: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)} (pawlens --help lists them)",
+              file=sys.stderr)
+        return 2
+    module, func, _ = COMMANDS[name]
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The formats table: every artifact kind Pawlens writes or loads, in one place (after Ultralytics' ``export_formats()``).
+
+    from pawlens.runtime.formats import FORMATS, by_key, file_kind, auto_choice
+    by_key("int8").suffix            # ".int8.onnx": the name pawlens-export gives it
+    file_kind("best.int8.onnx")      # ".onnx": what decides which backends can load a file
+    auto_choice(".onnx", "int8", cuda=False, installed={"ort", "openvino"})   # ("openvino", {...}, reason)
+
+Export names its outputs from it, the factory's ``--backend auto`` and its list of loadable files come from it,
+the desktop app's file filters and preloading come from it, the bench builds its candidate matrix from it, and
+the README's formats table is :func:`markdown_table` (a test compares them).
+
+``auto`` means one thing everywhere (:func:`auto_choice`), with one exception that the table states and the app
+shows in its status line: the desktop app runs ONNX files on ONNX Runtime (``Format.app_backend``), its reference
+runtime for ONNX, whose CUDA EP is what a GPU user of the app gets.  ``pawlens-gui --backend auto`` follows
+``auto_choice`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A library that runs artifacts: its import name and how a user installs it."""
+
+    key: str  # torch | ort | openvino | trt
+    name: str  # shown to people
+    module: str  # imported lazily by the runner
+    install: str  # the command that installs it (one line, pasteable)
+    gpu_only: bool = False
+
+
+BACKENDS: dict[str, Backend] = {
+    b.key: b for b in (
+        Backend("torch", "PyTorch", "torch", "pip install -e .  (a core dependency)"),
+        Backend("ort", "ONNX Runtime", "onnxruntime", "pip install -e '.[cpu]'  (or '.[gpu]' for the CUDA EP)"),
+        Backend("openvino", "OpenVINO", "openvino", "pip install -e '.[openvino]'"),
+        Backend("trt", "TensorRT", "tensorrt", "pip install tensorrt  (NVIDIA's wheels, on a CUDA machine)", gpu_only=True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Format:
+    """One artifact kind.
+
+    ``kind`` is the file suffix that decides which backends can load a file (``.pt``, ``.onnx``, ``.engine``);
+    ``suffix`` is the full name ending pawlens-export gives it; ``precision`` is what its weights hold (an ONNX
+    file's own metadata says which it is; the suffix is only the export's naming).
+    """
+
+    key: str  # export's --formats name; "checkpoint" for the training output
+    name: str
+    kind: str  # .pt | .onnx | .engine
+    suffix: str
+    precision: str  # fp32 | fp16 | int8
+    backends: tuple[str, ...]  # the backends that load it, in the order auto prefers them on the CPU
+    cuda_backends: tuple[str, ...]  # ... and on a CUDA device
+    sidecar: str | None = None  # a file that must travel with it
+    gpu: bool = False  # needs a CUDA GPU to build or run
+    exported: bool = True  # pawlens-export writes it
+    app_backend: str | None = None  # the desktop app's choice when it differs from auto (see the module docstring)
+    note: str = ""
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("checkpoint", "PyTorch checkpoint", ".pt", ".pt", "fp32", ("torch",), ("torch",), exported=False,
+           note="self-describing (class names, preprocessing, sha256 of the weights); the Grad-CAM reference"),
+    Format("onnx", "ONNX fp32", ".onnx", ".onnx", "fp32", ("openvino", "ort"), ("ort",), app_backend="ort",
+           note="OpenVINO f32 was 7-12% faster than ONNX Runtime at batch 1 here, same logits within 1e-6"),
+    Format("fp16", "ONNX fp16", ".onnx", ".fp16.onnx", "fp16", ("openvino", "ort"), ("ort",), app_backend="ort",
+           note="for GPUs; on a CPU the fp16 weights are upcast"),
+    Format("int8", "ONNX INT8 (QDQ)", ".onnx", ".int8.onnx", "int8", ("openvino", "ort"), ("ort",), app_backend="ort",
+           note="static QDQ; OpenVINO runs it fastest on a CPU"),
+    Format("trt", "TensorRT fp16 engine", ".engine", ".fp16.engine", "fp16", ("trt",), ("trt",), sidecar=".json", gpu=True,
+           note="built for one GPU and TensorRT version; never load an engine from an untrusted source"),
+)
+
+#: File suffixes that load, with what they are (``.pth`` is read as ``.pt``).
+KINDS: dict[str, str] = {".pt": "PyTorch checkpoint", ".onnx": "ONNX model", ".engine": "TensorRT engine (+ .engine.json sidecar)"}
+ALIASES: dict[str, str] = {".pth": ".pt"}
+#: ``--formats`` names pawlens-export knows, in the order it builds them, and the ones it builds by default.
+EXPORT_FORMATS: tuple[str, ...] = tuple(f.key for f in FORMATS if f.exported)
+DEFAULT_EXPORT: tuple[str, ...] = ("onnx", "fp16", "int8")
+
+
+def by_key(key: str) -> Format:
+    for f in FORMATS:
+        if f.key == key:
+            return f
+    raise KeyError(key)
+
+
+def for_file(kind: str, precision: str) -> Format:
+    """The row for a file of suffix kind ``kind`` whose weights hold ``precision``."""
+    for f in FORMATS:
+        if f.kind == kind and f.precision == precision:
+            return f
+    for f in FORMATS:  # e.g. a bf16 ONNX made elsewhere: the kind decides the backends
+        if f.kind == kind:
+            return f
+    raise KeyError(kind)
+
+
+def suffix_kind(path: str) -> str | None:
+    """The loadable kind of a file name (``.pt``, ``.onnx``, ``.engine``), or ``None``; no file-system access."""
+    import os
+
+    ext = os.path.splitext(str(path))[1].lower()
+    ext = ALIASES.get(ext, ext)
+    return ext if ext in KINDS else None
+
+
+def backends_for(kind: str) -> tuple[str, ...]:
+    """Every backend that can load a file of this kind."""
+    out: list[str] = []
+    for f in FORMATS:
+        if f.kind == kind:
+            out += [b for b in f.backends + f.cuda_backends if b not in out]
+    return tuple(out)
+
+
+def file_filter() -> str:
+    """A Qt file-dialog filter for the loadable model files."""
+    pats = " ".join(f"*{k}" for k in list(KINDS) + list(ALIASES))
+    return f"Models ({pats});;All files (*)"
+
+
+def auto_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[str]) -> tuple[str, dict[str, Any], str] | None:
+    """What ``--backend auto`` runs a file of ``kind`` / ``precision`` on: (backend, runner kwargs, reason), or ``None``
+    when none of its backends is installed.  ``installed``: the backend keys that can be imported.
+
+    Never lowers the precision.  A ``.pt`` runs in plain NCHW: channels_last was 8% slower at batch 1 in a quiet bench
+    here (77.1 vs 70.9 ms) and the bench's own check of ``auto`` flagged it.
+    """
+    have = set(installed) | {"torch"}
+    fmt = for_file(kind, precision)
+    order = fmt.cuda_backends if cuda else fmt.backends
+    for b in order:
+        if b not in have:
+            continue
+        if b == "torch":
+            return b, {"device": "cuda" if cuda else "cpu", "precision": "fp32", "channels_last": False}, fmt.name
+        if b == "trt":
+            return b, {"device": "cuda"}, fmt.name
+        if b == "ort":
+            dev = "cuda" if cuda else "cpu"
+            return b, {"device": dev}, f"{fmt.name} on {'CUDA: onnxruntime CUDA EP' if cuda else 'the CPU: onnxruntime'}"
+        if b == "openvino":
+            why = "OpenVINO runs the QDQ model fastest" if precision == "int8" else "OpenVINO f32 (faster than onnxruntime at batch 1)"
+            return b, {"precision": "fp32"}, f"{fmt.name} on the CPU: {why}"
+    return None
+
+
+def app_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[str]) -> tuple[str, str] | None:
+    """The desktop app's backend for a file when it keeps a choice of its own (``Format.app_backend``), with the line it
+    shows; ``None`` when the app follows :func:`auto_choice`."""
+    fmt = for_file(kind, precision)
+    if fmt.app_backend and fmt.app_backend in set(installed):
+        return fmt.app_backend, (f"{BACKENDS[fmt.app_backend].name}: the app's runtime for ONNX"
+                                 f"{' (CUDA EP)' if cuda else ''}; pawlens-predict's auto would pick "
+                                 f"{BACKENDS[(fmt.cuda_backends if cuda else fmt.backends)[0]].name}")
+    return None
+
+
+def markdown_table(formats: Sequence[Format] = FORMATS) -> str:
+    """The README's formats table."""
+    head = "| format | `--formats` | file | precision | loads on (auto's order: CPU / CUDA) | install | sidecar | GPU |"
+    rows = [head, "|" + "---|" * 8]
+    for f in formats:
+        order = " > ".join(BACKENDS[b].name for b in f.backends)
+        cuda = " > ".join(BACKENDS[b].name for b in f.cuda_backends)
+        inst = ", ".join(f"`{BACKENDS[b].install.split('  ')[0]}`" for b in dict.fromkeys(f.backends + f.cuda_backends) if b != "torch") or "core"
+        app = f" (app: {BACKENDS[f.app_backend].name})" if f.app_backend else ""
+        rows.append(f"| {f.name} | {'`' + f.key + '`' if f.exported else '(pawlens-train)'} | `*{f.suffix}` | {f.precision} | "
+                    f"{order} / {cuda}{app} | {inst} | {f'`*{f.suffix}{f.sidecar}`' if f.sidecar else '-'} | "
+                    f"{'yes' if f.gpu else 'no'} |")
+    return "\n".join(rows)
