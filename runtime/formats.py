@@ -166,15 +166,16 @@ def app_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[str
 
 
 def markdown_table(formats: Sequence[Format] = FORMATS) -> str:
-    """The README's formats table."""
-    head = "| format | `--formats` | file | precision | loads on (auto's order: CPU / CUDA) | install | sidecar | GPU |"
-    rows = [head, "|" + "---|" * 8]
+    """The README's formats table (``tests/test_formats.py`` checks that the README holds this text)."""
+    rows = ["| format | `--formats` | file | precision | auto on a CPU | auto on CUDA | desktop app | sidecar | needs a GPU |",
+            "|" + "---|" * 9]
     for f in formats:
-        order = " > ".join(BACKENDS[b].name for b in f.backends)
+        cpu = " > ".join(BACKENDS[b].name for b in f.backends if not BACKENDS[b].gpu_only) or "-"
         cuda = " > ".join(BACKENDS[b].name for b in f.cuda_backends)
-        inst = ", ".join(f"`{BACKENDS[b].install.split('  ')[0]}`" for b in dict.fromkeys(f.backends + f.cuda_backends) if b != "torch") or "core"
-        app = f" (app: {BACKENDS[f.app_backend].name})" if f.app_backend else ""
-        rows.append(f"| {f.name} | {'`' + f.key + '`' if f.exported else '(pawlens-train)'} | `*{f.suffix}` | {f.precision} | "
-                    f"{order} / {cuda}{app} | {inst} | {f'`*{f.suffix}{f.sidecar}`' if f.sidecar else '-'} | "
-                    f"{'yes' if f.gpu else 'no'} |")
+        app = BACKENDS[f.app_backend].name if f.app_backend else "auto"
+        rows.append(f"| {f.name} | {'`' + f.key + '`' if f.exported else 'pawlens-train'} | `*{f.suffix}` | {f.precision} | {cpu} | "
+                    f"{cuda} | {app} | {f'`*{f.suffix}{f.sidecar}`' if f.sidecar else '-'} | {'yes' if f.gpu else 'no'} |")
+    rows += ["", "| backend | `--backend` | install |", "|---|---|---|"]
+    rows += [f"| {b.name} | `{b.key}` | `{b.install.split('  ')[0]}`{'  ' + b.install.split('  ', 1)[1] if '  ' in b.install else ''} |"
+             for b in BACKENDS.values()]
     return "\n".join(rows)
