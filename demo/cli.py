@@ -141,10 +141,9 @@ def _main(argv: Sequence[str] | None) -> int:
     print("[demo] stage times: " + ", ".join(f"{n} {t:.0f}s" for n, t, _ in stages.times) + f"; total {total:.0f} s")
     print(f"[demo] report: {os.path.abspath(result['report_md'])}")
     print(f"[demo]         {os.path.abspath(result['report_html'])}")
-    gui = f"pawlens-gui --model {result['gui_model']}"
-    if result.get("reference"):
-        gui += f" --reference {result['reference']}"
-    print(f"[demo] open the GUI on the exported model:\n  {gui}")
+    from .pipeline import gui_command
+
+    print(f"[demo] open the GUI on the exported model:\n  {gui_command(result['gui_model'], result.get('reference'), result.get('gui_source'))}")
     with open(os.path.join(out, "demo.json"), "w") as f:
         json.dump({"stages": [{"name": n, "seconds": round(t, 2), "status": s} for n, t, s in stages.times],
                    "total_seconds": round(total, 2), **{k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))}}, f, indent=1)

@@ -5,7 +5,6 @@ Only :mod:`demo.cli` calls this; it imports every stage and nothing imports it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -135,7 +134,8 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
         doc = _report_with_data(cfg, trained, starts, seconds, best_name, rep, bench, grid, clips, stages)
         md, html = doc.write(cfg.out)
     clip_ok = all(c["share"] >= 0.5 for c in clips)
-    return {"report_md": md, "report_html": html, "gui_model": deployed, "reference": best.best_ckpt,
+    source = cfg.clips[0] if cfg.clips else (grid["rows"][0]["path"] if grid["rows"] else None)
+    return {"report_md": md, "report_html": html, "gui_model": deployed, "reference": best.best_ckpt, "gui_source": source,
             "parity_ok": rep.exit_code == 0 and clip_ok, "best_model": best_name,
             "clips": {os.path.basename(c["path"]): round(c["share"], 4) for c in clips}}
 
@@ -169,7 +169,8 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
     with stages("report"):
         doc = _report_embedded(cfg, ckpt, rep, bench, grid, stages)
         md, html = doc.write(cfg.out)
-    return {"report_md": md, "report_html": html, "gui_model": _deployed(rep), "reference": ckpt, "parity_ok": rep.exit_code == 0}
+    return {"report_md": md, "report_html": html, "gui_model": _deployed(rep), "reference": ckpt, "gui_source": syn,
+            "parity_ok": rep.exit_code == 0}
 
 
 # ----------------------------------------------------------------------------- shared stages
@@ -340,7 +341,7 @@ def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Do
     doc.h2("Grad-CAM examples")
     doc.p("On synthetic images and an untrained model the heat maps show where random filters respond, nothing more.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
-    _next_steps(doc, rep, ckpt)
+    _next_steps(doc, rep, ckpt, os.path.dirname(grid["rows"][0]["path"]) if grid["rows"] else None)
     return doc
 
 
@@ -405,17 +406,22 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
           f"`{model_info(best.config['model']).cam_layer}`). They agree on {agree} of {len(grid['rows'])} photos; "
           "a disagreement is marked rather than passing one model's reasons off as the other's.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
-    _next_steps(doc, rep, best.best_ckpt)
+    _next_steps(doc, rep, best.best_ckpt, cfg.clips[0] if cfg.clips else (grid["rows"][0]["path"] if grid["rows"] else None))
     return doc
 
 
-def _next_steps(doc: Document, rep, ckpt: str) -> None:
+def gui_command(model: str, reference: str | None, source: str | None) -> str:
+    """One ``pawlens-gui`` command that can be pasted as it is: absolute, shell-quoted paths, a source to show."""
+    import shlex
+
+    parts = ["pawlens-gui", "--model", model] + (["--reference", reference] if reference else []) + (["--source", source] if source else [])
+    return " ".join(shlex.quote(os.path.abspath(p)) if i > 1 and parts[i - 1].startswith("--") else p for i, p in enumerate(parts))
+
+
+def _next_steps(doc: Document, rep, ckpt: str, source: str | None) -> None:
     doc.h2("Next")
-    doc.code(f"pawlens-gui --model {_deployed(rep)} --reference {ckpt}")
+    doc.p("Watch the deployed model live, with the reference's Grad-CAM over it (any image, video, folder or camera index as `--source`):")
+    doc.code(gui_command(_deployed(rep), ckpt, source))
 
 
-def _jsonable(x):
-    return json.loads(json.dumps(x, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
-
-
-__all__ = ["DemoConfig", "run_demo", "PawlensError"]
+__all__ = ["DemoConfig", "run_demo", "gui_command", "PawlensError"]

@@ -31,6 +31,29 @@ def _check_report(out, *, expect: list[str]):
     return md
 
 
+def _check_gui_command(printed: str) -> None:
+    """The closing line is one pasteable command: absolute paths that exist, a model, its reference and a source."""
+    import shlex
+
+    lines = printed.splitlines()
+    cmd = lines[lines.index(next(ln for ln in lines if "open the GUI" in ln)) + 1].strip()
+    argv = shlex.split(cmd)
+    assert argv[0] == "pawlens-gui" and {"--model", "--reference", "--source"} <= set(argv), cmd
+    for flag in ("--model", "--reference", "--source"):
+        path = argv[argv.index(flag) + 1]
+        assert os.path.isabs(path) and os.path.exists(path), (flag, path)
+
+
+def test_gui_command_quotes_and_absolutises(tmp_path):
+    import shlex
+
+    from pawlens.demo.pipeline import gui_command
+
+    cmd = gui_command("runs/x y/best.onnx", "runs/x y/best.pt", None)
+    argv = shlex.split(cmd)
+    assert argv == ["pawlens-gui", "--model", os.path.abspath("runs/x y/best.onnx"), "--reference", os.path.abspath("runs/x y/best.pt")]
+
+
 @pytest.mark.slow
 def test_demo_with_data(tmp_path, capsys):
     from pawlens.models.synthetic import write_image_folder
@@ -44,6 +67,7 @@ def test_demo_with_data(tmp_path, capsys):
                                     "PyTorch fp32 eager", "Grad-CAM", "pawlens-gui --model", "**Deployed:", "images seen"])
     assert "from scratch" in md
     assert "pawlens-gui --model" in printed and "report.md" in printed and "stage times" in printed
+    _check_gui_command(printed)
     for f in ("export/baseline/best.onnx", "export/baseline/best.int8.onnx", "export/baseline/parity.json", "bench/bench.json",
               "gradcam_grid.png", "train/baseline/curves.png", "train/baseline/confusion_matrix.png"):
         assert os.path.exists(out / f), f
@@ -56,6 +80,7 @@ def test_demo_embedded_default_says_untrained(tmp_path, capsys):
                              "--cam-examples", "2", "--out", str(out)])
     assert rc == 0, printed
     md = _check_report(out, expect=["untrained", "synthetic images", "What each gate means", "says little"])
+    _check_gui_command(printed)
     assert "Test-split comparison" not in md
 
 

@@ -37,3 +37,17 @@ def test_gemm_rates_are_measured_and_restore_threads():
             continue
         assert r[k] is not None and math.isfinite(r[k]) and r[k] > 0.1, (k, r)
     assert rate_for("int8", r) == r["int8_gops"] and rate_for("bf16-autocast", r) == r["bf16_gflops"] and rate_for("fp16", r) is None
+
+
+def test_each_ceiling_is_the_best_runtime_and_rows_above_it_are_flagged():
+    r = gemm_rates(threads=1, n=192, reps=2)
+    for prec, key in (("fp32", "fp32_gflops"), ("int8", "int8_gops")):
+        found = r["by_runtime"][prec]
+        assert found and r[key] == max(found.values())
+    assert {"torch", "onnxruntime"} <= set(r["by_runtime"]["fp32"])  # the core runtimes always take part
+    assert any(k.startswith("onnxruntime") for k in r["by_runtime"]["int8"])
+    from pawlens.runtime.ceiling import best_runtime, over_ceiling
+
+    assert r["by_runtime"]["fp32"][best_runtime("fp32", r)] == r["fp32_gflops"]
+    assert over_ceiling(r["fp32_gflops"] * 1.2, "fp32", r) and not over_ceiling(r["fp32_gflops"] * 0.8, "fp32", r)
+    assert not over_ceiling(None, "fp32", r) and not over_ceiling(5.0, "fp16", r)  # no ceiling for fp16: nothing to judge
