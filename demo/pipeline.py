@@ -283,8 +283,8 @@ def _rel(cfg: DemoConfig, path: str) -> str:
     return os.path.relpath(path, cfg.out)
 
 
-def _stage_table(doc: Document, stages) -> None:
-    doc.h2("Stage times")
+def _stage_table(doc: Document, stages, level: str = "h2") -> None:
+    (doc.h3 if level == "h3" else doc.h2)("Stage times")
     doc.table(["stage", "seconds", "status"], [[n, f"{t:.1f}", s] for n, t, s in stages.times])
 
 
@@ -326,6 +326,29 @@ def _bench_section(doc: Document, cfg: DemoConfig, bench) -> None:
         doc.img(_rel(cfg, pareto), "Test accuracy against batch-1 latency, every model x precision x backend")
 
 
+def _ship_table(doc: Document, cfg: DemoConfig, rep, bench, model: str | None = None) -> None:
+    """What a user decides on: each artifact, its gate verdict and agreement, and its fastest backend at batch 1."""
+    rows = []
+    for a in rep.artifacts:
+        if not a.requested and a.status not in ("passed", "failed"):
+            continue
+        name = os.path.basename(a.path)
+        b1 = [r for r in bench.rows if r.batch == 1 and r.artifact == name and r.status == "ok" and r.p50_ms == r.p50_ms
+              and r.within_gate is not False and (model is None or r.model == model)]  # a row outside the file's gate is no way to run it
+        fastest = min(b1, key=lambda r: r.p50_ms, default=None)
+        agree = a.parity.top1_agreement if a.parity is not None else None
+        rows.append([f"`{_rel(cfg, a.path)}`" if a.path else a.format, a.precision, a.status,
+                     f"{agree:.2%}" if agree is not None else "-", f"{fastest.p50_ms:.1f} ms" if fastest else "-",
+                     fastest.label if fastest else "-"])
+    doc.table(["artifact", "precision", "parity gate", "top-1 agreement (gate inputs)", "batch-1 latency", "fastest backend in its gate"], rows)
+
+
+def _appendix(doc: Document, stages) -> None:
+    doc.h2("Appendix")
+    doc.p("Stage times of this run, and the benchmark's goal checks and compute ceilings (above, under the latency section).")
+    _stage_table(doc, stages, level="h3")
+
+
 def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Document:
     doc = Document("Pawlens demo: embedded default")
     doc.p("**No photos were found and no training was done.** The model is the embedded default: an **untrained** 2-class "
@@ -335,13 +358,14 @@ def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Do
           "not photos: they are labelled `cat`/`dog` only by folder name. Run `pawlens-demo --data DIR` with cat/dog photos "
           "for the real job.")
     doc.p(f"Checkpoint: `{_rel(cfg, ckpt)}`.")
-    _stage_table(doc, stages)
+    _ship_table(doc, cfg, rep, bench)
     _parity_section(doc, cfg, rep, untrained=True)
     _bench_section(doc, cfg, bench)
     doc.h2("Grad-CAM examples")
     doc.p("On synthetic images and an untrained model the heat maps show where random filters respond, nothing more.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
     _next_steps(doc, rep, ckpt, os.path.dirname(grid["rows"][0]["path"]) if grid["rows"] else None)
+    _appendix(doc, stages)
     return doc
 
 
@@ -381,6 +405,9 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
     doc.bullets([f"**{n}**: {s}" for n, s in starts.items()])
     if len(trained) > 1:
         doc.p(f"Exported and deployed: **{best_name}** (the higher test accuracy, macro F1 breaking ties).")
+    doc.h2(f"The artifacts to ship ({best_name})")
+    _ship_table(doc, cfg, rep, bench, model=bench.settings.get("model"))
+    doc.h2("Each model on the test split")
     for n, r in trained.items():
         doc.h3(f"{n}")
         pc = r.metrics.get("per_class", {})
@@ -395,7 +422,6 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
         doc.table(["clip", "class", "frames", "labelled right", "share", "mean probability of the class", "backend"],
                   [[os.path.basename(c["path"]), c["class"], c["frames"], c["right"], f"{c['share']:.1%}", c.get("mean_conf"), c["backend"]]
                    for c in clips])
-    _stage_table(doc, stages)
     _parity_section(doc, cfg, rep, untrained=False)
     _bench_section(doc, cfg, bench)
     doc.h2("Grad-CAM examples")
@@ -407,6 +433,7 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
           "a disagreement is marked rather than passing one model's reasons off as the other's.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
     _next_steps(doc, rep, best.best_ckpt, cfg.clips[0] if cfg.clips else (grid["rows"][0]["path"] if grid["rows"] else None))
+    _appendix(doc, stages)
     return doc
 
 
