@@ -99,26 +99,7 @@ class Document:
             "figure{margin:1em 0}figcaption{color:#555;font-size:13px}code,pre{background:#f6f6f6;padding:2px 4px}</style>",
             f"</head><body><h1>{e(self.title)}</h1>",
         ]
-        for b in self.blocks:
-            kind = b[0]
-            if kind in ("h2", "h3"):
-                parts.append(f"<{kind}>{e(b[1])}</{kind}>")
-            elif kind == "p":
-                parts.append(f"<p>{_inline(b[1])}</p>")
-            elif kind == "note":
-                parts.append(f"<blockquote>{_inline(b[1])}</blockquote>")
-            elif kind == "ul":
-                parts.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
-            elif kind == "table":
-                head = "".join(f"<th>{e(str(h))}</th>" for h in b[1])
-                body = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            elif kind == "img":
-                parts.append(f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}</figcaption></figure>")
-            elif kind == "code":
-                parts.append(f"<pre>{e(b[1])}</pre>")
-            elif kind == "raw":
-                parts.append(_markdown_to_html(b[1]))
+        parts += [_HTML[b[0]](*b[1:]) if b[0] not in ("h2", "h3") else f"<{b[0]}>{e(b[1])}</{b[0]}>" for b in self.blocks]
         parts.append("</body></html>")
         return "\n".join(parts)
 
@@ -128,6 +109,24 @@ class Document:
         atomic_write_text(md, self.markdown())
         atomic_write_text(ht, self.html())
         return md, ht
+
+
+def _html_table(headers, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+#: How each block kind renders to HTML (headings aside).
+_HTML = {
+    "p": lambda text: f"<p>{_inline(text)}</p>",
+    "note": lambda text: f"<blockquote>{_inline(text)}</blockquote>",
+    "ul": lambda items: "<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>",
+    "table": _html_table,
+    "img": lambda src, cap: f"<figure><img src='{html.escape(src)}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>",
+    "code": lambda text: f"<pre>{html.escape(text)}</pre>",
+    "raw": lambda md: _markdown_to_html(md),
+}
 
 
 def _cell(c) -> str:
