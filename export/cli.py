@@ -16,7 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from pawlens.models.console import HelpFormatter, atomic_write_text, run_cli
-from pawlens.models.errors import InputError
+from pawlens.models.errors import InputError, one_line
 
 PROG = "pawlens-export"
 
@@ -89,7 +89,7 @@ def _load_yaml(path: str, what: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"{path}: {what} file not found") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the {what} YAML ({' '.join(str(e).split())[:120]})") from None
+        raise InputError(f"{path}: cannot read the {what} YAML ({one_line(e, 120, with_type=False)})") from None
     if not isinstance(d, dict):
         raise InputError(f"{path}: the {what} YAML must be a mapping")
     return d
