@@ -158,8 +158,8 @@ def _holds_outputs(path: str) -> bool:
         return any(not n.startswith(".") for n in os.listdir(path))
     except FileNotFoundError:
         return False
-    except NotADirectoryError:
-        return True
+    except NotADirectoryError:  # a file by that name is taken; a path under a file can never exist
+        return os.path.exists(path)
 
 
 def next_run_dir(root: str | os.PathLike, name: str, exist_ok: bool = False) -> str:
