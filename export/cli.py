@@ -4,7 +4,8 @@
     pawlens-export runs/train/x/best.pt --parity-data data/val --calib data/calib --formats onnx,fp16,int8,trt
 
 Thin CLI over :func:`export.pipeline.export_all`.  Exit codes: 0 every requested artifact passed its
-parity gate; 1 a gate (or a build) failed, the failing file renamed ``*.failed``; 2 bad input (missing or
+parity gate; 1 a gate (or a build) failed, the failing file renamed ``*.failed`` and its line ending with the next
+step that would help; 2 bad input (missing or
 damaged checkpoint, unknown format, unusable folders), and also when ``trt`` was requested but TensorRT
 or a GPU is unavailable (the other formats are still built, gated and reported).
 """

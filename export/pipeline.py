@@ -1,19 +1,25 @@
 """The export pipeline: checkpoint -> ONNX / FP16 ONNX / INT8 ONNX / TensorRT engine, each gated against PyTorch.
 
+    report = export_all("runs/train/baseline/best.pt")      # photos from the run's split.json -> runs/export/baseline
     report = export_all("runs/train/x/best.pt", out_dir="runs/export/best", parity_images="data/val", calib="data/calib")
     report.exit_code            # 0 all passed, 1 a gate failed, 2 TensorRT asked for but unavailable
     report.artifact("int8").parity.summary()
+    doc.include(report.to_document())                        # parity.md as report blocks (models.document)
 
-Outputs in ``out_dir``, named from the checkpoint's stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``,
-``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, + ``<stem>.fp16.timing.cache``), and
-``parity.json`` + ``parity.md`` with one row per artifact.  An artifact that fails its gate is renamed
-``<file>.failed`` so nothing loads it by its usual name.
+Outputs in ``out_dir`` (default ``runs/export/<run name>``, the checkpoint's folder name), named from the checkpoint's
+stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``, ``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, +
+``<stem>.fp16.timing.cache``), and ``parity.json`` + ``parity.md`` with one row per artifact.  A folder that already
+holds outputs is never written into unless ``exist_ok``: the export takes the next free ``<folder>-2``, ``-3``, ...
+(:func:`models.console.next_run_dir`, as training numbers its runs).  An artifact that fails its gate is renamed
+``<file>.failed`` so nothing loads it by its usual name, and its row ends with the next step that would help
+(:func:`next_step`); it never pushes aside a file that passed (with ``exist_ok``, that one stays, listed under ``kept``).
 
 Parity inputs are the real images (``parity_images``; labels from class-named folders, or Kaggle-style
-``cat.123.jpg`` names) preprocessed exactly as the runtime does, plus a few random tensors; the
-reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with every artifact
-(:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images, else the parity images (then the
-INT8 parity is not independent of the calibration, and the report says so); with neither it refuses.
+``cat.123.jpg`` names; default the test photos of the run's ``split.json``) preprocessed exactly as the runtime does,
+plus a few random tensors; the reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with every
+artifact (:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images (default the run's training photos), else
+the parity images (then the INT8 parity is not independent of the calibration, and the report says so); with
+neither it refuses, saying what to pass.
 
 Interrupt-safe and exclusive: the export holds a lock in ``out_dir`` (:data:`LOCK_NAME`, ``flock``; a second export
 into the folder gets OutputError at once), builds and gates each artifact in a staging folder ``.export.tmp-<PID>``
@@ -21,8 +27,8 @@ and renames it into place only once it has passed (a previous good file stays un
 ``parity.json`` after every step (rows name only files that exist; a previous export's files it did not replace are
 listed under ``kept``).  Temporaries of killed runs (``*.tmp-<PID>``, PID not running) are removed first.
 
-Existing artifacts are never silently reused: by default every requested file is rebuilt (a file made
-from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
+Existing artifacts are never silently reused: by default every requested file is rebuilt (with ``exist_ok``, a file
+made from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
 ONNX file whose metadata shows the same checkpoint sha256 and export options is kept, and still gated.
 """
 

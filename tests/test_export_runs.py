@@ -132,7 +132,7 @@ def test_next_step_override_passes_the_gate_it_names():
     r = np.tile(np.array([[1.0, 0.0]], np.float32), (100, 1))
     c = r.copy()
     c[:3] = c[:3, ::-1]  # three decisive flips: 97% < 99%
-    res = compare_logits(r, c, gate=default_gate("int8"))
+    res = compare_logits(r, c, gate=default_gate("int8"), precision="int8")
     hint = next_step("int8", res, {"n_calib": 500, "calib_source": "data/calib"}, {"method": "percentile"})
     assert "calibrate on other photos" in hint.lower() and "--calib-method entropy or minmax" in hint
     flag = hint.rsplit("--gate ", 1)[1]
