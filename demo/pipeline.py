@@ -289,10 +289,8 @@ def _stage_table(doc: Document, stages, level: str = "h2") -> None:
 
 
 def _parity_section(doc: Document, cfg: DemoConfig, rep, untrained: bool) -> None:
-    doc.h2("Export and parity")
-    md = open(rep.parity_md, encoding="utf-8").read().split("\n", 1)[1] if rep.parity_md else ""
+    doc.include(rep.to_document(), heading="Export and parity")
     doc.p(f"Full report: `{_rel(cfg, rep.parity_md)}` and `{_rel(cfg, rep.parity_json)}`. Exit code of the export stage: {rep.exit_code}.")
-    doc.raw(md)
     doc.h3("What each gate means for this model")
     items = []
     for a in rep.artifacts:
@@ -308,7 +306,8 @@ def _parity_section(doc: Document, cfg: DemoConfig, rep, untrained: bool) -> Non
             base += (f". The model is untrained, so {ties} of {n} reference predictions are near ties and agreement on them says little; "
                      "the logit error (max abs, cosine) is what this gate really checks here")
         elif ties:
-            base += f" ({ties} of {n} reference predictions are near ties; their flips are not held against the artifact)"
+            base += (f" ({ties} of {n} reference predictions are near ties; a flip there counts as agreeing, raw agreement "
+                     f"{pr.get('raw_top1_agreement'):.1%})")
         items.append(base)
     doc.bullets(items)
 

@@ -1,9 +1,11 @@
 """pawlens-export: build ONNX / FP16 / INT8 / TensorRT artifacts from a checkpoint, each gated against PyTorch.
 
+    pawlens-export runs/train/baseline/best.pt          # -> runs/export/baseline: photos from the run's split.json
     pawlens-export runs/train/x/best.pt --parity-data data/val --calib data/calib --formats onnx,fp16,int8,trt
 
 Thin CLI over :func:`export.pipeline.export_all`.  Exit codes: 0 every requested artifact passed its
-parity gate; 1 a gate (or a build) failed, the failing file renamed ``*.failed``; 2 bad input (missing or
+parity gate; 1 a gate (or a build) failed, the failing file renamed ``*.failed`` and its line ending with the next
+step that would help; 2 bad input (missing or
 damaged checkpoint, unknown format, unusable folders), and also when ``trt`` was requested but TensorRT
 or a GPU is unavailable (the other formats are still built, gated and reported).
 """
@@ -16,7 +18,7 @@ import sys
 from typing import Any, Sequence
 
 from pawlens.models.console import HelpFormatter, atomic_write_text, run_cli
-from pawlens.models.errors import InputError
+from pawlens.models.errors import InputError, one_line
 
 PROG = "pawlens-export"
 
@@ -28,8 +30,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         prog=PROG, add_help=add_help, formatter_class=HelpFormatter,
         description="Export a pawlens checkpoint to ONNX (fp32), FP16 ONNX, INT8 ONNX (static QDQ) and a TensorRT FP16 engine; "
                     "gate each against PyTorch fp32 and write parity.json + parity.md.",
-        epilog="example:\n  pawlens-export runs/train/resnet50/best.pt --parity-data data/val --calib data/calib \\\n"
+        epilog="examples:\n  pawlens-export runs/train/resnet50/best.pt\n"
+               "      (no flags: INT8 calibrated on the run's training photos, gates on its test photos, both from the\n"
+               "      split.json next to the checkpoint; outputs in runs/export/resnet50)\n"
+               "  pawlens-export runs/train/resnet50/best.pt --parity-data data/val --calib data/calib \\\n"
                "      --formats onnx,fp16,int8,trt --out runs/export/best\n\n"
+               "output folders (as Ultralytics' exist_ok): an export never writes into a folder that already holds outputs;\n"
+               "it takes the next free runs/export/NAME-2, -3, ... (also for --out DIR: DIR-2, ...) and says so;\n"
+               "--exist-ok writes into the folder itself, replacing each artifact only once its replacement has passed\n\n"
                "exit codes: 0 all requested artifacts passed; 1 a parity gate failed (file renamed *.failed); "
                "2 bad input, or trt requested but TensorRT/GPU unavailable (the other formats are still written)",
     )
@@ -37,15 +45,21 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default=None, help="YAML file whose keys (flag names) set the defaults of the flags below (default: none)")
     g = p.add_argument_group("outputs")
     g.add_argument("--formats", default=",".join(DEFAULT_FORMATS), help=f"comma-separated subset of {','.join(FORMATS)} (or all)")
-    g.add_argument("--out", default=None, help="output folder (default: runs/export/<checkpoint stem>)")
+    g.add_argument("--out", default=None, help="output folder (default: runs/export/<run name>, the checkpoint's folder name; "
+                   "numbered -2, -3, ... when it already holds outputs)")
+    g.add_argument("--exist-ok", action="store_true",
+                   help="write into the output folder even when it holds an earlier export, replacing its artifacts once the new "
+                   "ones pass (default: the next free numbered folder)")
     g.add_argument("--reuse", action="store_true",
                    help="keep an existing ONNX made from the same checkpoint (sha256) and options, still gated (default: rebuild all)")
     g = p.add_argument_group("parity and calibration data")
-    g.add_argument("--parity-data", default=None, metavar="DIR",
-                   help="real images for the parity gate (class-named subfolders give labels; default: none, random tensors only)")
+    g.add_argument("--parity-data", "--images", dest="parity_data", default=None, metavar="DIR",
+                   help="real images for the parity gate (class-named subfolders give labels; default: the test photos of the "
+                   "split.json next to the checkpoint, else none: random tensors only)")
     g.add_argument("--parity-max", type=int, default=None, help="use at most this many parity images (evenly spread); default: all")
     g.add_argument("--random-inputs", type=int, default=4, help="random tensors added to the parity inputs (16 without --parity-data)")
-    g.add_argument("--calib", default=None, metavar="DIR", help="INT8 calibration images (a few hundred; default: the --parity-data images)")
+    g.add_argument("--calib", default=None, metavar="DIR", help="INT8 calibration images (a few hundred; default: the training photos "
+                   "of the split.json next to the checkpoint, else the --parity-data images)")
     g.add_argument("--calib-max", type=int, default=500, help="use at most this many calibration images")
     g.add_argument("--seed", type=int, default=0, help="seed of the random parity tensors")
     g = p.add_argument_group("ONNX")
@@ -89,7 +103,7 @@ def _load_yaml(path: str, what: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"{path}: {what} file not found") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the {what} YAML ({' '.join(str(e).split())[:120]})") from None
+        raise InputError(f"{path}: cannot read the {what} YAML ({one_line(e, 120, with_type=False)})") from None
     if not isinstance(d, dict):
         raise InputError(f"{path}: the {what} YAML must be a mapping")
     return d
@@ -145,10 +159,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise InputError(f"{flag} {v}: must be a whole number >= 1" + (" (leave it unset for all images)" if flag == "--parity-max" else ""))
     formats = parse_formats(args.formats)
     gates = resolve_gates(args.gates, args.gate)
-    stem = os.path.splitext(os.path.basename(args.ckpt))[0]
-    out = args.out or os.path.join("runs", "export", stem)
     report = export_all(
-        args.ckpt, formats=formats, out_dir=out, parity_images=args.parity_data, calib=args.calib, batch_max=args.batch_max,
+        args.ckpt, formats=formats, out_dir=args.out, exist_ok=args.exist_ok, parity_images=args.parity_data, calib=args.calib,
+        batch_max=args.batch_max,
         opset=args.opset, gates=gates, progress=args.progress, exporter=args.exporter, random_inputs=args.random_inputs, seed=args.seed,
         calib_max=args.calib_max, parity_max=args.parity_max, int8_activation=args.int8_activation, int8_weight=args.int8_weight,
         int8_method=args.calib_method, per_channel=args.per_channel, int8_reduce_range=args.int8_reduce_range,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.console import atomic_write_bytes, sha256_file
-from pawlens.models.errors import ArtifactError, InputError
+from pawlens.models.errors import ArtifactError, InputError, one_line
 
 LOG = logging.getLogger("pawlens")
 
@@ -62,11 +62,6 @@ def set_meta(model, meta: ArtifactMeta) -> None:
     for k, v in keep + sorted(meta.to_props().items()):
         e = model.metadata_props.add()
         e.key, e.value = k, v
-
-
-def get_meta(model, *, path: str = "<model>") -> ArtifactMeta:
-    """The pawlens metadata of an in-memory ``ModelProto`` (ArtifactError if it has none)."""
-    return ArtifactMeta.from_props({p.key: p.value for p in model.metadata_props}, path=path)
 
 
 def read_meta(path: str | os.PathLike) -> ArtifactMeta:
@@ -124,7 +119,7 @@ def save_model(model, out_path: str | os.PathLike, *, full_check: bool = True) -
         try:
             onnx.checker.check_model(model, full_check=full_check)
         except Exception as e:
-            raise ArtifactError(f"{out}: onnx.checker rejected the model ({' '.join(str(e).split())[:200]})") from None
+            raise ArtifactError(f"{out}: onnx.checker rejected the model ({one_line(e, 200, with_type=False)})") from None
         atomic_write_bytes(out, model.SerializeToString())
         return out
     # Over protobuf's 2 GB limit: weights go to <name>.data beside the model (the checker then needs the path).
@@ -325,7 +320,7 @@ def convert_fp16(src_onnx: str | os.PathLike, out_path: str | os.PathLike) -> st
     try:
         m = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
     except Exception as e:
-        raise ArtifactError(f"{src}: type inference failed after the fp16 conversion ({' '.join(str(e).split())[:200]})") from None
+        raise ArtifactError(f"{src}: type inference failed after the fp16 conversion ({one_line(e, 200, with_type=False)})") from None
     meta.precision = "fp16"
     meta.extra = dict(meta.extra, fp16_source=os.path.basename(src), fp16_clipped_values=clipped)
     set_meta(m, meta)

@@ -1,19 +1,25 @@
 """The export pipeline: checkpoint -> ONNX / FP16 ONNX / INT8 ONNX / TensorRT engine, each gated against PyTorch.
 
+    report = export_all("runs/train/baseline/best.pt")      # photos from the run's split.json -> runs/export/baseline
     report = export_all("runs/train/x/best.pt", out_dir="runs/export/best", parity_images="data/val", calib="data/calib")
     report.exit_code            # 0 all passed, 1 a gate failed, 2 TensorRT asked for but unavailable
     report.artifact("int8").parity.summary()
+    doc.include(report.to_document())                        # parity.md as report blocks (models.document)
 
-Outputs in ``out_dir``, named from the checkpoint's stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``,
-``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, + ``<stem>.fp16.timing.cache``), and
-``parity.json`` + ``parity.md`` with one row per artifact.  An artifact that fails its gate is renamed
-``<file>.failed`` so nothing loads it by its usual name.
+Outputs in ``out_dir`` (default ``runs/export/<run name>``, the checkpoint's folder name), named from the checkpoint's
+stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``, ``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, +
+``<stem>.fp16.timing.cache``), and ``parity.json`` + ``parity.md`` with one row per artifact.  A folder that already
+holds outputs is never written into unless ``exist_ok``: the export takes the next free ``<folder>-2``, ``-3``, ...
+(:func:`models.console.next_run_dir`, as training numbers its runs).  An artifact that fails its gate is renamed
+``<file>.failed`` so nothing loads it by its usual name, and its row ends with the next step that would help
+(:func:`next_step`); it never pushes aside a file that passed (with ``exist_ok``, that one stays, listed under ``kept``).
 
 Parity inputs are the real images (``parity_images``; labels from class-named folders, or Kaggle-style
-``cat.123.jpg`` names) preprocessed exactly as the runtime does, plus a few random tensors; the
-reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with every artifact
-(:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images, else the parity images (then the
-INT8 parity is not independent of the calibration, and the report says so); with neither it refuses.
+``cat.123.jpg`` names; default the test photos of the run's ``split.json``) preprocessed exactly as the runtime does,
+plus a few random tensors; the reference is the checkpoint in PyTorch fp32 on CPU, run once and compared with every
+artifact (:mod:`runtime.compare`).  INT8 calibration uses ``calib`` images (default the run's training photos), else
+the parity images (then the INT8 parity is not independent of the calibration, and the report says so); with
+neither it refuses, saying what to pass.
 
 Interrupt-safe and exclusive: the export holds a lock in ``out_dir`` (:data:`LOCK_NAME`, ``flock``; a second export
 into the folder gets OutputError at once), builds and gates each artifact in a staging folder ``.export.tmp-<PID>``
@@ -21,8 +27,8 @@ and renames it into place only once it has passed (a previous good file stays un
 ``parity.json`` after every step (rows name only files that exist; a previous export's files it did not replace are
 listed under ``kept``).  Temporaries of killed runs (``*.tmp-<PID>``, PID not running) are removed first.
 
-Existing artifacts are never silently reused: by default every requested file is rebuilt (a file made
-from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
+Existing artifacts are never silently reused: by default every requested file is rebuilt (with ``exist_ok``, a file
+made from another checkpoint, by the sha256 in its metadata, is reported as replaced); with ``reuse=True`` an
 ONNX file whose metadata shows the same checkpoint sha256 and export options is kept, and still gated.
 """
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -40,16 +47,28 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from pawlens.models.console import FolderLock, atomic_write_text, ensure_writable_dir, remove_stale_temps, sha256_file
+from pawlens.models.console import (
+    FolderLock,
+    atomic_write_text,
+    ensure_writable_dir,
+    library_versions,
+    next_run_dir,
+    remove_stale_temps,
+    sha256_file,
+)
 from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, ImageError, InputError, ParityError
-from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, markdown_table, run_batches
+from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
+from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
 
 LOG = logging.getLogger("pawlens")
 
-FORMATS = ("onnx", "fp16", "int8", "trt")
-PRECISION = {"onnx": "fp32", "fp16": "fp16", "int8": "int8", "trt": "fp16"}
-SUFFIX = {"onnx": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8.onnx", "trt": ".fp16.engine"}
-DEFAULT_FORMATS = ("onnx", "fp16", "int8")
+#: The ``--formats`` names, in build order, and what each is (from :mod:`runtime.formats`, the one formats table).
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
+PRECISION: dict[str, str] = {f: by_key(f).precision for f in FORMATS}
+SUFFIX: dict[str, str] = {f: by_key(f).suffix for f in FORMATS}
+SIDECAR: dict[str, str] = {f: by_key(f).sidecar for f in FORMATS if by_key(f).sidecar}
+DEFAULT_FORMATS: tuple[str, ...] = DEFAULT_EXPORT
+EXPORT_ROOT = os.path.join("runs", "export")
 LOCK_NAME = ".pawlens-export.lock"
 #: Test hook (fault injection), not a user option: ``PAWLENS_TEST_FAULT=<point>[:INT|KILL]`` sends this process
 #: SIGKILL (default) or SIGINT when the export reaches ``<point>``: ``reference``, ``built:<fmt>`` (built, not gated),
@@ -142,6 +161,108 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     return np.stack(xs).astype(np.float32), np.asarray(labels, dtype=np.int64), used, skipped
 
 
+def run_name(ckpt_path: str | os.PathLike) -> str:
+    """The training run a checkpoint came from: its folder's name (``runs/train/baseline/best.pt`` -> ``baseline``)."""
+    p = os.path.abspath(os.fspath(ckpt_path))
+    return os.path.basename(os.path.dirname(p)) or os.path.splitext(os.path.basename(p))[0]
+
+
+def resolve_out_dir(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, exist_ok: bool = False) -> str:
+    """Where an export goes: ``out_dir`` (default ``runs/export/<run name>``), numbered ``-2``, ``-3``, ... when that folder
+    already holds outputs, unless ``exist_ok`` (then into it, replacing what it rebuilds): :func:`models.console.next_run_dir`."""
+    if out_dir is None:
+        return next_run_dir(EXPORT_ROOT, run_name(ckpt_path), exist_ok)
+    out = os.path.normpath(os.fspath(out_dir))
+    if os.path.exists(out) and not os.path.isdir(out):
+        return out  # a file: refused with its own error, not numbered around
+    return next_run_dir(os.path.dirname(out), os.path.basename(out), exist_ok)
+
+
+@dataclass
+class RunSplit:
+    """The photo lists of the training run a checkpoint came from (its ``split.json``, written by pawlens-train)."""
+
+    path: str
+    class_names: list[str]
+    splits: dict[str, list[tuple[str, int]]]
+
+    def labels(self, class_names: Sequence[str]) -> dict[str, int]:
+        """Path -> class index of the model's ``class_names`` (empty if the split's classes differ)."""
+        if list(class_names) != self.class_names:
+            return {}
+        return {p: y for items in self.splits.values() for p, y in items}
+
+
+def read_run_split(ckpt_path: str | os.PathLike) -> RunSplit | None:
+    """The ``split.json`` next to the checkpoint, or None if there is none; DataError naming it when it is unusable.
+
+    Paths in it are relative to its ``data`` folder (absolute ones stay as they are).
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(ckpt_path))), "split.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+        root = str(obj.get("data") or os.path.dirname(path))
+        splits = {s: [(p if os.path.isabs(p) else os.path.join(root, p), int(y)) for p, y in obj["splits"].get(s, [])]
+                  for s in ("train", "val", "test")}
+        classes = [str(c) for c in obj["class_names"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"{path}: not a readable pawlens split.json ({type(e).__name__}); pass --images DIR and --calib DIR instead") from None
+    if obj.get("format") != "pawlens-split":
+        raise DataError(f"{path}: not a pawlens split.json; pass --images DIR and --calib DIR instead")
+    return RunSplit(path, classes, splits)
+
+
+# ----------------------------------------------------------------------------- what to do after a failed gate
+
+_GATE_KEY = {"max_abs": "max_abs", "max_rel": "max_rel", "min_cosine": "min_cosine", "top1_agreement": "min_top1_agreement",
+             "max_acc_drop": "max_acc_drop"}
+
+
+def _loosened(check) -> str:
+    """The ``--gate`` value that the measured figure would just pass (rounded outwards, 2 significant digits)."""
+    v = float(check.measured)
+    if check.name in ("top1_agreement", "min_cosine"):
+        return f"{math.floor(v * 1000) / 1000:g}"
+    if check.name == "max_acc_drop":
+        return f"{math.ceil(v * 10) / 10:g}"
+    e = math.floor(math.log10(v)) - 1 if v > 0 else 0
+    return f"{math.ceil(v / 10 ** e) * 10 ** e:.3g}"
+
+
+def next_step(fmt: str, parity: ParityResult, inputs: dict[str, Any], int8_opts: dict[str, Any]) -> str:
+    """The next step that would help after ``parity`` failed, chosen from which checks failed (one sentence, exact flags)."""
+    failed = parity.failed_checks
+    names = {c.name for c in failed}
+    prec = parity.precision
+    steps: list[str] = []
+    if "finite" in names:
+        steps.append({"fp16": "the model overflows fp16 (NaN/inf logits): deploy the fp32 ONNX or INT8 instead",
+                      "int8": "the quantized model gives NaN/inf: calibrate on real photos (--calib DIR)"}.get(
+            prec, "the exported graph gives NaN/inf: try the other exporter (--exporter dynamo --opset 18, or --exporter legacy)"))
+    elif prec == "int8" and names & {"top1_agreement", "max_acc_drop", "min_cosine", "max_abs", "max_rel"}:
+        n_cal, src = inputs.get("n_calib", 0), inputs.get("calib_source") or "-"
+        if inputs.get("calib_is_parity"):
+            steps.append(f"calibrate on training photos disjoint from the parity photos (--calib DIR; now {n_cal} from {src})")
+        else:
+            more = " more (a few hundred) or" if n_cal < 300 else ""
+            steps.append(f"calibrate on{more} other photos (--calib DIR --calib-max N; now {n_cal} from {src})")
+        others = [m for m in ("percentile", "entropy", "minmax") if m != int8_opts.get("method")]
+        steps.append(f"try another calibration method (--calib-method {others[0]} or {others[1]})")
+    elif fmt == "onnx":
+        steps.append("the fp32 ONNX differs from PyTorch: try the other exporter (--exporter dynamo --opset 18, or --exporter legacy)")
+    elif prec == "fp16":
+        steps.append("fp16 rounding is larger than the gate allows for this model: deploy the fp32 ONNX")
+    gated = [c for c in failed if c.name in _GATE_KEY and c.measured is not None and math.isfinite(float(c.measured))]
+    if gated:
+        flags = " ".join(f"--gate {prec}.{_GATE_KEY[c.name]}={_loosened(c)}" for c in gated)
+        steps.append(f"accept these figures with {flags}")
+    text = "; or ".join(steps)
+    return text[0].upper() + text[1:] if text else "rerun with --verbose and read parity.json"
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -223,55 +344,54 @@ class ExportReport:
             "kept": [k for k in self.kept if os.path.exists(os.path.join(self.out_dir, k.get("file") or ""))],
         }
 
-    def to_markdown(self) -> str:
+    def to_document(self):
+        """The parity report as structured blocks (:class:`models.document.Document`): ``parity.md`` is its markdown, and a
+        larger report (the demo's) takes it whole with ``doc.include(report.to_document())``."""
+        from pawlens.models.document import Document
+
         inp = self.inputs
-        lines = [f"# Parity report: {os.path.basename(self.checkpoint)}", ""]
-        lines.append(f"- checkpoint: `{self.checkpoint}` (sha256 `{self.source_sha256[:16]}...`), arch `{inp.get('arch')}`, "
-                     f"classes {inp.get('class_names')}, input {inp.get('input_size')} px")
-        lines.append(f"- parity inputs: {inp.get('n_real', 0)} real images from `{inp.get('parity_source') or '-'}` "
-                     f"({inp.get('n_labeled', 0)} labelled), {inp.get('n_random', 0)} random tensors; "
-                     "reference: PyTorch fp32 on CPU (TorchRunner)")
+        doc = Document(f"Parity report: {os.path.basename(self.checkpoint)}")
+        facts = [f"checkpoint: `{self.checkpoint}` (sha256 `{self.source_sha256[:16]}...`), arch `{inp.get('arch')}`, "
+                 f"classes {inp.get('class_names')}, input {inp.get('input_size')} px",
+                 f"parity inputs: {inp.get('n_real', 0)} real images from `{inp.get('parity_source') or '-'}` "
+                 f"({inp.get('n_labeled', 0)} labelled), {inp.get('n_random', 0)} random tensors; reference: PyTorch fp32 on CPU (TorchRunner)"]
         if inp.get("calib_source"):
-            lines.append(f"- int8 calibration: {inp.get('n_calib')} images from `{inp.get('calib_source')}`"
+            facts.append(f"int8 calibration: {inp.get('n_calib')} images from `{inp.get('calib_source')}`"
                          + (f" ({inp.get('calib_overlap')} of them are parity images: the INT8 figures are not independent of calibration)"
                             if inp.get("calib_is_parity") else " (disjoint from the parity images)"))
-        lines.append(f"- exit code: {self.exit_code}; total {self.seconds:.1f} s (reference run {self.reference_seconds:.1f} s)")
-        lines.append("")
+        facts.append(f"exit code: {self.exit_code}; total {self.seconds:.1f} s (reference run {self.reference_seconds:.1f} s)")
+        doc.bullets(facts)
         gated = [a for a in self.artifacts if a.parity is not None]
         if gated:
-            lines.append(markdown_table([a.parity for a in gated], [os.path.basename(a.path) for a in gated]).rstrip("\n"))
-            lines.append("")
-        lines.append("| step | file | status | build s | parity s | size | notes |")
-        lines.append("|---|---|---|---|---|---|---|")
-        for a in self.artifacts:
-            size = "-" if a.size_bytes is None else f"{a.size_bytes / 1e6:.1f} MB"
-            note = a.reason + (" (reused)" if a.reused else "") + ("" if a.requested else " (built as a source of the others)")
-            lines.append(f"| {a.format} | {os.path.basename(a.path)} | {a.status} | {a.seconds:.2f} | {a.parity_seconds:.2f} | {size} | "
-                         f"{note.strip().replace('|', '/')} |")
+            doc.table(list(ParityResult.COLUMNS), [a.parity.cells(os.path.basename(a.path)) for a in gated])
+        doc.table(["step", "file", "status", "build s", "parity s", "size", "notes"], [self._step_cells(a) for a in self.artifacts])
         if self.interrupted:
-            lines.append("")
-            lines.append("**This export was interrupted**: the rows above are what it finished; nothing else was written.")
+            doc.note("**This export was interrupted**: the rows above are what it finished; nothing else was written.")
         kept = self.to_dict()["kept"]
         if kept:
-            lines.append("")
-            lines.append("Kept from a previous export (not rebuilt by this one): " + ", ".join(
+            doc.p("Kept from a previous export (not rebuilt by this one, or its replacement did not pass): " + ", ".join(
                 f"`{k['file']}` ({k.get('status')}, checkpoint sha256 `{str(k.get('source_sha256') or '?')[:12]}...`)" for k in kept))
-        lines.append("")
-        lines.append("## What the figures mean here")
-        lines.append("")
-        lines.append("Each figure is shown with its gate beside it: `measured (<= limit) ok|FAIL`; a figure without a limit is "
-                     "reported, not gated. Max rel is per sample, relative to the sample's largest reference logit. A near tie "
-                     "is a sample whose reference top-1/top-2 logit margin is below the tie margin; a disagreement there is not "
-                     "held against the candidate (the error size is gated by max abs).")
-        lines.append("")
-        for a in gated:
-            for k, v in a.parity.notes.items():
-                if v:
-                    lines.append(f"- {os.path.basename(a.path)}, {k}: {v}")
-        lines.append("")
-        lines.append("Gates: " + "; ".join(f"{p}: " + ", ".join(f"{k}={v}" for k, v in g.to_dict().items() if v is not None)
-                                           for p, g in self.gates.items()))
-        return "\n".join(lines) + "\n"
+        doc.h2("What the figures mean here")
+        doc.p("Each figure is shown with its gate beside it: `measured (<= limit) ok|FAIL`; a figure without a limit is reported, not "
+              "gated. Max rel is per sample, relative to the sample's largest reference logit. A near tie is a sample whose reference "
+              "top-1/top-2 logit margin is below the tie margin. Top-1 agreement counts a flip at a near tie as agreeing (the reference "
+              "itself was undecided there; the error size is gated by max abs): the gate judges `1 - decisive flips / N`, and the plain "
+              "figure that counts every flip is shown beside it as `raw` when they differ.")
+        notes = [f"{os.path.basename(a.path)}, {k}: {v}" for a in gated for k, v in a.parity.notes.items() if v]
+        if notes:
+            doc.bullets(notes)
+        doc.p("Gates: " + "; ".join(f"{p}: " + ", ".join(f"{k}={v}" for k, v in g.to_dict().items() if v is not None)
+                                    for p, g in self.gates.items()))
+        return doc
+
+    @staticmethod
+    def _step_cells(a: ArtifactResult) -> list[str]:
+        size = "-" if a.size_bytes is None else f"{a.size_bytes / 1e6:.1f} MB"
+        note = a.reason + (" (reused)" if a.reused else "") + ("" if a.requested else " (built as a source of the others)")
+        return [a.format, os.path.basename(a.path), a.status, f"{a.seconds:.2f}", f"{a.parity_seconds:.2f}", size, note.strip()]
+
+    def to_markdown(self) -> str:
+        return self.to_document().markdown()
 
     def write(self) -> None:
         self.parity_json = os.path.join(self.out_dir, "parity.json")
@@ -314,8 +434,17 @@ class _Progress:
 # ----------------------------------------------------------------------------- pipeline
 
 
+def _sidecar(path: str) -> str | None:
+    """The file that travels with ``path`` (an engine's ``.json``; also of its ``.failed`` / ``.unverified`` names), or None."""
+    for fmt, side in SIDECAR.items():
+        if path.endswith(tuple(SUFFIX[fmt] + tail for tail in ("", ".failed", ".unverified"))):
+            return path + side
+    return None
+
+
 def _with_sidecar(path: str) -> list[str]:
-    return [path, path + ".json"] if path.endswith((".engine", ".engine.failed", ".engine.unverified")) else [path]
+    side = _sidecar(path)
+    return [path, side] if side else [path]
 
 
 def _remove(path: str) -> None:
@@ -326,8 +455,9 @@ def _remove(path: str) -> None:
 
 def _move(src: str, dst: str) -> None:
     """Rename ``src`` (and an engine's ``.json`` sidecar, first, so an engine never sits without its sidecar) to ``dst``."""
-    if src.endswith(".engine") and os.path.exists(src + ".json"):
-        os.replace(src + ".json", dst + ".json")
+    side = _sidecar(src)
+    if side and os.path.exists(side):
+        os.replace(side, dst + side[len(src):])
     os.replace(src, dst)
 
 
@@ -341,9 +471,7 @@ def _mark_failed(path: str, bad: str | None = None) -> str:
     if not os.path.exists(path):
         return path
     bad = bad or path + ".failed"
-    if path.endswith(".engine") and os.path.exists(path + ".json"):
-        os.replace(path + ".json", bad + ".json")
-    os.replace(path, bad)
+    _move(path, bad)
     return bad
 
 
@@ -381,8 +509,8 @@ def _carry_over(out: str, paths: dict[str, str]) -> list[dict[str, Any]]:
         row = old.get(os.path.basename(path))
         ok = row is not None and row.get("format") == fmt and (
             row.get("sha256") == sha256_file(path) if row.get("sha256") else row.get("size_bytes") == os.path.getsize(path))
-        if fmt == "trt":
-            ok = ok and os.path.exists(path + ".json")
+        if fmt in SIDECAR:
+            ok = ok and os.path.exists(path + SIDECAR[fmt])
         if ok:
             kept.append(dict(row, kept=True, reason="kept from a previous export; not rebuilt by this one"))
         else:
@@ -410,15 +538,20 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                exporter: str = "legacy", random_inputs: int = 4, seed: int = 0, calib_max: int = 500, parity_max: int | None = None,
                int8_activation: str = "U8", int8_weight: str = "S8", int8_method: str | None = None, per_channel: bool = True,
                int8_reduce_range: bool = True,
-               batch_opt: int = 8, workspace_gb: float = 4.0, reuse: bool = False, batch_size: int = 8) -> ExportReport:
+               batch_opt: int = 8, workspace_gb: float = 4.0, reuse: bool = False, batch_size: int = 8, exist_ok: bool = False,
+               use_split: bool = True) -> ExportReport:
     """Build every requested artifact, gate each against PyTorch fp32, and write ``parity.json`` + ``parity.md``.
 
     Args:
         ckpt_path: the pawlens checkpoint.
         formats: any of ``onnx``, ``fp16``, ``int8``, ``trt`` (the fp32 ONNX is always built: the others come from it).
-        out_dir: output folder (default ``runs/export/<stem>``).
-        parity_images: a folder (class-named subfolders give labels) or a list of image paths.
-        calib: INT8 calibration images (folder, list, or a preprocessed ``(N,3,S,S)`` array); default the parity images.
+        out_dir: output folder (default ``runs/export/<run name>``, the checkpoint's folder name); a folder that already
+            holds outputs is never written into unless ``exist_ok``: the export goes to ``<out_dir>-2`` (``-3``, ...)
+            instead (:func:`resolve_out_dir`; ``report.out_dir`` says where).
+        parity_images: a folder (class-named subfolders give labels) or a list of image paths; default the test photos
+            of the run's ``split.json`` (next to the checkpoint, ``use_split``), else random tensors only.
+        calib: INT8 calibration images (folder, list, or a preprocessed ``(N,3,S,S)`` array); default the training
+            photos of the run's ``split.json``, else the parity images.
         batch_max: the engine profile's largest batch; batch_opt its optimum.
         opset, exporter: ONNX export options (:func:`export.onnx.export_onnx`).
         gates: ``{"fp32"|"fp16"|"int8": Gate}`` overriding :func:`runtime.compare.default_gate`.
@@ -431,6 +564,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         workspace_gb: TensorRT builder workspace limit.
         reuse: keep an existing ONNX made from the same checkpoint with the same options (it is still gated).
         batch_size: parity inference batch size.
+        exist_ok: write into ``out_dir`` even when it holds an earlier export (its files are replaced once the new ones pass).
+        use_split: fill a missing ``parity_images`` / ``calib`` from the run's ``split.json``.
 
     Raises:
         InputError, CheckpointError, DataError, OutputError: bad input, before anything is written.
@@ -458,9 +593,20 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
 
     ckpt_path = os.fspath(ckpt_path)
     ckpt = load_checkpoint(ckpt_path)
+    split = read_run_split(ckpt_path) if use_split and (parity_images is None or ("int8" in requested and calib is None)) else None
+    known_labels: dict[str, int] = {}
+    parity_from_split = split is not None and parity_images is None
+    calib_from_split = split is not None and "int8" in requested and calib is None
+    if split is not None:
+        known_labels = split.labels(ckpt.get("class_names") or [])
+        if parity_images is None:
+            parity_images = [p for p, _ in split.splits["test"] or split.splits["val"]] or None
+        if "int8" in requested and calib is None:
+            calib = [p for p, _ in split.splits["train"]] or None
     if "int8" in requested and calib is None and parity_images is None:
-        raise InputError("int8 needs calibration images: pass --calib DIR (a few hundred real photos) or --parity-data DIR; "
-                         "refusing to calibrate on random noise")
+        raise InputError(f"int8 needs calibration photos and {os.path.dirname(os.path.abspath(ckpt_path))} has no split.json "
+                         "(pawlens-train writes one): pass --calib DIR (a few hundred training photos) and --images DIR "
+                         "(held-out photos for the parity gate), or leave int8 out of --formats; refusing to calibrate on random noise")
     sha = sha256_file(ckpt_path)
     ckpt["sha256"] = sha
     meta = ArtifactMeta.from_checkpoint(ckpt, source_sha256=sha)
@@ -470,7 +616,9 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
 
         int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
-    out = ensure_writable_dir(out_dir or os.path.join("runs", "export", stem))
+    out = ensure_writable_dir(resolve_out_dir(ckpt_path, out_dir, exist_ok=exist_ok))
+    if out_dir is not None and out != os.path.normpath(os.fspath(out_dir)):
+        LOG.warning("[export] %s already holds files: writing to %s instead (--exist-ok writes into it)", os.fspath(out_dir), out)
     paths = artifact_paths(out, stem)
 
     lock = FolderLock(out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here
@@ -483,8 +631,10 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
             ppaths = resolve_images(parity_images, "parity")
             folder = os.fspath(parity_images) if isinstance(parity_images, (str, os.PathLike)) else ""
             x_real, labels_real, used, skipped = load_images(ppaths, cfg, meta.class_names, what="parity", max_images=parity_max, folder=folder)
-            inputs.update(parity_source=folder or f"{len(ppaths)} listed files", n_real=len(used), n_labeled=int((labels_real >= 0).sum()),
-                          n_skipped=len(skipped))
+            if known_labels:  # the run's split.json knows each photo's class (any layout)
+                labels_real = np.asarray([known_labels.get(p, int(y)) for p, y in zip(used, labels_real)], dtype=np.int64)
+            source = folder or (f"{split.path} (test photos)" if split is not None and parity_from_split else f"{len(ppaths)} listed files")
+            inputs.update(parity_source=source, n_real=len(used), n_labeled=int((labels_real >= 0).sum()), n_skipped=len(skipped))
         else:
             x_real, labels_real, used = np.zeros((0, 3, cfg.input_size, cfg.input_size), np.float32), np.zeros(0, np.int64), []
             inputs.update(parity_source=None, n_real=0, n_labeled=0, n_skipped=0)
@@ -505,7 +655,9 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                 cpaths = resolve_images(calib, "calibration")
                 x_cal, _l, cused, _s = load_images(cpaths, cfg, meta.class_names, what="calibration", max_images=calib_max,
                                                    folder=os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else "")
-                inputs["calib_source"] = os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else f"{len(cpaths)} listed files"
+                inputs["calib_source"] = (os.fspath(calib) if isinstance(calib, (str, os.PathLike))
+                                          else f"{split.path} (training photos)" if split is not None and calib_from_split
+                                          else f"{len(cpaths)} listed files")
                 inputs["calib_overlap"] = len(set(cused) & set(used))
                 inputs["calib_is_parity"] = inputs["calib_overlap"] > 0
             else:
@@ -558,7 +710,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                 else:
                     res.status = "failed"
                     bad = _mark_failed(res.path, final + ".failed")
-                    res.reason = f"parity gate failed ({', '.join(c.name for c in res.parity.failed_checks)}); renamed to {os.path.basename(bad)}"
+                    res.reason = (f"parity gate failed ({', '.join(c.name for c in res.parity.failed_checks)}); renamed to {os.path.basename(bad)}. "
+                                  f"Next: {next_step(res.format, res.parity, inputs, int8_opts)}")
                     res.path = bad
 
             for fmt in fmts:
@@ -610,13 +763,12 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                 prog.done(f"{fmt}: {os.path.basename(res.path)} {built}; parity {verdict}",
                           logging.INFO if res.status == "passed" else logging.ERROR)
             completed = True
-            # A finished run leaves, of each format it built, only what passed now: a previous file whose replacement
-            # failed is retired rather than left beside artifacts of another checkpoint.
-            for k in list(report.kept):
+            # A previous file whose replacement failed stays: a failed artifact never pushes aside one that passed.
+            for k in report.kept:
                 if k.get("format") in {r.format for r in results}:
-                    _remove(os.path.join(out, k["file"]))
-                    report.kept.remove(k)
-                    LOG.warning("[export] removed the previous %s: its replacement did not pass", k["file"])
+                    other = k.get("source_sha256") not in (None, sha)
+                    LOG.warning("[export] kept the previous %s%s: its replacement did not pass (listed under 'kept' in parity.json)",
+                                k["file"], f" (exported from another checkpoint, sha256 {str(k['source_sha256'])[:12]}...)" if other else "")
         finally:
             prog.close()
             for r in results:
@@ -682,13 +834,6 @@ def _step_trt(res: ArtifactResult, paths, staged, batch_opt, batch_max, workspac
 
 
 def _environment() -> dict[str, Any]:
-    import importlib.metadata as md
-
-    env = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
-    for pkg in ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
-        try:
-            env[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return env
+    env = {"machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+    return dict(library_versions(("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt")), **env)
 

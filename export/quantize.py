@@ -25,7 +25,7 @@ import shutil
 import time
 
 import numpy as np
-from pawlens.models.errors import ArtifactError, InputError
+from pawlens.models.errors import ArtifactError, InputError, one_line
 
 from .onnx import _onnx, check_io, read_meta, save_model, set_meta
 
@@ -187,7 +187,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
                 model_in, pre_note = pre, "quant_pre_process"
             except Exception as e:  # fall back to the source: quantization still works, maybe less fused
                 LOG.warning("[int8] quant_pre_process failed (%s: %s); quantizing the model as exported",
-                            type(e).__name__, " ".join(str(e).split())[:120])
+                            type(e).__name__, one_line(e, 120, with_type=False))
         tmp_out = os.path.join(d, "int8.onnx")
         reader = _ArrayReader(meta.input_name, calib, max(1, int(batch_size)))
         try:
@@ -198,7 +198,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
                 extra_options={"ActivationSymmetric": act == "S8", "WeightSymmetric": True},
             )
         except Exception as e:
-            raise ArtifactError(f"{src}: onnxruntime static quantization failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+            raise ArtifactError(f"{src}: onnxruntime static quantization failed ({one_line(e, 240)})") from None
         m = onnx.load(tmp_out)
     meta.precision = "int8"
     meta.extra = dict(meta.extra, int8={

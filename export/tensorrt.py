@@ -40,7 +40,7 @@ from typing import Any
 
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.console import atomic_write_bytes, atomic_write_text, sha256_file
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError, ParityError
+from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError, ParityError, one_line
 
 LOG = logging.getLogger("pawlens")
 
@@ -321,7 +321,7 @@ def _build(trt, version, mode, parse_path, engine_path, gpu_name, cc, batch_min,
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(parse_path):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ArtifactError(f"{parse_path}: TensorRT's ONNX parser failed: {' '.join(errs.split())[:300]}", component="tensorrt")
+        raise ArtifactError(f"{parse_path}: TensorRT's ONNX parser failed: {one_line(errs)}", component="tensorrt")
     inp = network.get_input(0)
     if network.num_inputs != 1 or inp.name != meta.input_name:
         raise ArtifactError(f"{parse_path}: expected one input {meta.input_name!r}, the parsed network has {network.num_inputs}",

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from .errors import OutputError, PawlensError
+from .errors import OutputError, PawlensError, one_line
 
 LOG = logging.getLogger("pawlens")
 
@@ -76,7 +76,7 @@ def _call_deferring_warnings(fn, args, prog: str, *, show_now: bool):
     held: list[str] = []
 
     def hold(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(f"{category.__name__}: {message}".split())[:300]
+        text = one_line(f"{category.__name__}: {message}")
         if text not in held and len(held) < 20:
             held.append(text)
 
@@ -114,8 +114,7 @@ def run_cli(fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str
     except Exception as e:  # noqa: BLE001 - last-resort guard, re-raised with --debug
         if debug:
             raise
-        msg = " ".join(f"{type(e).__name__}: {e}".split())
-        print(f"{prog}: error: unexpected {msg[:400]} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"{prog}: error: unexpected {one_line(e, 400)} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 
 
@@ -151,6 +150,53 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
     except OSError as e:
         raise OutputError(f"{p}: the {what} is not writable ({e.strerror}); choose another with --out") from None
     return p
+
+
+def _holds_outputs(path: str) -> bool:
+    """Whether a run folder is taken: it exists and holds something other than hidden entries (locks, temporaries)."""
+    try:
+        return any(not n.startswith(".") for n in os.listdir(path))
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:  # a file by that name is taken; a path under a file can never exist
+        return os.path.exists(path)
+
+
+def next_run_dir(root: str | os.PathLike, name: str, exist_ok: bool = False) -> str:
+    """The run folder ``root/name`` for a new run, numbered like Ultralytics' ``increment_path`` (``exist_ok``).
+
+    ``exist_ok=True``: ``root/name`` as it is (its outputs may be replaced: the caller was asked to).  Otherwise
+    ``root/name`` if it is free, else the first free of ``root/name-2``, ``-3``, ...  A folder is free when it does
+    not exist or holds only hidden entries (a lock, temporaries of a killed run), so nothing in it can be replaced.
+    Used by every stage (``runs/train/NAME``, ``runs/export/NAME``, ``runs/eval/NAME``, ``runs/demo/NAME``).
+    """
+    base = os.path.join(os.fspath(root), name)
+    if exist_ok or not _holds_outputs(base):
+        return base
+    i = 2
+    while _holds_outputs(f"{base}-{i}"):
+        i += 1
+    return f"{base}-{i}"
+
+
+#: The libraries whose versions a report records (those installed are listed).
+LIBRARIES: tuple[str, ...] = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt",
+                              "opencv-python-headless")
+
+
+def library_versions(packages: Sequence[str] = LIBRARIES) -> dict[str, str]:
+    """``{"python": ..., package: version}`` for each of ``packages`` that is installed (read from the package metadata,
+    nothing imported)."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
 
 
 def pid_alive(pid: int) -> bool:

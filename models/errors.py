@@ -79,3 +79,15 @@ class OutputError(PawlensError):
     """An output location that cannot be written."""
 
     component = "output"
+
+
+def one_line(e: BaseException | str, limit: int = 300, *, with_type: bool = True) -> str:
+    """Any exception (or message) as one line of at most ``limit`` characters, for a user or a log.
+
+    A :class:`PawlensError` already is one (``[component] message``); another exception is shown as
+    ``TypeName: message`` (``with_type=False``: the message only), whitespace collapsed.
+    """
+    if isinstance(e, PawlensError):
+        return str(e)
+    text = f"{type(e).__name__}: {e}" if with_type and isinstance(e, BaseException) else str(e)
+    return " ".join(text.split())[:limit]

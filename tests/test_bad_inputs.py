@@ -301,7 +301,8 @@ def test_export_bad_inputs(capsys, bad, tmp_path, tiny_checkpoint, image_folder)
 
     out.mkdir(exist_ok=True)
     with FolderLock(out, LOCK_NAME, prog="pawlens-export"):  # as a running export into the same folder holds it
-        rc, err = _run(capsys, "pawlens-export", [tiny_checkpoint, "--formats", "onnx", "--parity-data", image_folder, "--out", out])
+        rc, err = _run(capsys, "pawlens-export", [tiny_checkpoint, "--formats", "onnx", "--parity-data", image_folder, "--out", out,
+                                                  "--exist-ok"])  # into this folder although an earlier case left its report there
     _check("pawlens-export", "--out locked by a running export", rc, err, 2, ["another pawlens-export", f"PID {os.getpid()}", "--out"])
     left = glob.glob(str(out / "*.onnx")) + glob.glob(str(out / "*.engine"))
     assert not left, f"failed exports left loadable artifacts: {left}"

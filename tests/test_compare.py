@@ -92,15 +92,49 @@ def test_disagreement_at_a_near_tie_is_not_held_against_the_candidate():
     c = r.copy()
     c[0] = [1.0 + DEFAULT_TIE_MARGIN / 5, 1.0]  # flipped by an error of 0.01
     res = compare_logits(r, c, gate=default_gate("fp16"))
-    assert res.top1_agreement == pytest.approx(49 / 50) and res.disagreements == 1 and res.disagreements_at_ties == 1
+    assert res.top1_agreement == 1.0 and res.raw_top1_agreement == pytest.approx(49 / 50)
+    assert res.disagreements == 1 and res.disagreements_at_ties == 1
     assert res.passed, res.summary()
-    assert "at reference near ties" in res.agreement_note
-    # A flip where the reference was decisive fails.
+    assert "0 where the reference was decisive, 1 at reference near ties" in res.notes["top1_agreement"]
+    assert "raw 98.00%" in res.markdown_row()
+    # A flip where the reference was decisive counts.
     c2 = r.copy()
     c2[5] = c2[5][::-1] if abs(r[5, 0] - r[5, 1]) > 0.2 else c2[5]
     assert abs(r[5, 0] - r[5, 1]) > 0.2
     res2 = compare_logits(r, c2, gate=default_gate("int8"))
-    assert not res2.passed and "decisive" in res2.agreement_note
+    assert res2.top1_agreement == pytest.approx(49 / 50) and not res2.passed
+    assert "1 where the reference was decisive" in res2.notes["top1_agreement"]
+
+
+def _flips(n: int, at_ties: int, decisive: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hand-made 2-class logits: every reference margin is 1.0 except ``at_ties`` samples at margin 0.01; the candidate
+    flips those and ``decisive`` others."""
+    r = np.tile(np.array([[1.0, 0.0]], np.float32), (n, 1))
+    r[n // 2:] = r[n // 2:, ::-1]
+    r[:at_ties] = [0.505, 0.495]
+    c = r.copy()
+    c[:at_ties] = c[:at_ties, ::-1]
+    c[n // 2: n // 2 + decisive] = c[n // 2: n // 2 + decisive, ::-1]
+    return r, c
+
+
+def test_one_near_tie_rule_gates_decisive_flips_only():
+    # 10 flips in 500 samples, 6 at near ties: raw agreement 98% is under the INT8 gate's 99%, but only the 4 decisive
+    # flips count (99.2%), so it passes, and the raw figure is reported beside the gated one.
+    r, c = _flips(500, at_ties=6, decisive=4)
+    res = compare_logits(r, c, gate=default_gate("int8"))
+    assert (res.disagreements, res.disagreements_at_ties, res.near_ties) == (10, 6, 6)
+    assert res.raw_top1_agreement == pytest.approx(0.98) and res.top1_agreement == pytest.approx(1 - 4 / 500)
+    assert res.passed, res.summary()
+    check = next(ch for ch in res.checks if ch.name == "top1_agreement")
+    assert check.measured == res.top1_agreement and check.ok
+    assert "99.20% (>= 99.0%) ok, raw 98.00%" in res.markdown_row()
+    assert res.to_dict()["raw_top1_agreement"] == pytest.approx(0.98)
+    # The same 10 flips with 6 decisive: 98.8% < 99%, it fails on the same rule.
+    r, c = _flips(500, at_ties=4, decisive=6)
+    res = compare_logits(r, c, gate=default_gate("int8"))
+    assert res.top1_agreement == pytest.approx(1 - 6 / 500) and not res.passed
+    assert [ch.name for ch in res.failed_checks] == ["top1_agreement"]
 
 
 def test_agreement_is_labelled_weak_when_most_samples_are_near_ties():

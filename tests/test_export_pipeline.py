@@ -157,7 +157,7 @@ def test_broken_fp16_only_that_one_fails(tiny_checkpoint, photo_sets, tmp_path, 
     # A stale .failed from an earlier run is removed once the artifact passes.
     out.mkdir()
     (out / "tiny.onnx.failed").write_bytes(b"old")
-    rep = export_all(tiny_checkpoint, out_dir=out, parity_images=par, calib=cal, progress=False)
+    rep = export_all(tiny_checkpoint, out_dir=out, parity_images=par, calib=cal, progress=False, exist_ok=True)
     assert rep.exit_code == 1
     assert [a.status for a in rep.artifacts] == ["passed", "failed", "passed"]
     assert (out / "tiny.fp16.onnx.failed").exists() and not (out / "tiny.fp16.onnx").exists()
@@ -293,17 +293,17 @@ def test_artifact_from_older_checkpoint_is_rebuilt_not_reused(tmp_path, tiny_che
     b = tmp_path / "b" / "tiny.pt"
     save_checkpoint(b, model=create_model("baseline", num_classes=2), arch="baseline", class_names=["cat", "dog"],
                     preprocess=PreprocessConfig.for_size(32))
-    rep = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False, reuse=True)
+    rep = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False, reuse=True, exist_ok=True)
     res = rep.artifact("onnx")
     assert not res.reused and res.info["replaced_sha256"] == sha_a and res.status == "passed"
     assert read_meta(out / "tiny.onnx").source_sha256 == sha256_file(b) != sha_a
     # Same checkpoint and options with reuse=True: kept (same bytes), and still gated.
     before = (out / "tiny.onnx").stat().st_mtime_ns
-    rep2 = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False, reuse=True)
+    rep2 = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False, reuse=True, exist_ok=True)
     assert rep2.artifact("onnx").reused and rep2.artifact("onnx").parity.passed
     assert (out / "tiny.onnx").stat().st_mtime_ns == before
     # Default (no reuse): always rebuilt.
-    rep3 = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False)
+    rep3 = export_all(b, formats="onnx", out_dir=out, parity_images=image_folder, progress=False, exist_ok=True)
     assert not rep3.artifact("onnx").reused
 
 

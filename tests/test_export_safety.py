@@ -83,7 +83,7 @@ def _export_subprocess(ckpt, out, images, fault: str | None) -> subprocess.Compl
     if fault:
         env[FAULT_ENV] = fault
     return subprocess.run([sys.executable, "-m", "pawlens.export.cli", str(ckpt), "--parity-data", str(par), "--calib", str(cal),
-                           "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+                           "--out", str(out), "--exist-ok", "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
 
 
 def _source(out: Path, name: str) -> str:
@@ -110,7 +110,7 @@ def test_killed_and_interrupted_exports_leave_only_gated_files(two_checkpoints, 
     assert {r["format"]: r["status"] for r in doc["artifacts"]} == {"onnx": "passed", "fp16": "passed"}
     assert len(list(out.glob(".export.tmp-*"))) == 1, "the first killed run's staging folder was removed by the second run"
     # 3. A complete export of A: a good folder.
-    rep = export_all(a, out_dir=out, parity_images=images[0], calib=images[1], progress=False)
+    rep = export_all(a, out_dir=out, parity_images=images[0], calib=images[1], progress=False, exist_ok=True)
     assert rep.exit_code == 0 and not rep.interrupted
     assert not [p for p in out.iterdir() if ".tmp-" in p.name], "temporary files of killed runs are removed"
     good = {f: sha256_file(out / f) for f in ("tiny.onnx", "tiny.fp16.onnx", "tiny.int8.onnx")}
@@ -139,18 +139,19 @@ def test_killed_and_interrupted_exports_leave_only_gated_files(two_checkpoints, 
     assert doc["interrupted"] and {r["format"]: r["status"] for r in doc["artifacts"]}["fp16"] == "interrupted"
     assert _source(out, "tiny.fp16.onnx") == sha_a, "the good fp16 stays until its replacement has passed"
     # 8. A complete export of B: every file is B's, nothing kept, no temporary files.
-    rep = export_all(b, out_dir=out, parity_images=images[0], calib=images[1], progress=False)
+    rep = export_all(b, out_dir=out, parity_images=images[0], calib=images[1], progress=False, exist_ok=True)
     doc = assert_consistent(out)
     assert rep.exit_code == 0 and not doc["kept"] and not [p for p in out.iterdir() if ".tmp-" in p.name]
     assert {_source(out, f) for f in good} == {sha_b}
 
 
-def test_failed_replacement_retires_the_old_file(two_checkpoints, images, tmp_path, monkeypatch):
+def test_failed_replacement_keeps_the_passing_file_of_the_other_checkpoint(two_checkpoints, images, tmp_path, monkeypatch, capsys):
     import pawlens.export.onnx as eo
 
     a, b = two_checkpoints
     out = tmp_path / "o"
     assert export_all(a, formats="onnx,fp16", out_dir=out, parity_images=images[0], progress=False).exit_code == 0
+    good_fp16 = sha256_file(out / "tiny.fp16.onnx")
     real = eo.convert_fp16
 
     def broken(src, dst):
@@ -161,11 +162,17 @@ def test_failed_replacement_retires_the_old_file(two_checkpoints, images, tmp_pa
         return p
 
     monkeypatch.setattr(eo, "convert_fp16", broken)
-    rep = export_all(b, formats="onnx,fp16", out_dir=out, parity_images=images[0], progress=False)
+    rep = export_all(b, formats="onnx,fp16", out_dir=out, parity_images=images[0], progress=False, exist_ok=True)
     assert rep.exit_code == 1
     doc = assert_consistent(out)
-    # The run finished: A's fp16 is not left beside B's fp32; the failed B fp16 is kept as .failed for inspection.
-    assert not (out / "tiny.fp16.onnx").exists() and (out / "tiny.fp16.onnx.failed").exists() and not doc["kept"]
+    # A's passing fp16 is not pushed aside by B's failed one, which is kept as .failed for inspection; parity.json says
+    # whose the kept file is.
+    assert sha256_file(out / "tiny.fp16.onnx") == good_fp16 and (out / "tiny.fp16.onnx.failed").exists()
+    assert [(k["file"], k["source_sha256"]) for k in doc["kept"]] == [("tiny.fp16.onnx", sha256_file(a))]
+    assert "Kept from a previous export" in (out / "parity.md").read_text()
+    # The failed row ends with the next step: for fp16, the fp32 ONNX or the exact --gate override.
+    row = {r["format"]: r for r in doc["artifacts"]}["fp16"]
+    assert "Next: " in row["reason"] and "--gate fp16.max_abs=" in row["reason"]
 
 
 def test_build_error_over_a_good_folder(two_checkpoints, images, tmp_path, monkeypatch, capsys):
@@ -175,17 +182,18 @@ def test_build_error_over_a_good_folder(two_checkpoints, images, tmp_path, monke
     a, b = two_checkpoints
     out = tmp_path / "o"
     assert export_all(a, formats="onnx,fp16", out_dir=out, parity_images=images[0], progress=False).exit_code == 0
+    good_fp16 = sha256_file(out / "tiny.fp16.onnx")
 
     def refuse(src, dst):
         raise ArtifactError(f"{dst}: onnx.checker rejected the model (simulated)")
 
     monkeypatch.setattr(eo, "convert_fp16", refuse)
-    rc = main([str(b), "--formats", "onnx,fp16", "--parity-data", str(images[0]), "--out", str(out), "--no-progress"])
+    rc = main([str(b), "--formats", "onnx,fp16", "--parity-data", str(images[0]), "--out", str(out), "--exist-ok", "--no-progress"])
     assert rc == 1
     doc = assert_consistent(out)
     row = {r["format"]: r for r in doc["artifacts"]}["fp16"]
     assert row["status"] == "failed" and row["file"] is None and "simulated" in row["reason"]
-    assert not (out / "tiny.fp16.onnx").exists() and not doc["kept"]
+    assert sha256_file(out / "tiny.fp16.onnx") == good_fp16 and [k["file"] for k in doc["kept"]] == ["tiny.fp16.onnx"]
     assert "FAIL fp16  (no file written): [artifact]" in capsys.readouterr().err
 
 
@@ -195,7 +203,7 @@ def test_ungated_leftover_is_renamed_unverified(two_checkpoints, images, tmp_pat
     out.mkdir()
     (out / "tiny.int8.onnx").write_bytes(b"left by an export killed before this version")
     (out / f"tiny.onnx.tmp-{_dead_pid()}").write_bytes(b"partial")
-    assert export_all(a, formats="onnx", out_dir=out, parity_images=images[0], progress=False).exit_code == 0
+    assert export_all(a, formats="onnx", out_dir=out, parity_images=images[0], progress=False, exist_ok=True).exit_code == 0
     assert (out / "tiny.int8.onnx.unverified").exists() and not (out / "tiny.int8.onnx").exists()
     assert not list(out.glob("*.tmp-*"))
     assert_consistent(out)

@@ -203,7 +203,8 @@ def get_eval_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def _eval(argv: Sequence[str]) -> int:
-    from .loop import next_run_dir
+    from pawlens.models.console import next_run_dir
+
     from .report import evaluate_checkpoint
 
     a = get_eval_parser().parse_args(list(argv))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pawlens.models.errors import InputError
+from pawlens.models.errors import InputError, one_line
 from pawlens.models.safe_yaml import read_yaml
 
 #: Every training option with its default.  ``None`` means "derived": ``img_size``, ``unfreeze`` and the
@@ -112,8 +112,7 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     except OSError as e:
         raise InputError(f"{path}: cannot read the config file ({e.strerror}); pass an existing YAML file with -c/--config") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = " ".join(str(e).split())[:120]
-        raise InputError(f"{path}: not valid YAML ({first})") from None
+        raise InputError(f"{path}: not valid YAML ({one_line(e, 120, with_type=False)})") from None
     if obj is None:
         return {}
     if not isinstance(obj, dict):

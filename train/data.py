@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pawlens.models.errors import DataError
+from pawlens.models.errors import DataError, one_line
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
 
 LOG = logging.getLogger("pawlens")
@@ -389,7 +389,7 @@ def _oxford_pets(cache: str, *, seed: int, max_images: int | None, val_frac: flo
         os.makedirs(root, exist_ok=True)
         sets = {s: OxfordIIITPet(root, split=s, target_types="binary-category", download=True) for s in ("trainval", "test")}
     except Exception as e:  # URLError, socket errors, HTTP errors, md5 mismatch, disk full
-        reason = " ".join(str(getattr(e, "reason", e)).split())[:100]
+        reason = one_line(str(getattr(e, "reason", e)), 100)
         raise DataError(
             f"oxford-pets: download into {root} failed ({type(e).__name__}: {reason}); offline? "
             "put the photos in DIR/cat, DIR/dog and pass --data DIR"

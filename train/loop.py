@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from pawlens.models.console import next_run_dir  # noqa: F401 - also imported from here by train.cli and demo.cli
 from pawlens.models.device import cpu_supports_bf16, resolve_device
 from pawlens.models.errors import CheckpointError, InputError, OutputError
 
@@ -318,16 +319,6 @@ def evaluate(model, loader, *, device: str, amp_dtype=None, channels_last: bool 
 
 
 # ----------------------------------------------------------------------------- the whole run
-
-
-def next_run_dir(base: str, name: str) -> str:
-    """``base/name``, or ``base/name-2``, ``-3``, ... whichever does not exist yet."""
-    p = os.path.join(base, name)
-    i = 2
-    while os.path.exists(p):
-        p = os.path.join(base, f"{name}-{i}")
-        i += 1
-    return p
 
 
 def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
