@@ -75,7 +75,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
     """
     import torch
     from pawlens.models.preprocess import torch_eval_transform
-    from tqdm import tqdm
+    from pawlens.models.progress import progress
 
     from .data import ImageListDataset, batches, make_loader
 
@@ -85,7 +85,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
     model.eval()
     dev_type = "cuda" if str(device).startswith("cuda") else "cpu"
     with torch.inference_mode():
-        for x, y, idx, err in tqdm(batches(loader), total=len(loader), desc=desc, disable=None, leave=False, unit="batch"):
+        for x, y, idx, err in progress(batches(loader), total=len(loader), desc=desc, unit="batch"):
             ok = torch.tensor([e == "" for e in err], dtype=torch.bool)
             for j in (~ok).nonzero().flatten().tolist():
                 skipped.append((samples[int(idx[j])][0], err[j]))
