@@ -54,12 +54,13 @@ class Progress:
         desc: what is being done, e.g. ``"epoch 3/10 [finetune]"``.
         unit: the unit counted, e.g. ``"img"`` or ``"batch"``.
         enabled: ``False`` shows nothing (e.g. on the non-main ranks of a distributed run).
-        interval: seconds between plain lines (non-terminal output only).
+        interval: seconds between plain lines (non-terminal output only); default :data:`DEFAULT_INTERVAL_S`.
         stream: where to write; default ``sys.stderr`` at construction time.
     """
 
     def __init__(self, iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-                 enabled: bool = True, interval: float = DEFAULT_INTERVAL_S, stream: TextIO | None = None):
+                 enabled: bool = True, interval: float | None = None, stream: TextIO | None = None):
+        interval = DEFAULT_INTERVAL_S if interval is None else interval
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
         if interval <= 0:
@@ -153,6 +154,6 @@ class Progress:
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True,
-             interval: float = DEFAULT_INTERVAL_S, stream: TextIO | None = None) -> Progress:
+             interval: float | None = None, stream: TextIO | None = None) -> Progress:
     """A :class:`Progress` over ``iterable`` (iterate it) or over ``total`` units (call ``update(n)``); see the module docstring."""
     return Progress(iterable, total=total, desc=desc, unit=unit, enabled=enabled, interval=interval, stream=stream)
