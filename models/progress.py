@@ -112,6 +112,12 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix(**kw)
 
+    def set_description(self, desc: str) -> None:
+        """Rename what is being done (a new step of a multi-step job); the counts go on."""
+        self.desc = desc
+        if self._bar is not None:
+            self._bar.set_description(desc)
+
     def line(self, now: float | None = None) -> str:
         """The plain progress line for the current count: done/total, rate, elapsed, ETA and the postfix."""
         el = (now if now is not None else time.monotonic()) - self.t0

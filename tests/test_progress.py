@@ -112,3 +112,15 @@ def test_predict_reports_progress_without_a_terminal(rt_tiny_onnx, image_folder,
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[predict] ")]
     assert [LINE.match(x)["done"] for x in lines[:2]] == ["8", "16"] and all("/24 frame" in x for x in lines), lines
     assert lines[-1].startswith("[predict] 24/24 frame (100%)") and lines[-1].endswith("done")
+
+
+def test_set_description_renames_the_lines():
+    out = io.StringIO()
+    bar = P.progress(total=2, desc="[1/2] onnx", unit="step", stream=out, interval=1e-9)
+    time.sleep(0.01)
+    bar.update(1)
+    bar.set_description("[2/2] int8")
+    time.sleep(0.01)
+    bar.update(1)
+    assert [x.split("] ", 1)[0] for x in out.getvalue().splitlines()] == ["[[1/2", "[[2/2"]
+    assert "int8] 2/2 step" in out.getvalue().splitlines()[1]
