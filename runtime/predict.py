@@ -3,6 +3,7 @@
     pawlens-predict runs/export/best/best.int8.onnx photos/ clip.mp4 --out runs/predict/results.csv
     pawlens-predict best.pt cat.jpg --cam                               # overlays next to the results
     pawlens-predict best.onnx photos/ --cam --reference best.pt --backend openvino
+    pawlens-predict runs/export/best/best.onnx clips/ --cam --save-video --out runs/predict/clips.csv
 
 MODEL is a ``.pt`` checkpoint, an ``.onnx`` file or a TensorRT ``.engine`` (with its ``.engine.json``
 sidecar); the class names and preprocessing come from the model file itself.  SOURCE is any mix of
@@ -10,8 +11,18 @@ image files, folders (searched recursively) and video files (every ``--every-n``
 Unreadable files, empty folders and videos that cannot be opened are reported and skipped; the
 command fails only when nothing at all could be read.
 
-Grad-CAM (``--cam``) runs on the PyTorch checkpoint (``--reference``, or MODEL itself when it is a
-``.pt``) and explains the class MODEL predicted; overlays are written as PNGs into ``--cam-dir``.
+Each video also gets one summary row (frames classified, the share of them given each class, the mean
+confidence) beside its frame rows, in the console and in ``--out``.  The timing columns
+(``preprocess_ms_batch_avg``, ``infer_ms_batch_avg``; the table's ``ms``) are the time of the frame's
+whole batch divided by its frame count (``batch_frames``), not one image's own latency.
+
+Grad-CAM (``--cam``) runs on the PyTorch checkpoint and explains the class MODEL predicted; overlays
+are written as PNGs into ``--cam-dir``, with the label, its probability and the crop the model saw
+drawn on the frame.  The checkpoint is ``--reference``, MODEL itself when it is a ``.pt``, or the one
+whose sha256 MODEL's metadata records (``source_sha256``), looked for next to MODEL, at the checkpoint
+its export's ``parity.json`` names and under ``runs/train/*/``.  ``--save-video`` writes an annotated
+copy of each video (``<name>.pred.mp4``; with ``--cam`` the overlay too) and never replaces an existing
+file unless ``--exist-ok`` is given.
 
 Model files from elsewhere are untrusted: ONNX graphs and TensorRT engines are parsed by native code,
 and NVIDIA warns never to deserialize an engine from an untrusted source.  Use files you exported.
@@ -28,12 +39,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
 from pawlens.models.errors import DataError, ImageError, InputError, OutputError
-from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image, resized_shape
+from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, resized_shape
 
 from .factory import BACKENDS
 
@@ -50,6 +61,7 @@ class Item:
     time_s: float | None = None  # video time stamp
     image: np.ndarray | None = None
     error: str = ""
+    fps: float = 0.0  # the video's frame rate (0 for images or when unknown)
 
     @property
     def key(self) -> str:
@@ -58,6 +70,13 @@ class Item:
 
 @dataclass
 class Result:
+    """One classified frame (``status`` ok) or one source that could not be read (``status`` skipped).
+
+    ``preprocess_ms_batch_avg`` and ``infer_ms_batch_avg`` are the time of the whole batch the frame was in
+    (``batch_frames`` frames, at most ``--batch-size``) divided by that count: every frame of a batch shows the
+    same value, and it is not the latency of one image on its own (use ``--batch-size 1`` or pawlens-bench for that).
+    """
+
     source: str
     frame: int | None
     time_s: float | None
@@ -66,8 +85,9 @@ class Result:
     index: int = -1
     confidence: float = float("nan")
     probs: dict[str, float] = field(default_factory=dict)
-    preprocess_ms: float = float("nan")
-    infer_ms: float = float("nan")
+    preprocess_ms_batch_avg: float = float("nan")
+    infer_ms_batch_avg: float = float("nan")
+    batch_frames: int = 0
     cam_path: str = ""
     cam_ms: float = float("nan")
     error: str = ""
@@ -81,23 +101,65 @@ class Result:
         return d
 
 
-def iter_sources(sources: Sequence[str], *, every_n: int = 1) -> Iterator[Item]:
-    """Expand images, folders and videos into frames; unreadable inputs come out as items with ``error``."""
-    if every_n < 1:
-        raise InputError(f"--every-n must be >= 1, got {every_n}")
+# ----------------------------------------------------------------------------- sources
+
+
+def list_media(folder: str) -> list[str]:
+    """Images and videos (by extension) below ``folder``, sorted; hidden files left out, nothing opened."""
+    out = []
+    for root, _dirs, files in os.walk(folder):
+        out += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS) and not f.startswith(".")]
+    return sorted(out)
+
+
+def is_video(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def expand_sources(sources: Sequence[str]) -> list[tuple[str, str]]:
+    """``(path, error)`` per file to read, folders expanded (images and videos, recursively); ``error`` "" when it exists."""
+    out: list[tuple[str, str]] = []
     for src in sources:
         if not os.path.exists(src):
-            yield Item(src, error="not found")
+            out.append((src, "not found"))
         elif os.path.isdir(src):
-            files = list_images(src)
+            files = list_media(src)
             if not files:
-                yield Item(src, error=f"empty folder: no images ({', '.join(IMAGE_EXTENSIONS)}) inside")
-            for f in files:
-                yield _image_item(f)
-        elif src.lower().endswith(VIDEO_EXTENSIONS):
-            yield from _video_items(src, every_n)
+                out.append((src, f"empty folder: no images ({', '.join(IMAGE_EXTENSIONS)}) or videos ({', '.join(VIDEO_EXTENSIONS)}) inside"))
+            out += [(f, "") for f in files]
         else:
-            yield _image_item(src)
+            out.append((src, ""))
+    return out
+
+
+def count_frames(files: Sequence[tuple[str, str]], every_n: int) -> int:
+    """How many frames :func:`iter_sources` will yield, from the videos' declared frame counts (an estimate for progress)."""
+    import cv2
+
+    n = 0
+    for path, err in files:
+        if err or not is_video(path):
+            n += 1
+            continue
+        quiet_ffmpeg()
+        cap = cv2.VideoCapture(path)
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        cap.release()
+        n += max(1, -(-declared // every_n))
+    return n
+
+
+def iter_sources(sources: Sequence[str], *, every_n: int = 1) -> Iterator[Item]:
+    """Expand images, folders (images and videos) and videos into frames; unreadable inputs come out as items with ``error``."""
+    if every_n < 1:
+        raise InputError(f"--every-n must be >= 1, got {every_n}")
+    for path, err in expand_sources(sources):
+        if err:
+            yield Item(path, error=err)
+        elif is_video(path):
+            yield from _video_items(path, every_n)
+        else:
+            yield _image_item(path)
 
 
 def _image_item(path: str) -> Item:
@@ -153,7 +215,7 @@ def _video_items(path: str, every_n: int) -> Iterator[Item]:
             n_read += 1
             if i % every_n == 0:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                yield Item(path, frame=i, time_s=(i / fps) if fps > 0 else None, image=rgb)
+                yield Item(path, frame=i, time_s=(i / fps) if fps > 0 else None, image=rgb, fps=fps)
             i += 1
         if n_read == 0:
             yield Item(path, error="the video has no readable frames")
@@ -185,85 +247,127 @@ def _cam_name(item: Item, used: set[str]) -> str:
     return name
 
 
-def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto", device: str = "auto", precision: str | None = None,
-                    threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
-                    reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.4,
-                    class_names: Sequence[str] | None = None, progress: bool = True) -> tuple[list[Result], dict]:
-    """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
+# ----------------------------------------------------------------------------- the Grad-CAM reference
 
-    Returns:
-        ``(results, info)``: one :class:`Result` per frame or skipped source, and the runner's ``describe()``.
+
+def _reference_candidates(model: str) -> Iterator[str]:
+    """Checkpoints that may be the one ``model`` was exported from, nearest first (not yet checked)."""
+    import glob
+
+    here = os.path.dirname(os.path.abspath(model))
+    yield from sorted(glob.glob(os.path.join(here, "*.pt")) + glob.glob(os.path.join(here, "model", "*.pt")))
+    try:  # the export's own record of its checkpoint
+        with open(os.path.join(here, "parity.json"), encoding="utf-8") as f:
+            ck = json.load(f).get("checkpoint")
+        if isinstance(ck, str) and ck:
+            yield ck if os.path.isabs(ck) else os.path.join(here, ck)
+            yield ck
+    except (OSError, ValueError, AttributeError):
+        pass
+    dirs, d = [], here
+    for _ in range(4):  # runs/export/NAME/ -> runs/ -> the project folder
+        dirs.append(d)
+        d = os.path.dirname(d)
+    dirs.append(os.getcwd())
+    for d in dirs:
+        for pattern in (os.path.join(d, "train", "*", "*.pt"), os.path.join(d, "runs", "train", "*", "*.pt")):
+            files = glob.glob(pattern)
+            yield from sorted(files, key=lambda f: (os.path.basename(f) != "best.pt", -os.path.getmtime(f)))
+
+
+def find_reference(model: str, sha256: str, *, limit: int = 64) -> str | None:
+    """The checkpoint whose sha256 is ``sha256`` (the one ``model`` was exported from), or ``None``.
+
+    Looks next to ``model`` (``*.pt``, ``model/*.pt``), at the checkpoint its export's ``parity.json`` names, and in
+    ``train/*/`` and ``runs/train/*/`` below the model's folder, its parents (up to three levels up) and the current
+    folder; at most ``limit`` files are hashed.
     """
-    from tqdm import tqdm
+    from pawlens.models.console import sha256_file
 
-    from .factory import file_kind, make_runner
-    from .predictor import Predictor
-
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-    explainer = None
-    if cam:
-        ref = reference or (model if file_kind(model) == ".pt" else None)
-        if ref is None:
-            raise InputError("--cam needs --reference CKPT: the .pt checkpoint the model was exported from (Grad-CAM runs on PyTorch)")
-        from .cam import CamExplainer
-
-        explainer = CamExplainer(ref, device="cuda" if str(device).startswith("cuda") else "cpu")
-        if cam_dir is None:
-            raise InputError("--cam needs an output folder (--cam-dir or --out)")
-        ensure_writable_dir(cam_dir, "Grad-CAM folder")
-    runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
-                         class_names=class_names)
-    pred = Predictor(runner)
-    if explainer is not None and list(explainer.class_names) != list(pred.class_names):
-        raise InputError(
-            f"--reference {reference} has classes {explainer.class_names}, the model {pred.class_names}; pass the checkpoint it was exported from"
-        )
-    results: list[Result] = []
-    used: set[str] = set()
-    bar = tqdm(desc="predict", unit="img", disable=None if progress else True, leave=False)
-    with pred:
-        if explainer is not None:
-            explainer.activate()
+    seen: set[str] = set()
+    for c in _reference_candidates(model):
+        real = os.path.realpath(c)
+        if real in seen or not os.path.isfile(real):
+            continue
+        seen.add(real)
+        if len(seen) > limit:
+            break
         try:
-            for chunk in _batches(iter_sources(sources, every_n=every_n), batch_size):
-                for it in chunk:  # a frame this model's resize would blow up is skipped here, not fatal to the batch
-                    if not it.error:
-                        try:
-                            resized_shape(it.image.shape[0], it.image.shape[1], pred.preprocess)
-                        except ImageError as e:
-                            it.error, it.image = str(e).split("] ", 1)[-1], None
-                good = [it for it in chunk if not it.error]
-                for it in chunk:
-                    if it.error:
-                        LOG.warning("skipped %s: %s", it.source, it.error)
-                preds = pred.predict_batch([it.image for it in good]) if good else []
-                by_id = {id(it): p for it, p in zip(good, preds)}
-                for it in chunk:
-                    if it.error:
-                        results.append(Result(it.source, it.frame, it.time_s, "skipped", error=it.error))
-                        continue
-                    p = by_id[id(it)]
-                    r = Result(it.source, it.frame, it.time_s, "ok", label=p.label, index=p.index, confidence=p.confidence,
-                               probs={c: float(v) for c, v in zip(p.class_names, p.probs)}, preprocess_ms=p.preprocess_ms,
-                               infer_ms=p.infer_ms, size=f"{it.image.shape[1]}x{it.image.shape[0]}")
-                    if explainer is not None:
-                        from pawlens.models.gradcam import overlay
+            if sha256_file(real) == sha256:
+                return c
+        except OSError:
+            continue
+    return None
 
-                        cr = explainer.explain(it.image, class_index=p.index)
-                        img = overlay(it.image, cr.heatmap, alpha=alpha)
-                        path = os.path.join(cam_dir, _cam_name(it, used))
-                        _write_png(path, img)
-                        r.cam_path, r.cam_ms = path, cr.ms
-                    results.append(r)
-                    it.image = None
-                bar.update(len(good))
-        finally:
-            bar.close()
-            if explainer is not None:
-                explainer.deactivate()
-        info = pred.describe()
-    return results, info
+
+def resolve_reference(model: str, meta, reference: str | None) -> str:
+    """The .pt checkpoint Grad-CAM runs on: ``reference``, MODEL itself if it is one, or the one found by sha256."""
+    from .factory import file_kind
+
+    if reference:
+        return reference
+    if file_kind(model) == ".pt":
+        return model
+    sha = getattr(meta, "source_sha256", "") or ""
+    if not sha:
+        raise InputError(f"--cam: {model} does not record the checkpoint it was exported from; "
+                         "pass --reference CKPT (the .pt it was exported from; Grad-CAM runs on PyTorch)")
+    found = find_reference(model, sha)
+    if found is None:
+        raise InputError(f"--cam: no checkpoint with sha256 {sha[:12]}... (the one {model} was exported from) next to it, in its "
+                         "parity.json or under runs/train/*/; pass --reference CKPT (the .pt it was exported from)")
+    LOG.info(f"Grad-CAM reference: {found} (its sha256 matches {os.path.basename(model)}'s metadata)")
+    return found
+
+
+# ----------------------------------------------------------------------------- annotated pictures
+
+
+def crop_in_frame(h: int, w: int, cfg) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of an ``h`` x ``w`` frame the model sees (the centre crop after the resize)."""
+    from pawlens.models.preprocess import crop_box
+
+    nh, nw = resized_shape(h, w, cfg)
+    s = cfg.input_size
+    y0, x0 = crop_box(nh, nw, s)
+    sy, sx = h / nh, w / nw
+    return round(x0 * sx), round(y0 * sy), round((x0 + s) * sx), round((y0 + s) * sy)
+
+
+def annotate(rgb: np.ndarray, text: str, box: tuple[int, int, int, int] | None = None, *, min_side: int = 0) -> np.ndarray:
+    """A copy of ``rgb`` with ``text`` on a dark band at the top and ``box`` (the model's crop) outlined.
+
+    Frames whose shorter side is under ``min_side`` are enlarged first, so the text stays readable.
+    """
+    import cv2
+
+    img = np.ascontiguousarray(rgb)
+    h, w = img.shape[:2]
+    k = max(1.0, min_side / max(1, min(h, w)))
+    if k > 1.0:
+        img = cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_LINEAR)
+        box = None if box is None else tuple(round(v * k) for v in box)
+    else:
+        img = img.copy()
+    h, w = img.shape[:2]
+    scale = max(0.4, min(w, h) / 500)
+    th = max(1, round(scale * 2))
+    if box is not None:
+        x0, y0, x1, y1 = box
+        cv2.rectangle(img, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), (255, 255, 255), th + 1)
+        cv2.rectangle(img, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), (0, 0, 0), max(1, th - 1))
+    (tw, tht), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
+    band = tht + base + 2 * th + 4
+    img[:band, : min(w, tw + 12)] = (img[:band, : min(w, tw + 12)] * 0.35).astype(np.uint8)
+    cv2.putText(img, text, (6, band - base - th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), th, cv2.LINE_AA)
+    return img
+
+
+def _caption(r: Result, with_cam: bool) -> str:
+    t = f"{r.label} {r.confidence:.2f}"
+    if r.frame is not None:
+        t += f"  frame {r.frame}"
+    return t + ("  (Grad-CAM)" if with_cam else "")
 
 
 def _write_png(path: str, rgb: np.ndarray) -> None:
@@ -275,57 +379,318 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
     atomic_write_bytes(path, buf.tobytes())
 
 
+def video_out_path(source: str, folder: str) -> str:
+    """Where ``--save-video`` writes the annotated copy of ``source``: ``FOLDER/<stem>.pred.mp4``."""
+    return os.path.join(folder, os.path.splitext(os.path.basename(source))[0] + ".pred.mp4")
+
+
+def planned_videos(sources: Sequence[str], folder: str, *, exist_ok: bool = False) -> dict[str, str]:
+    """``{video: annotated copy}`` for ``--save-video``; OutputError naming a file that exists (unless ``exist_ok``) or a clash."""
+    out: dict[str, str] = {}
+    for path, err in expand_sources(sources):
+        if err or not is_video(path):
+            continue
+        dst = video_out_path(path, folder)
+        if dst in out.values():
+            raise OutputError(f"{dst}: two videos named {os.path.basename(dst).replace('.pred.mp4', '')} would write the same file; "
+                              "predict them in separate runs with different --save-video folders")
+        if os.path.exists(dst) and not exist_ok:
+            raise OutputError(f"{dst} already exists; pass --exist-ok to replace it, or choose another --save-video folder")
+        out[path] = dst
+    return out
+
+
+class VideoSink:
+    """Writes the annotated frames of one clip to ``path`` via a temporary file, renamed into place by :meth:`close`."""
+
+    def __init__(self, path: str, fps: float, size: tuple[int, int]):
+        import cv2
+
+        self.path, self.size, self.frames = path, size, 0
+        self.tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}.mp4")
+        self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), max(1.0, fps), size)
+        if not self.writer.isOpened():
+            self.abort()
+            raise OutputError(f"{path}: OpenCV cannot write an mp4v video here")
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> str:
+        self.writer.release()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.writer.release()
+        try:
+            os.remove(self.tmp)
+        except OSError:
+            pass
+
+
+# ----------------------------------------------------------------------------- the work
+
+
+@dataclass
+class _Outputs:
+    """What a run writes besides the results: Grad-CAM PNGs and annotated videos."""
+
+    explainer: Any = None
+    cam_dir: str | None = None
+    alpha: float = 0.4
+    videos: dict[str, str] = field(default_factory=dict)  # source -> annotated copy
+    used: set[str] = field(default_factory=set)
+    sink: VideoSink | None = None
+    sink_source: str = ""
+    written: list[str] = field(default_factory=list)
+    every_n: int = 1  # the video's frames are sampled every n-th: the copy plays at fps / n
+
+    def frame(self, it: Item, r: Result, cfg) -> None:
+        """Grad-CAM PNG and/or the next frame of the annotated video for one classified frame."""
+        from pawlens.models.gradcam import overlay
+
+        want_video = it.source in self.videos
+        if self.explainer is None and not want_video:
+            return
+        img = it.image
+        if self.explainer is not None:
+            cr = self.explainer.explain(it.image, class_index=r.index)
+            img = overlay(it.image, cr.heatmap, alpha=self.alpha)
+            r.cam_ms = cr.ms
+        box = crop_in_frame(it.image.shape[0], it.image.shape[1], cfg)
+        if self.explainer is not None:
+            path = os.path.join(self.cam_dir, _cam_name(it, self.used))
+            _write_png(path, annotate(img, _caption(r, True), box, min_side=256))
+            r.cam_path = path
+        if want_video:
+            self._video(it).write(annotate(img, _caption(r, self.explainer is not None), box))
+
+    def _video(self, it: Item) -> VideoSink:
+        if self.sink is None or self.sink_source != it.source:
+            self.finish()
+            self.sink = VideoSink(self.videos[it.source], it.fps / self.every_n if it.fps > 0 else 10.0,
+                                  (it.image.shape[1], it.image.shape[0]))
+            self.sink_source = it.source
+        return self.sink
+
+    def finish(self) -> None:
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            self.written.append(sink.close())
+            LOG.info(f"annotated video: {sink.path} ({sink.frames} frames)")
+
+    def abort(self) -> None:
+        if self.sink is not None:
+            self.sink.abort()
+            self.sink = None
+
+
+def _classify_chunk(pred, chunk: list[Item], results: list[Result], outputs: _Outputs) -> int:
+    """Classify the readable frames of one batch, append their results in order; returns how many were classified."""
+    for it in chunk:  # a frame this model's resize would blow up is skipped here, not fatal to the batch
+        if not it.error:
+            try:
+                resized_shape(it.image.shape[0], it.image.shape[1], pred.preprocess)
+            except ImageError as e:
+                it.error, it.image = str(e).split("] ", 1)[-1], None
+    good = [it for it in chunk if not it.error]
+    for it in chunk:
+        if it.error:
+            LOG.warning("skipped %s: %s", it.source, it.error)
+    preds = pred.predict_batch([it.image for it in good]) if good else []
+    by_id = {id(it): p for it, p in zip(good, preds)}
+    for it in chunk:
+        if it.error:
+            results.append(Result(it.source, it.frame, it.time_s, "skipped", error=it.error))
+            continue
+        p = by_id[id(it)]
+        r = Result(it.source, it.frame, it.time_s, "ok", label=p.label, index=p.index, confidence=p.confidence,
+                   probs={c: float(v) for c, v in zip(p.class_names, p.probs)}, preprocess_ms_batch_avg=p.preprocess_ms,
+                   infer_ms_batch_avg=p.infer_ms, batch_frames=len(good), size=f"{it.image.shape[1]}x{it.image.shape[0]}")
+        outputs.frame(it, r, pred.preprocess)
+        results.append(r)
+        it.image = None
+    return len(good)
+
+
+def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto", device: str = "auto", precision: str | None = None,
+                    threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
+                    reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.4,
+                    class_names: Sequence[str] | None = None, progress: bool = True, save_video: str | None = None,
+                    exist_ok: bool = False) -> tuple[list[Result], dict]:
+    """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
+
+    With ``cam``, Grad-CAM PNGs (label, probability and the model's crop drawn on them) go to ``cam_dir``; the
+    reference checkpoint is ``reference``, MODEL if it is a ``.pt``, or found by the sha256 in MODEL's metadata
+    (:func:`find_reference`).  With ``save_video`` (a folder), each video gets an annotated copy of its classified
+    frames there (:func:`video_out_path`, at the clip's frame rate divided by ``every_n``); an existing file is refused
+    unless ``exist_ok``.
+
+    Returns:
+        ``(results, info)``: one :class:`Result` per frame or skipped source, and the runner's ``describe()``.
+    """
+    from pawlens.models.progress import progress as make_progress
+
+    from .factory import make_runner
+    from .predictor import Predictor
+
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if every_n < 1:
+        raise InputError(f"--every-n must be >= 1, got {every_n}")
+    outputs = _Outputs(alpha=alpha, cam_dir=cam_dir, every_n=every_n)
+    if save_video is not None:
+        outputs.videos = planned_videos(sources, save_video, exist_ok=exist_ok)
+        if outputs.videos:
+            ensure_writable_dir(save_video, "--save-video folder")
+        else:
+            LOG.warning("--save-video: no video among the sources; nothing to annotate")
+    if cam:
+        if cam_dir is None:
+            raise InputError("--cam needs an output folder (--cam-dir or --out)")
+        ensure_writable_dir(cam_dir, "Grad-CAM folder")
+    runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
+                         class_names=class_names)
+    pred = Predictor(runner)
+    if cam:
+        outputs.explainer = _explainer(model, runner, reference, device, pred.class_names)
+    results: list[Result] = []
+    bar = make_progress(total=count_frames(expand_sources(sources), every_n), desc="predict", unit="frame", enabled=progress)
+    with pred:
+        if outputs.explainer is not None:
+            outputs.explainer.activate()
+        try:
+            for chunk in _batches(iter_sources(sources, every_n=every_n), batch_size):
+                bar.update(_classify_chunk(pred, chunk, results, outputs))
+            outputs.finish()
+        finally:
+            outputs.abort()
+            bar.close()
+            if outputs.explainer is not None:
+                outputs.explainer.deactivate()
+        info = pred.describe()
+    return results, info
+
+
+def _explainer(model: str, runner, reference: str | None, device: str, class_names: Sequence[str]):
+    from .cam import CamExplainer
+
+    ref = resolve_reference(model, getattr(runner, "meta", None), reference)
+    explainer = CamExplainer(ref, device="cuda" if str(device).startswith("cuda") else "cpu")
+    if list(explainer.class_names) != list(class_names):
+        raise InputError(f"--reference {ref} has classes {explainer.class_names}, the model {list(class_names)}; "
+                         "pass the checkpoint it was exported from")
+    sha = getattr(getattr(runner, "meta", None), "source_sha256", "")
+    if reference and sha and model != ref:
+        from pawlens.models.console import sha256_file
+
+        if sha256_file(ref) != sha:
+            LOG.warning(f"--reference {ref} is not the checkpoint {os.path.basename(model)} was exported from (sha256 differs): "
+                        "the overlays show the reference's reasons, which may differ from the model's")
+    return explainer
+
+
 # ----------------------------------------------------------------------------- output
 
 
+def video_summaries(results: Sequence[Result], class_names: Sequence[str]) -> list[dict]:
+    """One row per video: frames classified, the share of them given each class, the mean confidence and the majority label."""
+    by: dict[str, list[Result]] = {}
+    for r in results:
+        if r.status == "ok" and r.frame is not None:
+            by.setdefault(r.source, []).append(r)
+    rows = []
+    for src, rs in by.items():
+        share = {c: sum(r.label == c for r in rs) / len(rs) for c in class_names}
+        rows.append({"source": src, "frames": len(rs), "label": max(class_names, key=lambda c: share[c]), "share": share,
+                     "mean_confidence": float(np.mean([r.confidence for r in rs])),
+                     "first_frame": rs[0].frame, "last_frame": rs[-1].frame})
+    return rows
+
+
+def _printable(s: str) -> str:
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # whatever the name's bytes
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(x)) for w, x in zip(widths, row)]
+    return ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)] + \
+        ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows]
+
+
 def format_table(results: Sequence[Result], class_names: Sequence[str], *, width: int = 48) -> str:
-    """A readable fixed-width table of the results; skipped sources get one line with the reason."""
-    cols = ["source", "label", "conf"] + [f"p({c})" for c in class_names] + ["ms"]
+    """A readable fixed-width table of the results; skipped sources get one line with the reason.
+
+    The ``ms`` column is the frame's batch's preprocessing + inference time divided by the frames in that batch.
+    """
+    cols = ["source", "label", "conf"] + [f"p({c})" for c in class_names] + ["ms (batch avg)"]
 
     def short(r: Result) -> str:
-        src = r.source if r.frame is None else f"{r.source}#{r.frame}"
-        src = src.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # printable whatever the name's bytes
+        src = _printable(r.source if r.frame is None else f"{r.source}#{r.frame}")
         return src if len(src) <= width else "..." + src[-(width - 3):]
 
     rows = [[short(r), r.label, f"{r.confidence:.3f}", *[f"{r.probs.get(c, float('nan')):.3f}" for c in class_names],
-             f"{r.preprocess_ms + r.infer_ms:.1f}"] for r in results if r.status == "ok"]
-    widths = [len(h) for h in cols]
-    for row in rows:
-        widths = [max(w, len(x)) for w, x in zip(widths, row)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(cols, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    it = iter(rows)
+             f"{r.preprocess_ms_batch_avg + r.infer_ms_batch_avg:.1f}"] for r in results if r.status == "ok"]
+    table = _columns(cols, rows)
+    lines, it = table[:2], iter(table[2:])
     for r in results:
-        if r.status == "ok":
-            lines.append("  ".join(x.ljust(w) for x, w in zip(next(it), widths)).rstrip())
-        else:
-            lines.append(f"{short(r).ljust(widths[0])}  SKIPPED: {r.error}")
+        lines.append(next(it) if r.status == "ok" else f"{short(r).ljust(len(table[1].split('  ')[0]))}  SKIPPED: {r.error}")
     return "\n".join(lines)
 
 
+def format_videos(summaries: Sequence[dict], class_names: Sequence[str], *, width: int = 48) -> str:
+    """The per-video summary table (empty string when no video was classified)."""
+    if not summaries:
+        return ""
+    rows = [[(_printable(s["source"]) if len(s["source"]) <= width else "..." + _printable(s["source"])[-(width - 3):]), str(s["frames"]),
+             s["label"], *[f"{s['share'][c]:.3f}" for c in class_names], f"{s['mean_confidence']:.3f}"] for s in summaries]
+    return "\n".join(_columns(["video", "frames", "majority", *[f"share({c})" for c in class_names], "mean conf"], rows))
+
+
 def write_results(path: str, results: Sequence[Result], info: dict, class_names: Sequence[str], model: str) -> str:
-    """Write ``results.csv`` or ``results.json`` (by suffix) atomically."""
+    """Write ``results.csv`` or ``results.json`` (by suffix) atomically, per-frame rows and one summary row per video.
+
+    CSV: frame rows have ``status`` ok or skipped; a video's summary row has ``status`` video, ``frames``, ``label`` (the
+    majority), ``confidence`` (the mean) and ``share_<class>`` (the share of its frames given each class).
+    JSON: ``results`` (frames) and ``videos`` (summaries).
+    """
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".csv", ".json"):
         raise InputError(f"--out {path}: use a .csv or .json file name")
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
+    videos = video_summaries(results, class_names)
     if ext == ".json":
         doc = {"model": model, "runner": info, "class_names": list(class_names),
                "n_ok": sum(r.status == "ok" for r in results), "n_skipped": sum(r.status != "ok" for r in results),
-               "results": [r.to_dict() for r in results]}
+               "timing": "preprocess_ms_batch_avg / infer_ms_batch_avg: the batch's time divided by its batch_frames",
+               "videos": videos, "results": [r.to_dict() for r in results]}
         atomic_write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
         return path
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["source", "frame", "time_s", "status", "label", "confidence", *[f"prob_{c}" for c in class_names],
-                "preprocess_ms", "infer_ms", "cam_path", "cam_ms", "error"])
+                "preprocess_ms_batch_avg", "infer_ms_batch_avg", "batch_frames", "cam_path", "cam_ms", "error",
+                "frames", *[f"share_{c}" for c in class_names]])
 
     def f(v, nd=6):
         return "" if v is None or (isinstance(v, float) and v != v) else (f"{v:.{nd}f}" if isinstance(v, float) else v)
 
+    blank = [""] * (1 + len(class_names))
     for r in results:
         w.writerow([r.source, f(r.frame), f(r.time_s, 3), r.status, r.label, f(r.confidence),
-                    *[f(r.probs.get(c)) for c in class_names], f(r.preprocess_ms, 3), f(r.infer_ms, 3), r.cam_path,
-                    f(r.cam_ms, 2), r.error])
+                    *[f(r.probs.get(c)) for c in class_names], f(r.preprocess_ms_batch_avg, 3), f(r.infer_ms_batch_avg, 3),
+                    r.batch_frames or "", r.cam_path, f(r.cam_ms, 2), r.error, *blank])
+    for v in videos:
+        w.writerow([v["source"], "", "", "video", v["label"], f(v["mean_confidence"]), *[""] * len(class_names), "", "", "", "", "", "",
+                    v["frames"], *[f(v["share"][c]) for c in class_names]])
     atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))  # a source named in non-UTF-8 bytes: kept as is
     return path
 
@@ -338,8 +703,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         prog="pawlens-predict", add_help=add_help, formatter_class=HelpFormatter,
         description="Classify images, folders and videos with a .pt, .onnx or .engine model; optional Grad-CAM overlays. "
         "Model files are untrusted input: load only files you exported (TensorRT engines especially).",
-        epilog="example: pawlens-predict runs/export/best/best.int8.onnx photos/ clip.mp4 --out runs/predict/results.csv "
-        "--cam --reference runs/train/best/best.pt",
+        epilog="example: pawlens-predict runs/export/best/best.int8.onnx photos/ clip.mp4 --out runs/predict/results.csv --cam --save-video\n\n"
+        "timing: preprocess_ms_batch_avg and infer_ms_batch_avg (the table's ms) are the time of the frame's whole batch divided by "
+        "its frame count (batch_frames); for the latency of one image use --batch-size 1, or pawlens-bench.\n"
+        "videos: the results hold one summary row per video (status video: frames, the share of frames per class, the mean "
+        "confidence) beside its frame rows.",
     )
     p.add_argument("model", metavar="MODEL", help="model file: .pt checkpoint, .onnx, or .engine (+ .engine.json sidecar)")
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="image files, folders (recursive) and/or video files")
@@ -355,11 +723,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--classes", default=None, help="NAME,NAME,... for an ONNX file without pawlens metadata")
     g = p.add_argument_group("Grad-CAM")
     g.add_argument("--cam", action="store_true", help="write Grad-CAM overlay PNGs (PyTorch reference)")
-    g.add_argument("--reference", default=None, help="the .pt checkpoint for Grad-CAM; if unset: MODEL if it is a .pt")
+    g.add_argument("--reference", default=None, help="the .pt checkpoint for Grad-CAM; if unset: MODEL if it is a .pt, else the checkpoint "
+                   "whose sha256 MODEL's metadata records, found next to MODEL, via its parity.json or under runs/train/*/")
     g.add_argument("--cam-dir", default=None, help="folder for overlays; if unset: cam/ next to --out, else runs/predict/cam")
     g.add_argument("--alpha", type=float, default=0.4, help="overlay opacity of the heat map, 0..1")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="write results.csv or results.json (by suffix)")
+    g.add_argument("--save-video", nargs="?", const="", default=None, metavar="DIR",
+                   help="write an annotated copy of each video (label, probability, the model's crop; with --cam the overlay) as "
+                   "DIR/<name>.pred.mp4, one frame per classified frame; if DIR is left out: next to --out, else runs/predict")
+    g.add_argument("--exist-ok", action="store_true", help="let --save-video replace annotated videos that already exist")
     g.add_argument("--quiet", action="store_true", help="do not print the table")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     g.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -383,22 +756,29 @@ def _main(argv: Sequence[str] | None) -> int:
     cam_dir = args.cam_dir
     if args.cam and cam_dir is None:
         cam_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cam") if args.out else os.path.join("runs", "predict", "cam")
+    video_dir = args.save_video
+    if video_dir == "":
+        video_dir = os.path.dirname(os.path.abspath(args.out)) if args.out else os.path.join("runs", "predict")
     t0 = time.perf_counter()
     results, info = predict_sources(
         args.model, args.sources, backend=args.backend, device=args.device, precision=args.precision, threads=args.threads,
         compile=args.compile, batch_size=args.batch_size, every_n=args.every_n, cam=args.cam, reference=args.reference, cam_dir=cam_dir,
-        alpha=args.alpha, class_names=classes,
+        alpha=args.alpha, class_names=classes, save_video=video_dir, exist_ok=args.exist_ok,
     )
     wall = time.perf_counter() - t0
     ok = [r for r in results if r.status == "ok"]
     names = list(ok[0].probs) if ok else (classes or [])
+    videos = format_videos(video_summaries(results, names), names)
     if not args.quiet:
         print(format_table(results, names))
+        if videos:
+            print("\n" + videos)
     desc = f"{info.get('backend')} {info.get('precision', '')} on {info.get('device', '?')}"
     if info.get("providers"):
         desc += f" (providers: {', '.join(info['providers'])}{'; CUDA requested, fell back to CPU' if info.get('fallback') else ''})"
     skipped = len(results) - len(ok)
-    per_frame = f"{float(np.mean([r.preprocess_ms + r.infer_ms for r in ok])):.1f} ms/frame" if ok else "no frame"
+    per_frame = (f"{float(np.mean([r.preprocess_ms_batch_avg + r.infer_ms_batch_avg for r in ok])):.1f} ms/frame (batch time / "
+                 f"frames, --batch-size {args.batch_size})" if ok else "no frame")
     print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {per_frame}, {wall:.1f} s total", file=sys.stderr)
     if args.out:
         write_results(args.out, results, info, names, args.model)

@@ -83,7 +83,7 @@ def test_cli_json_with_cam_overlays(rt_tiny_onnx, sources, tmp_path):
     assert len(pngs) == 25 and len({p.name for p in pngs}) == 25
     r0 = doc["results"][0]
     im = np.asarray(Image.open(r0["cam_path"]))
-    assert im.shape == (64, 64, 3) and r0["cam_ms"] > 0
+    assert im.shape == (256, 256, 3) and r0["cam_ms"] > 0  # 64 px frames enlarged so the caption reads
 
 
 @pytest.mark.skipif(cxx_compiler() is None, reason="torch.compile needs a C++ compiler")
@@ -114,3 +114,128 @@ def test_cli_errors(rt_tiny_onnx, sources, tmp_path, capsys):
     assert main([str(bad_model), str(sources["folder"])]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pawlens-predict: error: [artifact]") and "supported" in err and err.count("\n") == 1
+
+
+def test_folder_of_videos_and_one_summary_row_per_video(rt_tiny_onnx, tmp_path, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    _write_video(clips / "a.mp4", n=12)
+    _write_video(clips / "b.mp4", n=7)
+    out = tmp_path / "r.csv"
+    assert main([rt_tiny_onnx["fp32"], str(clips), "--every-n", "2", "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    rows = list(csv.DictReader(open(out)))
+    frames = {name: [r for r in rows if r["status"] == "ok" and r["source"].endswith(name)] for name in ("a.mp4", "b.mp4")}
+    assert [len(frames["a.mp4"]), len(frames["b.mp4"])] == [6, 4]  # 12 and 7 frames, every 2nd
+    summary = {r["source"].rsplit("/", 1)[1]: r for r in rows if r["status"] == "video"}
+    assert set(summary) == {"a.mp4", "b.mp4"}
+    for name, s in summary.items():
+        fr = frames[name]
+        assert int(s["frames"]) == len(fr)
+        assert float(s["share_cat"]) == pytest.approx(sum(r["label"] == "cat" for r in fr) / len(fr), abs=1e-6)
+        assert float(s["share_cat"]) + float(s["share_dog"]) == pytest.approx(1.0)
+        assert float(s["confidence"]) == pytest.approx(np.mean([float(r["confidence"]) for r in fr]), abs=1e-5)
+        assert s["label"] == ("cat" if float(s["share_cat"]) >= 0.5 else "dog")
+    assert "share(cat)" in cap.out and "mean conf" in cap.out
+    for r in frames["a.mp4"]:  # the timing columns say what they are: the batch's time over its frames
+        assert int(r["batch_frames"]) >= 1 and float(r["infer_ms_batch_avg"]) > 0
+
+
+def test_json_has_video_summaries(rt_tiny_onnx, tmp_path):
+    clip = _write_video(tmp_path / "c.mp4", n=9)
+    out = tmp_path / "r.json"
+    assert main([rt_tiny_onnx["fp32"], str(clip), "--every-n", "3", "--out", str(out), "--quiet", "--batch-size", "2"]) == 0
+    doc = json.loads(out.read_text())
+    assert [v["frames"] for v in doc["videos"]] == [3] and sum(doc["videos"][0]["share"].values()) == pytest.approx(1)
+    assert [r["batch_frames"] for r in doc["results"]] == [2, 2, 1] and "batch" in doc["timing"]
+
+
+def _runs_layout(rt_tiny_onnx, root):
+    """A project folder as the commands leave it: runs/train/tiny/best.pt and runs/export/tiny/tiny.onnx."""
+    import shutil
+
+    (root / "runs" / "train" / "tiny").mkdir(parents=True)
+    (root / "runs" / "export" / "tiny").mkdir(parents=True)
+    shutil.copy(rt_tiny_onnx["pt"], root / "runs" / "train" / "tiny" / "best.pt")
+    shutil.copy(rt_tiny_onnx["fp32"], root / "runs" / "export" / "tiny" / "tiny.onnx")
+    return root / "runs" / "export" / "tiny" / "tiny.onnx"
+
+
+def test_cam_finds_the_reference_by_sha256(rt_tiny_onnx, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from pawlens.runtime.predict import find_reference
+
+    model = _runs_layout(rt_tiny_onnx, tmp_path / "proj")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)  # found from the model's own folder, not from the current one
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "o" / "r.json"
+    with caplog.at_level(logging.INFO, logger="pawlens"):
+        assert main([str(model), str(photo), "--cam", "--out", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())["results"][0]
+    assert r["cam_path"] and Image.open(r["cam_path"]).size[0] > 80
+    assert str(tmp_path / "proj" / "runs" / "train" / "tiny" / "best.pt") in caplog.text
+    assert find_reference(str(model), "0" * 64) is None  # a sha256 nothing matches
+
+
+def test_cam_without_a_matching_reference_says_what_to_pass(rt_tiny_onnx, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    model = tmp_path / "m" / "tiny.onnx"
+    shutil.copy(rt_tiny_onnx["fp32"], model)
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(photo)
+    assert main([str(model), str(photo), "--cam"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--reference" in err and "sha256" in err and str(model) in err
+
+
+def test_cam_png_carries_label_probability_and_crop_box(rt_tiny_onnx, tmp_path):
+    """The PNG differs from the bare overlay in the caption band and along the crop's outline, nowhere else."""
+    from pawlens.models.gradcam import overlay
+    from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.runtime.cam import CamExplainer
+    from pawlens.runtime.predict import annotate, crop_in_frame
+
+    frame = np.random.default_rng(2).integers(0, 256, (300, 600, 3), dtype=np.uint8)
+    cfg = PreprocessConfig.for_size(32)
+    x0, y0, x1, y1 = crop_in_frame(300, 600, cfg)
+    side = 300 * cfg.input_size / cfg.resize_size  # the centre square the model sees, in frame pixels
+    assert abs((y1 - y0) - side) <= 1 and abs((x1 - x0) - side) <= 1 and abs((x0 + x1) / 2 - 300) <= 1 and abs((y0 + y1) / 2 - 150) <= 1
+    with CamExplainer(rt_tiny_onnx["pt"]) as cam:
+        heat = cam.explain(frame).heatmap
+    bare = overlay(frame, heat)
+    img = annotate(bare, "dog 0.73", (x0, y0, x1, y1))
+    diff = np.abs(img.astype(int) - bare.astype(int)).sum(2) > 0
+    assert diff[:10, :60].mean() > 0.5  # the caption band
+    assert diff[150, x0] and diff[150, x1 - 1] and diff[y1 - 1, 300] and not diff[150, (x0 + x1) // 2]  # the box's sides, not its inside
+    assert not diff[60:, : x0 - 5].any() and not diff[60:, x1 + 5:].any()  # outside the box and the band: untouched
+
+
+def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, tmp_path, capsys):
+    import cv2
+
+    clip = _write_video(tmp_path / "clip.mp4", n=12, size=(96, 64))
+    vids = tmp_path / "vids"
+    args = [rt_tiny_onnx["pt"], str(clip), "--every-n", "3", "--save-video", str(vids), "--quiet", "--cam", "--cam-dir", str(tmp_path / "cam")]
+    assert main(args) == 0
+    dst = vids / "clip.pred.mp4"
+    cap = cv2.VideoCapture(str(dst))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert cap.isOpened() and n == 4 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
+    cap.release()
+    assert sorted(p.name for p in vids.iterdir()) == ["clip.pred.mp4"]  # no temporary left beside it
+    before = dst.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(dst) in err and "--exist-ok" in err and "classified" not in err
+    assert dst.read_bytes() == before
+    assert main(args + ["--exist-ok"]) == 0

@@ -6,7 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from pawlens.train.report import classification_metrics, confident_errors, confusion_matrix, evaluate_samples, plot_curves
+from pawlens.train.report import (
+    classification_metrics,
+    confident_errors,
+    confusion_matrix,
+    evaluate_samples,
+    model_crop,
+    phase_switches,
+    plot_curves,
+    plot_errors,
+    robust_limits,
+)
 from PIL import Image
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -83,3 +93,55 @@ def test_curves_with_a_phase_boundary(tmp_path):
     plot_curves({"model": "resnet50", "epochs": ep, "phase_boundaries": [3], "best_epoch": 4}, str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").read_bytes()[:8] == PNG
     assert Image.open(tmp_path / "c.png").size[0] > 400
+
+
+def _epochs(n, phase=lambda i: "scratch", spike=None):
+    return [{"epoch": i + 1, "phase": phase(i), "train_loss": 0.7 / (1 + 0.2 * i), "val_loss": 9.0 if i == spike else 0.75 / (1 + 0.15 * i),
+             "train_acc": 0.5 + i / 40, "val_acc": 0.5 + i / 45} for i in range(n)]
+
+
+def test_a_phase_line_only_where_the_phase_really_changed():
+    two = _epochs(6, lambda i: "head" if i < 2 else "finetune")
+    assert phase_switches({"epochs": two, "phase_boundaries": [3]}) == [3]
+    assert phase_switches({"epochs": _epochs(6), "phase_boundaries": [3]}) == []  # recorded, but the phase stayed the same
+    assert phase_switches({"epochs": two[:2], "phase_boundaries": [3]}) == []  # the run ended before the new phase began
+    assert phase_switches({"epochs": _epochs(6), "phase_boundaries": []}) == []
+
+
+def test_an_early_val_loss_spike_is_clipped_and_said_so(tmp_path):
+    ep = _epochs(12, spike=1)
+    lo, hi = robust_limits([e[k] for e in ep for k in ("train_loss", "val_loss")])
+    assert hi < 1.0 and lo < min(e["train_loss"] for e in ep)  # every point but the spike is inside
+    assert robust_limits([e[k] for e in _epochs(12) for k in ("train_loss", "val_loss")]) is None  # no outlier: matplotlib's own range
+    assert robust_limits([0.7, 9.0, 0.5]) is None  # too few epochs to call anything an outlier
+    notes = plot_curves({"model": "baseline", "epochs": ep, "phase_boundaries": [], "best_epoch": 11}, str(tmp_path / "c.png"))
+    assert len(notes) == 1 and "clipped" in notes[0] and "val loss 9 at epoch 2" in notes[0]
+    assert plot_curves({"model": "baseline", "epochs": _epochs(12), "best_epoch": 11}, str(tmp_path / "d.png")) == []
+
+
+def test_errors_grid_shows_the_models_crop_in_uniform_tiles(tmp_path):
+    """Photos of three shapes, each red in its centre square and blue around it: every tile is the same red square."""
+    from pawlens.models.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig.for_size(64)
+    items = []
+    for i, (h, w) in enumerate([(300, 600), (600, 300), (200, 200), (375, 500)]):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[..., 2] = 255
+        s = min(h, w)
+        img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2] = (255, 0, 0)
+        Image.fromarray(img).save(tmp_path / f"p{i}.png")
+        items.append((str(tmp_path / f"p{i}.png"), "cat", "dog", 0.9 - i / 10))
+    crop = model_crop(np.asarray(Image.open(tmp_path / "p0.png")), cfg, 128)
+    assert crop.shape == (128, 128, 3) and (crop[..., 0] > 200).all() and (crop[..., 2] < 50).all()
+    plot_errors(items, str(tmp_path / "errors.png"), n_wrong=4, preprocess=cfg)
+    png = np.asarray(Image.open(tmp_path / "errors.png").convert("RGB")).astype(int)
+    assert not ((png[..., 2] > 200) & (png[..., 0] < 50)).any()  # no blue: nothing outside the crops is shown
+    red = (png[..., 0] > 200) & (png[..., 1] < 50) & (png[..., 2] < 50)
+    rows, cols = np.nonzero(red.any(1))[0], np.nonzero(red.any(0))[0]
+    runs = np.split(cols, np.nonzero(np.diff(cols) > 1)[0] + 1)  # one run of columns per tile
+    widths = [len(r) for r in runs]
+    assert len(runs) == 4 and max(widths) - min(widths) <= 1, widths
+    assert abs((rows[-1] - rows[0] + 1) - widths[0]) <= 1  # square tiles
+    assert rows[0] < 0.45 * widths[0]  # the title and captions sit right above: no empty band
+    assert png.shape[0] - rows[-1] < 0.1 * widths[0]

@@ -237,7 +237,7 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
     ``criterion`` must use ``reduction="none"``.  Returns loss, acc, n, skipped, time_s and images_per_s (summed over ranks).
     """
     import torch
-    from tqdm import tqdm
+    from pawlens.models.progress import progress
 
     ctx = ctx or D.DistContext()
     dev_type = str(device).split(":")[0]
@@ -246,7 +246,7 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
     loss_sum = correct = n = skipped = 0.0
     nb = len(loader)
     t0 = time.perf_counter()
-    bar = tqdm(batches(loader), total=nb, desc=desc, disable=None if ctx.is_main else True, leave=False, unit="batch", dynamic_ncols=True)
+    bar = progress(batches(loader), total=nb, desc=desc, enabled=ctx.is_main, unit="batch")
     for i, batch in enumerate(bar):
         x, y, ok, bad = _batch(batch, device, channels_last, desc)
         skipped += bad
@@ -297,14 +297,14 @@ def evaluate(model, loader, *, device: str, amp_dtype=None, channels_last: bool 
     """Cross-entropy (no label smoothing) and accuracy over ``loader``, summed over ranks; unreadable samples skipped."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
+    from pawlens.models.progress import progress
 
     ctx = ctx or D.DistContext()
     dev_type = str(device).split(":")[0]
     model.eval()
     loss_sum = correct = n = skipped = 0.0
     with torch.inference_mode():
-        for batch in tqdm(batches(loader), total=len(loader), desc=desc, disable=None if ctx.is_main else True, leave=False, unit="batch"):
+        for batch in progress(batches(loader), total=len(loader), desc=desc, enabled=ctx.is_main, unit="batch"):
             x, y, ok, bad = _batch(batch, device, channels_last, desc)
             skipped += bad
             if not bool(ok.any()):

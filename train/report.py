@@ -75,7 +75,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
     """
     import torch
     from pawlens.models.preprocess import torch_eval_transform
-    from tqdm import tqdm
+    from pawlens.models.progress import progress
 
     from .data import ImageListDataset, batches, make_loader
 
@@ -85,7 +85,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
     model.eval()
     dev_type = "cuda" if str(device).startswith("cuda") else "cpu"
     with torch.inference_mode():
-        for x, y, idx, err in tqdm(batches(loader), total=len(loader), desc=desc, disable=None, leave=False, unit="batch"):
+        for x, y, idx, err in progress(batches(loader), total=len(loader), desc=desc, unit="batch"):
             ok = torch.tensor([e == "" for e in err], dtype=torch.bool)
             for j in (~ok).nonzero().flatten().tolist():
                 skipped.append((samples[int(idx[j])][0], err[j]))
@@ -131,7 +131,7 @@ def evaluate_samples(model, samples, class_names, preprocess, out_dir: str | Non
         items = [(samples[kept[i]][0], class_names[labels[i]], class_names[pred[i]], float(probs[i, pred[i]])) for i in order]
         m["errors_shown"] = len(items)
         m["errors"] = [{"path": p, "true": t, "pred": pr, "confidence": c} for p, t, pr, c in items]
-        plot_errors(items, os.path.join(out_dir, "errors.png"), n_wrong=int((pred != labels).sum()), size=preprocess.input_size)
+        plot_errors(items, os.path.join(out_dir, "errors.png"), n_wrong=int((pred != labels).sum()), preprocess=preprocess)
         atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(m, indent=1) + "\n")
     return m
 
@@ -234,30 +234,88 @@ def _save(fig, path: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(history: dict[str, Any], path: str) -> None:
-    """Loss and accuracy per epoch (train and val), a dashed line where a new phase starts."""
+def robust_limits(values, *, k: float = 3.0) -> tuple[float, float] | None:
+    """``(lo, hi)`` that leave out far outliers (beyond ``k`` interquartile ranges from the quartiles), or ``None`` if there are none.
+
+    With fewer than 5 values nothing counts as an outlier.  The limits are the extremes of the values kept, padded by 5%.
+    """
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size < 5:
+        return None
+    q1, q3 = np.percentile(v, [25, 75])
+    iqr = max(q3 - q1, 1e-12)
+    keep = v[(v >= q1 - k * iqr) & (v <= q3 + k * iqr)]
+    if keep.size == v.size:
+        return None
+    lo, hi = float(keep.min()), float(keep.max())
+    pad = 0.05 * max(hi - lo, 1e-6)
+    return lo - pad, hi + pad
+
+
+def phase_switches(history: dict[str, Any]) -> list[int]:
+    """The epochs (1-based) at which a new phase really started: a recorded boundary with another phase on each side."""
+    ep = history.get("epochs", [])
+    by_epoch = {e["epoch"]: e.get("phase") for e in ep}
+    return [b for b in history.get("phase_boundaries", []) if b in by_epoch and b - 1 in by_epoch and by_epoch[b] != by_epoch[b - 1]]
+
+
+def _clip_axis(ax, x, series: dict[str, list], key: str) -> str:
+    """Clip ``ax``'s y-axis to a robust range when a few points would squash the rest; the off-chart points as triangles at the edge."""
+    lim = robust_limits([v for ys in series.values() for v in ys])
+    if lim is None:
+        return ""
+    lo, hi = lim
+    ax.set_ylim(lo, hi)
+    out = []
+    for name, ys in series.items():
+        for xi, yi in zip(x, ys):
+            if yi is not None and np.isfinite(yi) and not lo <= yi <= hi:
+                edge = hi if yi > hi else lo
+                ax.plot([xi], [edge], "^" if yi > hi else "v", color="red", ms=8, clip_on=False, zorder=5)
+                out.append(f"{name} {yi:.3g} at epoch {xi}")
+    shown = "; ".join(out[:3]) + (f"; {len(out) - 3} more" if len(out) > 3 else "")
+    note = f"y-axis clipped to {lo:.3g}..{hi:.3g} (3 IQR beyond the quartiles)\noff the chart (red triangles): {shown}"
+    ax.text(0.5, -0.2, note, transform=ax.transAxes, fontsize=7.5, color="red", ha="center", va="top")
+    return note.replace("\n", "; ")
+
+
+def plot_curves(history: dict[str, Any], path: str) -> list[str]:
+    """Loss and accuracy per epoch (train and val), a dashed line where a two-phase run switched phase, a dotted one at the best epoch.
+
+    A y-axis that a few far outliers (an early spike of validation loss) would squash is clipped to a robust range
+    (:func:`robust_limits`); the plot says so and marks the points left out.  Returns those notes (empty if none).
+    """
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
     ep = history.get("epochs", [])
     x = [e["epoch"] for e in ep]
+    by_epoch = {e["epoch"]: e for e in ep}
+    switches = phase_switches(history)
+    best = history.get("best_epoch")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    notes = []
     for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
-        ax.plot(x, [e[f"train_{key}"] for e in ep], "o-", label="train")
-        ax.plot(x, [e[f"val_{key}"] for e in ep], "o-", label="val")
-        for b in history.get("phase_boundaries", []):
-            ax.axvline(b - 0.5, color="gray", ls="--", lw=1)
-            ax.text(b - 0.45, ax.get_ylim()[1], ep[b - 1]["phase"] if b - 1 < len(ep) else "", va="top", fontsize=8, color="gray")
+        series = {f"train {title}": [e.get(f"train_{key}") for e in ep], f"val {title}": [e.get(f"val_{key}") for e in ep]}
+        ax.plot(x, series[f"train {title}"], "o-", label="train")
+        ax.plot(x, series[f"val {title}"], "o-", label="val")
+        note = _clip_axis(ax, x, series, key)
+        if note:
+            notes.append(note)
+        for b in switches:
+            ax.axvline(b - 0.5, color="gray", ls="--", lw=1, label=f"{by_epoch[b]['phase']} from epoch {b}")
+        if best:
+            ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend()
-    if history.get("best_epoch"):
-        axes[0].axvline(history["best_epoch"], color="green", ls=":", lw=1)
-    fig.suptitle(f"{history.get('model', '')}: best epoch {history.get('best_epoch')}")
+        ax.legend(fontsize=8)
+    phases = " -> ".join(dict.fromkeys(e.get("phase", "") for e in ep if e.get("phase")))
+    fig.suptitle(f"{history.get('model', '')}: best epoch {best}" + (f"; phase {phases}" if phases else ""))
     _save(fig, path)
     plt.close(fig)
+    return notes
 
 
 def plot_confusion(cm: np.ndarray, class_names: list[str], path: str) -> None:
@@ -279,11 +337,28 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: str) -> None:
     plt.close(fig)
 
 
-def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong: int, size: int = 128) -> None:
-    """A grid of (path, true, predicted, confidence), most confident first; a note when nothing was wrong."""
+def model_crop(img: np.ndarray, cfg, side: int) -> np.ndarray:
+    """The part of ``img`` the model sees (its centre crop after the resize, :mod:`models.preprocess`), as a ``side`` px square."""
     import cv2
+    from pawlens.models.preprocess import crop_box, resized_shape
+
+    h, w = img.shape[:2]
+    nh, nw = resized_shape(h, w, cfg)
+    y0, x0 = crop_box(nh, nw, cfg.input_size)
+    sy, sx = h / nh, w / nw
+    c = img[round(y0 * sy): max(round(y0 * sy) + 1, round((y0 + cfg.input_size) * sy)),
+            round(x0 * sx): max(round(x0 * sx) + 1, round((x0 + cfg.input_size) * sx))]
+    interp = cv2.INTER_AREA if max(c.shape[:2]) > side else cv2.INTER_LINEAR
+    return cv2.resize(c, (side, side), interpolation=interp)
+
+
+def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong: int, preprocess=None, size: int = 128) -> None:
+    """A grid of (path, true, predicted, confidence), most confident first; a note when nothing was wrong.
+
+    Each tile is the crop the model saw (``preprocess``; a centre square when it is ``None``), all tiles the same size.
+    """
     from pawlens.models.errors import ImageError
-    from pawlens.models.preprocess import load_image
+    from pawlens.models.preprocess import PreprocessConfig, load_image
 
     plt = _plt()
     if not items:
@@ -293,21 +368,25 @@ def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong:
         _save(fig, path)
         plt.close(fig)
         return
+    cfg = preprocess or PreprocessConfig.for_size(size)
+    side = max(96, min(256, cfg.input_size * 2))
     cols = min(4, len(items))
     rows = (len(items) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False)
-    side = max(96, min(256, size * 2))
-    for ax in axes.flat:
+    tile, cap, head = 2.4, 0.42, 0.5  # inches: the image, its two-line caption, the figure title
+    fig = plt.figure(figsize=(tile * cols, (tile + cap) * rows + head))
+    H = (tile + cap) * rows + head
+    for k, (p, t, pr, c) in enumerate(items):
+        r, col = divmod(k, cols)
+        bottom = H - head - (r + 1) * (tile + cap)
+        ax = fig.add_axes((col / cols + 0.01 / cols, bottom / H, 0.98 / cols, tile / H))
         ax.axis("off")
-    for ax, (p, t, pr, c) in zip(axes.flat, items):
         try:
-            img = load_image(p)
-            s = side / max(img.shape[:2])
-            img = cv2.resize(img, (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
-            ax.imshow(img)
+            ax.imshow(model_crop(load_image(p), cfg, side))
         except ImageError:
-            ax.text(0.5, 0.5, "(unreadable)", ha="center", va="center")
+            ax.imshow(np.full((side, side, 3), 235, np.uint8))
+            ax.text(0.5, 0.5, "(unreadable)", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"true {t}, pred {pr} {c:.2f}\n{os.path.basename(p)[:28]}", fontsize=8)
-    fig.suptitle(f"most confidently wrong: {len(items)} of {n_wrong} errors")
+    fig.suptitle(f"most confidently wrong: {len(items)} of {n_wrong} errors (the {cfg.input_size} px centre crop each was classified on)",
+                 y=1 - 0.12 / H)
     _save(fig, path)
     plt.close(fig)
