@@ -18,7 +18,9 @@ What is measured (logits, per sample ``i``):
 * near ties: samples whose reference top-1/top-2 logit margin is below ``gate.tie_margin``;
 * ``top1_agreement`` (gated, and what every report's agreement column shows): the fraction of samples whose
   arg-max agrees, where a flip at a reference near tie counts as agreeing (the reference itself was undecided
-  there; the error size is gated by ``max_abs``): ``1 - decisive disagreements / N``;
+  there; the error size is gated by ``max_abs``): ``1 - decisive disagreements / N``, over the real inputs
+  when there are any (``n_real``: random tensors lie outside what an INT8 model was calibrated on; their
+  logits still count in max abs, max rel and cosine);
 * ``raw_top1_agreement``: the plain fraction of samples whose arg-max agrees (reported beside it);
 * ``ref_acc`` / ``cand_acc`` / ``acc_drop`` (points) on the labelled samples.
 
@@ -342,14 +344,18 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
 
     r_top = ref.argmax(axis=1)
     c_top = np.where(finite, cand.argmax(axis=1), -1)
-    agree = r_top == c_top
     srt = np.sort(ref, axis=1)
     margin = srt[:, -1] - srt[:, -2]
+    # Top-1 agreement is judged on the real inputs (they come first) when there are any: random tensors lie outside
+    # what an INT8 model was calibrated on, and their logits are checked by max abs / cosine above all the same.
+    judged = np.arange(n) < (n if not n_real else min(int(n_real), n))
+    n_judged = int(judged.sum())
+    agree = r_top == c_top
     ties = margin < gate.tie_margin
-    disagreements = int((~agree).sum())
-    dis_ties = int((~agree & ties & finite).sum())
-    raw_agreement = float(agree.mean())
-    agreement = 1.0 - (disagreements - dis_ties) / n  # a flip at a reference near tie is not held against the candidate
+    disagreements = int((~agree & judged).sum())
+    dis_ties = int((~agree & ties & finite & judged).sum())
+    raw_agreement = float(agree[judged].mean())
+    agreement = 1.0 - (disagreements - dis_ties) / n_judged  # a flip at a reference near tie is not held against the candidate
     ref_classes = int(len(np.unique(r_top)))
 
     labeled = lab >= 0
@@ -379,8 +385,8 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
     note = ""
     if ref_classes == 1 and n > 1:
         note = "uninformative: the reference predicts one class for every input"
-    elif ties.mean() >= WEAK_TIE_FRACTION:
-        note = f"weak evidence: {int(ties.sum())}/{n} reference near ties"
+    elif ties[judged].mean() >= WEAK_TIE_FRACTION:
+        note = f"weak evidence: {int(ties[judged].sum())}/{n_judged} reference near ties"
     if lim is not None:
         ok = agreement >= lim
     meaning = note
@@ -389,6 +395,8 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         note = (note + "; " if note else "") + (
             f"{disagreements} flip(s): {decisive} where the reference was decisive, {dis_ties} at reference near ties "
             f"(margin < {gate.tie_margin:g}), not counted (raw agreement {raw_agreement * 100:.2f}%)")
+    if n_judged < n:
+        note = (note + "; " if note else "") + f"on the {n_judged} real inputs ({n - n_judged} random tensors: logit error only)"
     checks.append(Check("top1_agreement", agreement, lim, ok))
     if note:
         notes["top1_agreement"] = note
@@ -407,7 +415,7 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         name=name, precision=precision, n=n, n_real=int(n if n_real is None else n_real), n_labeled=n_labeled,
         max_abs=max_abs, mean_abs=mean_abs, max_rel=max_rel, cosine_min=cosine_min, cosine_mean=cosine_mean,
         top1_agreement=agreement, raw_top1_agreement=raw_agreement, disagreements=disagreements, disagreements_at_ties=dis_ties,
-        near_ties=int(ties.sum()),
+        near_ties=int(ties[judged].sum()),
         tie_margin=float(gate.tie_margin), margin_min=float(margin.min()), margin_median=float(np.median(margin)),
         ref_classes_predicted=ref_classes, ref_acc=ref_acc, cand_acc=cand_acc, acc_drop=acc_drop,
         finite_fraction=finite_fraction, checks=checks, passed=passed, gate=gate,

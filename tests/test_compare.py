@@ -234,3 +234,20 @@ def test_compare_runs_both_runners_in_batches_and_restores_state():
     assert compare(pre, cand2, x, gate=default_gate("fp32")).passed and cand2.is_active
     with pytest.raises(InputError, match="float32"):
         compare(ref, cand, x.astype(np.float64))
+
+
+def test_agreement_is_judged_on_the_real_inputs_only():
+    import numpy as np
+    from pawlens.runtime.compare import compare_logits, default_gate
+
+    ref = np.array([[3.0, 0.0]] * 10 + [[0.0, 3.0]] * 4)
+    cand = ref.copy()
+    cand[10:] = [[3.0, 0.0]] * 4  # the 4 random tensors (last) flip decisively
+    r = compare_logits(ref, cand, n_real=10, gate=default_gate("int8"), precision="int8")
+    assert r.top1_agreement == 1.0 and r.raw_top1_agreement == 1.0 and r.disagreements == 0
+    assert "10 real inputs" in r.notes["top1_agreement"]
+    assert r.max_abs == 3.0  # their logit error is still measured
+    allr = compare_logits(ref, cand, n_real=14, gate=default_gate("int8"), precision="int8")
+    assert allr.top1_agreement == 10 / 14 and not allr.passed
+    none_real = compare_logits(ref, cand, n_real=0, gate=default_gate("int8"), precision="int8")  # random only: judged on them
+    assert none_real.top1_agreement == 10 / 14
