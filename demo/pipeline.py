@@ -193,7 +193,7 @@ def _deployed(rep) -> str:
 
 
 def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
-    from pawlens.runtime.bench import run_bench
+    from pawlens.bench.run import run_bench
 
     reps = reps if isinstance(reps, (list, tuple)) else [reps]
     models = [a.path for r in reps for a in r.artifacts if a.passed and a.path.endswith((".onnx", ".engine")) and a.format != "fp16"]
@@ -313,10 +313,9 @@ def _parity_section(doc: Document, cfg: DemoConfig, rep, untrained: bool) -> Non
 
 
 def _bench_section(doc: Document, cfg: DemoConfig, bench) -> None:
-    doc.h2("Latency, side by side")
-    mdp = bench.files.get("md") if bench.files else None
-    if mdp and os.path.exists(mdp):
-        doc.raw(open(mdp, encoding="utf-8").read().split("\n", 1)[1])
+    from pawlens.bench.report import document
+
+    doc.include(document(bench), heading="Latency, side by side")
     png = bench.files.get("png") if bench.files else None
     if png and os.path.exists(png):
         doc.img(_rel(cfg, png), "Latency (ms) and throughput (images/s) per backend and batch")

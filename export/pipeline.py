@@ -56,7 +56,7 @@ from pawlens.models.console import (
     remove_stale_temps,
     sha256_file,
 )
-from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, ImageError, InputError, ParityError
+from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, ParityError
 from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
 from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
 
@@ -137,22 +137,14 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     Raises:
         DataError: none of the files could be read.
     """
-    from pawlens.models.preprocess import label_from_path, load_image, preprocess_numpy
+    from pawlens.bench.inputs import sample_images, spread
+    from pawlens.models.preprocess import preprocess_numpy
 
-    paths = list(paths)
-    if max_images and len(paths) > max_images:  # evenly spread, deterministic
-        idx = np.linspace(0, len(paths) - 1, int(max_images)).round().astype(int)
-        paths = [paths[i] for i in sorted(set(idx.tolist()))]
-    xs, labels, used, skipped = [], [], [], []
-    for p in paths:
-        try:
-            x = preprocess_numpy(load_image(p), cfg)[0]  # both can refuse one image (a strip): skipped, never fatal
-        except ImageError as e:
-            skipped.append(str(e) if p in str(e) else f"{p}: {e}")
-            continue
-        xs.append(x)
-        labels.append(label_from_path(p, class_names))
-        used.append(p)
+    paths = spread(paths, max_images)  # evenly spread, deterministic
+    # loading and preprocessing can each refuse one image (a strip): skipped and listed, never fatal
+    s = sample_images(paths, class_names, root=folder if folder and os.path.isdir(folder) else None,
+                      prepare=lambda im: preprocess_numpy(im, cfg)[0])
+    xs, labels, used, skipped = s.items, s.labels, s.used, s.skipped
     if not xs:
         where = folder or (os.path.dirname(paths[0]) if paths else "?")
         raise DataError(f"{where}: none of the {len(paths)} {what} image files could be read (e.g. {skipped[0] if skipped else '-'})")

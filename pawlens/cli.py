@@ -21,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("pawlens.train.cli", "eval_main", "evaluate a checkpoint on a split or a folder"),
     "export": ("pawlens.export.cli", "main", "checkpoint -> ONNX, FP16, INT8 (and a TensorRT engine), each parity-gated"),
     "predict": ("pawlens.runtime.predict", "main", "label photos, folders and videos with any artifact"),
-    "bench": ("pawlens.runtime.bench", "main", "latency and agreement of every backend side by side"),
-    "bench-gui": ("pawlens.gui.bench", "main", "the desktop app's frame and Grad-CAM rates on a clip"),
-    "bench-train": ("pawlens.train.speed", "main", "training throughput per precision and memory format"),
+    "bench": ("pawlens.bench.cli", "main", "latency and agreement of every backend side by side"),
+    "bench-gui": ("pawlens.bench.gui", "main", "the desktop app's frame and Grad-CAM rates on a clip"),
+    "bench-train": ("pawlens.bench.train_speed", "main", "training throughput per precision and memory format"),
     "gui": ("pawlens.gui.app", "main", "the desktop app: webcam, image, video or folder, with Grad-CAM"),
     "demo": ("pawlens.demo.cli", "main", "train, export, benchmark and report on the shared photos in one go"),
 }

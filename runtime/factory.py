@@ -180,7 +180,7 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
 
 def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str = "auto", precision: str | None = None,
                 threads: int | None = None, channels_last: bool | None = None, compile: bool = False,
-                class_names: Sequence[str] | None = None) -> Runner:
+                class_names: Sequence[str] | None = None, spinning: bool = False, name: str | None = None) -> Runner:
     """Build (not activate) the runner for a model file.
 
     Args:
@@ -193,6 +193,9 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         channels_last: torch only; ``None`` decides as :func:`plan_runner` does.
         compile: torch only; run the checkpoint through ``torch.compile`` (see :class:`TorchRunner`).
         class_names: for an ONNX file without pawlens metadata (default preprocessing: 224 px, ImageNet mean/std).
+        spinning: ONNX Runtime only: let its thread pools spin between calls (off, as everywhere in Pawlens, unless a
+            benchmark asks for it; the other backends' waiting is set by their environment).
+        name: the runner's name in its messages and ``describe()`` (default: the backend's own).
 
     Raises:
         ArtifactError: unknown file type, missing/truncated file, missing metadata or sidecar.
@@ -222,19 +225,19 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
 
         if channels_last is not None:
             kw["channels_last"] = channels_last
-        runner: Runner = TorchRunner(ckpt, threads=threads, compile=compile, **kw)
+        runner: Runner = TorchRunner(ckpt, threads=threads, compile=compile, name=name, **kw)
     elif plan.backend == "ort":
         from .ort_runner import OrtRunner
 
-        runner = OrtRunner(p, threads=threads, meta=meta, **kw)
+        runner = OrtRunner(p, threads=threads, meta=meta, spinning=spinning, name=name, **kw)
     elif plan.backend == "openvino":
         from .openvino_runner import OpenVINORunner
 
-        runner = OpenVINORunner(p, threads=threads, meta=meta, **kw)
+        runner = OpenVINORunner(p, threads=threads, meta=meta, name=name, **kw)
     else:
         from .trt_runner import TrtRunner
 
-        runner = TrtRunner(p, **kw)
+        runner = TrtRunner(p, name=name, **kw)
     runner.plan_reason = plan.reason
     return runner
 

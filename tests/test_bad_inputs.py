@@ -200,7 +200,7 @@ def _run(capsys, cmd: str, argv: list[str]) -> tuple[int, str]:
     elif cmd == "pawlens-predict":
         from pawlens.runtime.predict import main as fn
     elif cmd == "pawlens-bench":
-        from pawlens.runtime.bench import main as fn
+        from pawlens.bench.cli import main as fn
     else:
         raise AssertionError(cmd)
     capsys.readouterr()

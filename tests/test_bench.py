@@ -8,7 +8,8 @@ import math
 import os
 
 import pytest
-from pawlens.runtime.bench import main, run_bench
+from pawlens.bench.cli import main
+from pawlens.bench.run import run_bench
 from pawlens.runtime.torch_runner import cxx_compiler
 from PIL import Image
 
@@ -72,7 +73,7 @@ def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path
     With a C++ compiler the torch.compile rows run too: same function as eager, compile time reported, not timed.
     """
     res = run_bench(None, [rt_tiny_onnx["fp32"]], batch_sizes=(2,), iters=2, warmup=1, backends=("torch", "ort"), isolation="process",
-                    out=str(tmp_path / "p"), n_images=2, cam=False, progress=False)
+                    out=str(tmp_path / "p"), n_images=2, cam=False, progress=False, compile="auto")
     from pawlens.models.device import cpu_supports_bf16
 
     bf16 = cpu_supports_bf16()
@@ -91,6 +92,17 @@ def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path
     md = open(res.files["md"]).read()
     assert "Embedded default" in md and "own worker process" in md and "GOMP_SPINCOUNT=20000" in md
     assert res.runners["ort-fp32@tiny.onnx"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_compile_rows_only_when_asked_for():
+    from pawlens.bench.cli import get_args_parser
+
+    p = get_args_parser()
+    assert p.parse_args([]).compile == "off" and p.parse_args(["--compile"]).compile == "auto"
+    assert p.parse_args(["--compile", "on"]).compile == "on"
+    import inspect
+
+    assert inspect.signature(run_bench).parameters["compile"].default == "off"
 
 
 def test_cli_bad_arguments(capsys, tmp_path):

@@ -128,8 +128,10 @@ def test_commands_import_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx):
 def test_bench_child_process_imports_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx):
     """A bench worker (a fresh interpreter) loads a model and answers, with the shadow ahead on its path too."""
     code = textwrap.dedent(f"""\
-        from pawlens.runtime.bench import Candidate, ProcessWorker
-        w = ProcessWorker(Candidate("ort-int8", "ONNX Runtime INT8", "ort", "int8", "cpu", {rt_tiny_onnx["int8"]!r}, threads=1))
+        from pawlens.bench.candidates import Candidate
+        from pawlens.bench.harness import ProcessWorker
+        w = ProcessWorker(Candidate("ort-int8", "ONNX Runtime INT8", "ort", "int8", "cpu", {rt_tiny_onnx["int8"]!r},
+                                    runner={{"backend": "ort", "device": "cpu"}}, threads=1))
         try:
             print("worker:", w.call("describe")["backend"])
         finally:

@@ -1,4 +1,4 @@
-"""train.config (defaults, checks, resume merge) and train.speed (the interleaved throughput table)."""
+"""train.config (defaults, checks, resume merge) and bench.train_speed (the interleaved throughput table)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_resume_merge_keeps_saved_config_and_guards_frozen_keys():
 
 
 def test_speed_table_runs_every_configuration(capsys):
-    from pawlens.train import speed
+    from pawlens.bench import train_speed as speed
 
     assert speed.main(["--model", "baseline", "--img-size", "32", "--batch-size", "2", "--steps", "1", "--rounds", "2",
                        "--warmup", "1", "--configs", "fp32,fp32-cl", "--trainable", "all"]) == 0

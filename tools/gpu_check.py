@@ -19,7 +19,7 @@ Steps (each in a fresh interpreter, killed with its children at its time limit; 
    the same photos: max abs difference and top-1 agreement, judged by the export's parity gates.
 4. ``gradcam``: Grad-CAM (models.gradcam.GradCAM, and CamExplainer where OpenCV is installed) on the GPU against the
    CPU heat map of the same image and class: max difference.
-5. ``bench``: ``pawlens-bench --backends torch --device cuda --batch-sizes 1,8,64`` (runtime.bench.main), whose
+5. ``bench``: ``pawlens-bench --backends torch --device cuda --batch-sizes 1,8,64`` (bench.cli.main), whose
    CUDA rows synchronise before reading the clock.
 6. ``onnx``: ``export.pipeline.export_all(formats=onnx)`` from the step-2 (CUDA-trained) checkpoint, gated with ONNX
    Runtime on the CPU against PyTorch fp32 on the same photos.
@@ -672,7 +672,7 @@ def step_gradcam(ctx: Ctx, rec: Record) -> None:
 
 
 def step_bench(ctx: Ctx, rec: Record) -> None:
-    from pawlens.runtime.bench import main as bench_main
+    from pawlens.bench.cli import main as bench_main
 
     s = ctx.s
     per: dict[str, Any] = {}

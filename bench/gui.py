@@ -5,8 +5,8 @@
         --int8 runs/bench/gui/models/resnet50.int8.onnx --reference runs/bench/gui/models/resnet50.pt \\
         --source ../shared/data/video/cat.mp4 --seconds 15
 
-For every (model, CAM off/on) it builds a fresh :class:`gui.window.MainWindow` with the app's own
-:class:`gui.app.RuntimeLoader`, waits until the models are loaded, plays the (looping) video for a
+For every (model, CAM off/on) it builds a fresh :class:`pawlens.gui.window.MainWindow` with the app's own
+:class:`pawlens.gui.app.RuntimeLoader`, waits until the models are loaded, plays the (looping) video for a
 warm-up, resets the meters, then measures for ``--seconds``:
 
 * display FPS: new frames actually painted by the frame view, per second;
@@ -91,8 +91,8 @@ def _wait_until(pred, timeout_s: float) -> bool:
 
 def run_one(model: str, reference: str | None, source: str, *, cam: bool, seconds: float, warmup: float, backend: str,
             threads: int | None, screenshot: str | None = None) -> dict[str, Any]:
-    from .app import RuntimeLoader
-    from .window import MainWindow, WindowOptions
+    from pawlens.gui.app import RuntimeLoader
+    from pawlens.gui.window import MainWindow, WindowOptions
 
     loader = RuntimeLoader(backend=backend, device="cpu", threads=threads)
     win = MainWindow(loader=loader, options=WindowOptions(cam_enabled=cam, loop=True, interactive=False, probe_cameras=False))
@@ -169,7 +169,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from .app import quiet_openmp
+    from pawlens.gui.app import quiet_openmp
 
     quiet_openmp()  # as the app does, before anything imports torch
     args = get_args_parser().parse_args(argv)
@@ -183,10 +183,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--source {args.source}: video not found")
     out = ensure_writable_dir(args.out)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from pawlens.gui.app import RuntimeLoader
+    from pawlens.gui.window import apply_theme
     from PySide6 import QtWidgets
-
-    from .app import RuntimeLoader
-    from .window import apply_theme
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([PROG])
     apply_theme(app)

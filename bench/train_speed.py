@@ -53,8 +53,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def _setup(model_name: str, trainable: str, channels_last: bool, device: str, seed: int = 0):
     import torch
     from pawlens.models.registry import create_model, model_info
-
-    from .loop import configure_phase
+    from pawlens.train.loop import configure_phase
 
     torch.manual_seed(seed)
     info = model_info(model_name)
@@ -73,8 +72,7 @@ def _setup(model_name: str, trainable: str, channels_last: bool, device: str, se
 def run(args) -> list[dict]:
     import torch
     from pawlens.models.errors import InputError
-
-    from .loop import resolve_precision, train_mode
+    from pawlens.train.loop import resolve_precision, train_mode
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,0 +1,88 @@
+"""What machine a bench ran on: CPU name and flags, library versions, the load average."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    fl = set(line.split(":", 1)[1].split())
+                    return [x for x in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if x in fl]
+    except OSError:
+        pass
+    return []
+
+
+def versions() -> dict[str, str]:
+    """The versions of Python and the installed libraries a report records (:func:`models.console.library_versions`)."""
+    from pawlens.models.console import library_versions
+
+    return library_versions()
+
+
+def load_average() -> tuple[float, float, float] | None:
+    return os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def runnable_others() -> int | None:
+    """Threads ready to run on this machine right now, other than the one asking (Linux ``/proc/stat`` ``procs_running``)."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def load_check(cores: int | None = None, *, samples: int = 5, interval_s: float = 0.02, when: str = "") -> dict:
+    """Is the machine busier than it has cores?  The 1-minute load average, and the median count of other runnable
+    threads over a few instants (the load average lags by a minute; the count does not).  ``busy`` when either
+    exceeds ``cores`` (default: this machine's)."""
+    import statistics
+    import time
+
+    cores = cores or os.cpu_count() or 1
+    counts = []
+    for i in range(samples):
+        n = runnable_others()
+        if n is not None:
+            counts.append(n)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    la = load_average()
+    runnable = statistics.median(counts) if counts else None
+    busy = bool((la is not None and la[0] > cores) or (runnable is not None and runnable > cores))
+    return {"when": when, "load_avg": la, "runnable": runnable, "cores": cores, "busy": busy}
+
+
+def disturbance(checks: list[dict], rows) -> list[str]:
+    """Why a run's absolute figures are suspect: a busy machine at any check, or a row faster than this CPU's measured limit."""
+    why = []
+    for c in checks:
+        if c["busy"]:
+            la = f"load average {c['load_avg'][0]:.2f}" if c["load_avg"] else "load average -"
+            why.append(f"{c['when']}: {la}, {c['runnable'] if c['runnable'] is not None else '-'} other runnable threads, "
+                       f"{c['cores']} cores")
+    for r in rows:
+        if r.of_gemm == r.of_gemm and r.of_gemm > 1.0:  # not NaN
+            why.append(f"{r.label} at batch {r.batch} reads {r.of_gemm:.0%} of the {r.precision} GEMM ceiling measured in this run "
+                       "(above 100%: the ceiling was measured while the machine was busy)")
+    return why

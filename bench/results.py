@@ -1,0 +1,77 @@
+"""What a bench run produces: one :class:`BenchRow` per (configuration, batch) and the :class:`BenchResult` around them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass
+class BenchRow:
+    key: str
+    label: str
+    backend: str
+    precision: str
+    device: str
+    batch: int
+    status: str = "ok"  # ok | failed: ...
+    n: int = 0
+    p50_ms: float = float("nan")
+    p90_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    mean_ms: float = float("nan")
+    min_ms: float = float("nan")
+    images_per_s: float = float("nan")
+    speedup: float = float("nan")  # vs PyTorch fp32 eager, same batch and device
+    vs_eager: float = float("nan")  # latency ratio p50 / eager p50 (the goals' form)
+    gops: float = float("nan")  # 2 * MACs * batch / p50: the compute rate the row reaches (1e9 ops/s)
+    of_gemm: float = float("nan")  # gops / this CPU's measured dense GEMM rate in the row's precision
+    top1_agreement: float = float("nan")
+    max_abs: float = float("nan")
+    within_gate: bool | None = None
+    gate: str = ""
+    artifact: str = ""
+    model: str = ""  # the trained model this row runs (its architecture, or the checkpoint's run name)
+    accuracy: float = float("nan")  # top-1 accuracy on the labelled agreement photos
+    samples_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self, samples: bool = True) -> dict:
+        d = asdict(self)
+        if not samples:
+            d.pop("samples_ms")
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+    def set_samples(self, samples_s: Sequence[float]) -> None:
+        """Fill the latency columns from raw per-call times (seconds)."""
+        a = np.asarray(samples_s, dtype=np.float64) * 1e3
+        self.n = len(a)
+        self.p50_ms, self.p90_ms, self.p99_ms = (float(np.percentile(a, q)) for q in (50, 90, 99))
+        self.mean_ms, self.min_ms = float(a.mean()), float(a.min())
+        self.images_per_s = self.batch / (self.p50_ms / 1e3)
+        self.samples_ms = [round(float(x), 3) for x in a]
+
+
+@dataclass
+class BenchResult:
+    rows: list[BenchRow]
+    settings: dict[str, Any]
+    extras: dict[str, Any]
+    goals: list[dict[str, Any]]
+    auto_picks: list[dict[str, Any]]
+    runners: dict[str, Any]
+    notes: list[str]
+    out_dir: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    def row(self, key: str, batch: int) -> BenchRow | None:
+        for r in self.rows:
+            if r.key == key and r.batch == batch:
+                return r
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings, "rows": [r.to_dict() for r in self.rows], "extras": self.extras, "goals": self.goals,
+                "auto_picks": self.auto_picks, "runners": self.runners, "notes": self.notes, "files": self.files}

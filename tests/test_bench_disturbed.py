@@ -1,0 +1,58 @@
+"""A disturbed run is flagged: a busy machine (two spinning processes) or a row above its compute ceiling."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import pytest
+from pawlens.bench.machine import disturbance, load_check, runnable_others
+from pawlens.bench.report import document
+from pawlens.bench.results import BenchResult, BenchRow
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+@pytest.fixture()
+def two_spinning_processes():
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(2)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # both are spinning (a spawned interpreter takes a moment to start)
+    yield procs
+    stop.set()
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+@pytest.mark.skipif(runnable_others() is None, reason="needs Linux /proc/stat")
+def test_a_busy_machine_is_flagged(two_spinning_processes):
+    c = load_check(cores=1, when="during the test")
+    assert c["runnable"] >= 2 and c["busy"], c
+    why = disturbance([c, {**c, "busy": False, "when": "quiet"}], [])
+    assert len(why) == 1 and why[0].startswith("during the test: load average") and "1 cores" in why[0]
+    assert all(p.is_alive() for p in two_spinning_processes)
+
+
+def test_a_row_above_its_ceiling_flags_the_run_and_the_report_says_so():
+    fast = BenchRow("ort-int8@m.onnx", "ONNX Runtime INT8", "ort", "int8", "cpu", 8)
+    fast.of_gemm = 1.2
+    ok = BenchRow("torch-fp32", "PyTorch fp32 eager", "torch", "fp32", "cpu", 8)
+    ok.of_gemm = 0.9
+    why = disturbance([], [fast, ok])
+    assert why == ["ONNX Runtime INT8 at batch 8 reads 120% of the int8 GEMM ceiling measured in this run (above 100%: the ceiling "
+                   "was measured while the machine was busy)"]
+    s = {"arch": "baseline", "input_size": 32, "embedded_default": False, "isolation": "inline", "warmup": 0, "iters": 1,
+         "round_iters": 1, "pause_ms": 0, "threads": None, "cpu": "x", "cores": 2, "cpu_flags": [], "gpu": None,
+         "agreement_data": "synthetic", "load_avg_start": None, "load_avg_end": None, "versions": {}, "seconds": 0,
+         "disturbed": True, "disturbed_why": why}
+    md = document(BenchResult([fast, ok], s, {}, [], [], {}, [])).markdown()
+    assert md.split("\n")[2].startswith("> **Disturbed run**: ONNX Runtime INT8 at batch 8 reads 120%")
