@@ -137,7 +137,7 @@ def load_images(paths: Sequence[str], cfg, class_names: Sequence[str], *, what: 
     Raises:
         DataError: none of the files could be read.
     """
-    from pawlens.bench.inputs import sample_images, spread
+    from pawlens.models.photos import sample_images, spread
     from pawlens.models.preprocess import preprocess_numpy
 
     paths = spread(paths, max_images)  # evenly spread, deterministic

@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from pawlens.bench.inputs import bench_inputs, image_files, label_of, sample_images, spread
+from pawlens.bench.inputs import bench_inputs
 from pawlens.models.errors import InputError
+from pawlens.models.photos import image_files, label_of, sample_images, spread
 from PIL import Image
 
 CLASSES = ["cat", "dog"]
