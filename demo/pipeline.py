@@ -240,7 +240,7 @@ def _cam_grid(cfg: DemoConfig, ckpt: str, deployed: str, paths: list[str]) -> di
                 continue
             d = pred.predict(img)
             c = cam.explain(img)
-            rows.append({"path": p, "image": img, "overlay": overlay(img, c.heatmap, alpha=0.45), "deployed": d.label,
+            rows.append({"path": p, "image": img, "overlay": overlay(img, c.heatmap, alpha=0.6), "deployed": d.label,
                          "deployed_conf": d.confidence, "reference": c.label, "reference_conf": float(c.probs[c.class_index]),
                          "cam_ms": c.ms, "true": os.path.basename(os.path.dirname(p))})
     out = os.path.join(cfg.out, "gradcam_grid.png")

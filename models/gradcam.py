@@ -1,8 +1,8 @@
-"""Grad-CAM on the PyTorch reference model, and a pure NumPy/OpenCV overlay.
+"""Grad-CAM on the PyTorch reference model, and a pure NumPy/OpenCV overlay (the one colouring of a heat map).
 
     with GradCAM(model, "layer4") as cam:                 # hooks live only inside the block
         heat, logits = cam(x)                             # x: (1, 3, S, S) float tensor
-    rgb = overlay(frame_rgb, heat, alpha=0.4)             # uint8 RGB, heat resized to the frame
+    rgb = overlay(frame_rgb, heat, alpha=0.6)             # uint8 RGB, heat resized to the frame; cold parts untouched
 
 How it is computed (Selvaraju et al., 2017): the class score's gradient with respect to the target
 layer's activations ``A`` (K channels), averaged over space, weights the channels; the heat map is
@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["GradCAM", "overlay", "resolve_layer"]
+__all__ = ["GradCAM", "blend", "heat_rgba", "overlay", "resolve_layer"]
 
 
 def resolve_layer(model, target_layer) -> Any:
@@ -112,10 +112,6 @@ class GradCAM:
         self._saved_requires_grad = []
         self._acts = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._handle is not None
-
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Heat map and logits for one image.
@@ -166,13 +162,46 @@ class GradCAM:
         return heat, out
 
 
-def overlay(rgb_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.4, colormap: int | None = None) -> np.ndarray:
-    """Blend a heat map onto an RGB image.
+#: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA, so the parts of the picture the model does not
+#: use stay as they are (a uniform blend would tint them dark blue, JET's colour for 0).
+ALPHA_GAMMA = 0.75
+
+
+def heat_rgba(heat: np.ndarray) -> np.ndarray:
+    """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA: OpenCV's JET colours, alpha ``heat ** ALPHA_GAMMA``.
+
+    The one colouring of a heat map: :func:`overlay` (predict, the demo's grid) and the desktop app's layer use it.
+    """
+    import cv2
+
+    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
+    a = h ** ALPHA_GAMMA
+    out = np.empty(h.shape + (4,), dtype=np.uint8)
+    out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
+    out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)
+    return out
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """Draw a premultiplied RGBA layer over an RGB frame at ``opacity`` (source-over, as a Qt painter does).
+
+    ``out = rgb * (1 - opacity * a) + opacity * rgba_rgb``.
+    """
+    if rgb.shape[:2] != rgba.shape[:2]:
+        raise ValueError(f"overlay {rgba.shape[:2]} and frame {rgb.shape[:2]} differ in size")
+    k = float(min(1.0, max(0.0, opacity)))
+    a = rgba[..., 3:4].astype(np.float32) * (k / 255.0)
+    out = rgb.astype(np.float32) * (1.0 - a) + rgba[..., :3].astype(np.float32) * k
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def overlay(rgb_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a heat map onto an RGB image: :func:`heat_rgba` drawn over it at ``alpha`` (cold regions stay untouched).
 
     :param rgb_uint8: ``(H, W, 3)`` uint8 RGB image.
     :param heat: ``(h, w)`` float heat map with values in [0, 1], any size (resized bilinearly to H x W).
-    :param alpha: weight of the colour map, in [0, 1] (0 = the image only).
-    :param colormap: an OpenCV colour map id; default ``cv2.COLORMAP_JET``.
+    :param alpha: opacity of the colour layer where the heat is 1, in [0, 1] (0 = the image only).
     :returns: ``(H, W, 3)`` uint8 RGB.
     :raises InputError: wrong shapes, dtypes or ranges.
     """
@@ -193,8 +222,4 @@ def overlay(rgb_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.4, colorma
     H, W = img.shape[:2]
     if h.shape != (H, W):
         h = cv2.resize(h, (W, H), interpolation=cv2.INTER_LINEAR)
-    cmap = cv2.COLORMAP_JET if colormap is None else int(colormap)
-    colour = cv2.applyColorMap(np.clip(h * 255.0 + 0.5, 0, 255).astype(np.uint8), cmap)  # BGR
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32)
-    out = (1.0 - float(alpha)) * img.astype(np.float32) + float(alpha) * colour
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return blend(img, heat_rgba(h), alpha)

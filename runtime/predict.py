@@ -443,7 +443,7 @@ class _Outputs:
 
     explainer: Any = None
     cam_dir: str | None = None
-    alpha: float = 0.4
+    alpha: float = 0.6
     videos: dict[str, str] = field(default_factory=dict)  # source -> annotated copy
     used: set[str] = field(default_factory=set)
     sink: VideoSink | None = None
@@ -521,7 +521,7 @@ def _classify_chunk(pred, chunk: list[Item], results: list[Result], outputs: _Ou
 
 def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto", device: str = "auto", precision: str | None = None,
                     threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
-                    reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.4,
+                    reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.6,
                     class_names: Sequence[str] | None = None, progress: bool = True, save_video: str | None = None,
                     exist_ok: bool = False) -> tuple[list[Result], dict]:
     """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
@@ -726,7 +726,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--reference", default=None, help="the .pt checkpoint for Grad-CAM; if unset: MODEL if it is a .pt, else the checkpoint "
                    "whose sha256 MODEL's metadata records, found next to MODEL, via its parity.json or under runs/train/*/")
     g.add_argument("--cam-dir", default=None, help="folder for overlays; if unset: cam/ next to --out, else runs/predict/cam")
-    g.add_argument("--alpha", type=float, default=0.4, help="overlay opacity of the heat map, 0..1")
+    g.add_argument("--alpha", type=float, default=0.6, help="heat-map opacity where the heat peaks, 0..1 (each pixel is weighted by its heat)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="write results.csv or results.json (by suffix)")
     g.add_argument("--save-video", nargs="?", const="", default=None, metavar="DIR",
