@@ -133,6 +133,26 @@ def auto_line(a: dict) -> str:
     return f"{a['artifact']} ({a['precision']}): {a['auto_key']} - {a['reason']}; " + "; ".join(parts)
 
 
+def openvino_precision_lines(res: BenchResult) -> list[str]:
+    """What a plain OpenVINO user gets: bf16 compute for an fp32 file on a CPU with native bf16; auto keeps f32 (the fp32 gate),
+    and the price of that choice is read from this run's OpenVINO fp32 and bf16-hint rows of the same file."""
+    out = []
+    for r32 in res.rows:
+        if r32.backend != "openvino" or r32.precision != "fp32" or r32.status != "ok":
+            continue
+        r16 = next((r for r in res.rows if r.backend == "openvino" and r.precision == "bf16" and r.batch == r32.batch
+                    and r.artifact == r32.artifact and r.model == r32.model and r.status == "ok"), None)
+        if r16 is None or not (math.isfinite(r16.p50_ms) and math.isfinite(r32.p50_ms)):
+            continue
+        out.append(f"OpenVINO's own default on this CPU runs an fp32 file in bf16 (its `benchmark_app` does unless given "
+                   f"`-infer_precision f32`). `auto` keeps f32 for {r32.artifact or 'the fp32 file'} so that it passes the fp32 gate: "
+                   f"at batch {r32.batch} that costs {r32.p50_ms:.1f} ms against {r16.p50_ms:.1f} ms with the bf16 hint "
+                   f"({r32.p50_ms / r16.p50_ms:.2f}x). `pawlens-predict --backend openvino --precision bf16` trades the gate for "
+                   "that speed.")
+        break  # one statement per run: the first fp32 file with both rows
+    return out
+
+
 def _spinning_line(s: dict) -> str:
     if s.get("spinning"):
         line = "Spinning ALLOWED (--allow-spinning): ONNX Runtime and OpenMP defaults."
@@ -191,7 +211,7 @@ def document(res: BenchResult) -> Document:
     _extras_section(doc, res)
     _goals_section(doc, res)
     doc.h2("What `--backend auto` picks")
-    doc.bullets([auto_line(a) for a in res.auto_picks])
+    doc.bullets([auto_line(a) for a in res.auto_picks] + openvino_precision_lines(res))
     _method_section(doc, res)
     if res.notes:
         doc.h2("Notes")
@@ -300,22 +320,27 @@ def pareto_rows(res: BenchResult) -> list[tuple[BenchRow, bool]]:
 
 
 def plot_pareto(res: BenchResult) -> bytes:
-    """Test accuracy against batch-1 p50 latency, one point per model x precision x backend, the frontier joined."""
+    """Test accuracy against batch-1 p50 latency, one point per model x precision x backend, the frontier joined.
+
+    Points are numbered (fastest first) and named in a key beside the axes, so close points never hide each other's
+    names; the key also gives each point's latency and accuracy."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     pts = pareto_rows(res)
-    fig = Figure(figsize=(10, 6.5))
+    fig = Figure(figsize=(12, max(5.5, 2.0 + 0.26 * len(pts))))
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     models = list(dict.fromkeys(r.model for r, _ in pts))
     marks = {"fp32": "o", "int8": "s", "bf16": "^", "bf16-autocast": "v", "fp16": "D"}
     colors = {m: f"C{i}" for i, m in enumerate(models)}
-    for r, on in pts:
+    lines = []
+    for i, (r, on) in enumerate(pts, 1):
         ax.scatter(r.p50_ms, r.accuracy * 100, marker=marks.get(r.precision, "o"), s=70 if on else 40, color=colors[r.model],
                    edgecolor="black" if on else "none", zorder=3)
-        ax.annotate(f"{r.label.split(' [')[0]}", (r.p50_ms, r.accuracy * 100), textcoords="offset points", xytext=(6, 4), fontsize=7,
-                    color=colors[r.model])
+        ax.annotate(str(i), (r.p50_ms, r.accuracy * 100), textcoords="offset points", xytext=(5, 3), fontsize=7, color=colors[r.model])
+        name = r.label.split(" [")[0]
+        lines.append((f"{i:>2}  {r.model}: {name}", f"{r.p50_ms:.1f} ms  {r.accuracy * 100:.1f}%{'  *' if on else ''}", colors[r.model]))
     front = [(r.p50_ms, r.accuracy * 100) for r, on in pts if on]
     if len(front) > 1:
         ax.step(*zip(*front), where="post", color="0.4", lw=1, ls="--", zorder=2, label="frontier (nothing faster is as accurate)")
@@ -324,12 +349,23 @@ def plot_pareto(res: BenchResult) -> bytes:
     for p, mk in marks.items():
         if any(r.precision == p for r, _ in pts):
             ax.scatter([], [], marker=mk, color="0.5", label=p)
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 2, 3, 10 ms, not 2x10^0
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("p50 latency at batch 1, ms (log scale)")
     ax.set_ylabel("top-1 accuracy on the labelled photos, %")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"Accuracy against latency: {res.settings.get('agreement_data', '')}", fontsize=9)
+    key.axis("off")
+    key.set_title("key (fastest first; * on the frontier)", fontsize=9, loc="left")
+    step = min(0.06, 0.95 / max(1, len(lines)))
+    for j, (left, right, c) in enumerate(lines):
+        yy = 0.97 - j * step
+        key.text(0.0, yy, left, fontsize=8, color=c, va="top", family="monospace", transform=key.transAxes)
+        key.text(1.0, yy, right, fontsize=8, va="top", ha="right", family="monospace", transform=key.transAxes)
     fig.tight_layout()
     return _png(fig)
 

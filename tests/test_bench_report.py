@@ -53,3 +53,18 @@ def test_the_demo_includes_the_bench_document():
     md = demo.markdown()
     assert "## Latency, side by side" in md and "### Goals (ratios from this run)" in md and "# pawlens-bench" not in md
     assert "<table>" in demo.html()
+
+
+def test_openvino_default_precision_and_its_price_are_stated():
+    from pawlens.bench.report import openvino_precision_lines
+
+    res = _result()
+    assert openvino_precision_lines(res) == []  # no OpenVINO rows: nothing to say
+    f32 = BenchRow("openvino-fp32@m.onnx", "OpenVINO fp32", "openvino", "fp32", "cpu", 1, artifact="m.onnx")
+    f32.set_samples([0.040, 0.040, 0.040])
+    b16 = BenchRow("openvino-bf16@m.onnx", "OpenVINO bf16 hint (fp32 model)", "openvino", "bf16", "cpu", 1, artifact="m.onnx")
+    b16.set_samples([0.020, 0.020, 0.020])
+    res.rows += [f32, b16]
+    (line,) = openvino_precision_lines(res)
+    assert "runs an fp32 file in bf16" in line and "40.0 ms against 20.0 ms" in line and "(2.00x)" in line
+    assert line in to_markdown(res)
