@@ -74,11 +74,6 @@ class WindowOptions:
     probe_cameras: bool = True
 
 
-def _missing_metadata(msg: str) -> bool:
-    m = msg.lower()
-    return "[artifact]" in m and ("no pawlens metadata" in m or "no class names" in m)
-
-
 def _pct(p: float) -> str:
     return f"{100.0 * float(p):.1f}%"
 
@@ -892,6 +887,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w.ready.connect(self._on_model_ready)
         w.result.connect(self._on_prediction)
         w.error.connect(self._on_model_error)
+        w.needs_class_names.connect(self._on_model_needs_class_names)
         w.skipped.connect(self._on_frame_skipped)
         self._begin_loading("model")
         self._inference = WorkerThread(w).start()
@@ -923,25 +919,32 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_ready.emit(info)
         self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)")
 
-    def _on_model_error(self, gen: int, msg: str) -> None:
-        if gen != self._inf_gen:
-            return
+    def _model_failed(self) -> None:
         self._end_loading("model")
-        path = self.model_path
         self._inference = None
         self.model_info = None
         self._update_model_panel()
-        if path and _missing_metadata(msg) and self.model_classes_override is None:
-            if self.opts.interactive:
-                names = self.ask_class_names(path, msg)
-                if names:
-                    self.set_model(path, class_names=names)
-                    return
-            self.label_sub.setText("Model refused: no class names")
-            self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
+
+    def _on_model_error(self, gen: int, msg: str) -> None:
+        if gen != self._inf_gen:
             return
+        self._model_failed()
         self.label_sub.setText("Model failed: see the message above")
         self.report(f"Model: {msg}")
+
+    def _on_model_needs_class_names(self, gen: int, msg: str) -> None:
+        """The model file has no pawlens metadata (MissingMetadata): ask for its class names, or refuse."""
+        if gen != self._inf_gen:
+            return
+        self._model_failed()
+        path = self.model_path
+        if path and self.model_classes_override is None and self.opts.interactive:
+            names = self.ask_class_names(path, msg)
+            if names:
+                self.set_model(path, class_names=names)
+                return
+        self.label_sub.setText("Model refused: no class names")
+        self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
 
     def _on_prediction(self, gen: int, frame: Frame, pred: Any) -> None:
         if gen != self._inf_gen or frame.session != self._cap_gen:

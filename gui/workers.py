@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from pawlens.models.errors import ImageError, InputError, PawlensError
+from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 from PySide6 import QtCore
 
 from .sources import FrameSource
@@ -444,12 +444,15 @@ class InferenceWorker(_Worker):
             ``source_sha256`` and ``load_ms``.
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
+        needs_class_names(gen, message): the model file has no pawlens metadata
+            (:class:`~models.errors.MissingMetadata`): it loads once class names are given (the worker stops).
         skipped(gen, message): one frame could not be preprocessed (e.g. a strip); the worker goes on.
     """
 
     nice = 4
     ready = QtCore.Signal(int, object)
     result = QtCore.Signal(int, object, object)
+    needs_class_names = QtCore.Signal(int, str)
     skipped = QtCore.Signal(int, str)
 
     def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, forward: LatestSlot | None = None):
@@ -466,6 +469,9 @@ class InferenceWorker(_Worker):
         try:
             predictor = self.build()
             predictor.activate()
+        except MissingMetadata as e:
+            self.needs_class_names.emit(self.gen, one_line(e))
+            return
         except Exception as e:  # noqa: BLE001
             self.error.emit(self.gen, one_line(e))
             return

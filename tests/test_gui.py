@@ -417,13 +417,15 @@ class FailingLoader:
     """A loader whose files are all bad, as the runtime reports them."""
 
     def load_predictor(self, path, class_names=None):
-        from pawlens.models.errors import ArtifactError
+        from pawlens.models.errors import ArtifactError, MissingMetadata
 
         if class_names:
             return FakePredictor(class_names)
         if "nometa" in path:
-            raise ArtifactError(f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
-                                "or pass --classes NAME,NAME")
+            raise MissingMetadata(f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
+                                  "or pass --classes NAME,NAME")
+        if "wordy" in path:  # an error whose text looks like missing metadata but is not that type
+            raise ArtifactError(f"{path}: damaged: no pawlens metadata, no class names in this file; re-export it")
         raise ArtifactError(f"{path}: onnxruntime cannot load it (InvalidProtobuf); truncated or not ONNX? re-export it")
 
     def load_explainer(self, path):
@@ -458,6 +460,17 @@ def test_onnx_without_class_names_refused_or_asked(make_window, qtbot, tmp_path)
     qtbot.waitUntil(lambda: w2.model_info is not None, timeout=10000)
     assert asked and w2.model_info["class_names"] == ["cat", "dog"] and "by hand" in w2.model_text.text()
     _still_works(w2, qtbot, tmp_path)
+
+
+def test_only_the_missing_metadata_error_type_asks_for_class_names(make_window, qtbot, tmp_path):
+    """The window decides by the error's type (MissingMetadata), never by searching its text."""
+    w = make_window(loader=FailingLoader(), options=WindowOptions(probe_cameras=False, interactive=True))
+    asked = []
+    w.ask_class_names = lambda path, msg: asked.append(path) or ["cat", "dog"]
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_model(str(tmp_path / "wordy.onnx"))
+    assert not asked and w.errors[-1].startswith("Model: [artifact]") and "refused" not in w.errors[-1]
+    assert w.model_info is None and w._inference is None
 
 
 def test_reference_with_other_classes_is_refused(make_window, qtbot, tmp_path):

@@ -127,6 +127,11 @@ def test_cuda_asked_cpu_running_shows_the_badge(window, qtbot, tiny_onnx):
 
 
 def test_onnx_without_metadata(window, qtbot, nometa_onnx, photo):
+    from pawlens.models.errors import ArtifactError, MissingMetadata
+
+    with pytest.raises(MissingMetadata) as e:  # the type the window catches (a subclass: older callers still see ArtifactError)
+        RuntimeLoader(device="cpu").load_predictor(str(nometa_onnx))
+    assert isinstance(e.value, ArtifactError)
     w = window()
     with qtbot.waitSignal(w.problem, timeout=60000):
         w.set_model(str(nometa_onnx))
