@@ -28,36 +28,25 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .session import CamOutput, Frame, pct
+from .snapshot import SnapshotContent, compose_snapshot, write_png
 from .sources import ImageSource, SourceError, list_cameras, open_source
+from .theme import STYLESHEET, apply_theme
+from .widgets import Banner, FrameView, ProbBars, section
 from .workers import (
-    CamOutput,
     CamWorker,
     CaptureWorker,
-    Frame,
     Heartbeat,
     InferenceWorker,
     LatestSlot,
     RateMeter,
     WorkerThread,
-    blend,
     one_line,
 )
 
 MODEL_EXTENSIONS = (".onnx", ".engine", ".plan", ".trt")
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt")
 BACKEND_NAMES = {"ort": "ONNX Runtime", "trt": "TensorRT", "torch": "PyTorch", "openvino": "OpenVINO"}
-
-# Palette: a neutral dark frame area, a slightly lighter chrome, one accent.
-C_BG = "#141518"
-C_PANEL = "#1d1f23"
-C_PANEL_2 = "#25282d"
-C_TEXT = "#e8e9ec"
-C_MUTED = "#9aa0a8"
-C_ACCENT = "#4c9eff"
-C_BAR = "#5d6b7d"
-C_WARN = "#f0b429"
-C_ERROR = "#ff6b6b"
-C_OK = "#5ccf8a"
 
 
 @dataclass
@@ -72,283 +61,6 @@ class WindowOptions:
     sync_cam: bool = False
     interactive: bool = True  # ask for class names in a dialog (False: refuse with a message)
     probe_cameras: bool = True
-
-
-def _pct(p: float) -> str:
-    return f"{100.0 * float(p):.1f}%"
-
-
-# ----------------------------------------------------------------------------- theme
-
-
-_THEME_APPLIED = False
-
-
-def apply_theme(app: QtWidgets.QApplication | None = None) -> None:
-    """Fusion style with a dark-neutral palette (idempotent)."""
-    global _THEME_APPLIED
-    app = app or QtWidgets.QApplication.instance()
-    if app is None or _THEME_APPLIED:
-        return
-    _THEME_APPLIED = True
-    app.setStyle("Fusion")
-    pal = QtGui.QPalette()
-    role = QtGui.QPalette.ColorRole
-    for r, c in ((role.Window, C_PANEL), (role.WindowText, C_TEXT), (role.Base, C_BG), (role.AlternateBase, C_PANEL_2),
-                 (role.ToolTipBase, C_PANEL_2), (role.ToolTipText, C_TEXT), (role.Text, C_TEXT), (role.Button, C_PANEL_2),
-                 (role.ButtonText, C_TEXT), (role.Highlight, C_ACCENT), (role.HighlightedText, "#ffffff"),
-                 (role.PlaceholderText, C_MUTED), (role.Link, C_ACCENT)):
-        pal.setColor(r, QtGui.QColor(c))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.Text, QtGui.QColor("#62666d"))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.ButtonText, QtGui.QColor("#62666d"))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.WindowText, QtGui.QColor("#62666d"))
-    app.setPalette(pal)
-    f = app.font()
-    if f.pointSizeF() < 10:
-        f.setPointSizeF(10)
-        app.setFont(f)
-
-
-STYLESHEET = f"""
-QMainWindow {{ background: {C_PANEL}; }}
-QToolBar {{ background: {C_PANEL}; border: none; border-bottom: 1px solid #2c2f35; spacing: 4px; padding: 4px 6px; }}
-QToolButton {{ padding: 4px 8px; border-radius: 4px; }}
-QToolButton:hover {{ background: {C_PANEL_2}; }}
-QToolButton:checked {{ background: #2f3a4a; }}
-QStatusBar {{ background: {C_PANEL}; color: {C_MUTED}; border-top: 1px solid #2c2f35; }}
-QStatusBar QLabel {{ color: {C_MUTED}; padding: 0 6px; }}
-#Sidebar {{ background: {C_PANEL}; }}
-#SidebarScroll {{ background: {C_PANEL}; border-left: 1px solid #2c2f35; }}
-#SectionTitle {{ color: {C_MUTED}; font-size: 8.5pt; font-weight: 600; letter-spacing: 1px; padding-top: 6px; }}
-#BigLabel {{ color: {C_TEXT}; font-size: 26pt; font-weight: 700; }}
-#Confidence {{ color: {C_ACCENT}; font-size: 14pt; font-weight: 600; }}
-#Muted {{ color: {C_MUTED}; }}
-#FigValue {{ color: {C_TEXT}; font-family: "DejaVu Sans Mono", monospace; }}
-#Badge {{ background: #2b3442; color: #cfe3ff; border-radius: 9px; padding: 2px 8px; font-size: 9pt; }}
-#WarnBadge {{ background: #4a3a12; color: {C_WARN}; border-radius: 9px; padding: 2px 8px; font-size: 9pt; font-weight: 600; }}
-#Banner {{ border-radius: 6px; padding: 6px 10px; }}
-QComboBox, QSlider, QCheckBox {{ min-height: 22px; }}
-"""
-
-
-# ----------------------------------------------------------------------------- widgets
-
-
-class FrameView(QtWidgets.QWidget):
-    """Draws the newest frame, large, aspect kept, on a dark-neutral ground, with the CAM overlay and its caption."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(320, 240)
-        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        self.frame: Frame | None = None
-        self._img: QtGui.QImage | None = None
-        self.cam: CamOutput | None = None
-        self._ov_img: QtGui.QImage | None = None
-        self._ov_for: int | None = None
-        self.overlay_state = "none"  # none | exact | stale
-        self.opacity = 0.6
-        self.caption = ""
-        self.caption_level = "info"  # info | warn
-        self.paused = False
-        self.placeholder = "Drop an image, a video or a folder here\nor choose a camera"
-        self.painted_frame_id: int | None = None
-        self.on_new_frame_painted: Callable[[int], None] | None = None
-
-    @property
-    def frame_id(self) -> int | None:
-        return self.frame.id if self.frame else None
-
-    @property
-    def overlay_frame_id(self) -> int | None:
-        return self.cam.frame.id if (self.cam is not None and self.overlay_state != "none") else None
-
-    def set_frame(self, frame: Frame | None) -> None:
-        if frame is self.frame:
-            return
-        self.frame = frame
-        if frame is None:
-            self._img = None
-        else:
-            a = frame.rgb
-            self._img = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
-        self.update()
-
-    def set_overlay(self, cam: CamOutput | None, state: str, caption: str = "", level: str = "info") -> None:
-        if cam is None or state == "none":
-            self.cam, self.overlay_state = (cam, "none")
-        else:
-            self.cam, self.overlay_state = cam, state
-            if self._ov_for != cam.frame.id:
-                c = cam.colour
-                self._ov_img = QtGui.QImage(c.data, c.shape[1], c.shape[0], c.strides[0], QtGui.QImage.Format.Format_RGBA8888_Premultiplied)
-                self._ov_for = cam.frame.id
-        if caption != self.caption or level != self.caption_level:
-            self.caption, self.caption_level = caption, level
-        self.update()
-
-    def image_rect(self) -> QtCore.QRectF:
-        if self._img is None:
-            return QtCore.QRectF()
-        w, h = self._img.width(), self._img.height()
-        W, H = max(1, self.width() - 16), max(1, self.height() - 16)
-        s = min(W / w, H / h)
-        tw, th = w * s, h * s
-        return QtCore.QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
-
-    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
-        p = QtGui.QPainter(self)
-        p.fillRect(self.rect(), QtGui.QColor(C_BG))
-        if self._img is None:
-            p.setPen(QtGui.QColor(C_MUTED))
-            f = p.font()
-            f.setPointSizeF(13)
-            p.setFont(f)
-            p.drawText(self.rect().adjusted(40, 40, -40, -40),
-                       int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap), self.placeholder)
-            p.end()
-            return
-        r = self.image_rect()
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        p.drawImage(r, self._img)
-        if self.overlay_state != "none" and self._ov_img is not None and self.opacity > 0:
-            p.setOpacity(self.opacity)
-            p.drawImage(r, self._ov_img)
-            p.setOpacity(1.0)
-        if self.caption:
-            self._draw_caption(p, r)
-        if self.paused:
-            self._pill(p, QtCore.QPointF(r.right() - 12, r.top() + 12), "PAUSED", C_TEXT, align_right=True)
-        p.end()
-        if self.frame is not None and self.painted_frame_id != self.frame.id:
-            self.painted_frame_id = self.frame.id
-            if self.on_new_frame_painted:
-                self.on_new_frame_painted(self.frame.id)
-
-    def _pill(self, p: QtGui.QPainter, at: QtCore.QPointF, text: str, colour: str, *, align_right: bool = False) -> None:
-        fm = QtGui.QFontMetrics(p.font())
-        w, h = fm.horizontalAdvance(text) + 16, fm.height() + 8
-        x = at.x() - w if align_right else at.x()
-        box = QtCore.QRectF(x, at.y(), w, h)
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.setBrush(QtGui.QColor(15, 16, 18, 200))
-        p.drawRoundedRect(box, 6, 6)
-        p.setPen(QtGui.QColor(colour))
-        p.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
-
-    def _draw_caption(self, p: QtGui.QPainter, r: QtCore.QRectF) -> None:
-        f = p.font()
-        f.setPointSizeF(10)
-        p.setFont(f)
-        margin = 10
-        maxw = max(120.0, r.width() - 2 * margin)
-        flags = int(QtCore.Qt.TextFlag.TextWordWrap)
-        fm = QtGui.QFontMetrics(f)
-        br = fm.boundingRect(QtCore.QRect(0, 0, int(maxw) - 20, 1000), flags, self.caption)
-        box = QtCore.QRectF(r.left() + margin, r.bottom() - margin - br.height() - 12, br.width() + 20, br.height() + 12)
-        box.moveTop(max(r.top() + margin, box.top()))
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.setBrush(QtGui.QColor(15, 16, 18, 215))
-        p.drawRoundedRect(box, 6, 6)
-        if self.caption_level == "warn":
-            p.setBrush(QtGui.QColor(C_WARN))
-            p.drawRoundedRect(QtCore.QRectF(box.left(), box.top(), 4, box.height()), 2, 2)
-        p.setPen(QtGui.QColor(C_WARN if self.caption_level == "warn" else C_TEXT))
-        p.drawText(box.adjusted(10, 6, -10, -6), flags, self.caption)
-
-
-class ProbBars(QtWidgets.QWidget):
-    """One labelled probability bar per class (top class in the accent colour; the ten best when there are many)."""
-
-    ROW = 30
-    MAX_ROWS = 10
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.names: list[str] = []
-        self.probs: np.ndarray | None = None
-        self.setMinimumHeight(self.ROW * 2)
-
-    def set_probs(self, names: Sequence[str], probs: np.ndarray | None) -> None:
-        names = list(names)
-        if names != self.names:
-            self.names = names
-            self.setMinimumHeight(self.ROW * max(2, min(len(names), self.MAX_ROWS)))
-            self.updateGeometry()
-        self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
-        self.update()
-
-    def rows(self) -> list[tuple[str, float | None, bool]]:
-        if self.probs is None or len(self.probs) != len(self.names):
-            return [(n, None, False) for n in self.names[: self.MAX_ROWS]]
-        top = int(np.argmax(self.probs))
-        order = list(range(len(self.names)))
-        if len(order) > self.MAX_ROWS:
-            order = sorted(order, key=lambda i: -self.probs[i])[: self.MAX_ROWS]
-        return [(self.names[i], float(self.probs[i]), i == top) for i in order]
-
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API
-        return QtCore.QSize(260, self.ROW * max(2, min(len(self.names), self.MAX_ROWS)))
-
-    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
-        p = QtGui.QPainter(self)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        w = self.width()
-        fm = QtGui.QFontMetrics(p.font())
-        for k, (name, prob, top) in enumerate(self.rows()):
-            y = k * self.ROW
-            p.setPen(QtGui.QColor(C_TEXT if top else C_MUTED))
-            p.drawText(QtCore.QRectF(0, y, w * 0.7, fm.height()), QtCore.Qt.AlignmentFlag.AlignLeft, name)
-            txt = "–" if prob is None else _pct(prob)
-            p.drawText(QtCore.QRectF(w * 0.5, y, w * 0.5, fm.height()), QtCore.Qt.AlignmentFlag.AlignRight, txt)
-            bar = QtCore.QRectF(0, y + fm.height() + 3, w, 7)
-            p.setPen(QtCore.Qt.PenStyle.NoPen)
-            p.setBrush(QtGui.QColor(C_PANEL_2))
-            p.drawRoundedRect(bar, 3.5, 3.5)
-            if prob is not None and prob > 0:
-                p.setBrush(QtGui.QColor(C_ACCENT if top else C_BAR))
-                p.drawRoundedRect(QtCore.QRectF(bar.left(), bar.top(), max(7.0, bar.width() * min(1.0, prob)), bar.height()), 3.5, 3.5)
-        p.end()
-
-
-class Banner(QtWidgets.QFrame):
-    """A dismissible message strip above the frame for things the person must not miss."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("Banner")
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 6, 6)
-        self.label = QtWidgets.QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QtWidgets.QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close, 0, QtCore.Qt.AlignmentFlag.AlignTop)
-        self.level = "info"
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error") -> None:
-        colour = {"error": C_ERROR, "warn": C_WARN}.get(level, C_ACCENT)
-        bg = {"error": "#3a1f22", "warn": "#3a3118"}.get(level, "#1f2b3a")
-        self.setStyleSheet(f"#Banner {{ background: {bg}; border: 1px solid {colour}; }} QLabel {{ color: {colour}; }}")
-        self.label.setText(text)
-        self.level = level
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
-
-
-def _section(title: str) -> QtWidgets.QLabel:
-    lab = QtWidgets.QLabel(title.upper())
-    lab.setObjectName("SectionTitle")
-    return lab
 
 
 class _Relay(QtCore.QObject):
@@ -564,7 +276,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.setContentsMargins(18, 12, 18, 12)
         lay.setSpacing(6)
 
-        lay.addWidget(_section("Prediction"))
+        lay.addWidget(section("Prediction"))
         top = QtWidgets.QHBoxLayout()
         self.label_big = QtWidgets.QLabel("—")
         self.label_big.setObjectName("BigLabel")
@@ -581,7 +293,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(self.bars)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Performance"))
+        lay.addWidget(section("Performance"))
         grid = QtWidgets.QGridLayout()
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(3)
@@ -599,7 +311,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addLayout(grid)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Model"))
+        lay.addWidget(section("Model"))
         badges = QtWidgets.QHBoxLayout()
         badges.setSpacing(6)
         self.badge_backend = QtWidgets.QLabel("")
@@ -623,7 +335,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(self.model_text)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Grad-CAM (reference model)"))
+        lay.addWidget(section("Grad-CAM (reference model)"))
         self.cam_check = QtWidgets.QCheckBox("Show overlay")
         self.cam_check.setChecked(self.cam_enabled)
         self.cam_check.toggled.connect(self.set_cam_enabled)
@@ -957,7 +669,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.e2e_ms = (time.perf_counter() - frame.t) * 1e3
         self.frames_inferred += 1
         self.label_big.setText(str(pred.label))
-        self.label_conf.setText(_pct(pred.probs[pred.index]))
+        self.label_conf.setText(pct(pred.probs[pred.index]))
         lag = (self.frame.id - frame.id) if self.frame is not None else 0
         when = "on screen" if lag <= 0 else f"{lag} behind"
         self.label_sub.setText(f"Deployed model · frame {frame.index} ({when})")
@@ -1186,10 +898,10 @@ class MainWindow(QtWidgets.QMainWindow):
         what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
         if cam.disagrees:
             d = cam.prediction
-            return (f"⚠ Models disagree on this frame: deployed says {d.label} ({_pct(d.probs[d.index])}), reference says "
-                    f"{ref_top} ({_pct(ref_p)}). The heat map shows the reference's {what}, not the deployed model's reasons."), "warn"
+            return (f"⚠ Models disagree on this frame: deployed says {d.label} ({pct(d.probs[d.index])}), reference says "
+                    f"{ref_top} ({pct(ref_p)}). The heat map shows the reference's {what}, not the deployed model's reasons."), "warn"
         agree = "" if cam.prediction is None else " · agrees with the deployed model"
-        return f"Grad-CAM of the reference · {what} ({_pct(cam.probs[cam.class_index])}){agree}", "info"
+        return f"Grad-CAM of the reference · {what} ({pct(cam.probs[cam.class_index])}){agree}", "info"
 
     def _refresh_view(self) -> None:
         if self.opts.sync_cam and self.cam_enabled and self._cam_active():
@@ -1338,81 +1050,21 @@ class MainWindow(QtWidgets.QMainWindow):
         if frame is None:
             raise SourceError("nothing to snapshot yet: open an image, a video, a folder or a camera first")
         cam, state = self.view.cam, self.view.overlay_state
-        rgb = frame.rgb
-        if cam is not None and state != "none" and cam.heat.shape[:2] == rgb.shape[:2]:
-            import cv2
-
-            layer = cam.colour
-            if layer.shape[:2] != rgb.shape[:2]:
-                layer = cv2.resize(layer, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-            rgb = blend(rgb, layer, self.view.opacity)
-        rgb = np.ascontiguousarray(rgb)
-        H, W = rgb.shape[:2]
-        out_w = max(960, W)
-        scale = out_w / W
-        img_h = int(round(H * scale))
-        fs = max(1.0, out_w / 1280.0)
-        footer = int(170 * fs)
-        canvas = QtGui.QImage(out_w, img_h + footer, QtGui.QImage.Format.Format_RGB888)
-        canvas.fill(QtGui.QColor(C_PANEL))
-        src = QtGui.QImage(rgb.data, W, H, rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
-        p = QtGui.QPainter(canvas)
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        p.drawImage(QtCore.QRectF(0, 0, out_w, img_h), src)
-        pad = 24 * fs
-        y0 = img_h + pad
-        font = QtGui.QFont(self.font())
-
-        def text(x, y, s, size, colour=C_TEXT, bold=False, w=None):
-            font.setPointSizeF(size * fs)
-            font.setBold(bold)
-            p.setFont(font)
-            p.setPen(QtGui.QColor(colour))
-            fm = QtGui.QFontMetrics(font)
-            rect = QtCore.QRectF(x, y, w or out_w, fm.height() * 3)
-            p.drawText(rect, int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.TextFlag.TextWordWrap), s)
-            return fm.height()
-
-        pred = self.prediction
-        if pred is not None:
-            text(pad, y0 - 6 * fs, str(pred.label), 26, bold=True)
-            text(pad, y0 + 44 * fs, f"{_pct(pred.probs[pred.index])}  ·  deployed model", 11, C_ACCENT)
-            bx, bw = pad + 240 * fs, 300 * fs
-            for k, (name, prob) in enumerate(zip(pred.class_names, pred.probs)):
-                if k >= 4:
-                    break
-                y = y0 + k * 26 * fs
-                text(bx, y, f"{name}", 10, C_MUTED, w=bw * 0.7)
-                font.setPointSizeF(10 * fs)
-                p.setFont(font)
-                p.drawText(QtCore.QRectF(bx, y, bw, 20 * fs), int(QtCore.Qt.AlignmentFlag.AlignRight), _pct(prob))
-                p.setPen(QtCore.Qt.PenStyle.NoPen)
-                p.setBrush(QtGui.QColor(C_PANEL_2))
-                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, bw, 5 * fs), 2, 2)
-                p.setBrush(QtGui.QColor(C_ACCENT if k == pred.index else C_BAR))
-                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, max(4.0, bw * float(prob)), 5 * fs), 2, 2)
-        else:
-            text(pad, y0, "no prediction (no model loaded)", 14, C_MUTED)
-        d = (self.model_info or {}).get("describe", {})
+        drawn = cam is not None and state != "none" and cam.heat.shape[:2] == frame.rgb.shape[:2]
         self._update_figures()
         shown = [(t, self.fig[k].text()) for k, t in (("latency", "inference"), ("e2e", "capture → label"), ("ifps", "inference fps"),
                                                        ("dfps", "display fps"), ("dropped", "dropped"))]
         lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in ("–", "")),
                  " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in ("–", ""))]
         lines = [ln for ln in lines if ln]
+        d = (self.model_info or {}).get("describe", {})
         if d:
             lines.append(self._backend_line(d) + ("  ·  CUDA requested, running on CPU" if d.get("fallback") else ""))
         lines.append(f"{frame.source} · frame {frame.index} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
-        fx = pad + 580 * fs
-        for k, s in enumerate(lines):
-            text(fx, y0 + k * 24 * fs, s, 10, C_MUTED, w=out_w - fx - pad)
-        cap = self.view.caption if state != "none" else ""
-        if cap:
-            text(pad, img_h + footer - 44 * fs, cap.replace("\n", "  ·  "), 10, C_WARN if self.view.caption_level == "warn" else C_TEXT,
-                 w=out_w - 2 * pad)
-        p.end()
-        return canvas
+        content = SnapshotContent(rgb=frame.rgb, layer=cam.colour if drawn else None, opacity=self.view.opacity,
+                                  prediction=self.prediction, lines=lines, caption=self.view.caption if state != "none" else "",
+                                  caption_level=self.view.caption_level)
+        return compose_snapshot(content, self.font())
 
     def save_snapshot(self, path: str, *, background: bool = True) -> threading.Thread | None:
         """Write the snapshot PNG atomically (in a background thread unless told otherwise)."""
@@ -1426,17 +1078,8 @@ class MainWindow(QtWidgets.QMainWindow):
             path += ".png"
 
         def write():
-            from pawlens.models.console import atomic_write_bytes
-
             try:
-                folder = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(folder):
-                    raise OSError(f"folder {folder} does not exist")
-                buf = QtCore.QBuffer()
-                buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-                if not img.save(buf, "PNG"):
-                    raise OSError("PNG encoding failed")
-                atomic_write_bytes(path, bytes(buf.data()))
+                write_png(img, path)
                 self._relay.snapshot_done.emit(path, "")
             except OSError as e:
                 self._relay.snapshot_done.emit(path, " ".join(str(e).split()))

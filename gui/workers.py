@@ -29,13 +29,14 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 from PySide6 import QtCore
 
+from .overlay import OVERLAY_MAX_SIDE, colourise, shrink
+from .session import CamOutput, Frame
 from .sources import FrameSource
 
 _FRAME_IDS = itertools.count(1)
@@ -46,47 +47,6 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, PawlensError):
         return str(e)
     return " ".join(f"unexpected {type(e).__name__}: {e}".split())[:300]
-
-
-@dataclass
-class Frame:
-    """One captured frame.  ``id`` is unique in the process; ``session`` names the capture run."""
-
-    id: int
-    rgb: np.ndarray  # (H, W, 3) uint8 RGB, never modified after capture
-    t: float  # time.perf_counter() at capture
-    session: int = 0
-    index: int = 0  # position in the source (frames read so far)
-    source: str = ""
-
-
-@dataclass
-class CamOutput:
-    """A Grad-CAM result tied to the frame it was computed for."""
-
-    frame: Frame
-    heat: np.ndarray  # (H, W) float32 in [0, 1], frame resolution
-    colour: np.ndarray  # (h, w, 4) uint8 premultiplied RGBA, the colour-mapped heat map (see colourise), <= OVERLAY_MAX_SIDE
-    class_index: int  # the class explained
-    label: str  # its name
-    probs: np.ndarray  # the reference model's probabilities for this frame
-    class_names: list[str]
-    ms: float
-    target: int | None  # what was asked: None = the reference's own top class
-    prediction: Any = None  # the deployed model's Prediction for the same frame (or None)
-
-    @property
-    def frame_id(self) -> int:
-        return self.frame.id
-
-    @property
-    def reference_top(self) -> str:
-        return self.class_names[int(np.argmax(self.probs))]
-
-    @property
-    def disagrees(self) -> bool:
-        """True when the deployed model's top class for this frame differs from the reference's."""
-        return self.prediction is not None and str(self.prediction.label) != self.reference_top
 
 
 class LatestSlot:
@@ -516,56 +476,6 @@ class InferenceWorker(_Worker):
         }
 
 
-#: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA (cold regions stay clear).
-ALPHA_GAMMA = 0.75
-
-
-def colourise(heat: np.ndarray) -> np.ndarray:
-    """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA for drawing over the frame.
-
-    Colours are OpenCV's JET map (as in ``models.gradcam.overlay``); the alpha of each pixel is
-    ``heat ** ALPHA_GAMMA``, so the parts of the frame the model does not use stay readable, and the
-    window's opacity slider scales the whole layer.  Premultiplied, so Qt draws it without converting.
-    """
-    import cv2
-
-    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
-    bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
-    a = h ** ALPHA_GAMMA
-    out = np.empty(h.shape + (4,), dtype=np.uint8)
-    out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
-    out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)
-    return out
-
-
-#: The colour layer is made at most this many pixels on its longer side: a Grad-CAM map is smooth (7x7
-#: cells for ResNet50), so drawing it scaled up looks the same and costs the UI thread far less per frame.
-OVERLAY_MAX_SIDE = 480
-
-
-def _shrink(heat: np.ndarray, max_side: int) -> np.ndarray:
-    import cv2
-
-    h, w = heat.shape[:2]
-    s = max_side / max(h, w)
-    if s >= 1.0:
-        return heat
-    return cv2.resize(heat, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-
-
-def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    """Draw a premultiplied RGBA layer over an RGB frame at ``opacity``: what the view's painter does, in NumPy.
-
-    ``out = rgb * (1 - opacity * a) + opacity * rgba_rgb`` (source-over with premultiplied colours).
-    """
-    if rgb.shape[:2] != rgba.shape[:2]:
-        raise ValueError(f"overlay {rgba.shape[:2]} and frame {rgb.shape[:2]} differ in size")
-    k = float(min(1.0, max(0.0, opacity)))
-    a = rgba[..., 3:4].astype(np.float32) * (k / 255.0)
-    out = rgb.astype(np.float32) * (1.0 - a) + rgba[..., :3].astype(np.float32) * k
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
 class CamWorker(_Worker):
     """Builds and activates the Grad-CAM explainer (the PyTorch reference) in its own thread.
 
@@ -629,7 +539,7 @@ class CamWorker(_Worker):
                         import cv2
 
                         heat = cv2.resize(heat, (frame.rgb.shape[1], frame.rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-                    colour = colourise(_shrink(heat, OVERLAY_MAX_SIDE))
+                    colour = colourise(shrink(heat, OVERLAY_MAX_SIDE))
                 except Exception as e:  # noqa: BLE001
                     self.error.emit(self.gen, one_line(e))
                     return
@@ -699,5 +609,5 @@ class WorkerThread:
 
 __all__ = [
     "CamOutput", "CamWorker", "CaptureWorker", "Frame", "Heartbeat", "InferenceWorker", "LatestSlot", "RateMeter",
-    "WorkerThread", "blend", "colourise", "one_line",
+    "WorkerThread", "one_line",
 ]

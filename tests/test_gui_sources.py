@@ -190,8 +190,7 @@ def test_rate_meter():
 
 
 def test_colourise_and_blend():
-    pytest.importorskip("PySide6")
-    from pawlens.gui.workers import blend, colourise
+    from pawlens.gui.overlay import blend, colourise  # plain NumPy: no Qt needed
 
     heat = np.zeros((4, 6), np.float32)
     heat[:, 3:] = 1.0
