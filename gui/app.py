@@ -326,19 +326,19 @@ class SelfCheck:
             model_failed = self.model_expected and w._inference is None
             if not done and model_failed and w.errors and (w.frame is not None or self._ended_t is not None):
                 done, self.note = True, "the model could not be used"
-            if not done and w._source_ended and w.frame is None and w.errors:
+            if not done and w.session.ended and w.frame is None and w.errors:
                 done, self.note = True, "the source could not be used"
             if not done and now - self._t0 > self.timeout_s:
                 done, self.note = True, f"timed out after {self.timeout_s:.0f} s with {self.count()} of {self.n} frames"
             if done:
                 self.frozen = w.figures()
-                if not w._source_ended:
+                if not w.session.ended:
                     w.set_paused(True)  # the last frame gets its prediction and its own CAM: the screenshot is exact
                 self._phase, self._settle_t = "settle", now
             return
         if self._phase == "settle":
             ref_loading = w._cam is not None and w.ref_info is None
-            want_cam = w.cam_enabled and w._cam_active()
+            want_cam = w.session.cam_active
             settled = w.frame is None or not ref_loading and (not want_cam or w.view.overlay_state == "exact") and (
                 not w._model_active() or (w.prediction_frame is not None and w.frame is not None and w.prediction_frame.id == w.frame.id))
             if settled or now - self._settle_t > 8.0:

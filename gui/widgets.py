@@ -31,7 +31,7 @@ class FrameView(QtWidgets.QWidget):
         self._img: QtGui.QImage | None = None
         self.cam: CamOutput | None = None
         self._ov_img: QtGui.QImage | None = None
-        self._ov_for: int | None = None
+        self._ov_for: CamOutput | None = None  # the result _ov_img was made from
         self.overlay_state = "none"  # none | exact | stale
         self.opacity = 0.6
         self.caption = ""
@@ -65,10 +65,10 @@ class FrameView(QtWidgets.QWidget):
             self.cam, self.overlay_state = (cam, "none")
         else:
             self.cam, self.overlay_state = cam, state
-            if self._ov_for != cam.frame.id:
+            if self._ov_for is not cam:  # per result, not per frame: another class explained on the same frame is a new map
                 c = cam.colour
                 self._ov_img = QtGui.QImage(c.data, c.shape[1], c.shape[0], c.strides[0], QtGui.QImage.Format.Format_RGBA8888_Premultiplied)
-                self._ov_for = cam.frame.id
+                self._ov_for = cam
         if caption != self.caption or level != self.caption_level:
             self.caption, self.caption_level = caption, level
         self.update()

@@ -8,16 +8,15 @@ or, in a test, with fakes and no ML framework at all::
     win = MainWindow(predictor=FakePredictor(), explainer=FakeCam())
 
 The window never runs a model: predictions and Grad-CAM come from :mod:`gui.workers` through
-queued signals, every one tagged with the frame it belongs to.  The Grad-CAM overlay is drawn on the
-frame it was computed for ("exact"); while the CAM for the newest frame is still being computed the
-previous one is kept on the live video but marked as stale, with how many frames / ms it is behind,
-and hidden once it is older than ``WindowOptions.stale_ms``.  With "Sync video to CAM" the view
-shows only frames that have their own overlay (slower, never stale).
+queued signals, every one tagged with the frame it belongs to.  Which CAM is drawn on which frame
+(exact, stale or none), when a CAM must be asked for and what the caption says is decided by
+:class:`gui.session.GuiSession`, which has no Qt; this module builds the widgets and wires the
+workers, the session and the widgets together.  The theme, the widgets and the snapshot live in
+``theme.py``, ``widgets.py`` and ``snapshot.py``.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import os
 import threading
@@ -25,10 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .session import CamOutput, Frame, pct
+from .session import CamOutput, Frame, GuiSession, pct
 from .snapshot import SnapshotContent, compose_snapshot, write_png
 from .sources import ImageSource, SourceError, list_cameras, open_source
 from .theme import STYLESHEET, apply_theme
@@ -58,6 +56,7 @@ class WindowOptions:
     loop: bool = False
     interval_s: float = 2.0
     stale_ms: float = 1500.0  # stale overlays (marked as such) older than this are hidden
+    stale_hold_ms: float = 1000.0  # the stale warning stays at least this long (no flicker between exact and stale frames)
     sync_cam: bool = False
     interactive: bool = True  # ask for class names in a dialog (False: refuse with a message)
     probe_cameras: bool = True
@@ -112,7 +111,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._capture: WorkerThread | None = None
         self._cap_gen = 0
         self._source_spec: str | int | None = None
-        self._source_ended = False
         self._inference: WorkerThread | None = None
         self._inf_gen = 0
         self.model_path: str | None = None
@@ -122,16 +120,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cam_gen = 0
         self.reference_path: str | None = None
         self.ref_info: dict[str, Any] | None = None
-        self._pair_ok = False
 
-        self.frame: Frame | None = None
-        self.prediction: Any = None
-        self.prediction_frame: Frame | None = None
-        self._preds: collections.OrderedDict[int, Any] = collections.OrderedDict()
-        self.cam_out: CamOutput | None = None
-        self.cam_enabled = bool(self.opts.cam_enabled)
-        self.cam_target: int | None = None
-        self.paused = False
+        # which frame, prediction and CAM go together, and what to draw: no Qt in there (gui/session.py)
+        self.session = GuiSession(stale_ms=self.opts.stale_ms, stale_hold_ms=self.opts.stale_hold_ms,
+                                  cam_enabled=self.opts.cam_enabled, sync_cam=self.opts.sync_cam)
         self.display_meter = RateMeter()
         self.infer_meter = RateMeter()
         self.cam_meter = RateMeter()
@@ -167,6 +159,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.refresh_cameras()
         else:
             self._fill_cameras([], probed=False)
+
+    # The session's state, read-only here (tests, the self-check and the benchmark read it).
+    frame = property(lambda self: self.session.frame, doc="the newest frame of the current source")
+    prediction = property(lambda self: self.session.prediction, doc="the deployed model's newest prediction")
+    prediction_frame = property(lambda self: self.session.prediction_frame, doc="the frame of that prediction")
+    cam_out = property(lambda self: self.session.cam_out, doc="the newest Grad-CAM result (CamOutput)")
+    cam_enabled = property(lambda self: self.session.cam_enabled, doc="the overlay switch")
+    cam_target = property(lambda self: self.session.cam_target, doc="the class to explain (None: the predicted one)")
+    paused = property(lambda self: self.session.paused, doc="paused by the person, or a video that ended")
 
     # ------------------------------------------------------------------ UI construction
     def _build_ui(self) -> None:
@@ -337,7 +338,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addSpacing(6)
         lay.addWidget(section("Grad-CAM (reference model)"))
         self.cam_check = QtWidgets.QCheckBox("Show overlay")
-        self.cam_check.setChecked(self.cam_enabled)
+        self.cam_check.setChecked(self.session.cam_enabled)
         self.cam_check.toggled.connect(self.set_cam_enabled)
         lay.addWidget(self.cam_check)
         orow = QtWidgets.QHBoxLayout()
@@ -407,14 +408,11 @@ class MainWindow(QtWidgets.QMainWindow):
                 return False
         self._stop_capture()
         self._source_spec = spec if spec is not None else source
-        self._source_ended = False
         self._cap_gen = next(self._gens)
         self._display_slot = LatestSlot()
         self._infer_slot.clear()
         self._cam_slot.clear()
-        self._preds.clear()
-        self.cam_out = None
-        self.frame = self.prediction = self.prediction_frame = None  # nothing of the previous source stays on screen
+        self.session.new_source(self._cap_gen, still=bool(getattr(source, "still", False)))  # nothing of the previous source stays
         desc = getattr(source, "describe", lambda: str(spec))()
         self.view.set_frame(None)
         self.view.set_overlay(None, "none")
@@ -425,7 +423,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.label_sub.setText("Waiting for the first frame…")
             self.bars.set_probs(self.model_info["class_names"], None)
         self.display_meter.reset()
-        self._live_figs = None
         self.e2e_ms = None
         self.status_source.setText(desc)
         w = CaptureWorker(source, self._display_slot, self._infer_slot, gen=self._cap_gen, paused=False)
@@ -454,24 +451,29 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._capture.worker.source.loop = bool(on)
 
     def set_paused(self, paused: bool) -> None:
-        if not paused and self._source_ended and isinstance(self._source_spec, (str, int)):
-            self.paused = False
+        s = self.session
+        if not paused and s.ended and not s.still and isinstance(self._source_spec, (str, int)):
+            s.paused = False
             self.open_source(self._source_spec)  # Play after the end: start it again
             return
-        self.paused = bool(paused)
-        self.act_pause.setText("Play" if self.paused else "Pause")
-        self.act_pause.setIcon(self.style().standardIcon(
-            QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if self.paused else QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
-        self.view.paused = self.paused
+        s.paused = bool(paused)
+        self._show_play_button(s.paused)
+        self.view.paused = s.paused
         self.view.update()
         if self._capture is not None:
-            self._capture.worker.set_paused(self.paused)
+            self._capture.worker.set_paused(s.paused)
+        self._kick_cam()  # a paused frame gets its own CAM
+
+    def _show_play_button(self, play: bool) -> None:
+        self.act_pause.setText("Play" if play else "Pause")
+        self.act_pause.setIcon(self.style().standardIcon(
+            QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if play else QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
 
     def step(self) -> None:
         """One frame forward (pauses first if playing)."""
         if not self.paused:
             self.set_paused(True)
-        if self._capture is not None and not self._source_ended:
+        if self._capture is not None and not self.session.ended:
             self._capture.worker.step()
 
     def refresh_cameras(self) -> None:
@@ -537,19 +539,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_source_ended(self, gen: int, msg: str) -> None:
         if gen != self._cap_gen:
             return
-        self._source_ended = True
+        s = self.session
+        s.ended = True
         self.status(msg, 15000)
         self.source_ended.emit(msg)
-        if self._capture is not None and self._capture.worker.source.still:
-            return  # an image stays on screen; there is nothing to play
-        self.act_pause.setText("Play")
-        self.act_pause.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
-        self.paused = True
+        if not s.still:  # an image stays on screen; there is nothing to play
+            self._show_play_button(True)
+            s.paused = True
+        self._kick_cam()
 
     def _on_source_error(self, gen: int, msg: str) -> None:
         if gen != self._cap_gen:
             return
-        self._source_ended = True
+        self.session.ended = True
         if self.frame is None:
             self.view.placeholder = "Cannot show this source:\n" + msg.split("] ", 1)[-1].replace("; ", ";\n")
             self.view.update()
@@ -560,11 +562,9 @@ class MainWindow(QtWidgets.QMainWindow):
         frame = slot.take_nowait()
         if frame is None or gen != self._cap_gen or frame.session != self._cap_gen:
             return
-        self.frame = frame
-        if self.cam_enabled and self._cam_active() and not self._model_active():
-            self._cam_slot.put((frame, None))  # no deployed model: explain the displayed frames directly
-        elif frame.id in self._preds:
-            self._kick_cam()
+        job = self.session.on_frame(frame)
+        if job is not None:
+            self._cam_slot.put(job)
         self._refresh_view()
 
     def _on_painted(self, _frame_id: int) -> None:
@@ -583,11 +583,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_path = path if path is not None else getattr(predictor, "path", None)
         self.model_classes_override = list(class_names) if class_names else None
         self.model_info = None
-        self.prediction = None
-        self.prediction_frame = None
-        self._preds.clear()
+        self.session.forget_predictions()
         self.infer_meter.reset()
-        self._pair_ok = False
+        self.session.reference_ready = False  # paired again once the model is ready
         if predictor is not None:
             def build(p=predictor):
                 return p
@@ -615,13 +613,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self._inference = None
 
     def _model_active(self) -> bool:
-        return self._inference is not None and self.model_info is not None
+        return self.session.model_ready
 
     def _on_model_ready(self, gen: int, info: dict) -> None:
         if gen != self._inf_gen:
             return
         self._end_loading("model")
         self.model_info = info
+        self.session.model_ready = True
         d = info.get("describe", {})
         self.label_sub.setText(f"Ready: {os.path.basename(self.model_path) if self.model_path else d.get('backend', 'model')}")
         self.bars.set_probs(info["class_names"], None)
@@ -635,6 +634,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._end_loading("model")
         self._inference = None
         self.model_info = None
+        self.session.model_ready = False
         self._update_model_panel()
 
     def _on_model_error(self, gen: int, msg: str) -> None:
@@ -659,12 +659,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
 
     def _on_prediction(self, gen: int, frame: Frame, pred: Any) -> None:
-        if gen != self._inf_gen or frame.session != self._cap_gen:
+        if gen != self._inf_gen or not self.session.on_prediction(frame, pred):
             return
-        self.prediction, self.prediction_frame = pred, frame
-        self._preds[frame.id] = pred
-        while len(self._preds) > 120:
-            self._preds.popitem(last=False)
         self.infer_meter.tick(float(getattr(pred, "infer_ms", 0.0)))
         self.e2e_ms = (time.perf_counter() - frame.t) * 1e3
         self.frames_inferred += 1
@@ -674,11 +670,8 @@ class MainWindow(QtWidgets.QMainWindow):
         when = "on screen" if lag <= 0 else f"{lag} behind"
         self.label_sub.setText(f"Deployed model · frame {frame.index} ({when})")
         self.bars.set_probs(pred.class_names, pred.probs)
-        if self.cam_out is not None and self.cam_out.frame.id == frame.id and self.cam_out.prediction is None:
-            self.cam_out.prediction = pred  # the CAM came first: now the two models can be compared
-            self._refresh_view()
-        elif self.frame is not None and frame.id == self.frame.id:
-            self._kick_cam()  # a still / paused frame whose classification came after the CAM was ready
+        self._kick_cam()  # a still / paused frame whose classification came after the CAM was ready
+        self._refresh_view()  # the CAM may have come first: now the two models can be compared
         self.prediction_shown.emit(frame.id)
 
     # ------------------------------------------------------------------ reference / CAM
@@ -692,8 +685,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stop_cam()
         self.reference_path = path if path is not None else getattr(explainer, "path", None)
         self.ref_info = None
-        self.cam_out = None
-        self._pair_ok = False
+        self.session.forget_cams()
         self.cam_meter.reset()
         if explainer is not None:
             def build(e=explainer):
@@ -716,11 +708,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._cam is not None:
             self._cam.stop()
             self._cam = None
-        if self._inference is not None:
-            self._inference.worker.forward_enabled.clear()
+        self.session.reference_ready = False
+        self._sync_forwarding()
 
-    def _cam_active(self) -> bool:
-        return self._cam is not None and self.ref_info is not None and self._pair_ok
+    def _sync_forwarding(self) -> None:
+        """The inference worker passes classified frames on to the CAM worker exactly while CAMs are active."""
+        if self._inference is not None:
+            if self.session.cam_active:
+                self._inference.worker.forward_enabled.set()
+            else:
+                self._inference.worker.forward_enabled.clear()
 
     def _on_reference_ready(self, gen: int, info: dict) -> None:
         if gen != self._cam_gen:
@@ -731,23 +728,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_targets()
         self.reference_ready.emit(info)
 
+    def _reference_gone(self, text: str, msg: str) -> None:
+        self.ref_info = None
+        self.session.forget_cams()
+        self._update_cam_controls()
+        self.cam_text.setText(text)
+        self.report(msg)
+        self._refresh_view()
+
     def _on_reference_error(self, gen: int, msg: str) -> None:
         if gen != self._cam_gen:
             return
         self._end_loading("reference")
         self._cam = None
-        self.ref_info = None
-        self._pair_ok = False
-        self._update_cam_controls()
-        self.cam_text.setText("No reference: Grad-CAM is off")
-        self.report(f"Reference: {msg}")
-        self._refresh_view()
+        self._reference_gone("No reference: Grad-CAM is off", f"Reference: {msg}")
+
+    def _refuse_reference(self, msg: str) -> None:
+        self._stop_cam()
+        self._reference_gone("Reference refused: Grad-CAM is off", msg)
 
     def _check_pair(self) -> None:
         """Refuse a reference whose classes (or architecture) differ from the deployed model's."""
         ref, mod = self.ref_info, self.model_info
-        if ref is None:
-            self._pair_ok = False
+        if ref is None or self._cam is None:
+            self.session.reference_ready = False
             self._update_cam_controls()
             return
         rname = os.path.basename(self.reference_path or "reference")
@@ -766,23 +770,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if rs and ms and rs != ms:
                 self.report(f"Reference {rname} is not the checkpoint {mname} was exported from (sha256 differs): the overlay "
                             "shows the reference's reasons, which may differ from the deployed model's.", "warn")
-        self._pair_ok = True
-        if self._inference is not None and self.cam_enabled:
-            self._inference.worker.forward_enabled.set()
+        self.session.reference_ready = True
+        self._sync_forwarding()
         self._update_cam_controls()
         self.cam_text.setText(f"{os.path.basename(self.reference_path or 'reference')} · {ref.get('arch') or ''} · "
                               f"loaded in {ref.get('load_ms', 0):.0f} ms")
         self._kick_cam()
-
-    def _refuse_reference(self, msg: str) -> None:
-        self._stop_cam()
-        self.ref_info = None
-        self._pair_ok = False
-        self.cam_out = None
-        self._update_cam_controls()
-        self.cam_text.setText("Reference refused: Grad-CAM is off")
-        self.report(msg)
-        self._refresh_view()
 
     def _set_targets(self) -> None:
         names = (self.model_info or self.ref_info or {}).get("class_names", [])
@@ -798,18 +791,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.set_cam_target(self.target_combo.currentData())
 
     def set_cam_enabled(self, on: bool) -> None:
-        self.cam_enabled = bool(on)
+        self.session.cam_enabled = bool(on)
         for w in (self.cam_check, self.act_cam):
-            if w.isChecked() != self.cam_enabled:
+            if w.isChecked() != self.session.cam_enabled:
                 w.blockSignals(True)
-                w.setChecked(self.cam_enabled)
+                w.setChecked(self.session.cam_enabled)
                 w.blockSignals(False)
-        if self._inference is not None:
-            if self.cam_enabled and self._cam_active():
-                self._inference.worker.forward_enabled.set()
-            else:
-                self._inference.worker.forward_enabled.clear()
-        if not self.cam_enabled:
+        self._sync_forwarding()
+        if not self.session.cam_enabled:
             self._cam_slot.clear()
         else:
             self._kick_cam()
@@ -825,98 +814,53 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.update()
 
     def set_cam_target(self, class_index: int | None) -> None:
-        self.cam_target = None if class_index is None else int(class_index)
+        """Explain another class; a paused or still frame is explained again at once."""
+        target = None if class_index is None else int(class_index)
         if self._cam is not None:
-            self._cam.worker.target_class = self.cam_target
-        k = self.target_combo.findData(self.cam_target) if self.cam_target is not None else 0
+            self._cam.worker.target_class = target  # before the job: the worker reads it when it takes one
+        job = self.session.set_target(target, self._queued_cam_frame_id())
+        if job is not None:
+            self._cam_slot.put(job)
+        k = self.target_combo.findData(target) if target is not None else 0
         if k >= 0 and self.target_combo.currentIndex() != k:
             self.target_combo.setCurrentIndex(k)
-        self._kick_cam()
+        self._refresh_view()
 
     def set_sync_cam(self, on: bool) -> None:
-        self.opts.sync_cam = bool(on)
+        self.opts.sync_cam = self.session.sync_cam = bool(on)
         if self.sync_check.isChecked() != bool(on):
             self.sync_check.setChecked(bool(on))
         self._refresh_view()
 
-    def _kick_cam(self) -> None:
-        """(Re)compute the CAM for the frame on screen when no new frame will bring one (a still image, paused,
-        ended) after toggling it on, changing the class, or the models becoming ready."""
-        frame = self.frame
-        if not (self.cam_enabled and self._cam_active() and frame is not None):
-            return
-        if not (self._source_ended or self.paused or (self._capture and self._capture.worker.source.still)):
-            return  # playing: the inference worker forwards new frames itself
-        cur = self.cam_out
-        if cur is not None and cur.frame.id == frame.id and cur.target == self.cam_target:
-            return  # already there
+    def _queued_cam_frame_id(self) -> int | None:
         queued = self._cam_slot.peek()
-        if queued is not None and queued[0].id == frame.id and self._cam is not None and self._cam.worker.target_class == self.cam_target:
-            return  # already asked for
-        self._cam_slot.put((frame, self._preds.get(frame.id)))
+        return queued[0].id if queued is not None else None
+
+    def _kick_cam(self) -> None:
+        """Ask for the CAM of the frame on screen when the session says no new frame will bring one."""
+        job = self.session.cam_job(self._queued_cam_frame_id())
+        if job is not None:
+            self._cam_slot.put(job)
 
     def _on_cam(self, gen: int, out: CamOutput) -> None:
-        if gen != self._cam_gen or out.frame.session != self._cap_gen:
+        if gen != self._cam_gen or not self.session.on_cam(out):
             return
-        if out.prediction is None:
-            out.prediction = self._preds.get(out.frame.id)
-        self.cam_out = out
         self.cam_meter.tick(out.ms)
         self.cams_done += 1
-        if out.target != self.cam_target:
-            self._kick_cam()  # the class to explain changed while this one was computed
+        self._kick_cam()  # e.g. the class to explain changed while this one was computed
         self._refresh_view()
         self.cam_shown.emit(out.frame.id)
 
     # ------------------------------------------------------------------ view composition
     def overlay_for(self, frame: Frame | None) -> tuple[CamOutput | None, str, str, str]:
         """Which CAM to draw on ``frame`` and how: (cam, state exact|stale|none, caption, level)."""
-        if not self.cam_enabled:
-            return None, "none", "", "info"
-        if self._cam is None or self.ref_info is None or not self._pair_ok:
-            return None, "none", "", "info"
-        cam = self.cam_out
-        if frame is None:
-            return None, "none", "", "info"
-        if cam is None or cam.frame.session != frame.session:
-            return None, "none", "Grad-CAM: computing…", "info"
-        if cam.frame.id == frame.id:
-            caption, level = self._cam_caption(cam)
-            return cam, "exact", caption, level
-        behind_frames = frame.index - cam.frame.index
-        behind_ms = (frame.t - cam.frame.t) * 1e3
-        if cam.frame.id > frame.id or behind_ms > self.opts.stale_ms or cam.heat.shape[:2] != frame.rgb.shape[:2]:
-            return None, "none", "Grad-CAM: computing for the current frame…", "info"
-        caption, level = self._cam_caption(cam)
-        n = max(1, behind_frames)
-        stale = f"Stale overlay from {n} frame{'s' if n != 1 else ''} ({behind_ms:.0f} ms) earlier: the CAM for this frame is on its way"
-        return cam, "stale", f"{stale}\n{caption}", "warn"
-
-    def _cam_caption(self, cam: CamOutput) -> tuple[str, str]:
-        ref_top = cam.reference_top
-        ref_p = float(np.max(cam.probs))
-        what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
-        if cam.disagrees:
-            d = cam.prediction
-            return (f"⚠ Models disagree on this frame: deployed says {d.label} ({pct(d.probs[d.index])}), reference says "
-                    f"{ref_top} ({pct(ref_p)}). The heat map shows the reference's {what}, not the deployed model's reasons."), "warn"
-        agree = "" if cam.prediction is None else " · agrees with the deployed model"
-        return f"Grad-CAM of the reference · {what} ({pct(cam.probs[cam.class_index])}){agree}", "info"
+        o = self.session.overlay_for(frame)
+        return o.cam, o.state, o.caption, o.level
 
     def _refresh_view(self) -> None:
-        if self.opts.sync_cam and self.cam_enabled and self._cam_active():
-            cam = self.cam_out
-            if cam is not None and cam.frame.session == self._cap_gen:
-                self.view.set_frame(cam.frame)
-                caption, level = self._cam_caption(cam)
-                self.view.set_overlay(cam, "exact", caption, level)
-            elif self.frame is not None and self.view.frame is None:
-                self.view.set_frame(self.frame)
-                self.view.set_overlay(None, "none", "Grad-CAM: computing…", "info")
-            return
-        self.view.set_frame(self.frame)
-        cam, state, caption, level = self.overlay_for(self.frame)
-        self.view.set_overlay(cam, state, caption, level)
+        shown = self.session.view(self.view.frame)
+        self.view.set_frame(shown.frame)
+        self.view.set_overlay(shown.cam, shown.state, shown.caption, shown.level)
 
     # ------------------------------------------------------------------ panels
     @staticmethod
@@ -958,7 +902,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_text.setText(f"{name}\nclasses: {classes}{extra}")
 
     def _update_cam_controls(self) -> None:
-        ok = self._cam is not None and self.ref_info is not None and self._pair_ok
+        ok = self._cam is not None and self.session.reference_ready
         for w in (self.alpha_slider, self.target_combo, self.sync_check):
             w.setEnabled(ok)
         self.cam_check.setEnabled(ok)
@@ -1019,25 +963,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_figures(self) -> None:
         f = self.figures()
-        live = not self._source_ended and not self.paused
-        if live:
-            self._live_figs = {"inference_fps": f["inference_fps"], "display_fps": f["display_fps"], "cam_fps": self.cam_meter.rate(),
-                               "ni": self.infer_meter.count, "nd": self.display_meter.count}
-        else:  # paused / ended: keep showing the rates measured while it played
-            lf = getattr(self, "_live_figs", None) or {"inference_fps": 0.0, "display_fps": 0.0, "cam_fps": 0.0, "ni": 0, "nd": 0}
-            f = dict(f, inference_fps=lf["inference_fps"], display_fps=lf["display_fps"])
-        live = live or bool(getattr(self, "_live_figs", None))
+        s = self.session
+        state = s.playback  # playing | paused | ended | still: rates are live figures, shown only while playing
+
+        def rate(value: float, count: int) -> str:
+            if state == "playing":
+                return f"{value:.1f}" if count > 1 else "–"
+            return state if state in ("paused", "ended") else "–"
+
         self.fig["latency"].setText(f"{f['infer_ms_last']:.1f} ms" if self.prediction is not None else "–")
         self.fig["e2e"].setText(f"{self.e2e_ms:.0f} ms" if self.e2e_ms is not None else "–")
-        self.fig["ifps"].setText(f"{f['inference_fps']:.1f}" if self._model_active() and live and self.infer_meter.count > 1 else "–")
-        self.fig["dfps"].setText(f"{f['display_fps']:.1f}" if live and self.display_meter.count > 1 else "–")
+        self.fig["ifps"].setText(rate(f["inference_fps"], self.infer_meter.count) if self._model_active() else "–")
+        self.fig["dfps"].setText(rate(f["display_fps"], self.display_meter.count))
         self.fig["dropped"].setText(f"{f['frames_dropped_stale']}")
-        if not self.cam_enabled:
+        if not s.cam_enabled:
             self.fig["cam"].setText("off")
-        elif self._cam_active() and self.cam_out is not None:
-            rate = self.cam_meter.rate() if not (self.paused or self._source_ended) else (getattr(self, "_live_figs", None) or {}).get(
-                "cam_fps", 0.0)
-            self.fig["cam"].setText((f"{rate:.1f} fps · " if rate else "") + f"{self.cam_out.ms:.0f} ms")
+        elif s.cam_active and s.cam_out is not None:
+            r = self.cam_meter.rate() if state == "playing" else 0.0
+            self.fig["cam"].setText((f"{r:.1f} fps · " if r else "") + f"{s.cam_out.ms:.0f} ms")
         else:
             self.fig["cam"].setText("–")
         if self.frame is not None:

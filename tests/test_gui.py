@@ -107,6 +107,19 @@ class FakeCam:
         return CamResult(heat, idx, self.class_names[idx], probs, 1.0 + self.delay * 1e3)
 
 
+class ClassCam(FakeCam):
+    """A FakeCam whose band sits left for "cat" (class 0) and right for "dog" (class 1): the map shows which class it explains."""
+
+    def explain(self, frame, class_index=None):
+        r = FakeCam.explain(self, frame, class_index)
+        h, w = frame.shape[:2]
+        heat = np.zeros((h, w), np.float32)
+        c = w // 5 if r.class_index == 0 else 4 * w // 5
+        heat[:, c - 3 : c + 4] = 1.0
+        r.heatmap = heat
+        return r
+
+
 class SyntheticSource(FrameSource):
     """``n`` frames at ``fps``; frame k is a uniform grey of level (37 k) mod 256 (so every frame is told apart)."""
 
@@ -206,7 +219,7 @@ def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot
         orig(out, state, caption, level)
         v = w.view
         log.append((v.frame_id, v.overlay_state, v.overlay_frame_id, v.caption, v.frame.index if v.frame else None,
-                    out.frame.index if out is not None else None))
+                    out.frame.index if out is not None else None, v.caption_level))
 
     w.view.set_overlay = spy
     outs = []
@@ -219,11 +232,13 @@ def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot
     exact = [e for e in log if e[1] == "exact"]
     stale = [e for e in log if e[1] == "stale"]
     assert stale, "with a CAM slower than the video some overlays must be shown as stale"
-    for fid, _state, ofid, _cap, _fi, _oi in exact:
-        assert ofid == fid
-    for fid, _state, ofid, cap, fi, oi in stale:
+    for fid, _state, ofid, cap, *_ in exact:
+        assert ofid == fid and "Stale overlay" not in cap
+    for fid, _state, ofid, cap, fi, oi, _lvl in stale:
         assert ofid < fid and "Stale overlay" in cap and f"{fi - oi} frame" in cap
         assert float(re.search(r"\((\d+) ms\) earlier", cap).group(1)) <= w.opts.stale_ms  # too old: not drawn at all
+    first = next(k for k, e in enumerate(log) if e[1] == "stale")
+    assert {e[6] for e in log[first:]} == {"warn"}  # once behind, the caption keeps its warning form: no flicker
     for _fid, state, ofid, *_ in log:
         assert state in ("exact", "stale", "none") and (state != "none" or ofid is None)
     # pause: the frame on screen gets its own overlay, and it is drawn (pixels differ from the raw frame)
@@ -283,8 +298,48 @@ def test_cam_explains_a_chosen_class(make_window, qtbot, tmp_path):
     w.target_combo.setCurrentIndex(2)  # “dog”
     qtbot.waitUntil(lambda: w.cam_out is not None and w.cam_out.class_index == 1 and w.view.overlay_state == "exact", timeout=10000)
     assert w.cam_out.target == 1 and "(chosen)" in w.view.caption and "“dog”" in w.view.caption
+    assert w.prediction.label == "cat" and "agrees" not in w.view.caption  # the deployed model predicted another class
+    assert "not the predicted class: the deployed model says cat" in w.view.caption
     w.set_cam_target(None)
     qtbot.waitUntil(lambda: w.cam_out.target is None, timeout=10000)
+
+
+def _band_x(w) -> float:
+    """Where (view x) the overlay band is drawn: the columns that differ from the frame without overlay."""
+    with_cam = grab_rgb(w.view)
+    state = w.view.overlay_state
+    w.view.set_overlay(None, "none")
+    raw = grab_rgb(w.view)
+    w._refresh_view()
+    assert w.view.overlay_state == state
+    r = w.view.image_rect()
+    rows = slice(int(r.top()) + 40, int(r.top() + 0.6 * r.height()))
+    diff = np.abs(with_cam.astype(int) - raw.astype(int)).sum(axis=2)[rows]
+    xs = np.nonzero((diff > 30).any(axis=0))[0]
+    assert len(xs), "no overlay drawn"
+    return (float(np.median(xs)) - r.left()) / r.width()
+
+
+def test_paused_class_change_redraws_the_heat_map_at_once(make_window, qtbot):
+    """Paused: choosing another class under "Explain" re-explains the paused frame now, and the heat map (not only the
+    caption) changes, with no new frame."""
+    w = make_window(predictor=FakePredictor(), explainer=ClassCam())
+    src = SyntheticSource(fps=30)
+    w.open_source(source=src)
+    qtbot.waitUntil(lambda: w.frames_displayed >= 5, timeout=10000)
+    w.set_paused(True)
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.overlay_frame_id == w.view.frame_id, timeout=10000)
+    qtbot.wait(100)
+    fid, n = w.view.frame_id, src.frames_read
+    shown = w.cam_out.class_index
+    x0 = _band_x(w)
+    assert x0 == pytest.approx(0.2 if shown == 0 else 0.8, abs=0.05)
+    other = 1 - shown
+    w.target_combo.setCurrentIndex(w.target_combo.findData(other))
+    qtbot.waitUntil(lambda: w.cam_out.target == other and w.view.overlay_state == "exact", timeout=10000)
+    assert w.view.frame_id == fid and src.frames_read == n  # the same paused frame, re-explained
+    assert f"“{w.cam_out.class_names[other]}” (chosen)" in w.view.caption
+    assert _band_x(w) == pytest.approx(0.2 if other == 0 else 0.8, abs=0.05)  # the heat map itself moved
 
 
 def test_controls_opacity_pause_step(make_window, qtbot):
@@ -307,6 +362,20 @@ def test_controls_opacity_pause_step(make_window, qtbot):
     assert src.frames_read == n + 1
     w.act_pause.trigger()
     qtbot.waitUntil(lambda: src.frames_read > n + 3, timeout=5000)
+
+
+def test_paused_shows_no_live_fps(make_window, qtbot):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam())
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: w.frames_inferred >= 10 and w.frames_displayed >= 10, timeout=10000)
+    w._update_figures()
+    assert float(w.fig["dfps"].text()) > 0 and float(w.fig["ifps"].text()) > 0 and "fps" in w.fig["cam"].text()
+    w.set_paused(True)
+    w._update_figures()
+    assert w.fig["dfps"].text() == "paused" and w.fig["ifps"].text() == "paused"  # not the rate measured before the pause
+    assert "fps" not in w.fig["cam"].text() and w.fig["cam"].text().endswith("ms")  # the last CAM's duration only
+    w.set_paused(False)
+    qtbot.waitUntil(lambda: (w._update_figures() or w.fig["dfps"].text()) not in ("paused", "–"), timeout=10000)
 
 
 def test_snapshot_writes_a_png(make_window, qtbot, tmp_path):
