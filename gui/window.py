@@ -24,11 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from pawlens.models.preprocess import IMAGE_EXTENSIONS
+from pawlens.runtime import formats
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .session import CamOutput, Frame, GuiSession, pct
 from .snapshot import SnapshotContent, compose_snapshot, write_png
-from .sources import ImageSource, SourceError, list_cameras, open_source
+from .sources import VIDEO_EXTENSIONS, ImageSource, SourceError, list_cameras, open_source
 from .theme import STYLESHEET, apply_theme
 from .widgets import Banner, FrameView, ProbBars, section
 from .workers import (
@@ -42,9 +44,33 @@ from .workers import (
     one_line,
 )
 
-MODEL_EXTENSIONS = (".onnx", ".engine", ".plan", ".trt")
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt")
-BACKEND_NAMES = {"ort": "ONNX Runtime", "trt": "TensorRT", "torch": "PyTorch", "openvino": "OpenVINO"}
+#: The reference checkpoint's kind in the formats table (Grad-CAM runs on it); every other loadable kind is a model.
+CHECKPOINT_KIND = ".pt"
+
+
+def _patterns(exts) -> str:
+    return " ".join(f"*{e}" for e in exts)
+
+
+def model_file_filter() -> str:
+    """The Open Model dialog's filter: every file the runtime loads (:func:`runtime.formats.file_filter`)."""
+    return formats.file_filter()
+
+
+def reference_file_filter() -> str:
+    """The Open Reference dialog's filter: the checkpoint kind and its aliases, from the formats table."""
+    exts = [CHECKPOINT_KIND] + [a for a, k in formats.ALIASES.items() if k == CHECKPOINT_KIND]
+    return f"PyTorch checkpoints ({_patterns(exts)});;All files (*)"
+
+
+def media_file_filter() -> str:
+    """The Open dialog's filter: the images and videos ``gui.sources`` opens."""
+    return f"Images and videos ({_patterns(dict.fromkeys(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS))});;All files (*)"
+
+
+def backend_name(key: Any) -> str:
+    b = formats.BACKENDS.get(str(key))
+    return b.name if b else str(key if key is not None else "?")
 
 
 @dataclass
@@ -390,11 +416,11 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ sources
     def open_path(self, path: str) -> None:
         """Open whatever a dropped or chosen path is: a model, a reference checkpoint, or a source."""
-        ext = os.path.splitext(path)[1].lower()
-        if ext in MODEL_EXTENSIONS:
-            self.set_model(path)
-        elif ext in CHECKPOINT_EXTENSIONS:
+        kind = formats.suffix_kind(path)  # the formats table's loadable kinds; anything else is a source
+        if kind == CHECKPOINT_KIND:
             self.set_reference(path)
+        elif kind is not None:
+            self.set_model(path)
         else:
             self.open_source(path)
 
@@ -628,7 +654,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._check_pair()
         self._set_targets()
         self.model_ready.emit(info)
-        self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)")
+        note = info.get("backend_note") or ""
+        self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)" + (f" · {note}" if note else ""),
+                    12000)
 
     def _model_failed(self) -> None:
         self._end_loading("model")
@@ -865,7 +893,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ panels
     @staticmethod
     def _backend_line(d: dict) -> str:
-        b = BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?")))
+        b = backend_name(d.get("backend"))
         prov = d.get("providers") or []
         dev = str(d.get("device", "?")).upper()
         return f"{b} · {prov[0] if prov else dev} · {d.get('precision', '?')}"
@@ -883,7 +911,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.bars.set_probs([], None)
             return
         d = info.get("describe", {})
-        self.badge_backend.setText(BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?"))))
+        self.badge_backend.setText(backend_name(d.get("backend")))
+        note = info.get("backend_note") or ""
+        self.badge_backend.setToolTip(f"Why this backend: {note}" if note else "")
         prov = d.get("providers") or []
         self.badge_device.setText(str(prov[0]).replace("ExecutionProvider", "") if prov else str(d.get("device", "?")).upper())
         self.badge_device.setToolTip("Active providers: " + ", ".join(prov) if prov else f"device: {d.get('device')}")
@@ -899,7 +929,7 @@ class MainWindow(QtWidgets.QMainWindow):
         name = os.path.basename(self.model_path) if self.model_path else "injected predictor"
         classes = ", ".join(info["class_names"])
         extra = " (class names given by hand)" if self.model_classes_override else ""
-        self.model_text.setText(f"{name}\nclasses: {classes}{extra}")
+        self.model_text.setText(f"{name}\nclasses: {classes}{extra}" + (f"\nbackend: {note}" if note else ""))
 
     def _update_cam_controls(self) -> None:
         ok = self._cam is not None and self.session.reference_ready
@@ -1044,8 +1074,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ menu handlers (dialogs)
     def _menu_open_file(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image or video", self._snapshot_dir,
-            "Images and videos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.gif *.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)")
+            self, "Open image or video", self._snapshot_dir, media_file_filter())
         if path:
             self.open_path(path)
 
@@ -1055,14 +1084,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_source(path)
 
     def _menu_open_model(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._snapshot_dir,
-                                                        "Models (*.onnx *.engine *.plan);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._snapshot_dir, model_file_filter())
         if path:
             self.set_model(path)
 
     def _menu_open_reference(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._snapshot_dir,
-                                                        "PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._snapshot_dir, reference_file_filter())
         if path:
             self.set_reference(path)
 

@@ -416,6 +416,27 @@ def test_drop_a_file_onto_the_window(make_window, qtbot, tmp_path):
     assert w.status_source.text() == "image: dropped.png"
 
 
+def test_file_kinds_and_dialog_filters_come_from_the_formats_table(make_window, tmp_path):
+    from pawlens.gui import window as gw
+    from pawlens.runtime import formats
+
+    assert gw.model_file_filter() == formats.file_filter()
+    for f in formats.FORMATS:
+        assert f"*{f.kind}" in gw.model_file_filter()
+    assert "*.plan" not in gw.model_file_filter() and "*.trt" not in gw.model_file_filter()  # the factory refuses them
+    assert "*.pt" in gw.reference_file_filter() and "*.pth" in gw.reference_file_filter() and "*.ckpt" not in gw.reference_file_filter()
+    assert "*.mp4" in gw.media_file_filter() and "*.jpg" in gw.media_file_filter()
+    w = make_window()
+    calls = []
+    w.set_model = lambda path: calls.append(("model", os.path.basename(path)))
+    w.set_reference = lambda path: calls.append(("reference", os.path.basename(path)))
+    w.open_source = lambda path: calls.append(("source", os.path.basename(path)))
+    for name in ("a.onnx", "a.int8.onnx", "a.fp16.engine", "a.pt", "a.PTH", "a.plan", "a.trt", "a.ckpt", "a.mp4"):
+        w.open_path(str(tmp_path / name))
+    assert calls == [("model", "a.onnx"), ("model", "a.int8.onnx"), ("model", "a.fp16.engine"), ("reference", "a.pt"),
+                     ("reference", "a.PTH"), ("source", "a.plan"), ("source", "a.trt"), ("source", "a.ckpt"), ("source", "a.mp4")]
+
+
 def test_fallback_badge_when_cuda_was_asked_and_cpu_runs(make_window, qtbot):
     w = make_window(predictor=FakePredictor(fallback=True))
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=10000)
