@@ -163,7 +163,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._relay = _Relay()
         self._relay.snapshot_done.connect(self._on_snapshot_done)
         self._relay.cameras_found.connect(self._on_cameras_found)
-        self._snapshot_dir = os.path.expanduser("~")
+        self.last_dir: str | None = None  # the folder of the last file chosen in a dialog (they start there, else in the cwd)
 
         self._build_ui()
         self.heartbeat = Heartbeat(10, self)
@@ -1072,25 +1072,36 @@ class MainWindow(QtWidgets.QMainWindow):
             self.snapshot_saved.emit(path)
 
     # ------------------------------------------------------------------ menu handlers (dialogs)
+    def _dialog_dir(self) -> str:
+        """Where a file dialog starts: the folder last used in one, else the current working directory."""
+        return self.last_dir if self.last_dir and os.path.isdir(self.last_dir) else os.getcwd()
+
+    def _remember_dir(self, path: str, *, is_dir: bool = False) -> None:
+        self.last_dir = os.path.abspath(path if is_dir else os.path.dirname(path))
+
     def _menu_open_file(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image or video", self._snapshot_dir, media_file_filter())
+            self, "Open image or video", self._dialog_dir(), media_file_filter())
         if path:
+            self._remember_dir(path)
             self.open_path(path)
 
     def _menu_open_folder(self) -> None:
-        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._snapshot_dir)
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._dialog_dir())
         if path:
+            self._remember_dir(path, is_dir=True)
             self.open_source(path)
 
     def _menu_open_model(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._snapshot_dir, model_file_filter())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._dialog_dir(), model_file_filter())
         if path:
+            self._remember_dir(path)
             self.set_model(path)
 
     def _menu_open_reference(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._snapshot_dir, reference_file_filter())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._dialog_dir(), reference_file_filter())
         if path:
+            self._remember_dir(path)
             self.set_reference(path)
 
     def _menu_set_classes(self) -> None:
@@ -1106,9 +1117,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.report("nothing to snapshot yet: open an image, a video, a folder or a camera first", "warn")
             return
         name = f"pawlens-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.png"
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save snapshot", os.path.join(self._snapshot_dir, name), "PNG image (*.png)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save snapshot", os.path.join(self._dialog_dir(), name), "PNG image (*.png)")
         if path:
-            self._snapshot_dir = os.path.dirname(path)
+            self._remember_dir(path)
             self.save_snapshot(path)
 
     def _ask_class_names_dialog(self, path: str, msg: str) -> list[str] | None:

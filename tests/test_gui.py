@@ -437,6 +437,27 @@ def test_file_kinds_and_dialog_filters_come_from_the_formats_table(make_window, 
                      ("reference", "a.PTH"), ("source", "a.plan"), ("source", "a.trt"), ("source", "a.ckpt"), ("source", "a.mp4")]
 
 
+def test_open_dialogs_start_in_the_last_used_folder_else_the_cwd(make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    w = make_window(predictor=FakePredictor())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    img = write_png(photos / "bright.png", np.full((30, 30, 3), 240, np.uint8))
+    asked = []
+
+    def fake_open(parent, caption, folder, filt):
+        asked.append(folder)
+        return (img if len(asked) == 1 else "", "")
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", staticmethod(fake_open))
+    monkeypatch.chdir(tmp_path)
+    w._menu_open_file()
+    qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
+    w._menu_open_model()  # cancelled: nothing changes
+    assert asked == [str(tmp_path), str(photos)]  # the cwd first (not the home folder), then where the photo was
+
+
 def test_fallback_badge_when_cuda_was_asked_and_cpu_runs(make_window, qtbot):
     w = make_window(predictor=FakePredictor(fallback=True))
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=10000)
