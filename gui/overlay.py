@@ -17,17 +17,17 @@ ALPHA_GAMMA = 0.75
 def colourise(heat: np.ndarray) -> np.ndarray:
     """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA for drawing over the frame.
 
-    Colours are OpenCV's JET map (as in ``models.gradcam.overlay``); the alpha of each pixel is
-    ``heat ** ALPHA_GAMMA``, so the parts of the frame the model does not use stay readable, and the
-    window's opacity slider scales the whole layer.  Premultiplied, so Qt draws it without converting.
+    Colours come from ``models.gradcam.heat_colours`` (OpenCV's JET, the same as ``pawlens-predict``'s
+    overlays); the alpha of each pixel is ``heat ** ALPHA_GAMMA``, so the parts of the frame the model
+    does not use stay readable, and the window's opacity slider scales the whole layer.  Premultiplied,
+    so Qt draws it without converting.
     """
-    import cv2
+    from pawlens.models.gradcam import heat_colours
 
     h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
-    bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
     a = h ** ALPHA_GAMMA
     out = np.empty(h.shape + (4,), dtype=np.uint8)
-    out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
+    out[..., :3] = (heat_colours(h).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
     out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)
     return out
 

@@ -880,11 +880,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cam_shown.emit(out.frame.id)
 
     # ------------------------------------------------------------------ view composition
-    def overlay_for(self, frame: Frame | None) -> tuple[CamOutput | None, str, str, str]:
-        """Which CAM to draw on ``frame`` and how: (cam, state exact|stale|none, caption, level)."""
-        o = self.session.overlay_for(frame)
-        return o.cam, o.state, o.caption, o.level
-
     def _refresh_view(self) -> None:
         shown = self.session.view(self.view.frame)
         self.view.set_frame(shown.frame)

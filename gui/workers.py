@@ -1,9 +1,14 @@
 """Capture, inference and Grad-CAM workers: each a QObject in its own QThread; the newest frame wins.
 
-    slot = LatestSlot()                                          # one-frame buffer between two threads
-    cap = WorkerThread(CaptureWorker(source, display_slot, slot, session=1))
-    inf = WorkerThread(InferenceWorker(lambda: predictor, slot))  # builds + activates in its thread
-    inf.worker.result.connect(window.on_prediction)               # (gen, Frame, Prediction), queued
+    display, infer, cams = LatestSlot(), LatestSlot(), LatestSlot()   # one-item buffers between threads
+    cap = WorkerThread(CaptureWorker(source, display, infer, gen=1))
+    inf = WorkerThread(InferenceWorker(lambda: predictor, infer, gen=2, forward=cams))  # builds + activates in its thread
+    cam = WorkerThread(CamWorker(lambda: explainer, cams, gen=3))
+    inf.worker.result.connect(on_result)          # on_result(gen, frame, prediction), queued to the UI thread
+    cam.worker.result.connect(on_cam)             # on_cam(gen, CamOutput)
+    inf.worker.forward_enabled.set()              # classified frames go on to the CAM worker
+    for w in (cam, inf, cap):
+        w.start()
 
 The pipeline::
 
@@ -12,10 +17,13 @@ The pipeline::
 
 Each arrow into a slot replaces what is there: a worker that is busy finds only the newest frame
 when it comes back; the replaced ones are counted as dropped (``LatestSlot.dropped``), never queued.
-The CAM worker gets a frame only after the deployed model has classified it, so every CAM result
-carries the deployed prediction for the same frame id: the window can tell when the reference and
-the deployed model disagree.  Models are built and activated inside their worker's thread
-(``build`` is called there), so the UI thread never runs one and never waits on one.
+While a deployed model runs, the CAM worker gets a frame after the model has classified it (with
+that prediction), so a CAM result carries the deployed prediction for the same frame id and the
+window can tell when the reference and the deployed model disagree; without a model, or for a
+paused frame, the window puts jobs in the CAM slot itself (``gui.session.GuiSession.cam_job``).
+
+Models are built and activated inside their worker's thread (``build`` is called there), so the UI
+thread never runs one and never waits on one.
 
 No ML framework is imported here: predictors and explainers are whatever ``build()`` returns
 (``runtime.predictor.Predictor``, ``runtime.cam.CamExplainer``, or a test fake).
@@ -61,10 +69,7 @@ class LatestSlot:
         self._cv = threading.Condition()
         self._item: Any = None
         self._full = False
-        self._closed = False
-        self.puts = 0
         self.dropped = 0
-        self.taken = 0
 
     def put(self, item: Any) -> bool:
         with self._cv:
@@ -72,19 +77,17 @@ class LatestSlot:
             if self._full:
                 self.dropped += 1
             self._item, self._full = item, True
-            self.puts += 1
             self._cv.notify_all()
             return was_empty
 
     def take(self, timeout: float | None = None) -> Any:
-        """The item (emptying the slot), or None after ``timeout`` seconds or once closed."""
+        """The item (emptying the slot), or None after ``timeout`` seconds."""
         with self._cv:
-            if not self._full and not self._closed:
+            if not self._full:
                 self._cv.wait(timeout)
             if not self._full:
                 return None
             item, self._item, self._full = self._item, None, False
-            self.taken += 1
             return item
 
     def take_nowait(self) -> Any:
@@ -97,16 +100,6 @@ class LatestSlot:
     def clear(self) -> None:
         with self._cv:
             self._item, self._full = None, False
-
-    def close(self) -> None:
-        """Wake every waiter; later takes return None at once until ``reopen()``."""
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-
-    def reopen(self) -> None:
-        with self._cv:
-            self._closed = False
 
 
 class RateMeter:
@@ -299,17 +292,12 @@ class CaptureWorker(_Worker):
         self._paused = paused
         self._steps = 0
         self.captured = RateMeter()
-        self.last_frame: Frame | None = None
 
     # -- controls (any thread) --------------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
         with self._cv:
             self._paused = bool(paused)
             self._cv.notify_all()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
 
     def step(self) -> None:
         """When paused: read exactly one more frame."""
@@ -374,7 +362,6 @@ class CaptureWorker(_Worker):
                     return
                 now = time.perf_counter()
                 frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.frames_read, src.describe())
-                self.last_frame = frame
                 self.captured.tick(now=now)
                 if self.infer_slot is not None:
                     self.infer_slot.put(frame)
@@ -421,8 +408,6 @@ class InferenceWorker(_Worker):
         self.slot = slot
         self.forward = forward  # the CAM slot: frames are passed on after classification
         self.forward_enabled = threading.Event()
-        self.meter = RateMeter()
-        self.predictor = None
 
     def loop(self) -> None:
         t0 = time.perf_counter()
@@ -435,7 +420,6 @@ class InferenceWorker(_Worker):
         except Exception as e:  # noqa: BLE001
             self.error.emit(self.gen, one_line(e))
             return
-        self.predictor = predictor
         try:
             self.ready.emit(self.gen, self._info(predictor, (time.perf_counter() - t0) * 1e3))
             while not self.stopping:
@@ -450,7 +434,6 @@ class InferenceWorker(_Worker):
                 except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
                     self.error.emit(self.gen, one_line(e))
                     return
-                self.meter.tick(getattr(pred, "infer_ms", None))
                 self.result.emit(self.gen, frame, pred)
                 if self.forward is not None and self.forward_enabled.is_set():
                     self.forward.put((frame, pred))
@@ -500,7 +483,6 @@ class CamWorker(_Worker):
         self.path = path
         self.hash_file = hash_file
         self.target_class: int | None = None
-        self.meter = RateMeter()
 
     def loop(self) -> None:
         t0 = time.perf_counter()
@@ -545,7 +527,6 @@ class CamWorker(_Worker):
                     self.error.emit(self.gen, one_line(e))
                     return
                 ms = float(getattr(r, "ms", (time.perf_counter() - t1) * 1e3))
-                self.meter.tick(ms)
                 out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),
                                 list(cam.class_names), ms, target, pred)
                 self.result.emit(self.gen, out)
@@ -591,9 +572,6 @@ class WorkerThread:
         if wait:
             return bool(self.thread.wait(timeout_ms))
         return True
-
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
 
     @classmethod
     def stop_all(cls, timeout_ms: int = 5000) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["GradCAM", "overlay", "resolve_layer"]
+__all__ = ["GradCAM", "heat_colours", "overlay", "resolve_layer"]
 
 
 def resolve_layer(model, target_layer) -> Any:
@@ -166,6 +166,21 @@ class GradCAM:
         return heat, out
 
 
+def heat_colours(heat: np.ndarray, colormap: int | None = None) -> np.ndarray:
+    """The colour of each heat value: ``(H, W)`` floats in [0, 1] -> ``(H, W, 3)`` uint8 RGB.
+
+    The one place the colour map is applied (:func:`overlay` and the desktop app's overlay layer use it).
+
+    :param colormap: an OpenCV colour map id; default ``cv2.COLORMAP_JET``.
+    """
+    import cv2
+
+    h = np.asarray(heat, dtype=np.float32)
+    cmap = cv2.COLORMAP_JET if colormap is None else int(colormap)
+    bgr = cv2.applyColorMap(np.clip(h * 255.0 + 0.5, 0, 255).astype(np.uint8), cmap)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def overlay(rgb_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.4, colormap: int | None = None) -> np.ndarray:
     """Blend a heat map onto an RGB image.
 
@@ -193,8 +208,6 @@ def overlay(rgb_uint8: np.ndarray, heat: np.ndarray, alpha: float = 0.4, colorma
     H, W = img.shape[:2]
     if h.shape != (H, W):
         h = cv2.resize(h, (W, H), interpolation=cv2.INTER_LINEAR)
-    cmap = cv2.COLORMAP_JET if colormap is None else int(colormap)
-    colour = cv2.applyColorMap(np.clip(h * 255.0 + 0.5, 0, 255).astype(np.uint8), cmap)  # BGR
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB).astype(np.float32)
+    colour = heat_colours(h, colormap).astype(np.float32)
     out = (1.0 - float(alpha)) * img.astype(np.float32) + float(alpha) * colour
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -618,6 +618,27 @@ def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qt
     _still_works(w, qtbot, tmp_path)
 
 
+def test_the_workers_docstring_example_runs(qtbot):
+    """The usage lines at the top of gui/workers.py name real classes, keywords and signals: run them with fakes."""
+    import textwrap
+
+    from pawlens.gui import workers
+
+    doc = workers.__doc__
+    code = textwrap.dedent(doc[doc.index("\n") + 1 : doc.index("The pipeline::")])
+    results, cams = [], []
+    ns = dict(vars(workers), source=SyntheticSource(n=40, fps=60), predictor=FakePredictor(), explainer=FakeCam(),
+              on_result=lambda gen, frame, pred: results.append((gen, frame.id, pred.label)),
+              on_cam=lambda gen, out: cams.append((gen, out.frame.id, out.prediction)))
+    exec(compile(code, "gui/workers.py docstring", "exec"), ns)
+    try:
+        qtbot.waitUntil(lambda: len(results) >= 3 and len(cams) >= 2, timeout=10000)
+        assert {r[0] for r in results} == {2} and {c[0] for c in cams} == {3}
+        assert all(pred is not None for _g, _fid, pred in cams)  # forwarded with the deployed prediction of that frame
+    finally:
+        workers.WorkerThread.stop_all()
+
+
 def test_ui_thread_stays_responsive_with_slow_models(make_window, qtbot):
     """Slow 'models' (sleeping 400 ms a call) must not hold the event loop: the heartbeat stays punctual."""
     w = make_window(predictor=FakePredictor(delay=0.4), explainer=FakeCam(delay=0.4))
