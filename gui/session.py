@@ -51,6 +51,7 @@ class CamOutput:
     ms: float
     target: int | None  # what was asked: None = the reference's own top class
     prediction: Any = None  # the deployed model's Prediction for the same frame (or None)
+    crop: tuple[float, float, float, float] | None = None  # (x, y, w, h) in frame pixels: what the reference sees, if known
 
     @property
     def frame_id(self) -> int:

@@ -33,6 +33,7 @@ class SnapshotContent:
     lines: list[str] = field(default_factory=list)  # figures, backend, source: one muted line each
     caption: str = ""  # the overlay's caption
     caption_level: str = "info"  # info | warn
+    model_view: tuple[float, float, float, float] | None = None  # (x, y, w, h) in frame pixels: the crop the model sees
 
 
 def _frame_with_overlay(c: SnapshotContent) -> np.ndarray:
@@ -63,6 +64,16 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
     p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
     p.drawImage(QtCore.QRectF(0, 0, out_w, img_h), src)
+    if c.model_view is not None:
+        x, y, w, h = (v * scale for v in c.model_view)
+        p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1.5 * fs, QtCore.Qt.PenStyle.DashLine))
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.drawRect(QtCore.QRectF(x, y, w, h))
+        f = QtGui.QFont(font)
+        f.setPointSizeF(9 * fs)
+        p.setFont(f)
+        p.setPen(QtGui.QColor(C_TEXT))
+        p.drawText(QtCore.QRectF(x + 8 * fs, y + 6 * fs, w, 30 * fs), int(QtCore.Qt.AlignmentFlag.AlignLeft), "model's view")
     pad = 24 * fs
     y0 = img_h + pad
     font = QtGui.QFont(font)

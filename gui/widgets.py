@@ -37,6 +37,7 @@ class FrameView(QtWidgets.QWidget):
         self.caption = ""
         self.caption_level = "info"  # info | warn
         self.paused = False
+        self.model_view: tuple[float, float, float, float] | None = None  # (x, y, w, h) frame pixels: the crop the model sees
         self.placeholder = "Drop an image, a video or a folder here\nor choose a camera"
         self.painted_frame_id: int | None = None
         self.on_new_frame_painted: Callable[[int], None] | None = None
@@ -102,6 +103,8 @@ class FrameView(QtWidgets.QWidget):
             p.setOpacity(self.opacity)
             p.drawImage(r, self._ov_img)
             p.setOpacity(1.0)
+        if self.model_view is not None:
+            self._draw_model_view(p, r)
         if self.caption:
             self._draw_caption(p, r)
         if self.paused:
@@ -111,6 +114,30 @@ class FrameView(QtWidgets.QWidget):
             self.painted_frame_id = self.frame.id
             if self.on_new_frame_painted:
                 self.on_new_frame_painted(self.frame.id)
+
+    MODEL_VIEW_LABEL = "model's view"
+
+    def set_model_view(self, box: tuple[float, float, float, float] | None) -> None:
+        if box != self.model_view:
+            self.model_view = box
+            self.update()
+
+    def _draw_model_view(self, p: QtGui.QPainter, r: QtCore.QRectF) -> None:
+        """The centre crop the model sees, as a dashed box labelled "model's view" (the heat map lies inside it)."""
+        x, y, w, h = self.model_view
+        iw, ih = self._img.width(), self._img.height()
+        if x <= 1 and y <= 1 and w >= iw - 2 and h >= ih - 2:
+            return  # the whole frame: nothing to point out
+        sx, sy = r.width() / iw, r.height() / ih
+        box = QtCore.QRectF(r.left() + x * sx, r.top() + y * sy, w * sx, h * sy)
+        pen = QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1.5, QtCore.Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.drawRect(box)
+        f = p.font()
+        f.setPointSizeF(8.5)
+        p.setFont(f)
+        self._pill(p, QtCore.QPointF(box.left() + 6, box.top() + 6), self.MODEL_VIEW_LABEL, C_TEXT)
 
     def _pill(self, p: QtGui.QPainter, at: QtCore.QPointF, text: str, colour: str, *, align_right: bool = False) -> None:
         fm = QtGui.QFontMetrics(p.font())

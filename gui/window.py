@@ -28,6 +28,7 @@ from pawlens.models.preprocess import IMAGE_EXTENSIONS
 from pawlens.runtime import formats
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .overlay import model_view_or_none
 from .session import CamOutput, Frame, GuiSession, pct
 from .snapshot import SnapshotContent, compose_snapshot, write_png
 from .sources import VIDEO_EXTENSIONS, ImageSource, SourceError, list_cameras, open_source
@@ -163,6 +164,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._relay = _Relay()
         self._relay.snapshot_done.connect(self._on_snapshot_done)
         self._relay.cameras_found.connect(self._on_cameras_found)
+        self._view_box_key: tuple | None = None
+        self._view_box: tuple[float, float, float, float] | None = None
         self.last_dir: str | None = None  # the folder of the last file chosen in a dialog (they start there, else in the cwd)
 
         self._build_ui()
@@ -653,6 +656,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_model_panel()
         self._check_pair()
         self._set_targets()
+        self._refresh_view()
         self.model_ready.emit(info)
         note = info.get("backend_note") or ""
         self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)" + (f" · {note}" if note else ""),
@@ -884,6 +888,19 @@ class MainWindow(QtWidgets.QMainWindow):
         shown = self.session.view(self.view.frame)
         self.view.set_frame(shown.frame)
         self.view.set_overlay(shown.cam, shown.state, shown.caption, shown.level)
+        self.view.set_model_view(self._model_view(shown.frame))
+
+    def _model_view(self, frame: Frame | None) -> tuple[float, float, float, float] | None:
+        """The crop the deployed model (else the paired reference) sees on ``frame``, in frame pixels; None if unknown."""
+        if frame is None:
+            return None
+        cfg = (self.model_info or {}).get("preprocess")
+        if cfg is None and self.session.reference_ready:
+            cfg = (self.ref_info or {}).get("preprocess")
+        key = (cfg, frame.rgb.shape[:2])  # compared by value
+        if self._view_box_key != key:
+            self._view_box_key, self._view_box = key, model_view_or_none(frame.rgb.shape[:2], cfg)
+        return self._view_box
 
     # ------------------------------------------------------------------ panels
     @staticmethod
@@ -1031,7 +1048,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lines.append(f"{frame.source} · frame {frame.index} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
         content = SnapshotContent(rgb=frame.rgb, layer=cam.colour if drawn else None, opacity=self.view.opacity,
                                   prediction=self.prediction, lines=lines, caption=self.view.caption if state != "none" else "",
-                                  caption_level=self.view.caption_level)
+                                  caption_level=self.view.caption_level, model_view=self._model_view(frame))
         return compose_snapshot(content, self.font())
 
     def save_snapshot(self, path: str, *, background: bool = True) -> threading.Thread | None:

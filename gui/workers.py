@@ -43,7 +43,7 @@ import numpy as np
 from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 from PySide6 import QtCore
 
-from .overlay import OVERLAY_MAX_SIDE, colourise, shrink
+from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
 from .session import CamOutput, Frame
 from .sources import FrameSource
 
@@ -388,7 +388,7 @@ class InferenceWorker(_Worker):
 
     Signals:
         ready(gen, info): the model is active; ``info`` has ``describe``, ``class_names``, ``arch``,
-            ``source_sha256``, ``backend_note`` and ``load_ms``.
+            ``source_sha256``, ``backend_note``, ``preprocess`` and ``load_ms``.
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
         needs_class_names(gen, message): the model file has no pawlens metadata
@@ -456,6 +456,7 @@ class InferenceWorker(_Worker):
             "arch": getattr(meta, "arch", None),
             "source_sha256": getattr(meta, "source_sha256", "") or "",
             "backend_note": getattr(predictor, "backend_note", "") or "",  # why this backend (gui.app.RuntimeLoader)
+            "preprocess": getattr(predictor, "preprocess", None),  # PreprocessConfig: the crop the model sees
             "load_ms": load_ms,
         }
 
@@ -467,7 +468,7 @@ class CamWorker(_Worker):
     the reference's top class) and emits a :class:`CamOutput` tied to that frame.
 
     Signals:
-        ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``load_ms``.
+        ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``preprocess``, ``load_ms``.
         result(gen, CamOutput)
         error(gen, message)
     """
@@ -506,6 +507,7 @@ class CamWorker(_Worker):
                 "arch": getattr(cam, "arch", None),
                 "path": self.path,
                 "sha256": sha,
+                "preprocess": getattr(cam, "preprocess", None),
                 "load_ms": (time.perf_counter() - t0) * 1e3,
             })
             while not self.stopping:
@@ -522,13 +524,15 @@ class CamWorker(_Worker):
                         import cv2
 
                         heat = cv2.resize(heat, (frame.rgb.shape[1], frame.rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-                    colour = colourise(shrink(heat, OVERLAY_MAX_SIDE))
+                    crop = model_view_or_none(frame.rgb.shape[:2], getattr(cam, "preprocess", None))
+                    small = shrink(heat, OVERLAY_MAX_SIDE)
+                    colour = colourise(small, box=None if crop is None else scale_box(crop, heat.shape[1], small.shape[1]))
                 except Exception as e:  # noqa: BLE001
                     self.error.emit(self.gen, one_line(e))
                     return
                 ms = float(getattr(r, "ms", (time.perf_counter() - t1) * 1e3))
                 out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),
-                                list(cam.class_names), ms, target, pred)
+                                list(cam.class_names), ms, target, pred, crop)
                 self.result.emit(self.gen, out)
         finally:
             try:

@@ -342,6 +342,32 @@ def test_paused_class_change_redraws_the_heat_map_at_once(make_window, qtbot):
     assert _band_x(w) == pytest.approx(0.2 if other == 0 else 0.8, abs=0.05)  # the heat map itself moved
 
 
+def test_the_models_view_is_drawn_as_a_labelled_box_with_the_heat_map_feathered_inside(make_window, qtbot, tmp_path):
+    from pawlens.gui.overlay import model_view_box
+    from pawlens.models.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig.for_size(32)
+    pred, cam = FakePredictor(), FakeCam()
+    pred.preprocess = cam.preprocess = cfg
+    w = make_window(predictor=pred, explainer=cam)
+    w.open_source(write_png(tmp_path / "wide.png", np.full((60, 160, 3), 120, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.model_view is not None, timeout=10000)
+    box = model_view_box(60, 160, cfg)
+    assert w.view.model_view == pytest.approx(box) and w.cam_out.crop == pytest.approx(box)
+    x, _y, bw, _bh = box
+    a = w.cam_out.colour[..., 3]  # the band (heat 1) runs down the middle column; cut by the box's top and bottom edges
+    col = int(np.argmax(a.max(axis=0)))
+    assert a[:, col].max() == 255 and a[0, col] < 60  # feathered to (almost) nothing at the box's edge, not cut hard
+    with_box = grab_rgb(w.view)
+    w.view.set_model_view(None)
+    without = grab_rgb(w.view)
+    r = w.view.image_rect()
+    left = int(round(r.left() + x * r.width() / 160))
+    diff = np.abs(with_box.astype(int) - without.astype(int)).sum(axis=2)
+    assert diff[:, left - 2 : left + 3].max() > 60  # the dashed edge of the model's view
+    assert (diff[:, : max(0, left - 4)] > 0).sum() == 0  # nothing drawn left of it (outside the model's view)
+
+
 def test_controls_opacity_pause_step(make_window, qtbot):
     w = make_window(predictor=FakePredictor(), explainer=FakeCam())
     w.alpha_slider.setValue(25)
