@@ -123,12 +123,12 @@ class RuntimeLoader:
         pred = Predictor(runner, class_names=names)
         pred.path = os.fspath(path)
         reason = getattr(runner, "plan_reason", "") or ""
-        if why:
-            pred.backend_note = f"app's choice: {why}"
+        if why:  # the app keeps a choice of its own: the formats table says which, and why
+            pred.backend_choice, pred.backend_note = "app's choice", why
         elif backend == "auto":
-            pred.backend_note = f"auto: {reason}" if reason else "auto"
+            pred.backend_choice, pred.backend_note = "auto", reason
         else:
-            pred.backend_note = f"--backend {backend}"
+            pred.backend_choice, pred.backend_note = f"--backend {backend}", ""
         return pred
 
     def load_explainer(self, path: str):

@@ -19,7 +19,7 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 #: The heat map's alpha fades out over this fraction of the model's view (each side), towards its edges.
-FEATHER = 0.08
+FEATHER = 0.12
 
 #: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA (cold regions stay clear).
 ALPHA_GAMMA = 0.75

@@ -271,6 +271,8 @@ class GuiSession:
     def caption(cam: CamOutput) -> tuple[str, str]:
         """What the heat map shows, and how it relates to the deployed model's prediction: (text, info | warn)."""
         what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
+        if not float(np.max(cam.heat, initial=0.0)) > 0.0:
+            what += ": none found, the map is empty"
         d = cam.prediction
         if cam.disagrees:
             return (f"⚠ Models disagree on this frame: deployed says {d.label} ({pct(d.probs[d.index])}), reference says "

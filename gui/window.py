@@ -658,9 +658,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_targets()
         self._refresh_view()
         self.model_ready.emit(info)
-        note = info.get("backend_note") or ""
-        self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)" + (f" · {note}" if note else ""),
-                    12000)
+        choice = info.get("backend_choice") or ""
+        self.status(f"Model ready: {self._backend_line(d)}" + (f" ({choice})" if choice else "")
+                    + f", loaded in {info.get('load_ms', 0):.0f} ms", 12000)
 
     def _model_failed(self) -> None:
         self._end_loading("model")
@@ -924,8 +924,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         d = info.get("describe", {})
         self.badge_backend.setText(backend_name(d.get("backend")))
-        note = info.get("backend_note") or ""
-        self.badge_backend.setToolTip(f"Why this backend: {note}" if note else "")
+        choice, note = info.get("backend_choice") or "", info.get("backend_note") or ""
+        why = " · ".join(x for x in (choice, note) if x)
+        self.badge_backend.setToolTip(f"Why this backend: {why}" if why else "")
         prov = d.get("providers") or []
         self.badge_device.setText(str(prov[0]).replace("ExecutionProvider", "") if prov else str(d.get("device", "?")).upper())
         self.badge_device.setToolTip("Active providers: " + ", ".join(prov) if prov else f"device: {d.get('device')}")
@@ -941,7 +942,8 @@ class MainWindow(QtWidgets.QMainWindow):
         name = os.path.basename(self.model_path) if self.model_path else "injected predictor"
         classes = ", ".join(info["class_names"])
         extra = " (class names given by hand)" if self.model_classes_override else ""
-        self.model_text.setText(f"{name}\nclasses: {classes}{extra}" + (f"\nbackend: {note}" if note else ""))
+        self.model_text.setText(f"{name}\nclasses: {classes}{extra}" + (f"\nbackend ({choice}): {note}" if note else
+                                                                         f"\nbackend: {choice}" if choice else ""))
 
     def _update_cam_controls(self) -> None:
         ok = self._cam is not None and self.session.reference_ready
@@ -1039,8 +1041,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_figures()
         shown = [(t, self.fig[k].text()) for k, t in (("latency", "inference"), ("e2e", "capture → label"), ("ifps", "inference fps"),
                                                        ("dfps", "display fps"), ("dropped", "dropped"))]
-        lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in ("–", "")),
-                 " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in ("–", ""))]
+        idle = ("–", "", "paused", "ended")  # a snapshot lists measured figures only
+        lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in idle),
+                 " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in idle)]
         lines = [ln for ln in lines if ln]
         d = (self.model_info or {}).get("describe", {})
         if d:

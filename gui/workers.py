@@ -388,7 +388,7 @@ class InferenceWorker(_Worker):
 
     Signals:
         ready(gen, info): the model is active; ``info`` has ``describe``, ``class_names``, ``arch``,
-            ``source_sha256``, ``backend_note``, ``preprocess`` and ``load_ms``.
+            ``source_sha256``, ``backend_choice``, ``backend_note``, ``preprocess`` and ``load_ms``.
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
         needs_class_names(gen, message): the model file has no pawlens metadata
@@ -455,6 +455,7 @@ class InferenceWorker(_Worker):
             "class_names": list(predictor.class_names),
             "arch": getattr(meta, "arch", None),
             "source_sha256": getattr(meta, "source_sha256", "") or "",
+            "backend_choice": getattr(predictor, "backend_choice", "") or "",  # app's choice | auto | --backend X
             "backend_note": getattr(predictor, "backend_note", "") or "",  # why this backend (gui.app.RuntimeLoader)
             "preprocess": getattr(predictor, "preprocess", None),  # PreprocessConfig: the crop the model sees
             "load_ms": load_ms,

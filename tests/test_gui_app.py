@@ -129,12 +129,14 @@ def test_backend_choice_follows_the_formats_table_and_is_shown(window, qtbot, ti
     w = window(loader=RuntimeLoader(backend="auto", device="cpu"))
     w.set_model(str(tiny_onnx))
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=60000)
-    assert w.model_info["describe"]["backend"] == auto[0] and w.model_info["backend_note"].startswith("auto: ")
+    assert w.model_info["describe"]["backend"] == auto[0] and w.model_info["backend_choice"] == "auto" and w.model_info["backend_note"]
+    assert "backend (auto): " in w.model_text.text()
     w2 = window()
     w2.set_model(str(tiny_onnx))
     qtbot.waitUntil(lambda: w2.model_info is not None, timeout=60000)
     assert w2.model_info["describe"]["backend"] == "ort"
-    assert "backend: app's choice: ONNX Runtime" in w2.model_text.text() and "app's choice" in w2.badge_backend.toolTip()
+    assert f"backend (app's choice): {why}" in w2.model_text.text() and "app's choice" in w2.badge_backend.toolTip()
+    assert "(app's choice)" in w2.statusBar().currentMessage()
 
 
 def test_cuda_asked_cpu_running_shows_the_badge(window, qtbot, tiny_onnx):

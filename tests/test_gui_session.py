@@ -30,11 +30,12 @@ def pred(label: str = "cat", p: float = 0.9):
     return SimpleNamespace(label=label, index=i, probs=probs, class_names=NAMES)
 
 
-def cam(f: Frame, cls: int = 0, target: int | None = None, ref_top: int = 0, prediction=None) -> CamOutput:
+def cam(f: Frame, cls: int = 0, target: int | None = None, ref_top: int = 0, prediction=None, empty=False) -> CamOutput:
     probs = np.array([0.8, 0.2] if ref_top == 0 else [0.2, 0.8], np.float32)
     h, w = f.rgb.shape[:2]
-    return CamOutput(f, np.zeros((h, w), np.float32), np.zeros((h, w, 4), np.uint8), cls, NAMES[cls], probs, NAMES, 5.0, target,
-                     prediction)
+    heat = np.zeros((h, w), np.float32)
+    heat[h // 2, w // 2] = 0.0 if empty else 1.0
+    return CamOutput(f, heat, np.zeros((h, w, 4), np.uint8), cls, NAMES[cls], probs, NAMES, 5.0, target, prediction)
 
 
 def session(**kw) -> GuiSession:
@@ -273,6 +274,12 @@ def test_agrees_only_when_the_explained_class_is_the_predicted_one():
     assert "evidence for “dog” (chosen)" in text and "not the predicted class: the deployed model says cat (90.0%)" in text
     text, _ = GuiSession.caption(cam(frame(1), cls=0))  # no prediction to compare with
     assert "agrees" not in text and "deployed" not in text
+
+
+def test_an_empty_map_says_so():
+    text, _ = GuiSession.caption(cam(frame(1), cls=1, target=1, prediction=pred("cat"), empty=True))
+    assert "evidence for “dog” (chosen): none found, the map is empty" in text
+    assert "none found" not in GuiSession.caption(cam(frame(1)))[0]
 
 
 def test_disagreement_is_a_warning():
