@@ -271,12 +271,11 @@ class GuiSession:
     def caption(cam: CamOutput) -> tuple[str, str]:
         """What the heat map shows, and how it relates to the deployed model's prediction: (text, info | warn)."""
         what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
-        if not float(np.max(cam.heat, initial=0.0)) > 0.0:
-            what += ": none found, the map is empty"
+        empty = "" if float(np.max(cam.heat, initial=0.0)) > 0.0 else ": none found, the map is empty"
         d = cam.prediction
         if cam.disagrees:
             return (f"⚠ Models disagree on this frame: deployed says {d.label} ({pct(d.probs[d.index])}), reference says "
-                    f"{cam.reference_top} ({pct(float(np.max(cam.probs)))}). The heat map shows the reference's {what}, "
+                    f"{cam.reference_top} ({pct(float(np.max(cam.probs)))}). The heat map shows the reference's {what}{empty}, "
                     "not the deployed model's reasons."), "warn"
         if d is None:
             tail = ""
@@ -284,7 +283,7 @@ class GuiSession:
             tail = " · agrees with the deployed model"
         else:
             tail = f" · not the predicted class: the deployed model says {d.label} ({pct(d.probs[d.index])})"
-        return f"Grad-CAM of the reference · {what} ({pct(cam.probs[cam.class_index])}){tail}", "info"
+        return f"Grad-CAM of the reference · {what} ({pct(cam.probs[cam.class_index])}){empty}{tail}", "info"
 
 
 __all__ = ["COMPUTING", "COMPUTING_CURRENT", "CamJob", "CamOutput", "Frame", "GuiSession", "LAGGING", "Shown", "pct"]

@@ -278,7 +278,7 @@ def test_agrees_only_when_the_explained_class_is_the_predicted_one():
 
 def test_an_empty_map_says_so():
     text, _ = GuiSession.caption(cam(frame(1), cls=1, target=1, prediction=pred("cat"), empty=True))
-    assert "evidence for “dog” (chosen): none found, the map is empty" in text
+    assert "evidence for “dog” (chosen) (20.0%): none found, the map is empty · not the predicted class" in text
     assert "none found" not in GuiSession.caption(cam(frame(1)))[0]
 
 
