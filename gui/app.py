@@ -22,65 +22,113 @@ from typing import Any, Sequence
 
 from pawlens.models.console import HelpFormatter, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
 from pawlens.models.errors import BackendUnavailable, InputError
+from pawlens.runtime import formats
 
 PROG = "pawlens-gui"
+
+
+#: ``--backend`` values: the app's own choice (the formats table's ``app_backend``), the table's ``auto``, or one backend.
+BACKEND_CHOICES = ("app", "auto", *formats.BACKENDS)
 
 
 class RuntimeLoader:
     """Builds predictors and explainers from files through ``runtime`` (called inside the worker threads).
 
     Args:
-        backend: ``runtime.factory`` backend (``auto``, ``ort``, ``openvino``, ``trt``, ``torch``).
+        backend: ``app`` (default: the formats table's ``app_backend`` where a row names one, i.e. ONNX files on
+            ONNX Runtime, else ``auto``), ``auto`` (:func:`runtime.formats.auto_choice`, as pawlens-predict), or a
+            backend key of :data:`runtime.formats.BACKENDS` (``ort``, ``openvino``, ``trt``, ``torch``).
         device: ``auto``, ``cpu`` or ``cuda`` for the deployed model.
         threads: CPU threads for the deployed model's backend (``None``: its default).
         cam_device: device of the PyTorch reference (Grad-CAM).
     """
 
-    def __init__(self, backend: str = "auto", device: str = "auto", threads: int | None = None, cam_device: str = "cpu"):
+    def __init__(self, backend: str = "app", device: str = "auto", threads: int | None = None, cam_device: str = "cpu"):
+        if backend not in BACKEND_CHOICES:
+            raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_CHOICES)}")
         self.backend, self.device, self.threads, self.cam_device = backend, device, threads, cam_device
+
+    def _cuda(self) -> bool:
+        from pawlens.runtime.ort_runner import cuda_visible
+
+        return str(self.device).startswith("cuda") or (self.device == "auto" and cuda_visible())
+
+    def choose(self, path: str) -> tuple[str, str]:
+        """The backend to ask ``make_runner`` for and, when the app keeps a choice of its own, the line that says so
+        (``formats.app_choice``); ``("auto", "")`` where the app follows the table's ``auto``."""
+        if self.backend != "app":
+            return self.backend, ""
+        from pawlens.runtime import factory
+
+        kind = formats.suffix_kind(path)
+        rows = [f for f in formats.FORMATS if f.kind == kind]
+        if not rows or not any(f.app_backend for f in rows):
+            return "auto", ""
+        precision = rows[0].precision
+        if len({f.app_backend for f in rows}) > 1:  # the choice depends on the precision: ask the file
+            precision = factory.read_meta(path).precision
+        installed = [b for b in formats.BACKENDS if factory.backend_installed(b)]
+        choice = formats.app_choice(kind, precision, cuda=self._cuda(), installed=installed)
+        return choice if choice is not None else ("auto", "")
 
     def preload(self) -> float:
         """Import the runtime's backends now, before the window is shown; returns the seconds it took.
 
         A first import of torch or onnxruntime runs extension initialisers that hold the GIL for up to
         a few seconds; done later from a worker thread it would freeze a visible window.  The imports
-        go through ``runtime`` (which is what makes them); the GUI itself uses no ML framework.
+        go through ``runtime`` (which is what makes them); the GUI itself uses no ML framework.  Which
+        backends: those the formats table would pick for a deployed model (:meth:`backends_to_preload`).
         """
         t0 = time.perf_counter()
         from pawlens.runtime import cam, factory, predictor  # noqa: F401
         from pawlens.runtime.base import lazy_import
-        from pawlens.runtime.ort_runner import cuda_visible
 
-        cuda_visible()  # the factory asks torch whether CUDA is visible: pay for that import here
+        cuda = self._cuda()  # the factory asks torch whether CUDA is visible: pay for that import here
         try:  # the reference's architectures: importing torchvision held the GIL for ~140 ms at a time
             lazy_import("torchvision.models", "torch", "torchvision")
         except Exception:  # noqa: BLE001 - a core dependency; loading the reference will say what is wrong
             pass
-        for backend, (mod, extra) in {"ort": ("onnxruntime", "cpu"), "openvino": ("openvino", "openvino")}.items():
-            if self.backend in ("auto", backend) and factory.backend_installed(backend):
-                try:
-                    lazy_import(mod, extra)
-                except Exception:  # noqa: BLE001 - reported properly when the model is loaded
-                    pass
+        for key in self.backends_to_preload(cuda=cuda):
+            try:
+                lazy_import(formats.BACKENDS[key].module, key)
+            except Exception:  # noqa: BLE001 - reported properly when the model is loaded
+                pass
         return time.perf_counter() - t0
 
-    def backend_for(self, path: str) -> str:
-        """The app runs ONNX files on ONNX Runtime (its runtime, with the CUDA EP on a GPU) unless another backend is
-        asked for; ``runtime.factory``'s own ``auto`` would pick OpenVINO on a CPU where it is installed."""
+    def backends_to_preload(self, *, cuda: bool) -> list[str]:
+        """The backends a deployed model would run on here, by the formats table (torch and GPU-only ones excluded:
+        torch is imported anyway, TensorRT only when an engine is opened)."""
         from pawlens.runtime import factory
 
-        if self.backend == "auto" and str(path).lower().endswith(".onnx") and factory.backend_installed("ort"):
-            return "ort"
-        return self.backend
+        installed = [b for b in formats.BACKENDS if factory.backend_installed(b)]
+        if self.backend not in ("app", "auto"):
+            keys = [self.backend] if self.backend in installed else []
+        else:
+            keys = []
+            for f in formats.FORMATS:
+                app = formats.app_choice(f.kind, f.precision, cuda=cuda, installed=installed) if self.backend == "app" else None
+                auto = formats.auto_choice(f.kind, f.precision, cuda=cuda, installed=installed)
+                pick = app[0] if app else (auto[0] if auto else None)
+                if pick and pick not in keys:
+                    keys.append(pick)
+        return [k for k in keys if k != "torch" and not formats.BACKENDS[k].gpu_only]
 
     def load_predictor(self, path: str, class_names: Sequence[str] | None = None):
         from pawlens.runtime.factory import make_runner
         from pawlens.runtime.predictor import Predictor
 
         names = list(class_names) if class_names else None
-        runner = make_runner(path, backend=self.backend_for(path), device=self.device, threads=self.threads, class_names=names)
+        backend, why = self.choose(path)
+        runner = make_runner(path, backend=backend, device=self.device, threads=self.threads, class_names=names)
         pred = Predictor(runner, class_names=names)
         pred.path = os.fspath(path)
+        reason = getattr(runner, "plan_reason", "") or ""
+        if why:  # the app keeps a choice of its own: the formats table says which, and why
+            pred.backend_choice, pred.backend_note = "app's choice", why
+        elif backend == "auto":
+            pred.backend_choice, pred.backend_note = "auto", reason
+        else:
+            pred.backend_choice, pred.backend_note = f"--backend {backend}", ""
         return pred
 
     def load_explainer(self, path: str):
@@ -103,13 +151,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                "      --source ../shared/data/video/cat.mp4 --exit-after 100 --screenshot runs/gui/check.png   # headless self-check",
     )
     g = p.add_argument_group("Model")
-    g.add_argument("--model", metavar="M.onnx", default=None, help="deployed model: .onnx (fp32/fp16/int8), .engine or .pt")
+    g.add_argument("--model", metavar="M.onnx", default=None,
+                   help=f"deployed model: {', '.join(formats.KINDS)} (fp32/fp16/int8 ONNX, a TensorRT engine, a checkpoint)")
     g.add_argument("--reference", metavar="CKPT", default=None, help="PyTorch reference checkpoint (.pt) for Grad-CAM; "
                    "its classes must match the model's")
     g.add_argument("--classes", default=None, help="comma-separated class names, for an ONNX without pawlens metadata (e.g. cat,dog)")
-    g.add_argument("--backend", default="auto", choices=("auto", "ort", "openvino", "trt", "torch"),
-                   help="runtime backend of the model (auto: ONNX Runtime for .onnx, OpenVINO where onnxruntime is missing; "
-                   "TensorRT for .engine)")
+    g.add_argument("--backend", default="app", choices=BACKEND_CHOICES,
+                   help="runtime backend of the model. app: the desktop app's choice from the formats table (ONNX files on "
+                   "ONNX Runtime; shown in the window), else auto; auto: what every other pawlens command picks (OpenVINO "
+                   "for ONNX on a CPU where it is installed, TensorRT for .engine); or one backend")
     g.add_argument("--device", default="auto", help="device of the model: auto, cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, default=None, help="CPU threads of the model's backend; none: the backend's own choice")
     g.add_argument("--cam-device", default="cpu", help="device of the Grad-CAM reference: cpu, cuda or auto")
@@ -326,19 +376,19 @@ class SelfCheck:
             model_failed = self.model_expected and w._inference is None
             if not done and model_failed and w.errors and (w.frame is not None or self._ended_t is not None):
                 done, self.note = True, "the model could not be used"
-            if not done and w._source_ended and w.frame is None and w.errors:
+            if not done and w.session.ended and w.frame is None and w.errors:
                 done, self.note = True, "the source could not be used"
             if not done and now - self._t0 > self.timeout_s:
                 done, self.note = True, f"timed out after {self.timeout_s:.0f} s with {self.count()} of {self.n} frames"
             if done:
                 self.frozen = w.figures()
-                if not w._source_ended:
+                if not w.session.ended:
                     w.set_paused(True)  # the last frame gets its prediction and its own CAM: the screenshot is exact
                 self._phase, self._settle_t = "settle", now
             return
         if self._phase == "settle":
             ref_loading = w._cam is not None and w.ref_info is None
-            want_cam = w.cam_enabled and w._cam_active()
+            want_cam = w.session.cam_active
             settled = w.frame is None or not ref_loading and (not want_cam or w.view.overlay_state == "exact") and (
                 not w._model_active() or (w.prediction_frame is not None and w.frame is not None and w.prediction_frame.id == w.frame.id))
             if settled or now - self._settle_t > 8.0:

@@ -8,16 +8,15 @@ or, in a test, with fakes and no ML framework at all::
     win = MainWindow(predictor=FakePredictor(), explainer=FakeCam())
 
 The window never runs a model: predictions and Grad-CAM come from :mod:`gui.workers` through
-queued signals, every one tagged with the frame it belongs to.  The Grad-CAM overlay is drawn on the
-frame it was computed for ("exact"); while the CAM for the newest frame is still being computed the
-previous one is kept on the live video but marked as stale, with how many frames / ms it is behind,
-and hidden once it is older than ``WindowOptions.stale_ms``.  With "Sync video to CAM" the view
-shows only frames that have their own overlay (slower, never stale).
+queued signals, every one tagged with the frame it belongs to.  Which CAM is drawn on which frame
+(exact, stale or none), when a CAM must be asked for and what the caption says is decided by
+:class:`gui.session.GuiSession`, which has no Qt; this module builds the widgets and wires the
+workers, the session and the widgets together.  The theme, the widgets and the snapshot live in
+``theme.py``, ``widgets.py`` and ``snapshot.py``.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import os
 import threading
@@ -25,39 +24,54 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
+from pawlens.models.preprocess import IMAGE_EXTENSIONS
+from pawlens.runtime import formats
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .sources import ImageSource, SourceError, list_cameras, open_source
+from .overlay import model_view_or_none
+from .session import CamOutput, Frame, GuiSession, pct
+from .snapshot import SnapshotContent, compose_snapshot, write_png
+from .sources import VIDEO_EXTENSIONS, ImageSource, SourceError, list_cameras, open_source
+from .theme import STYLESHEET, apply_theme
+from .widgets import Banner, FrameView, ProbBars, section
 from .workers import (
-    CamOutput,
     CamWorker,
     CaptureWorker,
-    Frame,
     Heartbeat,
     InferenceWorker,
     LatestSlot,
     RateMeter,
     WorkerThread,
-    blend,
     one_line,
 )
 
-MODEL_EXTENSIONS = (".onnx", ".engine", ".plan", ".trt")
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt")
-BACKEND_NAMES = {"ort": "ONNX Runtime", "trt": "TensorRT", "torch": "PyTorch", "openvino": "OpenVINO"}
+#: The reference checkpoint's kind in the formats table (Grad-CAM runs on it); every other loadable kind is a model.
+CHECKPOINT_KIND = ".pt"
 
-# Palette: a neutral dark frame area, a slightly lighter chrome, one accent.
-C_BG = "#141518"
-C_PANEL = "#1d1f23"
-C_PANEL_2 = "#25282d"
-C_TEXT = "#e8e9ec"
-C_MUTED = "#9aa0a8"
-C_ACCENT = "#4c9eff"
-C_BAR = "#5d6b7d"
-C_WARN = "#f0b429"
-C_ERROR = "#ff6b6b"
-C_OK = "#5ccf8a"
+
+def _patterns(exts) -> str:
+    return " ".join(f"*{e}" for e in exts)
+
+
+def model_file_filter() -> str:
+    """The Open Model dialog's filter: every file the runtime loads (:func:`runtime.formats.file_filter`)."""
+    return formats.file_filter()
+
+
+def reference_file_filter() -> str:
+    """The Open Reference dialog's filter: the checkpoint kind and its aliases, from the formats table."""
+    exts = [CHECKPOINT_KIND] + [a for a, k in formats.ALIASES.items() if k == CHECKPOINT_KIND]
+    return f"PyTorch checkpoints ({_patterns(exts)});;All files (*)"
+
+
+def media_file_filter() -> str:
+    """The Open dialog's filter: the images and videos ``gui.sources`` opens."""
+    return f"Images and videos ({_patterns(dict.fromkeys(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS))});;All files (*)"
+
+
+def backend_name(key: Any) -> str:
+    b = formats.BACKENDS.get(str(key))
+    return b.name if b else str(key if key is not None else "?")
 
 
 @dataclass
@@ -69,291 +83,10 @@ class WindowOptions:
     loop: bool = False
     interval_s: float = 2.0
     stale_ms: float = 1500.0  # stale overlays (marked as such) older than this are hidden
+    stale_hold_ms: float = 1000.0  # the stale warning stays at least this long (no flicker between exact and stale frames)
     sync_cam: bool = False
     interactive: bool = True  # ask for class names in a dialog (False: refuse with a message)
     probe_cameras: bool = True
-
-
-def _missing_metadata(msg: str) -> bool:
-    m = msg.lower()
-    return "[artifact]" in m and ("no pawlens metadata" in m or "no class names" in m)
-
-
-def _pct(p: float) -> str:
-    return f"{100.0 * float(p):.1f}%"
-
-
-# ----------------------------------------------------------------------------- theme
-
-
-_THEME_APPLIED = False
-
-
-def apply_theme(app: QtWidgets.QApplication | None = None) -> None:
-    """Fusion style with a dark-neutral palette (idempotent)."""
-    global _THEME_APPLIED
-    app = app or QtWidgets.QApplication.instance()
-    if app is None or _THEME_APPLIED:
-        return
-    _THEME_APPLIED = True
-    app.setStyle("Fusion")
-    pal = QtGui.QPalette()
-    role = QtGui.QPalette.ColorRole
-    for r, c in ((role.Window, C_PANEL), (role.WindowText, C_TEXT), (role.Base, C_BG), (role.AlternateBase, C_PANEL_2),
-                 (role.ToolTipBase, C_PANEL_2), (role.ToolTipText, C_TEXT), (role.Text, C_TEXT), (role.Button, C_PANEL_2),
-                 (role.ButtonText, C_TEXT), (role.Highlight, C_ACCENT), (role.HighlightedText, "#ffffff"),
-                 (role.PlaceholderText, C_MUTED), (role.Link, C_ACCENT)):
-        pal.setColor(r, QtGui.QColor(c))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.Text, QtGui.QColor("#62666d"))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.ButtonText, QtGui.QColor("#62666d"))
-    pal.setColor(QtGui.QPalette.ColorGroup.Disabled, role.WindowText, QtGui.QColor("#62666d"))
-    app.setPalette(pal)
-    f = app.font()
-    if f.pointSizeF() < 10:
-        f.setPointSizeF(10)
-        app.setFont(f)
-
-
-STYLESHEET = f"""
-QMainWindow {{ background: {C_PANEL}; }}
-QToolBar {{ background: {C_PANEL}; border: none; border-bottom: 1px solid #2c2f35; spacing: 4px; padding: 4px 6px; }}
-QToolButton {{ padding: 4px 8px; border-radius: 4px; }}
-QToolButton:hover {{ background: {C_PANEL_2}; }}
-QToolButton:checked {{ background: #2f3a4a; }}
-QStatusBar {{ background: {C_PANEL}; color: {C_MUTED}; border-top: 1px solid #2c2f35; }}
-QStatusBar QLabel {{ color: {C_MUTED}; padding: 0 6px; }}
-#Sidebar {{ background: {C_PANEL}; }}
-#SidebarScroll {{ background: {C_PANEL}; border-left: 1px solid #2c2f35; }}
-#SectionTitle {{ color: {C_MUTED}; font-size: 8.5pt; font-weight: 600; letter-spacing: 1px; padding-top: 6px; }}
-#BigLabel {{ color: {C_TEXT}; font-size: 26pt; font-weight: 700; }}
-#Confidence {{ color: {C_ACCENT}; font-size: 14pt; font-weight: 600; }}
-#Muted {{ color: {C_MUTED}; }}
-#FigValue {{ color: {C_TEXT}; font-family: "DejaVu Sans Mono", monospace; }}
-#Badge {{ background: #2b3442; color: #cfe3ff; border-radius: 9px; padding: 2px 8px; font-size: 9pt; }}
-#WarnBadge {{ background: #4a3a12; color: {C_WARN}; border-radius: 9px; padding: 2px 8px; font-size: 9pt; font-weight: 600; }}
-#Banner {{ border-radius: 6px; padding: 6px 10px; }}
-QComboBox, QSlider, QCheckBox {{ min-height: 22px; }}
-"""
-
-
-# ----------------------------------------------------------------------------- widgets
-
-
-class FrameView(QtWidgets.QWidget):
-    """Draws the newest frame, large, aspect kept, on a dark-neutral ground, with the CAM overlay and its caption."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(320, 240)
-        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        self.frame: Frame | None = None
-        self._img: QtGui.QImage | None = None
-        self.cam: CamOutput | None = None
-        self._ov_img: QtGui.QImage | None = None
-        self._ov_for: int | None = None
-        self.overlay_state = "none"  # none | exact | stale
-        self.opacity = 0.6
-        self.caption = ""
-        self.caption_level = "info"  # info | warn
-        self.paused = False
-        self.placeholder = "Drop an image, a video or a folder here\nor choose a camera"
-        self.painted_frame_id: int | None = None
-        self.on_new_frame_painted: Callable[[int], None] | None = None
-
-    @property
-    def frame_id(self) -> int | None:
-        return self.frame.id if self.frame else None
-
-    @property
-    def overlay_frame_id(self) -> int | None:
-        return self.cam.frame.id if (self.cam is not None and self.overlay_state != "none") else None
-
-    def set_frame(self, frame: Frame | None) -> None:
-        if frame is self.frame:
-            return
-        self.frame = frame
-        if frame is None:
-            self._img = None
-        else:
-            a = frame.rgb
-            self._img = QtGui.QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QtGui.QImage.Format.Format_RGB888)
-        self.update()
-
-    def set_overlay(self, cam: CamOutput | None, state: str, caption: str = "", level: str = "info") -> None:
-        if cam is None or state == "none":
-            self.cam, self.overlay_state = (cam, "none")
-        else:
-            self.cam, self.overlay_state = cam, state
-            if self._ov_for != cam.frame.id:
-                c = cam.colour
-                self._ov_img = QtGui.QImage(c.data, c.shape[1], c.shape[0], c.strides[0], QtGui.QImage.Format.Format_RGBA8888_Premultiplied)
-                self._ov_for = cam.frame.id
-        if caption != self.caption or level != self.caption_level:
-            self.caption, self.caption_level = caption, level
-        self.update()
-
-    def image_rect(self) -> QtCore.QRectF:
-        if self._img is None:
-            return QtCore.QRectF()
-        w, h = self._img.width(), self._img.height()
-        W, H = max(1, self.width() - 16), max(1, self.height() - 16)
-        s = min(W / w, H / h)
-        tw, th = w * s, h * s
-        return QtCore.QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
-
-    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
-        p = QtGui.QPainter(self)
-        p.fillRect(self.rect(), QtGui.QColor(C_BG))
-        if self._img is None:
-            p.setPen(QtGui.QColor(C_MUTED))
-            f = p.font()
-            f.setPointSizeF(13)
-            p.setFont(f)
-            p.drawText(self.rect().adjusted(40, 40, -40, -40),
-                       int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap), self.placeholder)
-            p.end()
-            return
-        r = self.image_rect()
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        p.drawImage(r, self._img)
-        if self.overlay_state != "none" and self._ov_img is not None and self.opacity > 0:
-            p.setOpacity(self.opacity)
-            p.drawImage(r, self._ov_img)
-            p.setOpacity(1.0)
-        if self.caption:
-            self._draw_caption(p, r)
-        if self.paused:
-            self._pill(p, QtCore.QPointF(r.right() - 12, r.top() + 12), "PAUSED", C_TEXT, align_right=True)
-        p.end()
-        if self.frame is not None and self.painted_frame_id != self.frame.id:
-            self.painted_frame_id = self.frame.id
-            if self.on_new_frame_painted:
-                self.on_new_frame_painted(self.frame.id)
-
-    def _pill(self, p: QtGui.QPainter, at: QtCore.QPointF, text: str, colour: str, *, align_right: bool = False) -> None:
-        fm = QtGui.QFontMetrics(p.font())
-        w, h = fm.horizontalAdvance(text) + 16, fm.height() + 8
-        x = at.x() - w if align_right else at.x()
-        box = QtCore.QRectF(x, at.y(), w, h)
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.setBrush(QtGui.QColor(15, 16, 18, 200))
-        p.drawRoundedRect(box, 6, 6)
-        p.setPen(QtGui.QColor(colour))
-        p.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
-
-    def _draw_caption(self, p: QtGui.QPainter, r: QtCore.QRectF) -> None:
-        f = p.font()
-        f.setPointSizeF(10)
-        p.setFont(f)
-        margin = 10
-        maxw = max(120.0, r.width() - 2 * margin)
-        flags = int(QtCore.Qt.TextFlag.TextWordWrap)
-        fm = QtGui.QFontMetrics(f)
-        br = fm.boundingRect(QtCore.QRect(0, 0, int(maxw) - 20, 1000), flags, self.caption)
-        box = QtCore.QRectF(r.left() + margin, r.bottom() - margin - br.height() - 12, br.width() + 20, br.height() + 12)
-        box.moveTop(max(r.top() + margin, box.top()))
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.setBrush(QtGui.QColor(15, 16, 18, 215))
-        p.drawRoundedRect(box, 6, 6)
-        if self.caption_level == "warn":
-            p.setBrush(QtGui.QColor(C_WARN))
-            p.drawRoundedRect(QtCore.QRectF(box.left(), box.top(), 4, box.height()), 2, 2)
-        p.setPen(QtGui.QColor(C_WARN if self.caption_level == "warn" else C_TEXT))
-        p.drawText(box.adjusted(10, 6, -10, -6), flags, self.caption)
-
-
-class ProbBars(QtWidgets.QWidget):
-    """One labelled probability bar per class (top class in the accent colour; the ten best when there are many)."""
-
-    ROW = 30
-    MAX_ROWS = 10
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.names: list[str] = []
-        self.probs: np.ndarray | None = None
-        self.setMinimumHeight(self.ROW * 2)
-
-    def set_probs(self, names: Sequence[str], probs: np.ndarray | None) -> None:
-        names = list(names)
-        if names != self.names:
-            self.names = names
-            self.setMinimumHeight(self.ROW * max(2, min(len(names), self.MAX_ROWS)))
-            self.updateGeometry()
-        self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
-        self.update()
-
-    def rows(self) -> list[tuple[str, float | None, bool]]:
-        if self.probs is None or len(self.probs) != len(self.names):
-            return [(n, None, False) for n in self.names[: self.MAX_ROWS]]
-        top = int(np.argmax(self.probs))
-        order = list(range(len(self.names)))
-        if len(order) > self.MAX_ROWS:
-            order = sorted(order, key=lambda i: -self.probs[i])[: self.MAX_ROWS]
-        return [(self.names[i], float(self.probs[i]), i == top) for i in order]
-
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt API
-        return QtCore.QSize(260, self.ROW * max(2, min(len(self.names), self.MAX_ROWS)))
-
-    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt API
-        p = QtGui.QPainter(self)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        w = self.width()
-        fm = QtGui.QFontMetrics(p.font())
-        for k, (name, prob, top) in enumerate(self.rows()):
-            y = k * self.ROW
-            p.setPen(QtGui.QColor(C_TEXT if top else C_MUTED))
-            p.drawText(QtCore.QRectF(0, y, w * 0.7, fm.height()), QtCore.Qt.AlignmentFlag.AlignLeft, name)
-            txt = "–" if prob is None else _pct(prob)
-            p.drawText(QtCore.QRectF(w * 0.5, y, w * 0.5, fm.height()), QtCore.Qt.AlignmentFlag.AlignRight, txt)
-            bar = QtCore.QRectF(0, y + fm.height() + 3, w, 7)
-            p.setPen(QtCore.Qt.PenStyle.NoPen)
-            p.setBrush(QtGui.QColor(C_PANEL_2))
-            p.drawRoundedRect(bar, 3.5, 3.5)
-            if prob is not None and prob > 0:
-                p.setBrush(QtGui.QColor(C_ACCENT if top else C_BAR))
-                p.drawRoundedRect(QtCore.QRectF(bar.left(), bar.top(), max(7.0, bar.width() * min(1.0, prob)), bar.height()), 3.5, 3.5)
-        p.end()
-
-
-class Banner(QtWidgets.QFrame):
-    """A dismissible message strip above the frame for things the person must not miss."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("Banner")
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 6, 6)
-        self.label = QtWidgets.QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QtWidgets.QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close, 0, QtCore.Qt.AlignmentFlag.AlignTop)
-        self.level = "info"
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error") -> None:
-        colour = {"error": C_ERROR, "warn": C_WARN}.get(level, C_ACCENT)
-        bg = {"error": "#3a1f22", "warn": "#3a3118"}.get(level, "#1f2b3a")
-        self.setStyleSheet(f"#Banner {{ background: {bg}; border: 1px solid {colour}; }} QLabel {{ color: {colour}; }}")
-        self.label.setText(text)
-        self.level = level
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
-
-
-def _section(title: str) -> QtWidgets.QLabel:
-    lab = QtWidgets.QLabel(title.upper())
-    lab.setObjectName("SectionTitle")
-    return lab
 
 
 class _Relay(QtCore.QObject):
@@ -405,7 +138,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._capture: WorkerThread | None = None
         self._cap_gen = 0
         self._source_spec: str | int | None = None
-        self._source_ended = False
         self._inference: WorkerThread | None = None
         self._inf_gen = 0
         self.model_path: str | None = None
@@ -415,16 +147,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cam_gen = 0
         self.reference_path: str | None = None
         self.ref_info: dict[str, Any] | None = None
-        self._pair_ok = False
 
-        self.frame: Frame | None = None
-        self.prediction: Any = None
-        self.prediction_frame: Frame | None = None
-        self._preds: collections.OrderedDict[int, Any] = collections.OrderedDict()
-        self.cam_out: CamOutput | None = None
-        self.cam_enabled = bool(self.opts.cam_enabled)
-        self.cam_target: int | None = None
-        self.paused = False
+        # which frame, prediction and CAM go together, and what to draw: no Qt in there (gui/session.py)
+        self.session = GuiSession(stale_ms=self.opts.stale_ms, stale_hold_ms=self.opts.stale_hold_ms,
+                                  cam_enabled=self.opts.cam_enabled, sync_cam=self.opts.sync_cam)
         self.display_meter = RateMeter()
         self.infer_meter = RateMeter()
         self.cam_meter = RateMeter()
@@ -438,7 +164,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._relay = _Relay()
         self._relay.snapshot_done.connect(self._on_snapshot_done)
         self._relay.cameras_found.connect(self._on_cameras_found)
-        self._snapshot_dir = os.path.expanduser("~")
+        self._view_box_key: tuple | None = None
+        self._view_box: tuple[float, float, float, float] | None = None
+        self.last_dir: str | None = None  # the folder of the last file chosen in a dialog (they start there, else in the cwd)
 
         self._build_ui()
         self.heartbeat = Heartbeat(10, self)
@@ -460,6 +188,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.refresh_cameras()
         else:
             self._fill_cameras([], probed=False)
+
+    # The session's state, read-only here (tests, the self-check and the benchmark read it).
+    frame = property(lambda self: self.session.frame, doc="the newest frame of the current source")
+    prediction = property(lambda self: self.session.prediction, doc="the deployed model's newest prediction")
+    prediction_frame = property(lambda self: self.session.prediction_frame, doc="the frame of that prediction")
+    cam_out = property(lambda self: self.session.cam_out, doc="the newest Grad-CAM result (CamOutput)")
+    cam_enabled = property(lambda self: self.session.cam_enabled, doc="the overlay switch")
+    cam_target = property(lambda self: self.session.cam_target, doc="the class to explain (None: the predicted one)")
+    paused = property(lambda self: self.session.paused, doc="paused by the person, or a video that ended")
 
     # ------------------------------------------------------------------ UI construction
     def _build_ui(self) -> None:
@@ -569,7 +306,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.setContentsMargins(18, 12, 18, 12)
         lay.setSpacing(6)
 
-        lay.addWidget(_section("Prediction"))
+        lay.addWidget(section("Prediction"))
         top = QtWidgets.QHBoxLayout()
         self.label_big = QtWidgets.QLabel("—")
         self.label_big.setObjectName("BigLabel")
@@ -586,7 +323,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(self.bars)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Performance"))
+        lay.addWidget(section("Performance"))
         grid = QtWidgets.QGridLayout()
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(3)
@@ -604,7 +341,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addLayout(grid)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Model"))
+        lay.addWidget(section("Model"))
         badges = QtWidgets.QHBoxLayout()
         badges.setSpacing(6)
         self.badge_backend = QtWidgets.QLabel("")
@@ -628,9 +365,9 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(self.model_text)
 
         lay.addSpacing(6)
-        lay.addWidget(_section("Grad-CAM (reference model)"))
+        lay.addWidget(section("Grad-CAM (reference model)"))
         self.cam_check = QtWidgets.QCheckBox("Show overlay")
-        self.cam_check.setChecked(self.cam_enabled)
+        self.cam_check.setChecked(self.session.cam_enabled)
         self.cam_check.toggled.connect(self.set_cam_enabled)
         lay.addWidget(self.cam_check)
         orow = QtWidgets.QHBoxLayout()
@@ -682,11 +419,11 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ sources
     def open_path(self, path: str) -> None:
         """Open whatever a dropped or chosen path is: a model, a reference checkpoint, or a source."""
-        ext = os.path.splitext(path)[1].lower()
-        if ext in MODEL_EXTENSIONS:
-            self.set_model(path)
-        elif ext in CHECKPOINT_EXTENSIONS:
+        kind = formats.suffix_kind(path)  # the formats table's loadable kinds; anything else is a source
+        if kind == CHECKPOINT_KIND:
             self.set_reference(path)
+        elif kind is not None:
+            self.set_model(path)
         else:
             self.open_source(path)
 
@@ -700,14 +437,11 @@ class MainWindow(QtWidgets.QMainWindow):
                 return False
         self._stop_capture()
         self._source_spec = spec if spec is not None else source
-        self._source_ended = False
         self._cap_gen = next(self._gens)
         self._display_slot = LatestSlot()
         self._infer_slot.clear()
         self._cam_slot.clear()
-        self._preds.clear()
-        self.cam_out = None
-        self.frame = self.prediction = self.prediction_frame = None  # nothing of the previous source stays on screen
+        self.session.new_source(self._cap_gen, still=bool(getattr(source, "still", False)))  # nothing of the previous source stays
         desc = getattr(source, "describe", lambda: str(spec))()
         self.view.set_frame(None)
         self.view.set_overlay(None, "none")
@@ -718,7 +452,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.label_sub.setText("Waiting for the first frame…")
             self.bars.set_probs(self.model_info["class_names"], None)
         self.display_meter.reset()
-        self._live_figs = None
         self.e2e_ms = None
         self.status_source.setText(desc)
         w = CaptureWorker(source, self._display_slot, self._infer_slot, gen=self._cap_gen, paused=False)
@@ -747,24 +480,29 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._capture.worker.source.loop = bool(on)
 
     def set_paused(self, paused: bool) -> None:
-        if not paused and self._source_ended and isinstance(self._source_spec, (str, int)):
-            self.paused = False
+        s = self.session
+        if not paused and s.ended and not s.still and isinstance(self._source_spec, (str, int)):
+            s.paused = False
             self.open_source(self._source_spec)  # Play after the end: start it again
             return
-        self.paused = bool(paused)
-        self.act_pause.setText("Play" if self.paused else "Pause")
-        self.act_pause.setIcon(self.style().standardIcon(
-            QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if self.paused else QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
-        self.view.paused = self.paused
+        s.paused = bool(paused)
+        self._show_play_button(s.paused)
+        self.view.paused = s.paused
         self.view.update()
         if self._capture is not None:
-            self._capture.worker.set_paused(self.paused)
+            self._capture.worker.set_paused(s.paused)
+        self._kick_cam()  # a paused frame gets its own CAM
+
+    def _show_play_button(self, play: bool) -> None:
+        self.act_pause.setText("Play" if play else "Pause")
+        self.act_pause.setIcon(self.style().standardIcon(
+            QtWidgets.QStyle.StandardPixmap.SP_MediaPlay if play else QtWidgets.QStyle.StandardPixmap.SP_MediaPause))
 
     def step(self) -> None:
         """One frame forward (pauses first if playing)."""
         if not self.paused:
             self.set_paused(True)
-        if self._capture is not None and not self._source_ended:
+        if self._capture is not None and not self.session.ended:
             self._capture.worker.step()
 
     def refresh_cameras(self) -> None:
@@ -830,19 +568,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_source_ended(self, gen: int, msg: str) -> None:
         if gen != self._cap_gen:
             return
-        self._source_ended = True
+        s = self.session
+        s.ended = True
         self.status(msg, 15000)
         self.source_ended.emit(msg)
-        if self._capture is not None and self._capture.worker.source.still:
-            return  # an image stays on screen; there is nothing to play
-        self.act_pause.setText("Play")
-        self.act_pause.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MediaPlay))
-        self.paused = True
+        if not s.still:  # an image stays on screen; there is nothing to play
+            self._show_play_button(True)
+            s.paused = True
+        self._kick_cam()
 
     def _on_source_error(self, gen: int, msg: str) -> None:
         if gen != self._cap_gen:
             return
-        self._source_ended = True
+        self.session.ended = True
         if self.frame is None:
             self.view.placeholder = "Cannot show this source:\n" + msg.split("] ", 1)[-1].replace("; ", ";\n")
             self.view.update()
@@ -853,11 +591,9 @@ class MainWindow(QtWidgets.QMainWindow):
         frame = slot.take_nowait()
         if frame is None or gen != self._cap_gen or frame.session != self._cap_gen:
             return
-        self.frame = frame
-        if self.cam_enabled and self._cam_active() and not self._model_active():
-            self._cam_slot.put((frame, None))  # no deployed model: explain the displayed frames directly
-        elif frame.id in self._preds:
-            self._kick_cam()
+        job = self.session.on_frame(frame)
+        if job is not None:
+            self._cam_slot.put(job)
         self._refresh_view()
 
     def _on_painted(self, _frame_id: int) -> None:
@@ -876,11 +612,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_path = path if path is not None else getattr(predictor, "path", None)
         self.model_classes_override = list(class_names) if class_names else None
         self.model_info = None
-        self.prediction = None
-        self.prediction_frame = None
-        self._preds.clear()
+        self.session.forget_predictions()
         self.infer_meter.reset()
-        self._pair_ok = False
+        self.session.reference_ready = False  # paired again once the model is ready
         if predictor is not None:
             def build(p=predictor):
                 return p
@@ -892,6 +626,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w.ready.connect(self._on_model_ready)
         w.result.connect(self._on_prediction)
         w.error.connect(self._on_model_error)
+        w.needs_class_names.connect(self._on_model_needs_class_names)
         w.skipped.connect(self._on_frame_skipped)
         self._begin_loading("model")
         self._inference = WorkerThread(w).start()
@@ -907,63 +642,68 @@ class MainWindow(QtWidgets.QMainWindow):
             self._inference = None
 
     def _model_active(self) -> bool:
-        return self._inference is not None and self.model_info is not None
+        return self.session.model_ready
 
     def _on_model_ready(self, gen: int, info: dict) -> None:
         if gen != self._inf_gen:
             return
         self._end_loading("model")
         self.model_info = info
+        self.session.model_ready = True
         d = info.get("describe", {})
         self.label_sub.setText(f"Ready: {os.path.basename(self.model_path) if self.model_path else d.get('backend', 'model')}")
         self.bars.set_probs(info["class_names"], None)
         self._update_model_panel()
         self._check_pair()
         self._set_targets()
+        self._refresh_view()
         self.model_ready.emit(info)
-        self.status(f"Model ready: {self._backend_line(d)} (loaded in {info.get('load_ms', 0):.0f} ms)")
+        choice = info.get("backend_choice") or ""
+        self.status(f"Model ready: {self._backend_line(d)}" + (f" ({choice})" if choice else "")
+                    + f", loaded in {info.get('load_ms', 0):.0f} ms", 12000)
+
+    def _model_failed(self) -> None:
+        self._end_loading("model")
+        self._inference = None
+        self.model_info = None
+        self.session.model_ready = False
+        self._update_model_panel()
 
     def _on_model_error(self, gen: int, msg: str) -> None:
         if gen != self._inf_gen:
             return
-        self._end_loading("model")
-        path = self.model_path
-        self._inference = None
-        self.model_info = None
-        self._update_model_panel()
-        if path and _missing_metadata(msg) and self.model_classes_override is None:
-            if self.opts.interactive:
-                names = self.ask_class_names(path, msg)
-                if names:
-                    self.set_model(path, class_names=names)
-                    return
-            self.label_sub.setText("Model refused: no class names")
-            self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
-            return
+        self._model_failed()
         self.label_sub.setText("Model failed: see the message above")
         self.report(f"Model: {msg}")
 
-    def _on_prediction(self, gen: int, frame: Frame, pred: Any) -> None:
-        if gen != self._inf_gen or frame.session != self._cap_gen:
+    def _on_model_needs_class_names(self, gen: int, msg: str) -> None:
+        """The model file has no pawlens metadata (MissingMetadata): ask for its class names, or refuse."""
+        if gen != self._inf_gen:
             return
-        self.prediction, self.prediction_frame = pred, frame
-        self._preds[frame.id] = pred
-        while len(self._preds) > 120:
-            self._preds.popitem(last=False)
+        self._model_failed()
+        path = self.model_path
+        if path and self.model_classes_override is None and self.opts.interactive:
+            names = self.ask_class_names(path, msg)
+            if names:
+                self.set_model(path, class_names=names)
+                return
+        self.label_sub.setText("Model refused: no class names")
+        self.report(f"{msg} (refused: start with --classes NAME,NAME or use Model ▸ Set Class Names…)")
+
+    def _on_prediction(self, gen: int, frame: Frame, pred: Any) -> None:
+        if gen != self._inf_gen or not self.session.on_prediction(frame, pred):
+            return
         self.infer_meter.tick(float(getattr(pred, "infer_ms", 0.0)))
         self.e2e_ms = (time.perf_counter() - frame.t) * 1e3
         self.frames_inferred += 1
         self.label_big.setText(str(pred.label))
-        self.label_conf.setText(_pct(pred.probs[pred.index]))
+        self.label_conf.setText(pct(pred.probs[pred.index]))
         lag = (self.frame.id - frame.id) if self.frame is not None else 0
         when = "on screen" if lag <= 0 else f"{lag} behind"
         self.label_sub.setText(f"Deployed model · frame {frame.index} ({when})")
         self.bars.set_probs(pred.class_names, pred.probs)
-        if self.cam_out is not None and self.cam_out.frame.id == frame.id and self.cam_out.prediction is None:
-            self.cam_out.prediction = pred  # the CAM came first: now the two models can be compared
-            self._refresh_view()
-        elif self.frame is not None and frame.id == self.frame.id:
-            self._kick_cam()  # a still / paused frame whose classification came after the CAM was ready
+        self._kick_cam()  # a still / paused frame whose classification came after the CAM was ready
+        self._refresh_view()  # the CAM may have come first: now the two models can be compared
         self.prediction_shown.emit(frame.id)
 
     # ------------------------------------------------------------------ reference / CAM
@@ -977,8 +717,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stop_cam()
         self.reference_path = path if path is not None else getattr(explainer, "path", None)
         self.ref_info = None
-        self.cam_out = None
-        self._pair_ok = False
+        self.session.forget_cams()
         self.cam_meter.reset()
         if explainer is not None:
             def build(e=explainer):
@@ -1001,11 +740,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._cam is not None:
             self._cam.stop()
             self._cam = None
-        if self._inference is not None:
-            self._inference.worker.forward_enabled.clear()
+        self.session.reference_ready = False
+        self._sync_forwarding()
 
-    def _cam_active(self) -> bool:
-        return self._cam is not None and self.ref_info is not None and self._pair_ok
+    def _sync_forwarding(self) -> None:
+        """The inference worker passes classified frames on to the CAM worker exactly while CAMs are active."""
+        if self._inference is not None:
+            if self.session.cam_active:
+                self._inference.worker.forward_enabled.set()
+            else:
+                self._inference.worker.forward_enabled.clear()
 
     def _on_reference_ready(self, gen: int, info: dict) -> None:
         if gen != self._cam_gen:
@@ -1016,23 +760,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_targets()
         self.reference_ready.emit(info)
 
+    def _reference_gone(self, text: str, msg: str) -> None:
+        self.ref_info = None
+        self.session.forget_cams()
+        self._update_cam_controls()
+        self.cam_text.setText(text)
+        self.report(msg)
+        self._refresh_view()
+
     def _on_reference_error(self, gen: int, msg: str) -> None:
         if gen != self._cam_gen:
             return
         self._end_loading("reference")
         self._cam = None
-        self.ref_info = None
-        self._pair_ok = False
-        self._update_cam_controls()
-        self.cam_text.setText("No reference: Grad-CAM is off")
-        self.report(f"Reference: {msg}")
-        self._refresh_view()
+        self._reference_gone("No reference: Grad-CAM is off", f"Reference: {msg}")
+
+    def _refuse_reference(self, msg: str) -> None:
+        self._stop_cam()
+        self._reference_gone("Reference refused: Grad-CAM is off", msg)
 
     def _check_pair(self) -> None:
         """Refuse a reference whose classes (or architecture) differ from the deployed model's."""
         ref, mod = self.ref_info, self.model_info
-        if ref is None:
-            self._pair_ok = False
+        if ref is None or self._cam is None:
+            self.session.reference_ready = False
             self._update_cam_controls()
             return
         rname = os.path.basename(self.reference_path or "reference")
@@ -1051,23 +802,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if rs and ms and rs != ms:
                 self.report(f"Reference {rname} is not the checkpoint {mname} was exported from (sha256 differs): the overlay "
                             "shows the reference's reasons, which may differ from the deployed model's.", "warn")
-        self._pair_ok = True
-        if self._inference is not None and self.cam_enabled:
-            self._inference.worker.forward_enabled.set()
+        self.session.reference_ready = True
+        self._sync_forwarding()
         self._update_cam_controls()
         self.cam_text.setText(f"{os.path.basename(self.reference_path or 'reference')} · {ref.get('arch') or ''} · "
                               f"loaded in {ref.get('load_ms', 0):.0f} ms")
         self._kick_cam()
-
-    def _refuse_reference(self, msg: str) -> None:
-        self._stop_cam()
-        self.ref_info = None
-        self._pair_ok = False
-        self.cam_out = None
-        self._update_cam_controls()
-        self.cam_text.setText("Reference refused: Grad-CAM is off")
-        self.report(msg)
-        self._refresh_view()
 
     def _set_targets(self) -> None:
         names = (self.model_info or self.ref_info or {}).get("class_names", [])
@@ -1083,18 +823,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.set_cam_target(self.target_combo.currentData())
 
     def set_cam_enabled(self, on: bool) -> None:
-        self.cam_enabled = bool(on)
+        self.session.cam_enabled = bool(on)
         for w in (self.cam_check, self.act_cam):
-            if w.isChecked() != self.cam_enabled:
+            if w.isChecked() != self.session.cam_enabled:
                 w.blockSignals(True)
-                w.setChecked(self.cam_enabled)
+                w.setChecked(self.session.cam_enabled)
                 w.blockSignals(False)
-        if self._inference is not None:
-            if self.cam_enabled and self._cam_active():
-                self._inference.worker.forward_enabled.set()
-            else:
-                self._inference.worker.forward_enabled.clear()
-        if not self.cam_enabled:
+        self._sync_forwarding()
+        if not self.session.cam_enabled:
             self._cam_slot.clear()
         else:
             self._kick_cam()
@@ -1110,103 +846,66 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.update()
 
     def set_cam_target(self, class_index: int | None) -> None:
-        self.cam_target = None if class_index is None else int(class_index)
+        """Explain another class; a paused or still frame is explained again at once."""
+        target = None if class_index is None else int(class_index)
         if self._cam is not None:
-            self._cam.worker.target_class = self.cam_target
-        k = self.target_combo.findData(self.cam_target) if self.cam_target is not None else 0
+            self._cam.worker.target_class = target  # before the job: the worker reads it when it takes one
+        job = self.session.set_target(target, self._queued_cam_frame_id())
+        if job is not None:
+            self._cam_slot.put(job)
+        k = self.target_combo.findData(target) if target is not None else 0
         if k >= 0 and self.target_combo.currentIndex() != k:
             self.target_combo.setCurrentIndex(k)
-        self._kick_cam()
+        self._refresh_view()
 
     def set_sync_cam(self, on: bool) -> None:
-        self.opts.sync_cam = bool(on)
+        self.opts.sync_cam = self.session.sync_cam = bool(on)
         if self.sync_check.isChecked() != bool(on):
             self.sync_check.setChecked(bool(on))
         self._refresh_view()
 
-    def _kick_cam(self) -> None:
-        """(Re)compute the CAM for the frame on screen when no new frame will bring one (a still image, paused,
-        ended) after toggling it on, changing the class, or the models becoming ready."""
-        frame = self.frame
-        if not (self.cam_enabled and self._cam_active() and frame is not None):
-            return
-        if not (self._source_ended or self.paused or (self._capture and self._capture.worker.source.still)):
-            return  # playing: the inference worker forwards new frames itself
-        cur = self.cam_out
-        if cur is not None and cur.frame.id == frame.id and cur.target == self.cam_target:
-            return  # already there
+    def _queued_cam_frame_id(self) -> int | None:
         queued = self._cam_slot.peek()
-        if queued is not None and queued[0].id == frame.id and self._cam is not None and self._cam.worker.target_class == self.cam_target:
-            return  # already asked for
-        self._cam_slot.put((frame, self._preds.get(frame.id)))
+        return queued[0].id if queued is not None else None
+
+    def _kick_cam(self) -> None:
+        """Ask for the CAM of the frame on screen when the session says no new frame will bring one."""
+        job = self.session.cam_job(self._queued_cam_frame_id())
+        if job is not None:
+            self._cam_slot.put(job)
 
     def _on_cam(self, gen: int, out: CamOutput) -> None:
-        if gen != self._cam_gen or out.frame.session != self._cap_gen:
+        if gen != self._cam_gen or not self.session.on_cam(out):
             return
-        if out.prediction is None:
-            out.prediction = self._preds.get(out.frame.id)
-        self.cam_out = out
         self.cam_meter.tick(out.ms)
         self.cams_done += 1
-        if out.target != self.cam_target:
-            self._kick_cam()  # the class to explain changed while this one was computed
+        self._kick_cam()  # e.g. the class to explain changed while this one was computed
         self._refresh_view()
         self.cam_shown.emit(out.frame.id)
 
     # ------------------------------------------------------------------ view composition
-    def overlay_for(self, frame: Frame | None) -> tuple[CamOutput | None, str, str, str]:
-        """Which CAM to draw on ``frame`` and how: (cam, state exact|stale|none, caption, level)."""
-        if not self.cam_enabled:
-            return None, "none", "", "info"
-        if self._cam is None or self.ref_info is None or not self._pair_ok:
-            return None, "none", "", "info"
-        cam = self.cam_out
-        if frame is None:
-            return None, "none", "", "info"
-        if cam is None or cam.frame.session != frame.session:
-            return None, "none", "Grad-CAM: computing…", "info"
-        if cam.frame.id == frame.id:
-            caption, level = self._cam_caption(cam)
-            return cam, "exact", caption, level
-        behind_frames = frame.index - cam.frame.index
-        behind_ms = (frame.t - cam.frame.t) * 1e3
-        if cam.frame.id > frame.id or behind_ms > self.opts.stale_ms or cam.heat.shape[:2] != frame.rgb.shape[:2]:
-            return None, "none", "Grad-CAM: computing for the current frame…", "info"
-        caption, level = self._cam_caption(cam)
-        n = max(1, behind_frames)
-        stale = f"Stale overlay from {n} frame{'s' if n != 1 else ''} ({behind_ms:.0f} ms) earlier: the CAM for this frame is on its way"
-        return cam, "stale", f"{stale}\n{caption}", "warn"
-
-    def _cam_caption(self, cam: CamOutput) -> tuple[str, str]:
-        ref_top = cam.reference_top
-        ref_p = float(np.max(cam.probs))
-        what = f"evidence for “{cam.label}”" + (" (chosen)" if cam.target is not None else "")
-        if cam.disagrees:
-            d = cam.prediction
-            return (f"⚠ Models disagree on this frame: deployed says {d.label} ({_pct(d.probs[d.index])}), reference says "
-                    f"{ref_top} ({_pct(ref_p)}). The heat map shows the reference's {what}, not the deployed model's reasons."), "warn"
-        agree = "" if cam.prediction is None else " · agrees with the deployed model"
-        return f"Grad-CAM of the reference · {what} ({_pct(cam.probs[cam.class_index])}){agree}", "info"
-
     def _refresh_view(self) -> None:
-        if self.opts.sync_cam and self.cam_enabled and self._cam_active():
-            cam = self.cam_out
-            if cam is not None and cam.frame.session == self._cap_gen:
-                self.view.set_frame(cam.frame)
-                caption, level = self._cam_caption(cam)
-                self.view.set_overlay(cam, "exact", caption, level)
-            elif self.frame is not None and self.view.frame is None:
-                self.view.set_frame(self.frame)
-                self.view.set_overlay(None, "none", "Grad-CAM: computing…", "info")
-            return
-        self.view.set_frame(self.frame)
-        cam, state, caption, level = self.overlay_for(self.frame)
-        self.view.set_overlay(cam, state, caption, level)
+        shown = self.session.view(self.view.frame)
+        self.view.set_frame(shown.frame)
+        self.view.set_overlay(shown.cam, shown.state, shown.caption, shown.level)
+        self.view.set_model_view(self._model_view(shown.frame))
+
+    def _model_view(self, frame: Frame | None) -> tuple[float, float, float, float] | None:
+        """The crop the deployed model (else the paired reference) sees on ``frame``, in frame pixels; None if unknown."""
+        if frame is None:
+            return None
+        cfg = (self.model_info or {}).get("preprocess")
+        if cfg is None and self.session.reference_ready:
+            cfg = (self.ref_info or {}).get("preprocess")
+        key = (cfg, frame.rgb.shape[:2])  # compared by value
+        if self._view_box_key != key:
+            self._view_box_key, self._view_box = key, model_view_or_none(frame.rgb.shape[:2], cfg)
+        return self._view_box
 
     # ------------------------------------------------------------------ panels
     @staticmethod
     def _backend_line(d: dict) -> str:
-        b = BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?")))
+        b = backend_name(d.get("backend"))
         prov = d.get("providers") or []
         dev = str(d.get("device", "?")).upper()
         return f"{b} · {prov[0] if prov else dev} · {d.get('precision', '?')}"
@@ -1224,7 +923,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.bars.set_probs([], None)
             return
         d = info.get("describe", {})
-        self.badge_backend.setText(BACKEND_NAMES.get(str(d.get("backend")), str(d.get("backend", "?"))))
+        self.badge_backend.setText(backend_name(d.get("backend")))
+        choice, note = info.get("backend_choice") or "", info.get("backend_note") or ""
+        why = " · ".join(x for x in (choice, note) if x)
+        self.badge_backend.setToolTip(f"Why this backend: {why}" if why else "")
         prov = d.get("providers") or []
         self.badge_device.setText(str(prov[0]).replace("ExecutionProvider", "") if prov else str(d.get("device", "?")).upper())
         self.badge_device.setToolTip("Active providers: " + ", ".join(prov) if prov else f"device: {d.get('device')}")
@@ -1240,10 +942,11 @@ class MainWindow(QtWidgets.QMainWindow):
         name = os.path.basename(self.model_path) if self.model_path else "injected predictor"
         classes = ", ".join(info["class_names"])
         extra = " (class names given by hand)" if self.model_classes_override else ""
-        self.model_text.setText(f"{name}\nclasses: {classes}{extra}")
+        self.model_text.setText(f"{name}\nclasses: {classes}{extra}" + (f"\nbackend ({choice}): {note}" if note else
+                                                                         f"\nbackend: {choice}" if choice else ""))
 
     def _update_cam_controls(self) -> None:
-        ok = self._cam is not None and self.ref_info is not None and self._pair_ok
+        ok = self._cam is not None and self.session.reference_ready
         for w in (self.alpha_slider, self.target_combo, self.sync_check):
             w.setEnabled(ok)
         self.cam_check.setEnabled(ok)
@@ -1304,25 +1007,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_figures(self) -> None:
         f = self.figures()
-        live = not self._source_ended and not self.paused
-        if live:
-            self._live_figs = {"inference_fps": f["inference_fps"], "display_fps": f["display_fps"], "cam_fps": self.cam_meter.rate(),
-                               "ni": self.infer_meter.count, "nd": self.display_meter.count}
-        else:  # paused / ended: keep showing the rates measured while it played
-            lf = getattr(self, "_live_figs", None) or {"inference_fps": 0.0, "display_fps": 0.0, "cam_fps": 0.0, "ni": 0, "nd": 0}
-            f = dict(f, inference_fps=lf["inference_fps"], display_fps=lf["display_fps"])
-        live = live or bool(getattr(self, "_live_figs", None))
+        s = self.session
+        state = s.playback  # playing | paused | ended | still: rates are live figures, shown only while playing
+
+        def rate(value: float, count: int) -> str:
+            if state == "playing":
+                return f"{value:.1f}" if count > 1 else "–"
+            return state if state in ("paused", "ended") else "–"
+
         self.fig["latency"].setText(f"{f['infer_ms_last']:.1f} ms" if self.prediction is not None else "–")
         self.fig["e2e"].setText(f"{self.e2e_ms:.0f} ms" if self.e2e_ms is not None else "–")
-        self.fig["ifps"].setText(f"{f['inference_fps']:.1f}" if self._model_active() and live and self.infer_meter.count > 1 else "–")
-        self.fig["dfps"].setText(f"{f['display_fps']:.1f}" if live and self.display_meter.count > 1 else "–")
+        self.fig["ifps"].setText(rate(f["inference_fps"], self.infer_meter.count) if self._model_active() else "–")
+        self.fig["dfps"].setText(rate(f["display_fps"], self.display_meter.count))
         self.fig["dropped"].setText(f"{f['frames_dropped_stale']}")
-        if not self.cam_enabled:
+        if not s.cam_enabled:
             self.fig["cam"].setText("off")
-        elif self._cam_active() and self.cam_out is not None:
-            rate = self.cam_meter.rate() if not (self.paused or self._source_ended) else (getattr(self, "_live_figs", None) or {}).get(
-                "cam_fps", 0.0)
-            self.fig["cam"].setText((f"{rate:.1f} fps · " if rate else "") + f"{self.cam_out.ms:.0f} ms")
+        elif s.cam_active and s.cam_out is not None:
+            r = self.cam_meter.rate() if state == "playing" else 0.0
+            self.fig["cam"].setText((f"{r:.1f} fps · " if r else "") + f"{s.cam_out.ms:.0f} ms")
         else:
             self.fig["cam"].setText("–")
         if self.frame is not None:
@@ -1335,81 +1037,22 @@ class MainWindow(QtWidgets.QMainWindow):
         if frame is None:
             raise SourceError("nothing to snapshot yet: open an image, a video, a folder or a camera first")
         cam, state = self.view.cam, self.view.overlay_state
-        rgb = frame.rgb
-        if cam is not None and state != "none" and cam.heat.shape[:2] == rgb.shape[:2]:
-            import cv2
-
-            layer = cam.colour
-            if layer.shape[:2] != rgb.shape[:2]:
-                layer = cv2.resize(layer, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-            rgb = blend(rgb, layer, self.view.opacity)
-        rgb = np.ascontiguousarray(rgb)
-        H, W = rgb.shape[:2]
-        out_w = max(960, W)
-        scale = out_w / W
-        img_h = int(round(H * scale))
-        fs = max(1.0, out_w / 1280.0)
-        footer = int(170 * fs)
-        canvas = QtGui.QImage(out_w, img_h + footer, QtGui.QImage.Format.Format_RGB888)
-        canvas.fill(QtGui.QColor(C_PANEL))
-        src = QtGui.QImage(rgb.data, W, H, rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
-        p = QtGui.QPainter(canvas)
-        p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
-        p.drawImage(QtCore.QRectF(0, 0, out_w, img_h), src)
-        pad = 24 * fs
-        y0 = img_h + pad
-        font = QtGui.QFont(self.font())
-
-        def text(x, y, s, size, colour=C_TEXT, bold=False, w=None):
-            font.setPointSizeF(size * fs)
-            font.setBold(bold)
-            p.setFont(font)
-            p.setPen(QtGui.QColor(colour))
-            fm = QtGui.QFontMetrics(font)
-            rect = QtCore.QRectF(x, y, w or out_w, fm.height() * 3)
-            p.drawText(rect, int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.TextFlag.TextWordWrap), s)
-            return fm.height()
-
-        pred = self.prediction
-        if pred is not None:
-            text(pad, y0 - 6 * fs, str(pred.label), 26, bold=True)
-            text(pad, y0 + 44 * fs, f"{_pct(pred.probs[pred.index])}  ·  deployed model", 11, C_ACCENT)
-            bx, bw = pad + 240 * fs, 300 * fs
-            for k, (name, prob) in enumerate(zip(pred.class_names, pred.probs)):
-                if k >= 4:
-                    break
-                y = y0 + k * 26 * fs
-                text(bx, y, f"{name}", 10, C_MUTED, w=bw * 0.7)
-                font.setPointSizeF(10 * fs)
-                p.setFont(font)
-                p.drawText(QtCore.QRectF(bx, y, bw, 20 * fs), int(QtCore.Qt.AlignmentFlag.AlignRight), _pct(prob))
-                p.setPen(QtCore.Qt.PenStyle.NoPen)
-                p.setBrush(QtGui.QColor(C_PANEL_2))
-                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, bw, 5 * fs), 2, 2)
-                p.setBrush(QtGui.QColor(C_ACCENT if k == pred.index else C_BAR))
-                p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, max(4.0, bw * float(prob)), 5 * fs), 2, 2)
-        else:
-            text(pad, y0, "no prediction (no model loaded)", 14, C_MUTED)
-        d = (self.model_info or {}).get("describe", {})
+        drawn = cam is not None and state != "none" and cam.heat.shape[:2] == frame.rgb.shape[:2]
         self._update_figures()
         shown = [(t, self.fig[k].text()) for k, t in (("latency", "inference"), ("e2e", "capture → label"), ("ifps", "inference fps"),
                                                        ("dfps", "display fps"), ("dropped", "dropped"))]
-        lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in ("–", "")),
-                 " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in ("–", ""))]
+        idle = ("–", "", "paused", "ended")  # a snapshot lists measured figures only
+        lines = [" · ".join(f"{t} {v}" for t, v in shown[:3] if v not in idle),
+                 " · ".join(f"{t} {v}" for t, v in shown[3:] if v not in idle)]
         lines = [ln for ln in lines if ln]
+        d = (self.model_info or {}).get("describe", {})
         if d:
             lines.append(self._backend_line(d) + ("  ·  CUDA requested, running on CPU" if d.get("fallback") else ""))
         lines.append(f"{frame.source} · frame {frame.index} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
-        fx = pad + 580 * fs
-        for k, s in enumerate(lines):
-            text(fx, y0 + k * 24 * fs, s, 10, C_MUTED, w=out_w - fx - pad)
-        cap = self.view.caption if state != "none" else ""
-        if cap:
-            text(pad, img_h + footer - 44 * fs, cap.replace("\n", "  ·  "), 10, C_WARN if self.view.caption_level == "warn" else C_TEXT,
-                 w=out_w - 2 * pad)
-        p.end()
-        return canvas
+        content = SnapshotContent(rgb=frame.rgb, layer=cam.colour if drawn else None, opacity=self.view.opacity,
+                                  prediction=self.prediction, lines=lines, caption=self.view.caption if state != "none" else "",
+                                  caption_level=self.view.caption_level, model_view=self._model_view(frame))
+        return compose_snapshot(content, self.font())
 
     def save_snapshot(self, path: str, *, background: bool = True) -> threading.Thread | None:
         """Write the snapshot PNG atomically (in a background thread unless told otherwise)."""
@@ -1423,17 +1066,8 @@ class MainWindow(QtWidgets.QMainWindow):
             path += ".png"
 
         def write():
-            from pawlens.models.console import atomic_write_bytes
-
             try:
-                folder = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(folder):
-                    raise OSError(f"folder {folder} does not exist")
-                buf = QtCore.QBuffer()
-                buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-                if not img.save(buf, "PNG"):
-                    raise OSError("PNG encoding failed")
-                atomic_write_bytes(path, bytes(buf.data()))
+                write_png(img, path)
                 self._relay.snapshot_done.emit(path, "")
             except OSError as e:
                 self._relay.snapshot_done.emit(path, " ".join(str(e).split()))
@@ -1453,28 +1087,36 @@ class MainWindow(QtWidgets.QMainWindow):
             self.snapshot_saved.emit(path)
 
     # ------------------------------------------------------------------ menu handlers (dialogs)
+    def _dialog_dir(self) -> str:
+        """Where a file dialog starts: the folder last used in one, else the current working directory."""
+        return self.last_dir if self.last_dir and os.path.isdir(self.last_dir) else os.getcwd()
+
+    def _remember_dir(self, path: str, *, is_dir: bool = False) -> None:
+        self.last_dir = os.path.abspath(path if is_dir else os.path.dirname(path))
+
     def _menu_open_file(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image or video", self._snapshot_dir,
-            "Images and videos (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.gif *.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)")
+            self, "Open image or video", self._dialog_dir(), media_file_filter())
         if path:
+            self._remember_dir(path)
             self.open_path(path)
 
     def _menu_open_folder(self) -> None:
-        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._snapshot_dir)
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._dialog_dir())
         if path:
+            self._remember_dir(path, is_dir=True)
             self.open_source(path)
 
     def _menu_open_model(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._snapshot_dir,
-                                                        "Models (*.onnx *.engine *.plan);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open model", self._dialog_dir(), model_file_filter())
         if path:
+            self._remember_dir(path)
             self.set_model(path)
 
     def _menu_open_reference(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._snapshot_dir,
-                                                        "PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open reference checkpoint", self._dialog_dir(), reference_file_filter())
         if path:
+            self._remember_dir(path)
             self.set_reference(path)
 
     def _menu_set_classes(self) -> None:
@@ -1490,9 +1132,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.report("nothing to snapshot yet: open an image, a video, a folder or a camera first", "warn")
             return
         name = f"pawlens-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.png"
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save snapshot", os.path.join(self._snapshot_dir, name), "PNG image (*.png)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save snapshot", os.path.join(self._dialog_dir(), name), "PNG image (*.png)")
         if path:
-            self._snapshot_dir = os.path.dirname(path)
+            self._remember_dir(path)
             self.save_snapshot(path)
 
     def _ask_class_names_dialog(self, path: str, msg: str) -> list[str] | None:

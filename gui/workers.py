@@ -1,9 +1,14 @@
 """Capture, inference and Grad-CAM workers: each a QObject in its own QThread; the newest frame wins.
 
-    slot = LatestSlot()                                          # one-frame buffer between two threads
-    cap = WorkerThread(CaptureWorker(source, display_slot, slot, session=1))
-    inf = WorkerThread(InferenceWorker(lambda: predictor, slot))  # builds + activates in its thread
-    inf.worker.result.connect(window.on_prediction)               # (gen, Frame, Prediction), queued
+    display, infer, cams = LatestSlot(), LatestSlot(), LatestSlot()   # one-item buffers between threads
+    cap = WorkerThread(CaptureWorker(source, display, infer, gen=1))
+    inf = WorkerThread(InferenceWorker(lambda: predictor, infer, gen=2, forward=cams))  # builds + activates in its thread
+    cam = WorkerThread(CamWorker(lambda: explainer, cams, gen=3))
+    inf.worker.result.connect(on_result)          # on_result(gen, frame, prediction), queued to the UI thread
+    cam.worker.result.connect(on_cam)             # on_cam(gen, CamOutput)
+    inf.worker.forward_enabled.set()              # classified frames go on to the CAM worker
+    for w in (cam, inf, cap):
+        w.start()
 
 The pipeline::
 
@@ -12,10 +17,13 @@ The pipeline::
 
 Each arrow into a slot replaces what is there: a worker that is busy finds only the newest frame
 when it comes back; the replaced ones are counted as dropped (``LatestSlot.dropped``), never queued.
-The CAM worker gets a frame only after the deployed model has classified it, so every CAM result
-carries the deployed prediction for the same frame id: the window can tell when the reference and
-the deployed model disagree.  Models are built and activated inside their worker's thread
-(``build`` is called there), so the UI thread never runs one and never waits on one.
+While a deployed model runs, the CAM worker gets a frame after the model has classified it (with
+that prediction), so a CAM result carries the deployed prediction for the same frame id and the
+window can tell when the reference and the deployed model disagree; without a model, or for a
+paused frame, the window puts jobs in the CAM slot itself (``gui.session.GuiSession.cam_job``).
+
+Models are built and activated inside their worker's thread (``build`` is called there), so the UI
+thread never runs one and never waits on one.
 
 No ML framework is imported here: predictors and explainers are whatever ``build()`` returns
 (``runtime.predictor.Predictor``, ``runtime.cam.CamExplainer``, or a test fake).
@@ -29,13 +37,14 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from pawlens.models.errors import ImageError, InputError, PawlensError
+from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 from PySide6 import QtCore
 
+from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
+from .session import CamOutput, Frame
 from .sources import FrameSource
 
 _FRAME_IDS = itertools.count(1)
@@ -46,47 +55,6 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, PawlensError):
         return str(e)
     return " ".join(f"unexpected {type(e).__name__}: {e}".split())[:300]
-
-
-@dataclass
-class Frame:
-    """One captured frame.  ``id`` is unique in the process; ``session`` names the capture run."""
-
-    id: int
-    rgb: np.ndarray  # (H, W, 3) uint8 RGB, never modified after capture
-    t: float  # time.perf_counter() at capture
-    session: int = 0
-    index: int = 0  # position in the source (frames read so far)
-    source: str = ""
-
-
-@dataclass
-class CamOutput:
-    """A Grad-CAM result tied to the frame it was computed for."""
-
-    frame: Frame
-    heat: np.ndarray  # (H, W) float32 in [0, 1], frame resolution
-    colour: np.ndarray  # (h, w, 4) uint8 premultiplied RGBA, the colour-mapped heat map (see colourise), <= OVERLAY_MAX_SIDE
-    class_index: int  # the class explained
-    label: str  # its name
-    probs: np.ndarray  # the reference model's probabilities for this frame
-    class_names: list[str]
-    ms: float
-    target: int | None  # what was asked: None = the reference's own top class
-    prediction: Any = None  # the deployed model's Prediction for the same frame (or None)
-
-    @property
-    def frame_id(self) -> int:
-        return self.frame.id
-
-    @property
-    def reference_top(self) -> str:
-        return self.class_names[int(np.argmax(self.probs))]
-
-    @property
-    def disagrees(self) -> bool:
-        """True when the deployed model's top class for this frame differs from the reference's."""
-        return self.prediction is not None and str(self.prediction.label) != self.reference_top
 
 
 class LatestSlot:
@@ -101,10 +69,7 @@ class LatestSlot:
         self._cv = threading.Condition()
         self._item: Any = None
         self._full = False
-        self._closed = False
-        self.puts = 0
         self.dropped = 0
-        self.taken = 0
 
     def put(self, item: Any) -> bool:
         with self._cv:
@@ -112,19 +77,17 @@ class LatestSlot:
             if self._full:
                 self.dropped += 1
             self._item, self._full = item, True
-            self.puts += 1
             self._cv.notify_all()
             return was_empty
 
     def take(self, timeout: float | None = None) -> Any:
-        """The item (emptying the slot), or None after ``timeout`` seconds or once closed."""
+        """The item (emptying the slot), or None after ``timeout`` seconds."""
         with self._cv:
-            if not self._full and not self._closed:
+            if not self._full:
                 self._cv.wait(timeout)
             if not self._full:
                 return None
             item, self._item, self._full = self._item, None, False
-            self.taken += 1
             return item
 
     def take_nowait(self) -> Any:
@@ -137,16 +100,6 @@ class LatestSlot:
     def clear(self) -> None:
         with self._cv:
             self._item, self._full = None, False
-
-    def close(self) -> None:
-        """Wake every waiter; later takes return None at once until ``reopen()``."""
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-
-    def reopen(self) -> None:
-        with self._cv:
-            self._closed = False
 
 
 class RateMeter:
@@ -339,17 +292,12 @@ class CaptureWorker(_Worker):
         self._paused = paused
         self._steps = 0
         self.captured = RateMeter()
-        self.last_frame: Frame | None = None
 
     # -- controls (any thread) --------------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
         with self._cv:
             self._paused = bool(paused)
             self._cv.notify_all()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
 
     def step(self) -> None:
         """When paused: read exactly one more frame."""
@@ -414,7 +362,6 @@ class CaptureWorker(_Worker):
                     return
                 now = time.perf_counter()
                 frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.frames_read, src.describe())
-                self.last_frame = frame
                 self.captured.tick(now=now)
                 if self.infer_slot is not None:
                     self.infer_slot.put(frame)
@@ -441,15 +388,18 @@ class InferenceWorker(_Worker):
 
     Signals:
         ready(gen, info): the model is active; ``info`` has ``describe``, ``class_names``, ``arch``,
-            ``source_sha256`` and ``load_ms``.
+            ``source_sha256``, ``backend_choice``, ``backend_note``, ``preprocess`` and ``load_ms``.
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
+        needs_class_names(gen, message): the model file has no pawlens metadata
+            (:class:`~models.errors.MissingMetadata`): it loads once class names are given (the worker stops).
         skipped(gen, message): one frame could not be preprocessed (e.g. a strip); the worker goes on.
     """
 
     nice = 4
     ready = QtCore.Signal(int, object)
     result = QtCore.Signal(int, object, object)
+    needs_class_names = QtCore.Signal(int, str)
     skipped = QtCore.Signal(int, str)
 
     def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, forward: LatestSlot | None = None):
@@ -458,18 +408,18 @@ class InferenceWorker(_Worker):
         self.slot = slot
         self.forward = forward  # the CAM slot: frames are passed on after classification
         self.forward_enabled = threading.Event()
-        self.meter = RateMeter()
-        self.predictor = None
 
     def loop(self) -> None:
         t0 = time.perf_counter()
         try:
             predictor = self.build()
             predictor.activate()
+        except MissingMetadata as e:
+            self.needs_class_names.emit(self.gen, one_line(e))
+            return
         except Exception as e:  # noqa: BLE001
             self.error.emit(self.gen, one_line(e))
             return
-        self.predictor = predictor
         try:
             self.ready.emit(self.gen, self._info(predictor, (time.perf_counter() - t0) * 1e3))
             while not self.stopping:
@@ -484,7 +434,6 @@ class InferenceWorker(_Worker):
                 except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
                     self.error.emit(self.gen, one_line(e))
                     return
-                self.meter.tick(getattr(pred, "infer_ms", None))
                 self.result.emit(self.gen, frame, pred)
                 if self.forward is not None and self.forward_enabled.is_set():
                     self.forward.put((frame, pred))
@@ -506,58 +455,11 @@ class InferenceWorker(_Worker):
             "class_names": list(predictor.class_names),
             "arch": getattr(meta, "arch", None),
             "source_sha256": getattr(meta, "source_sha256", "") or "",
+            "backend_choice": getattr(predictor, "backend_choice", "") or "",  # app's choice | auto | --backend X
+            "backend_note": getattr(predictor, "backend_note", "") or "",  # why this backend (gui.app.RuntimeLoader)
+            "preprocess": getattr(predictor, "preprocess", None),  # PreprocessConfig: the crop the model sees
             "load_ms": load_ms,
         }
-
-
-#: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA (cold regions stay clear).
-ALPHA_GAMMA = 0.75
-
-
-def colourise(heat: np.ndarray) -> np.ndarray:
-    """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA for drawing over the frame.
-
-    Colours are OpenCV's JET map (as in ``models.gradcam.overlay``); the alpha of each pixel is
-    ``heat ** ALPHA_GAMMA``, so the parts of the frame the model does not use stay readable, and the
-    window's opacity slider scales the whole layer.  Premultiplied, so Qt draws it without converting.
-    """
-    import cv2
-
-    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
-    bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
-    a = h ** ALPHA_GAMMA
-    out = np.empty(h.shape + (4,), dtype=np.uint8)
-    out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
-    out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)
-    return out
-
-
-#: The colour layer is made at most this many pixels on its longer side: a Grad-CAM map is smooth (7x7
-#: cells for ResNet50), so drawing it scaled up looks the same and costs the UI thread far less per frame.
-OVERLAY_MAX_SIDE = 480
-
-
-def _shrink(heat: np.ndarray, max_side: int) -> np.ndarray:
-    import cv2
-
-    h, w = heat.shape[:2]
-    s = max_side / max(h, w)
-    if s >= 1.0:
-        return heat
-    return cv2.resize(heat, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-
-
-def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    """Draw a premultiplied RGBA layer over an RGB frame at ``opacity``: what the view's painter does, in NumPy.
-
-    ``out = rgb * (1 - opacity * a) + opacity * rgba_rgb`` (source-over with premultiplied colours).
-    """
-    if rgb.shape[:2] != rgba.shape[:2]:
-        raise ValueError(f"overlay {rgba.shape[:2]} and frame {rgb.shape[:2]} differ in size")
-    k = float(min(1.0, max(0.0, opacity)))
-    a = rgba[..., 3:4].astype(np.float32) * (k / 255.0)
-    out = rgb.astype(np.float32) * (1.0 - a) + rgba[..., :3].astype(np.float32) * k
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 class CamWorker(_Worker):
@@ -567,7 +469,7 @@ class CamWorker(_Worker):
     the reference's top class) and emits a :class:`CamOutput` tied to that frame.
 
     Signals:
-        ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``load_ms``.
+        ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``preprocess``, ``load_ms``.
         result(gen, CamOutput)
         error(gen, message)
     """
@@ -583,7 +485,6 @@ class CamWorker(_Worker):
         self.path = path
         self.hash_file = hash_file
         self.target_class: int | None = None
-        self.meter = RateMeter()
 
     def loop(self) -> None:
         t0 = time.perf_counter()
@@ -607,6 +508,7 @@ class CamWorker(_Worker):
                 "arch": getattr(cam, "arch", None),
                 "path": self.path,
                 "sha256": sha,
+                "preprocess": getattr(cam, "preprocess", None),
                 "load_ms": (time.perf_counter() - t0) * 1e3,
             })
             while not self.stopping:
@@ -623,14 +525,15 @@ class CamWorker(_Worker):
                         import cv2
 
                         heat = cv2.resize(heat, (frame.rgb.shape[1], frame.rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-                    colour = colourise(_shrink(heat, OVERLAY_MAX_SIDE))
+                    crop = model_view_or_none(frame.rgb.shape[:2], getattr(cam, "preprocess", None))
+                    small = shrink(heat, OVERLAY_MAX_SIDE)
+                    colour = colourise(small, box=None if crop is None else scale_box(crop, heat.shape[1], small.shape[1]))
                 except Exception as e:  # noqa: BLE001
                     self.error.emit(self.gen, one_line(e))
                     return
                 ms = float(getattr(r, "ms", (time.perf_counter() - t1) * 1e3))
-                self.meter.tick(ms)
                 out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),
-                                list(cam.class_names), ms, target, pred)
+                                list(cam.class_names), ms, target, pred, crop)
                 self.result.emit(self.gen, out)
         finally:
             try:
@@ -675,9 +578,6 @@ class WorkerThread:
             return bool(self.thread.wait(timeout_ms))
         return True
 
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
-
     @classmethod
     def stop_all(cls, timeout_ms: int = 5000) -> bool:
         """Stop and wait for every worker thread still alive; True when all have finished."""
@@ -693,5 +593,5 @@ class WorkerThread:
 
 __all__ = [
     "CamOutput", "CamWorker", "CaptureWorker", "Frame", "Heartbeat", "InferenceWorker", "LatestSlot", "RateMeter",
-    "WorkerThread", "blend", "colourise", "one_line",
+    "WorkerThread", "one_line",
 ]

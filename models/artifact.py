@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArtifactError
+from .errors import ArtifactError, MissingMetadata
 from .preprocess import PreprocessConfig
 
 PREFIX = "pawlens."
@@ -64,7 +64,7 @@ class ArtifactMeta:
     def from_props(cls, props: dict[str, str], *, path: str = "<artifact>") -> "ArtifactMeta":
         p = {k[len(PREFIX) :]: v for k, v in props.items() if k.startswith(PREFIX)}
         if "class_names" not in p or "preprocess" not in p:
-            raise ArtifactError(
+            raise MissingMetadata(
                 f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
                 "or pass --classes NAME,NAME"
             )

@@ -62,6 +62,13 @@ class ArtifactError(PawlensError):
     component = "artifact"
 
 
+class MissingMetadata(ArtifactError):
+    """A model file without pawlens metadata (class names, preprocessing): usable once class names are given.
+
+    Callers that can ask for the class names (``pawlens-gui``'s dialog, ``--classes``) catch this type.
+    """
+
+
 class BackendUnavailable(PawlensError):
     """An optional backend library (onnxruntime, openvino, tensorrt) or device is not available."""
 

@@ -167,16 +167,19 @@ class GradCAM:
 ALPHA_GAMMA = 0.75
 
 
-def heat_rgba(heat: np.ndarray) -> np.ndarray:
+def heat_rgba(heat: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     """(H, W) heat in [0, 1] -> (H, W, 4) uint8 premultiplied RGBA: OpenCV's JET colours, alpha ``heat ** ALPHA_GAMMA``.
 
     The one colouring of a heat map: :func:`overlay` (predict, the demo's grid) and the desktop app's layer use it.
+    ``weight``: an optional (H, W) factor on the alpha (the desktop app feathers the map at the edges of the model's view).
     """
     import cv2
 
     h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
     bgr = cv2.applyColorMap((h * 255.0 + 0.5).astype(np.uint8), cv2.COLORMAP_JET)
     a = h ** ALPHA_GAMMA
+    if weight is not None:
+        a = a * weight
     out = np.empty(h.shape + (4,), dtype=np.uint8)
     out[..., :3] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * a[..., None] + 0.5).astype(np.uint8)
     out[..., 3] = (a * 255.0 + 0.5).astype(np.uint8)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from pawlens.models.errors import ArtifactError
+from pawlens.models.errors import ArtifactError, MissingMetadata
 from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
 from .base import Runner
@@ -58,7 +58,7 @@ class Predictor:
         self.class_names = list(class_names) if class_names else (list(meta.class_names) if meta else None)
         self.preprocess = preprocess or (meta.preprocess if meta else None)
         if self.class_names is None or self.preprocess is None:
-            raise ArtifactError(
+            raise MissingMetadata(
                 f"{getattr(runner, 'path', runner.name)}: no class names / preprocessing in the model's metadata; "
                 "export it with pawlens-export or pass them explicitly"
             )

@@ -107,6 +107,19 @@ class FakeCam:
         return CamResult(heat, idx, self.class_names[idx], probs, 1.0 + self.delay * 1e3)
 
 
+class ClassCam(FakeCam):
+    """A FakeCam whose band sits left for "cat" (class 0) and right for "dog" (class 1): the map shows which class it explains."""
+
+    def explain(self, frame, class_index=None):
+        r = FakeCam.explain(self, frame, class_index)
+        h, w = frame.shape[:2]
+        heat = np.zeros((h, w), np.float32)
+        c = w // 5 if r.class_index == 0 else 4 * w // 5
+        heat[:, c - 3 : c + 4] = 1.0
+        r.heatmap = heat
+        return r
+
+
 class SyntheticSource(FrameSource):
     """``n`` frames at ``fps``; frame k is a uniform grey of level (37 k) mod 256 (so every frame is told apart)."""
 
@@ -206,7 +219,7 @@ def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot
         orig(out, state, caption, level)
         v = w.view
         log.append((v.frame_id, v.overlay_state, v.overlay_frame_id, v.caption, v.frame.index if v.frame else None,
-                    out.frame.index if out is not None else None))
+                    out.frame.index if out is not None else None, v.caption_level))
 
     w.view.set_overlay = spy
     outs = []
@@ -219,11 +232,13 @@ def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot
     exact = [e for e in log if e[1] == "exact"]
     stale = [e for e in log if e[1] == "stale"]
     assert stale, "with a CAM slower than the video some overlays must be shown as stale"
-    for fid, _state, ofid, _cap, _fi, _oi in exact:
-        assert ofid == fid
-    for fid, _state, ofid, cap, fi, oi in stale:
+    for fid, _state, ofid, cap, *_ in exact:
+        assert ofid == fid and "Stale overlay" not in cap
+    for fid, _state, ofid, cap, fi, oi, _lvl in stale:
         assert ofid < fid and "Stale overlay" in cap and f"{fi - oi} frame" in cap
         assert float(re.search(r"\((\d+) ms\) earlier", cap).group(1)) <= w.opts.stale_ms  # too old: not drawn at all
+    first = next(k for k, e in enumerate(log) if e[1] == "stale")
+    assert {e[6] for e in log[first:]} == {"warn"}  # once behind, the caption keeps its warning form: no flicker
     for _fid, state, ofid, *_ in log:
         assert state in ("exact", "stale", "none") and (state != "none" or ofid is None)
     # pause: the frame on screen gets its own overlay, and it is drawn (pixels differ from the raw frame)
@@ -283,8 +298,74 @@ def test_cam_explains_a_chosen_class(make_window, qtbot, tmp_path):
     w.target_combo.setCurrentIndex(2)  # “dog”
     qtbot.waitUntil(lambda: w.cam_out is not None and w.cam_out.class_index == 1 and w.view.overlay_state == "exact", timeout=10000)
     assert w.cam_out.target == 1 and "(chosen)" in w.view.caption and "“dog”" in w.view.caption
+    assert w.prediction.label == "cat" and "agrees" not in w.view.caption  # the deployed model predicted another class
+    assert "not the predicted class: the deployed model says cat" in w.view.caption
     w.set_cam_target(None)
     qtbot.waitUntil(lambda: w.cam_out.target is None, timeout=10000)
+
+
+def _band_x(w) -> float:
+    """Where (view x) the overlay band is drawn: the columns that differ from the frame without overlay."""
+    with_cam = grab_rgb(w.view)
+    state = w.view.overlay_state
+    w.view.set_overlay(None, "none")
+    raw = grab_rgb(w.view)
+    w._refresh_view()
+    assert w.view.overlay_state == state
+    r = w.view.image_rect()
+    rows = slice(int(r.top()) + 40, int(r.top() + 0.6 * r.height()))
+    diff = np.abs(with_cam.astype(int) - raw.astype(int)).sum(axis=2)[rows]
+    xs = np.nonzero((diff > 30).any(axis=0))[0]
+    assert len(xs), "no overlay drawn"
+    return (float(np.median(xs)) - r.left()) / r.width()
+
+
+def test_paused_class_change_redraws_the_heat_map_at_once(make_window, qtbot):
+    """Paused: choosing another class under "Explain" re-explains the paused frame now, and the heat map (not only the
+    caption) changes, with no new frame."""
+    w = make_window(predictor=FakePredictor(), explainer=ClassCam())
+    src = SyntheticSource(fps=30)
+    w.open_source(source=src)
+    qtbot.waitUntil(lambda: w.frames_displayed >= 5, timeout=10000)
+    w.set_paused(True)
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.overlay_frame_id == w.view.frame_id, timeout=10000)
+    qtbot.wait(100)
+    fid, n = w.view.frame_id, src.frames_read
+    shown = w.cam_out.class_index
+    x0 = _band_x(w)
+    assert x0 == pytest.approx(0.2 if shown == 0 else 0.8, abs=0.05)
+    other = 1 - shown
+    w.target_combo.setCurrentIndex(w.target_combo.findData(other))
+    qtbot.waitUntil(lambda: w.cam_out.target == other and w.view.overlay_state == "exact", timeout=10000)
+    assert w.view.frame_id == fid and src.frames_read == n  # the same paused frame, re-explained
+    assert f"“{w.cam_out.class_names[other]}” (chosen)" in w.view.caption
+    assert _band_x(w) == pytest.approx(0.2 if other == 0 else 0.8, abs=0.05)  # the heat map itself moved
+
+
+def test_the_models_view_is_drawn_as_a_labelled_box_with_the_heat_map_feathered_inside(make_window, qtbot, tmp_path):
+    from pawlens.gui.overlay import model_view_box
+    from pawlens.models.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig.for_size(32)
+    pred, cam = FakePredictor(), FakeCam()
+    pred.preprocess = cam.preprocess = cfg
+    w = make_window(predictor=pred, explainer=cam)
+    w.open_source(write_png(tmp_path / "wide.png", np.full((60, 160, 3), 120, np.uint8)))
+    qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.model_view is not None, timeout=10000)
+    box = model_view_box(60, 160, cfg)
+    assert w.view.model_view == pytest.approx(box) and w.cam_out.crop == pytest.approx(box)
+    x, _y, bw, _bh = box
+    a = w.cam_out.colour[..., 3]  # the band (heat 1) runs down the middle column; cut by the box's top and bottom edges
+    col = int(np.argmax(a.max(axis=0)))
+    assert a[:, col].max() == 255 and a[0, col] < 60  # feathered to (almost) nothing at the box's edge, not cut hard
+    with_box = grab_rgb(w.view)
+    w.view.set_model_view(None)
+    without = grab_rgb(w.view)
+    r = w.view.image_rect()
+    left = int(round(r.left() + x * r.width() / 160))
+    diff = np.abs(with_box.astype(int) - without.astype(int)).sum(axis=2)
+    assert diff[:, left - 2 : left + 3].max() > 60  # the dashed edge of the model's view
+    assert (diff[:, : max(0, left - 4)] > 0).sum() == 0  # nothing drawn left of it (outside the model's view)
 
 
 def test_controls_opacity_pause_step(make_window, qtbot):
@@ -307,6 +388,20 @@ def test_controls_opacity_pause_step(make_window, qtbot):
     assert src.frames_read == n + 1
     w.act_pause.trigger()
     qtbot.waitUntil(lambda: src.frames_read > n + 3, timeout=5000)
+
+
+def test_paused_shows_no_live_fps(make_window, qtbot):
+    w = make_window(predictor=FakePredictor(), explainer=FakeCam())
+    w.open_source(source=SyntheticSource(fps=30))
+    qtbot.waitUntil(lambda: w.frames_inferred >= 10 and w.frames_displayed >= 10, timeout=10000)
+    w._update_figures()
+    assert float(w.fig["dfps"].text()) > 0 and float(w.fig["ifps"].text()) > 0 and "fps" in w.fig["cam"].text()
+    w.set_paused(True)
+    w._update_figures()
+    assert w.fig["dfps"].text() == "paused" and w.fig["ifps"].text() == "paused"  # not the rate measured before the pause
+    assert "fps" not in w.fig["cam"].text() and w.fig["cam"].text().endswith("ms")  # the last CAM's duration only
+    w.set_paused(False)
+    qtbot.waitUntil(lambda: (w._update_figures() or w.fig["dfps"].text()) not in ("paused", "–"), timeout=10000)
 
 
 def test_snapshot_writes_a_png(make_window, qtbot, tmp_path):
@@ -345,6 +440,48 @@ def test_drop_a_file_onto_the_window(make_window, qtbot, tmp_path):
     w.dropEvent(drop)
     qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
     assert w.status_source.text() == "image: dropped.png"
+
+
+def test_file_kinds_and_dialog_filters_come_from_the_formats_table(make_window, tmp_path):
+    from pawlens.gui import window as gw
+    from pawlens.runtime import formats
+
+    assert gw.model_file_filter() == formats.file_filter()
+    for f in formats.FORMATS:
+        assert f"*{f.kind}" in gw.model_file_filter()
+    assert "*.plan" not in gw.model_file_filter() and "*.trt" not in gw.model_file_filter()  # the factory refuses them
+    assert "*.pt" in gw.reference_file_filter() and "*.pth" in gw.reference_file_filter() and "*.ckpt" not in gw.reference_file_filter()
+    assert "*.mp4" in gw.media_file_filter() and "*.jpg" in gw.media_file_filter()
+    w = make_window()
+    calls = []
+    w.set_model = lambda path: calls.append(("model", os.path.basename(path)))
+    w.set_reference = lambda path: calls.append(("reference", os.path.basename(path)))
+    w.open_source = lambda path: calls.append(("source", os.path.basename(path)))
+    for name in ("a.onnx", "a.int8.onnx", "a.fp16.engine", "a.pt", "a.PTH", "a.plan", "a.trt", "a.ckpt", "a.mp4"):
+        w.open_path(str(tmp_path / name))
+    assert calls == [("model", "a.onnx"), ("model", "a.int8.onnx"), ("model", "a.fp16.engine"), ("reference", "a.pt"),
+                     ("reference", "a.PTH"), ("source", "a.plan"), ("source", "a.trt"), ("source", "a.ckpt"), ("source", "a.mp4")]
+
+
+def test_open_dialogs_start_in_the_last_used_folder_else_the_cwd(make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    w = make_window(predictor=FakePredictor())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    img = write_png(photos / "bright.png", np.full((30, 30, 3), 240, np.uint8))
+    asked = []
+
+    def fake_open(parent, caption, folder, filt):
+        asked.append(folder)
+        return (img if len(asked) == 1 else "", "")
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", staticmethod(fake_open))
+    monkeypatch.chdir(tmp_path)
+    w._menu_open_file()
+    qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
+    w._menu_open_model()  # cancelled: nothing changes
+    assert asked == [str(tmp_path), str(photos)]  # the cwd first (not the home folder), then where the photo was
 
 
 def test_fallback_badge_when_cuda_was_asked_and_cpu_runs(make_window, qtbot):
@@ -417,13 +554,15 @@ class FailingLoader:
     """A loader whose files are all bad, as the runtime reports them."""
 
     def load_predictor(self, path, class_names=None):
-        from pawlens.models.errors import ArtifactError
+        from pawlens.models.errors import ArtifactError, MissingMetadata
 
         if class_names:
             return FakePredictor(class_names)
         if "nometa" in path:
-            raise ArtifactError(f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
-                                "or pass --classes NAME,NAME")
+            raise MissingMetadata(f"{path}: no pawlens metadata (class names, preprocessing); export it with pawlens-export, "
+                                  "or pass --classes NAME,NAME")
+        if "wordy" in path:  # an error whose text looks like missing metadata but is not that type
+            raise ArtifactError(f"{path}: damaged: no pawlens metadata, no class names in this file; re-export it")
         raise ArtifactError(f"{path}: onnxruntime cannot load it (InvalidProtobuf); truncated or not ONNX? re-export it")
 
     def load_explainer(self, path):
@@ -460,6 +599,17 @@ def test_onnx_without_class_names_refused_or_asked(make_window, qtbot, tmp_path)
     _still_works(w2, qtbot, tmp_path)
 
 
+def test_only_the_missing_metadata_error_type_asks_for_class_names(make_window, qtbot, tmp_path):
+    """The window decides by the error's type (MissingMetadata), never by searching its text."""
+    w = make_window(loader=FailingLoader(), options=WindowOptions(probe_cameras=False, interactive=True))
+    asked = []
+    w.ask_class_names = lambda path, msg: asked.append(path) or ["cat", "dog"]
+    with qtbot.waitSignal(w.problem, timeout=10000):
+        w.set_model(str(tmp_path / "wordy.onnx"))
+    assert not asked and w.errors[-1].startswith("Model: [artifact]") and "refused" not in w.errors[-1]
+    assert w.model_info is None and w._inference is None
+
+
 def test_reference_with_other_classes_is_refused(make_window, qtbot, tmp_path):
     w = make_window(predictor=FakePredictor())
     with qtbot.waitSignal(w.problem, timeout=10000):
@@ -492,6 +642,27 @@ def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qt
     assert "outputs 3 classes" in w.errors[-1] and w._inference is None
     w.set_model(predictor=FakePredictor())
     _still_works(w, qtbot, tmp_path)
+
+
+def test_the_workers_docstring_example_runs(qtbot):
+    """The usage lines at the top of gui/workers.py name real classes, keywords and signals: run them with fakes."""
+    import textwrap
+
+    from pawlens.gui import workers
+
+    doc = workers.__doc__
+    code = textwrap.dedent(doc[doc.index("\n") + 1 : doc.index("The pipeline::")])
+    results, cams = [], []
+    ns = dict(vars(workers), source=SyntheticSource(n=40, fps=60), predictor=FakePredictor(), explainer=FakeCam(),
+              on_result=lambda gen, frame, pred: results.append((gen, frame.id, pred.label)),
+              on_cam=lambda gen, out: cams.append((gen, out.frame.id, out.prediction)))
+    exec(compile(code, "gui/workers.py docstring", "exec"), ns)
+    try:
+        qtbot.waitUntil(lambda: len(results) >= 3 and len(cams) >= 2, timeout=10000)
+        assert {r[0] for r in results} == {2} and {c[0] for c in cams} == {3}
+        assert all(pred is not None for _g, _fid, pred in cams)  # forwarded with the deployed prediction of that frame
+    finally:
+        workers.WorkerThread.stop_all()
 
 
 def test_ui_thread_stays_responsive_with_slow_models(make_window, qtbot):

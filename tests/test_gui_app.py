@@ -112,6 +112,33 @@ def test_real_models_label_and_overlay(window, qtbot, tiny_onnx, tiny_checkpoint
     assert not w.errors
 
 
+def test_backend_choice_follows_the_formats_table_and_is_shown(window, qtbot, tiny_onnx):
+    from pawlens.gui.app import BACKEND_CHOICES, get_args_parser
+    from pawlens.runtime import factory, formats
+
+    assert get_args_parser().get_default("backend") == "app" and set(formats.BACKENDS) < set(BACKEND_CHOICES)
+    installed = [b for b in formats.BACKENDS if factory.backend_installed(b)]
+    backend, why = RuntimeLoader(device="cpu").choose(str(tiny_onnx))  # the app's own choice, as the table states it
+    assert (backend, why) == formats.app_choice(".onnx", "fp32", cuda=False, installed=installed)
+    assert backend == formats.by_key("onnx").app_backend == "ort" and "ONNX Runtime" in why
+    assert RuntimeLoader(backend="auto", device="cpu").choose(str(tiny_onnx)) == ("auto", "")  # auto means the table's auto
+    auto = formats.auto_choice(".onnx", "fp32", cuda=False, installed=installed)
+    assert RuntimeLoader(backend="auto").backends_to_preload(cuda=False) == [auto[0]]
+    assert RuntimeLoader().backends_to_preload(cuda=False) == ["ort"]
+    assert RuntimeLoader(backend="trt").backends_to_preload(cuda=True) == []  # GPU-only backends load with their engine
+    w = window(loader=RuntimeLoader(backend="auto", device="cpu"))
+    w.set_model(str(tiny_onnx))
+    qtbot.waitUntil(lambda: w.model_info is not None, timeout=60000)
+    assert w.model_info["describe"]["backend"] == auto[0] and w.model_info["backend_choice"] == "auto" and w.model_info["backend_note"]
+    assert "backend (auto): " in w.model_text.text()
+    w2 = window()
+    w2.set_model(str(tiny_onnx))
+    qtbot.waitUntil(lambda: w2.model_info is not None, timeout=60000)
+    assert w2.model_info["describe"]["backend"] == "ort"
+    assert f"backend (app's choice): {why}" in w2.model_text.text() and "app's choice" in w2.badge_backend.toolTip()
+    assert "(app's choice)" in w2.statusBar().currentMessage()
+
+
 def test_cuda_asked_cpu_running_shows_the_badge(window, qtbot, tiny_onnx):
     import torch
 
@@ -127,6 +154,11 @@ def test_cuda_asked_cpu_running_shows_the_badge(window, qtbot, tiny_onnx):
 
 
 def test_onnx_without_metadata(window, qtbot, nometa_onnx, photo):
+    from pawlens.models.errors import ArtifactError, MissingMetadata
+
+    with pytest.raises(MissingMetadata) as e:  # the type the window catches (a subclass: older callers still see ArtifactError)
+        RuntimeLoader(device="cpu").load_predictor(str(nometa_onnx))
+    assert isinstance(e.value, ArtifactError)
     w = window()
     with qtbot.waitSignal(w.problem, timeout=60000):
         w.set_model(str(nometa_onnx))

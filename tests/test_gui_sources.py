@@ -172,9 +172,8 @@ def test_latest_slot_newest_wins_and_counts_drops():
     s.put("x")
     t.join(2)
     assert got == ["x"]
-    s.close()
     t0 = time.perf_counter()
-    assert s.take(timeout=2) is None and time.perf_counter() - t0 < 0.5
+    assert s.take(timeout=0.1) is None and time.perf_counter() - t0 < 0.5  # empty: None after the timeout
 
 
 def test_rate_meter():
@@ -190,8 +189,7 @@ def test_rate_meter():
 
 
 def test_colourise_and_blend():
-    pytest.importorskip("PySide6")
-    from pawlens.gui.workers import blend, colourise
+    from pawlens.gui.overlay import blend, colourise  # plain NumPy: no Qt needed
 
     heat = np.zeros((4, 6), np.float32)
     heat[:, 3:] = 1.0
@@ -205,3 +203,24 @@ def test_colourise_and_blend():
     assert np.allclose(out[0, 5], 0.5 * 100 + 0.5 * hot, atol=1)
     with pytest.raises(ValueError):
         blend(frame, colourise(np.zeros((2, 2), np.float32)), 0.5)
+
+
+def test_model_view_box_and_the_heat_map_feathered_inside_it():
+    from pawlens.gui.overlay import FEATHER, colourise, feather, model_view_box, model_view_or_none
+    from pawlens.models.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig.for_size(224)  # shorter side to 256, centre crop of 224
+    x, y, w, h = model_view_box(720, 1280, cfg)
+    assert h == pytest.approx(720 * 224 / 256, rel=0.01) and w == pytest.approx(h, rel=0.01)  # a square in the middle
+    assert x + w / 2 == pytest.approx(640, abs=2) and y + h / 2 == pytest.approx(360, abs=2)
+    assert model_view_or_none((720, 1280), None) is None and model_view_or_none((1, 5000), cfg) is None  # unknown / a strip
+    box = (x / 10, y / 10, w / 10, h / 10)  # the same box on a 72 x 128 heat map
+    wts = feather((72, 128), box)
+    row = wts[36]
+    assert row[: int(box[0])].max() == 0 and row[int(box[0] + box[2]) + 1 :].max() == 0  # nothing outside the model's view
+    assert wts[36, 64] == 1.0  # untouched well inside
+    ramp = row[int(box[0]) : int(box[0] + FEATHER * box[2]) + 2]
+    assert ramp[0] < 0.2 and np.all(np.diff(ramp) >= 0)  # fades in from the edge: no hard edge
+    a = colourise(np.ones((72, 128), np.float32), box=box)[..., 3]
+    assert a[36, 64] == 255 and a[36, int(box[0])] < 60 and a[36, : int(box[0])].max() == 0
+    assert colourise(np.ones((72, 128), np.float32))[..., 3].min() == 255  # no box: no feathering
