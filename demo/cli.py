@@ -66,8 +66,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("training (with data)")
     g.add_argument("--models", default="baseline,efficientnet_lite0,resnet50",
                    help="which models to train and compare (transfer models with their own defaults; resnet50 only with weights)")
-    g.add_argument("--img-size", type=int, default=96, help="baseline input size")
-    g.add_argument("--epochs", type=int, default=8, help="baseline epochs (about 30 s each at 96 px on a 2-core AVX2 CPU)")
+    g.add_argument("--img-size", type=int, default=None, help="baseline input size; if unset: pawlens-train's default (96)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help="baseline epochs; if unset: pawlens-train's default (30, about 5-6 s each at 96 px on a 2-core AVX-512 CPU)")
     g.add_argument("--resnet-epochs", type=int, default=3, help="ResNet50 epochs (phase 1 + phase 2)")
     g.add_argument("--weights", default="imagenet",
                    help="ResNet50 start: imagenet (download/cache) or a local state-dict PATH; none skips ResNet50")

@@ -17,19 +17,14 @@ from pawlens.models.errors import PawlensError, WeightsError
 LOG = logging.getLogger("pawlens")
 
 
-#: The baseline's demo recipe (with --img-size 96 and --epochs 8): a cosine decay from a high rate suits a short run
-#: from scratch better than waiting for plateaus; measured here: README, "Measured".
-BASELINE_RECIPE = {"lr": 3e-3, "schedule": "cosine", "weight_decay": 1e-4, "patience": 20}
-
-
 @dataclass
 class DemoConfig:
     data: str | None
     out: str
     max_images: int | None = None
     models: list[str] = field(default_factory=lambda: ["baseline", "efficientnet_lite0", "resnet50"])
-    img_size: int = 96
-    epochs: int = 8
+    img_size: int | None = None  # baseline; None: the product's default (models.baseline's train_defaults)
+    epochs: int | None = None
     resnet_epochs: int = 3
     weights: str = "imagenet"
     clips: list[str] = field(default_factory=list)
@@ -60,8 +55,8 @@ def _train_one(cfg: DemoConfig, name: str) -> tuple[Any, str]:
     base = dict(data=cfg.data, model=name, max_images=cfg.max_images, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=2,
                 out=os.path.join(cfg.out, "train", name), errors_grid=16)
     if name == "baseline":
-        return train({**base, **BASELINE_RECIPE, "img_size": cfg.img_size, "epochs": cfg.epochs, "weights": "none"}), \
-            "from scratch (random initialisation)"
+        given = {k: v for k, v in (("img_size", cfg.img_size), ("epochs", cfg.epochs)) if v}
+        return train({**base, **given, "weights": "none"}), "from scratch (random initialisation), the product's defaults"
     if name == "resnet50":
         # A from-scratch ResNet50 is a poor use of CPU minutes (0.63 test accuracy after 20 here): only with ImageNet weights.
         if cfg.weights in ("none", None):

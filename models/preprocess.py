@@ -464,22 +464,48 @@ def torch_eval_transform(cfg: PreprocessConfig):
     return T.Compose([_ToFloatTensor(), _TorchResizeCrop(cfg), _Normalize(cfg)])
 
 
-def torch_train_transform(cfg: PreprocessConfig, *, rotation: float = 10.0, jitter: float = 0.1, hflip: bool = True):
-    """Training augmentation: the eval resize, a random crop, horizontal flip, small rotation, colour jitter.
+#: The training augmentations (``--augment``): ``light`` for fine-tuning pretrained models, ``resized-crop`` for the baseline.
+AUGMENTS = ("light", "resized-crop")
 
-    No vertical flips (cats and dogs are seldom upside down).
+
+def torch_train_transform(cfg: PreprocessConfig, *, augment: str = "light", hflip: bool = True):
+    """Training augmentation, on a ``uint8`` RGB array (or a PIL image): the eval resize, then
+
+    * ``light``: a random ``input_size`` crop of the resized photo, horizontal flip, +-10 degree rotation, colour jitter 0.1;
+    * ``resized-crop``: a random resized crop (80-100% of the resized photo's area, aspect 3:4-4:3, scaled to
+      ``input_size`` with antialiasing), horizontal flip, colour jitter 0.25.  For the from-scratch baseline at 96 px it
+      gave 80.5% validation accuracy where ``light`` gave 74.9% and crops of 60-100% or 35-100% of the area 77.9% and
+      73.4% (30 epochs each, the shared photos; README, "Measured").
+
+    The first step is the eval resize, so a photo already resized to ``resize_size`` (the training cache) gives the same
+    crops.  No vertical flips (cats and dogs are seldom upside down).
     """
     from torchvision import transforms as T
 
-    ops = [_ToFloatTensor(), _TorchResizeCrop(cfg, crop=False), T.RandomCrop(cfg.input_size)]
+    if augment not in AUGMENTS:
+        raise InputError(f"augment {augment!r} is not one of {', '.join(AUGMENTS)}")
+    ops = [_ToFloatTensor(), _TorchResizeCrop(cfg, crop=False)]
+    if augment == "resized-crop":
+        ops.append(T.RandomResizedCrop(cfg.input_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), antialias=True))
+    else:
+        ops.append(T.RandomCrop(cfg.input_size))
     if hflip:
         ops.append(T.RandomHorizontalFlip())
-    if rotation:
-        ops.append(T.RandomRotation(rotation, interpolation=T.InterpolationMode.BILINEAR))
-    if jitter:
-        ops += [_Scale(1 / 255.0), T.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter), _Scale(255.0)]
+    if augment == "light":
+        ops.append(T.RandomRotation(10.0, interpolation=T.InterpolationMode.BILINEAR))
+    jitter = 0.25 if augment == "resized-crop" else 0.1
+    ops += [_Scale(1 / 255.0), T.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter), _Scale(255.0)]
     ops.append(_Normalize(cfg))
     return T.Compose(ops)
+
+
+def resized_uint8(img, cfg: PreprocessConfig) -> np.ndarray:
+    """The eval resize alone (shorter side to ``resize_size``, no crop), rounded back to an ``(H, W, 3)`` uint8 array: what
+    the training cache keeps of a photo, the starting point of every training augmentation."""
+    import torch
+
+    x = _TorchResizeCrop(cfg, crop=False)(_ToFloatTensor()(img))
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 class _Scale:

@@ -298,3 +298,48 @@ def test_enormous_image_is_downscaled_on_load(tmp_path):
     ds = ImageListDataset([(str(tmp_path / "big.jpg"), 0)], torch_eval_transform(PreprocessConfig.for_size(32)), 32)
     x, _y, _i, err = ds[0]
     assert err == "" and tuple(x.shape) == (3, 32, 32)
+
+
+# ----------------------------------------------------------------------------- the photo cache (--cache)
+
+
+def test_cache_serves_what_decoding_would(tmp_path):
+    """Validation photos come back bit for bit as decoding + preprocessing gives them; training photos keep the eval
+    resize (the augmentation's first step) and still load after the files are gone; a bad file stays a counted error."""
+    import torch
+    from pawlens.models.preprocess import resized_uint8, torch_train_transform
+
+    root = write_image_folder(tmp_path / "d", n_per_class=3, size=80)
+    _corrupt_png_with_end(root / "cat" / "bad.png")
+    spec = discover(str(root), seed=0)
+    pre = PreprocessConfig.for_size(32)
+    samples = [(str(p), 0) for p in sorted((root / "cat").iterdir())]
+    plain = ImageListDataset(samples, torch_eval_transform(pre), 32)
+    cached = ImageListDataset(samples, torch_eval_transform(pre), 32)
+    cached.fill_cache(cached.transform, desc="cache val")
+    for i in range(len(samples)):
+        a, b = plain[i], cached[i]
+        assert torch.equal(a[0], b[0]) and a[1:3] == b[1:3] and (a[3] == "") == (b[3] == "")
+    assert any(cached[i][3] for i in range(len(samples)))  # the corrupt PNG is an error, not a crash
+
+    train = ImageListDataset(spec.splits["train"], torch_train_transform(pre, augment="resized-crop"), 32)
+    train.fill_cache(lambda im: resized_uint8(im, pre), train.transform, desc="cache train")
+    kept = next(k for k in train._cache if not isinstance(k, str))
+    assert kept.dtype == np.uint8 and min(kept.shape[:2]) == pre.resize_size
+    for p, _ in spec.splits["train"]:
+        os.remove(p)
+    x, _y, _i, err = train[0]
+    assert err == "" and tuple(x.shape) == (3, 32, 32)
+
+
+def test_cache_plan_auto_ram_off():
+    from pawlens.train.data import cache_plan
+
+    pre = PreprocessConfig.for_size(96)
+    ok, why = cache_plan("auto", 1249, 267, pre, available=24 * 2**30)
+    assert ok and "MiB" in why
+    ok, why = cache_plan("auto", 1_000_000, 200_000, pre, available=24 * 2**30)
+    assert not ok and "--cache ram" in why  # a large data set is decoded every epoch unless asked for
+    assert cache_plan("auto", 1249, 267, pre, available=64 * 2**20)[0] is False  # a quarter of 64 MiB is too little
+    assert cache_plan("ram", 1_000_000, 0, pre, available=1)[0] is True
+    assert cache_plan("off", 10, 10, pre)[0] is False

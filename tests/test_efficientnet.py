@@ -133,7 +133,7 @@ def test_product_defaults_need_no_flag():
     from pawlens.train.config import resolve_config
 
     base = resolve_config({"data": "x", "model": "baseline"})
-    assert (base["lr"], base["epochs"], base["bn_frozen"]) == (1e-3, 10, False)
+    assert (base["lr"], base["epochs"], base["bn_frozen"], base["augment"]) == (3e-3, 30, False, "resized-crop")
 
 
 def test_which_parameters_train_in_each_phase_and_at_which_rate():

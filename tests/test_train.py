@@ -33,7 +33,7 @@ def _no_tmp_files(folder):
 
 
 def test_short_run_outputs_and_checkpoint_round_trip(syn, tmp_path):
-    res = train(fast_cfg(syn, tmp_path / "run", epochs=3))
+    res = train(fast_cfg(syn, tmp_path / "run", epochs=3))  # the baseline's own recipe: cosine from 3e-3
     out = tmp_path / "run"
     for f in ("best.pt", "last.pt", "config.yaml", "split.json", "history.json", "metrics.json", "curves.png",
               "confusion_matrix.png", "errors.png"):
@@ -42,7 +42,7 @@ def test_short_run_outputs_and_checkpoint_round_trip(syn, tmp_path):
     assert _no_tmp_files(out)
     h = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in h["epochs"]] == [1, 2, 3] and {e["phase"] for e in h["epochs"]} == {"scratch"}
-    assert h["epochs"][0]["lr"] == {"all": 1e-3}
+    assert h["epochs"][0]["lr"] == {"all": 3e-3} and h["epochs"][1]["lr"]["all"] < 3e-3
     for k in ("train_loss", "train_acc", "val_loss", "val_acc", "images_per_s"):
         assert all(math.isfinite(e[k]) for e in h["epochs"]), k
     assert h["epochs"][0]["train_images"] == 24 and h["epochs"][0]["val_images"] == 4
@@ -181,7 +181,8 @@ def _scripted_eval(losses):
 
 def test_early_stopping_and_plateau_schedule(syn, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "evaluate", _scripted_eval([1.0, 0.9, 0.95, 0.97, 0.5, 0.4]))
-    res = train(fast_cfg(syn, tmp_path / "es", epochs=6, patience=2, lr_patience=0, lr_factor=0.5, max_images=12))
+    res = train(fast_cfg(syn, tmp_path / "es", epochs=6, patience=2, lr_patience=0, lr_factor=0.5, max_images=12, lr=1e-3,
+                         schedule="plateau"))
     h = res.history
     assert len(h["epochs"]) == 4 and h["stopped_early"] and h["best_epoch"] == 2
     assert [e["lr"]["all"] for e in h["epochs"]] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])

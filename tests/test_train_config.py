@@ -59,3 +59,21 @@ def test_speed_table_runs_every_configuration(capsys):
     assert lines[0].startswith("config") and lines[2].startswith("fp32 ") and lines[3].startswith("fp32-cl")
     assert "1.00x" in lines[2] and "2 timed steps" in out
     assert speed.main(["--configs", "fp99"]) == 2
+
+
+def test_per_model_recipes_and_augment_choice():
+    b = resolve_config({"data": "d"})
+    assert (b["model"], b["epochs"], b["augment"], b["schedule"], b["label_smoothing"]) == ("baseline", 30, "resized-crop", "cosine", 0.1)
+    e = resolve_config({"data": "d", "model": "efficientnet_lite0"})
+    assert e["augment"] == "light" and e["weight_decay"] == 1e-4 and e["label_smoothing"] == 0.0 and e["cache"] == "auto"
+    assert resolve_config({"data": "d", "augment": "light", "weight_decay": 0.05})["augment"] == "light"
+    for bad, match in (({"augment": "heavy"}, "--augment 'heavy' is not one of light, resized-crop"),
+                       ({"cache": "disk"}, "--cache 'disk' is not one of auto, ram, off"),
+                       ({"weight_decay": -1}, "--weight-decay must be >= 0")):
+        with pytest.raises(InputError, match=match):
+            resolve_config({"data": "d", **bad})
+
+
+def test_a_run_saved_before_augment_existed_resumes_with_the_light_augmentation():
+    saved = {k: v for k, v in resolve_config({"data": "/d"}).items() if k != "augment"}
+    assert resolve_config(merge_for_resume(saved, {}, "x/last.pt"))["augment"] == "light"

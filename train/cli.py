@@ -21,7 +21,7 @@ from typing import Sequence
 
 from pawlens.models.console import HelpFormatter, run_cli
 
-from .config import AMP_CHOICES, DEFAULTS, DEVICE_CHOICES, SCHEDULES, TRISTATE, load_yaml_config
+from .config import AMP_CHOICES, AUGMENTS, CACHE_CHOICES, DEFAULTS, DEVICE_CHOICES, SCHEDULES, TRISTATE, load_yaml_config
 
 
 def _d(key: str, suppress: bool):
@@ -87,6 +87,10 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
     g.add_argument("--test-frac", type=float, default=_d("test_frac", s), help="test share of a folder without a pre-split")
     g.add_argument("--data-cache", metavar="DIR", default=_d("data_cache", s), help="download folder for --data oxford-pets")
     g.add_argument("--num-workers", type=int, default=_d("num_workers", s), help="DataLoader worker processes (0: load in the main process)")
+    g.add_argument("--cache", choices=CACHE_CHOICES, default=_d("cache", s),
+                   help="decode the photos once and keep them in memory: the training photos resized to the model's resize size "
+                   "(augmentation starts from there, as without the cache), the validation photos fully preprocessed. "
+                   "auto: when they take at most a quarter of the available memory (and 4 GiB)")
     g = p.add_argument_group("Model parameters")
     g.add_argument("--model", choices=list_models(), default=_d("model", s), help="architecture")
     g.add_argument("--weights", metavar="imagenet|none|PATH", default=_d("weights", s),
@@ -110,9 +114,16 @@ def get_args_parser(add_help: bool = True, *, suppress_defaults: bool = False) -
     g.add_argument("--lr-head", type=float, default=_d("lr_head", s), help="learning rate of the new head, both phases; " + _per_model("lr_head"))
     g.add_argument("--lr-backbone", type=float, default=_d("lr_backbone", s),
                    help="learning rate of the unfrozen blocks, phase 2; " + _per_model("lr_backbone"))
-    g.add_argument("--weight-decay", type=float, default=_d("weight_decay", s), help="AdamW weight decay")
-    g.add_argument("--label-smoothing", type=float, default=_d("label_smoothing", s), help="label smoothing of the training loss")
-    g.add_argument("--patience", type=int, default=_d("patience", s), help="early stopping: epochs without a val-loss gain")
+    g.add_argument("--weight-decay", type=float, default=_d("weight_decay", s), help="AdamW weight decay; " + _per_model("weight_decay"))
+    g.add_argument("--label-smoothing", type=float, default=_d("label_smoothing", s),
+                   help="label smoothing of the training loss; " + _per_model("label_smoothing"))
+    g.add_argument("--augment", choices=AUGMENTS, default=_d("augment", s),
+                   help="training augmentation: light = random crop of the resized photo, flip, +-10 deg rotation, colour jitter 0.1 "
+                   "(fine-tuning); resized-crop = random resized crop (80-100%% of the area, aspect 3:4-4:3), flip, colour jitter 0.25 "
+                   "(the baseline from scratch); "
+                   + _per_model("augment"))
+    g.add_argument("--patience", type=int, default=_d("patience", s),
+                   help="early stopping: epochs without a val-loss gain; " + _per_model("patience"))
     g.add_argument("--min-delta", type=float, default=_d("min_delta", s), help="early stopping: smallest val-loss gain that counts")
     g.add_argument("--schedule", choices=SCHEDULES, default=_d("schedule", s),
                    help="learning-rate schedule of each phase: plateau (ReduceLROnPlateau on the val loss) or cosine (decay to 0 over "

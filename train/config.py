@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from pawlens.models.errors import InputError, one_line
+from pawlens.models.preprocess import AUGMENTS
 from pawlens.models.safe_yaml import read_yaml
 
 #: Every training option with its default.  ``None`` means "derived": ``img_size``, ``unfreeze`` and the
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "test_frac": 0.15,
     "data_cache": os.path.join("~", ".cache", "pawlens"),
     "num_workers": 2,
+    "cache": "auto",
     # model
     "model": "baseline",
     "weights": None,
@@ -45,9 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "lr": None,
     "lr_head": None,
     "lr_backbone": None,
-    "weight_decay": 1e-4,
-    "label_smoothing": 0.0,
-    "patience": 4,
+    "weight_decay": None,
+    "label_smoothing": None,
+    "augment": None,
+    "patience": None,
     "min_delta": 1e-4,
     "lr_patience": 1,
     "schedule": None,
@@ -74,10 +77,15 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "bn_frozen": False,
     "l2sp": 0.0,
     "schedule": "plateau",
+    "weight_decay": 1e-4,
+    "label_smoothing": 0.0,
+    "augment": "light",
+    "patience": 4,
 }
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 SCHEDULES = ("plateau", "cosine")
+CACHE_CHOICES = ("auto", "ram", "off")
 TRISTATE = ("auto", "on", "off")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -87,7 +95,7 @@ FROZEN_ON_RESUME = ("model", "img_size", "seed", "max_images", "val_frac", "test
 _INT = ("max_images", "num_workers", "img_size", "epochs", "head_epochs", "batch_size", "accumulate", "patience", "lr_patience", "seed",
         "errors_grid")
 _FLOAT = ("val_frac", "test_frac", "lr", "lr_head", "lr_backbone", "weight_decay", "label_smoothing", "min_delta", "lr_factor", "l2sp")
-_STR = ("schedule", "data", "data_cache", "model", "weights", "device", "amp", "channels_last", "out", "resume")
+_STR = ("schedule", "augment", "cache", "data", "data_cache", "model", "weights", "device", "amp", "channels_last", "out", "resume")
 
 
 def valid_keys() -> list[str]:
@@ -149,6 +157,8 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise InputError("no data: pass --data DIR (DIR/<class>/*.jpg, DIR/train|val|test/<class>/, DIR/cat.1.jpg) or --data oxford-pets")
     _choice("amp", out["amp"], AMP_CHOICES)
     _choice("schedule", out["schedule"], SCHEDULES)
+    _choice("augment", out["augment"], AUGMENTS)
+    _choice("cache", out["cache"], CACHE_CHOICES)
     _choice("channels_last", out["channels_last"], TRISTATE)
     dev = out["device"]
     if dev not in DEVICE_CHOICES and not dev.startswith("cuda:"):
@@ -176,6 +186,8 @@ def resolve_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"--val-frac {out['val_frac']} / --test-frac {out['test_frac']}: need 0 < val, 0 <= test, val + test < 0.9")
     if out["l2sp"] < 0:
         raise InputError(f"--l2sp must be >= 0 (0 turns it off), got {out['l2sp']}")
+    if out["weight_decay"] < 0:
+        raise InputError(f"--weight-decay must be >= 0, got {out['weight_decay']}")
     if not 0 <= out["label_smoothing"] < 1:
         raise InputError(f"--label-smoothing must be in [0, 1), got {out['label_smoothing']}")
     if not 0 < out["lr_factor"] < 1:
@@ -204,6 +216,7 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any], ckpt_path
     """
     check_keys(overrides, "training config")
     saved = {k: v for k, v in saved.items() if k in DEFAULTS}
+    saved.setdefault("augment", "light")  # runs saved before --augment existed trained with the light augmentation
     for k in FROZEN_ON_RESUME:
         if k in overrides and overrides[k] is not None and k in saved and _norm(overrides[k]) != _norm(saved[k]):
             raise InputError(

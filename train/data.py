@@ -458,15 +458,34 @@ class ImageListDataset:
     """``(path, label)`` list -> ``(tensor, label, index, error)``; an image that fails to load gives ``error != ""``.
 
     The loop drops those samples from the batch and counts them, so one bad file never stops training.
+
+    :meth:`fill_cache` decodes every photo once and keeps what ``prepare`` makes of it in memory; each item is then
+    ``after(cached)`` instead of ``transform(load_image(path))`` (``--cache``).  Filled before the DataLoader starts its
+    workers, the cache is shared with them (fork) rather than copied.
     """
 
     def __init__(self, samples: list[Sample], transform, input_size: int):
         self.samples = list(samples)
         self.transform = transform
         self.input_size = int(input_size)
+        self._cache: list | None = None
+        self._after = None
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def fill_cache(self, prepare, after=None, *, desc: str = "cache") -> None:
+        """Keep ``prepare(image)`` of every photo (or the error of one that fails) and serve ``after(kept)`` from now on."""
+        from pawlens.models.errors import ImageError
+        from pawlens.models.progress import progress
+
+        cache: list = []
+        for path, _y in progress(self.samples, total=len(self.samples), desc=desc, unit="img"):
+            try:
+                cache.append(prepare(load_image(path)))
+            except ImageError as e:
+                cache.append(str(e))
+        self._cache, self._after = cache, after
 
     def __getitem__(self, i: int):
         import torch
@@ -474,12 +493,49 @@ class ImageListDataset:
 
         path, y = self.samples[i]
         try:
-            x = self.transform(load_image(path))
+            if self._cache is not None:
+                kept = self._cache[i]
+                if isinstance(kept, str):
+                    raise ImageError(kept)
+                x = self._after(kept) if self._after is not None else kept
+            else:
+                x = self.transform(load_image(path))
             err = ""
         except ImageError as e:
             x = torch.zeros(3, self.input_size, self.input_size)
             err = str(e)
         return x, int(y), int(i), err
+
+
+def cache_plan(mode: str, n_train: int, n_val: int, cfg, *, available: int | None = None) -> tuple[bool, str]:
+    """Whether ``--cache MODE`` keeps the photos in memory, and why, from an estimate of the bytes it takes: the training
+    photos resized (uint8, a 4:3 photo's shorter side at ``resize_size``), the validation photos preprocessed (float32).
+
+    ``auto`` caches when that is at most a quarter of the available memory and at most 4 GiB."""
+    need = n_train * cfg.resize_size * round(cfg.resize_size * 4 / 3) * 3 + n_val * cfg.input_size ** 2 * 3 * 4
+    size = f"about {need / 2**20:,.0f} MiB"
+    if mode == "off":
+        return False, "off (--cache off)"
+    if mode == "ram":
+        return True, f"{size} (--cache ram)"
+    if available is None:
+        available = _available_memory()
+    limit = min(4 * 2**30, available // 4) if available else 4 * 2**30
+    if need <= limit:
+        return True, f"{size}, within a quarter of the available memory (--cache off to decode every epoch)"
+    return False, f"off: {size} would exceed {limit / 2**20:,.0f} MiB (--cache ram to force it)"
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def seed_worker(worker_id: int) -> None:

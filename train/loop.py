@@ -400,11 +400,11 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     import torch
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
     from pawlens.models.console import atomic_write_text, ensure_writable_dir
-    from pawlens.models.preprocess import torch_eval_transform, torch_train_transform
+    from pawlens.models.preprocess import resized_uint8, torch_eval_transform, torch_train_transform
     from pawlens.models.registry import create_model, model_info
     from torch.utils.data.distributed import DistributedSampler
 
-    from .data import ImageListDataset, ShardSampler, discover, load_split, make_loader
+    from .data import ImageListDataset, ShardSampler, cache_plan, discover, load_split, make_loader
     from .report import evaluate_samples, plot_curves
 
     info = model_info(cfg["model"])
@@ -498,8 +498,13 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
              f"outputs in {out_dir}")
 
     # -- loaders
-    train_ds = ImageListDataset(spec.splits["train"], torch_train_transform(pre), pre.input_size)
+    train_ds = ImageListDataset(spec.splits["train"], torch_train_transform(pre, augment=cfg["augment"]), pre.input_size)
     val_ds = ImageListDataset(spec.splits["val"], torch_eval_transform(pre), pre.input_size)
+    cached, why = cache_plan(cfg["cache"], len(train_ds), len(val_ds), pre)
+    LOG.info(f"augmentation {cfg['augment']}; photo cache {why}")
+    if cached:  # the training photos after the eval resize (augmentation starts there), the validation photos preprocessed
+        train_ds.fill_cache(lambda im: resized_uint8(im, pre), train_ds.transform, desc="cache train")
+        val_ds.fill_cache(val_ds.transform, desc="cache val")
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg["seed"], drop_last=False)
     pin = dev_type == "cuda"
     train_loader = make_loader(train_ds, batch_size=cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
