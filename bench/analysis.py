@@ -125,9 +125,9 @@ def key_for_plan(plan, path: str, meta) -> str:
 def _competitors(rows: list[BenchRow], b: int, base: str, key: str, by_key: dict, is_ckpt: bool) -> list[BenchRow]:
     if is_ckpt:
         # auto never compiles (a 10-30 s stall per batch size the user did not ask for): --compile is opt-in,
-        # so the torch.compile rows are not auto's competitors.
+        # so the torch.compile rows are not auto's competitors; nor are the rows of another model's checkpoint.
         same = [r for r in rows if r.backend == "torch" and r.batch == b and r.precision == "fp32" and r.device == by_key[key].device
-                and not by_key[r.key].compiled]
+                and not by_key[r.key].compiled and by_key[r.key].group == by_key[key].group]
     else:
         same = [r for r in rows if r.batch == b and r.key.endswith("@" + base)]
     # auto never lowers the precision (a bf16 path for an fp32 artifact may pass a gate on one set of

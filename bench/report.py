@@ -96,6 +96,10 @@ def _extras_section(doc: Document, res: BenchResult) -> None:
                      f"fp32 forward {ex['forward_ms']:.1f} ms = {ex['cam_vs_forward']:.2f}x")
     if items:
         doc.bullets(items)
+
+
+def _ceiling_section(doc: Document, res: BenchResult) -> None:
+    ex = res.extras
     if not ex.get("macs"):
         return
     doc.h2("Against this CPU's compute limit")
@@ -200,8 +204,9 @@ def disturbed_line(res: BenchResult) -> str:
             "within this run are still comparable, the absolute figures are not.")
 
 
-def document(res: BenchResult) -> Document:
-    """bench.md as blocks: the main table, accuracy against latency, extras, the compute limit, goals, auto, method, notes."""
+def document(res: BenchResult, *, appendix: bool = True) -> Document:
+    """bench.md as blocks: what a user decides on first (the main table, accuracy against latency, overhead and Grad-CAM, what
+    auto picks), then, unless ``appendix`` is False, :func:`appendix_document` (the demo puts that in its own appendix)."""
     s = res.settings
     doc = Document(f"pawlens-bench: {s['arch']} at {s['input_size']} px")
     if s.get("disturbed"):
@@ -209,9 +214,18 @@ def document(res: BenchResult) -> Document:
     _main_table(doc, res)
     _pareto_section(doc, res)
     _extras_section(doc, res)
-    _goals_section(doc, res)
     doc.h2("What `--backend auto` picks")
     doc.bullets([auto_line(a) for a in res.auto_picks] + openvino_precision_lines(res))
+    if appendix:
+        doc.blocks += appendix_document(res).blocks
+    return doc
+
+
+def appendix_document(res: BenchResult) -> Document:
+    """The figures behind the verdicts: this CPU's compute ceilings, the goals judged as ratios, how the run was taken, notes."""
+    doc = Document("pawlens-bench: goals, compute ceilings and method")
+    _ceiling_section(doc, res)
+    _goals_section(doc, res)
     _method_section(doc, res)
     if res.notes:
         doc.h2("Notes")
@@ -328,9 +342,9 @@ def plot_pareto(res: BenchResult) -> bytes:
     from matplotlib.figure import Figure
 
     pts = pareto_rows(res)
-    fig = Figure(figsize=(12, max(5.5, 2.0 + 0.26 * len(pts))))
+    fig = Figure(figsize=(14, max(5.5, 2.0 + 0.26 * len(pts))))
     FigureCanvasAgg(fig)
-    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
+    ax, key = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1.1]})
     models = list(dict.fromkeys(r.model for r, _ in pts))
     marks = {"fp32": "o", "int8": "s", "bf16": "^", "bf16-autocast": "v", "fp16": "D"}
     colors = {m: f"C{i}" for i, m in enumerate(models)}
@@ -340,7 +354,7 @@ def plot_pareto(res: BenchResult) -> bytes:
                    edgecolor="black" if on else "none", zorder=3)
         ax.annotate(str(i), (r.p50_ms, r.accuracy * 100), textcoords="offset points", xytext=(5, 3), fontsize=7, color=colors[r.model])
         name = r.label.split(" [")[0]
-        lines.append((f"{i:>2}  {r.model}: {name}", f"{r.p50_ms:.1f} ms  {r.accuracy * 100:.1f}%{'  *' if on else ''}", colors[r.model]))
+        lines.append((f"{i:>2} {'*' if on else ' '} {r.p50_ms:6.1f} ms {r.accuracy * 100:6.1f}%  {r.model}: {name}", colors[r.model]))
     front = [(r.p50_ms, r.accuracy * 100) for r, on in pts if on]
     if len(front) > 1:
         ax.step(*zip(*front), where="post", color="0.4", lw=1, ls="--", zorder=2, label="frontier (nothing faster is as accurate)")
@@ -360,12 +374,10 @@ def plot_pareto(res: BenchResult) -> bytes:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"Accuracy against latency: {res.settings.get('agreement_data', '')}", fontsize=9)
     key.axis("off")
-    key.set_title("key (fastest first; * on the frontier)", fontsize=9, loc="left")
+    key.set_title("key: number, * on the frontier, p50 at batch 1, accuracy, model: backend", fontsize=9, loc="left")
     step = min(0.06, 0.95 / max(1, len(lines)))
-    for j, (left, right, c) in enumerate(lines):
-        yy = 0.97 - j * step
-        key.text(0.0, yy, left, fontsize=8, color=c, va="top", family="monospace", transform=key.transAxes)
-        key.text(1.0, yy, right, fontsize=8, va="top", ha="right", family="monospace", transform=key.transAxes)
+    for j, (text, c) in enumerate(lines):
+        key.text(0.0, 0.97 - j * step, text, fontsize=8, color=c, va="top", family="monospace", transform=key.transAxes)
     fig.tight_layout()
     return _png(fig)
 

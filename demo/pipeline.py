@@ -310,7 +310,7 @@ def _parity_section(doc: Document, cfg: DemoConfig, rep, untrained: bool) -> Non
 def _bench_section(doc: Document, cfg: DemoConfig, bench) -> None:
     from pawlens.bench.report import document
 
-    doc.include(document(bench), heading="Latency, side by side")
+    doc.include(document(bench, appendix=False), heading="Latency, side by side")
     png = bench.files.get("png") if bench.files else None
     if png and os.path.exists(png):
         doc.img(_rel(cfg, png), "Latency (ms) and throughput (images/s) per backend and batch")
@@ -336,10 +336,13 @@ def _ship_table(doc: Document, cfg: DemoConfig, rep, bench, model: str | None = 
     doc.table(["artifact", "precision", "parity gate", "top-1 agreement (gate inputs)", "batch-1 latency", "fastest backend in its gate"], rows)
 
 
-def _appendix(doc: Document, stages) -> None:
+def _appendix(doc: Document, stages, bench=None) -> None:
     doc.h2("Appendix")
-    doc.p("Stage times of this run, and the benchmark's goal checks and compute ceilings (above, under the latency section).")
     _stage_table(doc, stages, level="h3")
+    if bench is not None:
+        from pawlens.bench.report import appendix_document
+
+        doc.include(appendix_document(bench), heading="Appendix: the benchmark's goals, compute ceilings and method")
 
 
 def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Document:
@@ -358,7 +361,7 @@ def _report_embedded(cfg: DemoConfig, ckpt: str, rep, bench, grid, stages) -> Do
     doc.p("On synthetic images and an untrained model the heat maps show where random filters respond, nothing more.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
     _next_steps(doc, rep, ckpt, os.path.dirname(grid["rows"][0]["path"]) if grid["rows"] else None)
-    _appendix(doc, stages)
+    _appendix(doc, stages, bench)
     return doc
 
 
@@ -426,7 +429,7 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
           "a disagreement is marked rather than passing one model's reasons off as the other's.")
     doc.img(_rel(cfg, grid["png"]), "Deployed model's prediction and the reference model's Grad-CAM")
     _next_steps(doc, rep, best.best_ckpt, cfg.clips[0] if cfg.clips else (grid["rows"][0]["path"] if grid["rows"] else None))
-    _appendix(doc, stages)
+    _appendix(doc, stages, bench)
     return doc
 
 

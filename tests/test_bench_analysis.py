@@ -96,3 +96,17 @@ def test_auto_verdict_counts_only_rows_in_the_artifacts_precision():
     d = analysis.judge_auto("/x/m.onnx", meta, plan, key, rows, [1], by_key, tolerance=1.01)
     assert d["per_batch"][1]["ok"] is False
     assert math.isnan(BenchRow("k", "l", "b", "p", "cpu", 1).p50_ms)
+
+
+def test_auto_verdict_for_a_checkpoint_ignores_another_models_rows():
+    """With --checkpoint A B, the main checkpoint's auto pick competes only with its own PyTorch rows, not B's faster ones."""
+    rows = [_row("torch-fp32", "PyTorch fp32 eager", "torch", "fp32", 15.0, 14.0, within_gate=True),
+            _row("torch-fp32-cl", "PyTorch fp32 channels_last", "torch", "fp32", 14.0, 13.0, within_gate=True),
+            _row("torch-fp32#baseline", "PyTorch fp32 eager [baseline]", "torch", "fp32", 3.6, 3.5, within_gate=True)]
+    cand = dict(gate_precision="fp32", backend="torch", device="cpu", compiled=False)
+    by_key = {"torch-fp32": SimpleNamespace(group="", **cand), "torch-fp32-cl": SimpleNamespace(group="", **cand),
+              "torch-fp32#baseline": SimpleNamespace(group="baseline", **cand)}
+    plan = SimpleNamespace(backend="torch", kwargs={"device": "cpu"}, reason="PyTorch checkpoint")
+    d = analysis.judge_auto("/x/best.pt", SimpleNamespace(precision="fp32"), plan, "torch-fp32", rows, [1], by_key, tolerance=1.1)
+    pb = d["per_batch"][1]
+    assert d["artifact"] == "checkpoint (.pt)" and pb["fastest"] == "torch-fp32-cl" and pb["ok"] is True

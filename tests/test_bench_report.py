@@ -68,3 +68,15 @@ def test_openvino_default_precision_and_its_price_are_stated():
     (line,) = openvino_precision_lines(res)
     assert "runs an fp32 file in bf16" in line and "40.0 ms against 20.0 ms" in line and "(2.00x)" in line
     assert line in to_markdown(res)
+
+
+def test_goals_and_ceilings_can_go_to_an_appendix():
+    """bench.md carries everything; the demo's flow shows what a user decides on, and the goals and ceilings after it."""
+    from pawlens.bench.report import appendix_document
+
+    res = _result()
+    main = document(res, appendix=False)
+    assert ("h2", "Goals (ratios from this run)") not in main.blocks and ("h2", "What `--backend auto` picks") in main.blocks
+    appendix = appendix_document(res)
+    assert ("h2", "Goals (ratios from this run)") in appendix.blocks and ("h2", "How the figures were taken") in appendix.blocks
+    assert document(res).blocks == main.blocks + appendix.blocks
