@@ -32,7 +32,7 @@ lint: setup
 gui-check: setup
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pawlens bench-gui --make-models runs/bench/gui/models
 
-# Every CUDA code path once (issue 14); without a GPU: steps 1 and 6 on the CPU. README "GPU check" says how to run it on a lent GPU.
+# Every CUDA code path once; without a GPU: steps 1 and 6 on the CPU. README "GPU check" says how to run it on a lent GPU.
 gpu-check: setup
 	$(PY) tools/gpu_check.py --out runs/gpu_check
 

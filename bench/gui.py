@@ -145,7 +145,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=os.path.join("..", "shared", "data", "video", "cat.mp4"), help="video to play (looped)")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per configuration")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds played before measuring")
-    p.add_argument("--backend", default="ort", help="runtime backend for both models (the issue asks for ONNX Runtime)")
+    p.add_argument("--backend", default="ort", help="runtime backend for both models (ort: the app's runtime for ONNX files)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the backend (default: its own)")
     p.add_argument("--only", default=None, help="comma list of configurations to run: fp32,fp32+cam,int8,int8+cam")
     p.add_argument("--screenshots", action="store_true", help="save a screenshot of each configuration next to the JSON")

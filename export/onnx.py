@@ -209,7 +209,7 @@ def _export_dynamo(model, example, opset: int):
         model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
         dynamic_shapes=({0: batch},), external_data=False, verbose=False,
     )
-    # save() with external_data=False gives the one self-contained file the issue asks for.
+    # save() with external_data=False gives one self-contained file (no .data sidecar to lose).
     with tempfile.TemporaryDirectory(prefix="pawlens-dynamo-") as d:
         p = os.path.join(d, "m.onnx")
         prog.save(p, external_data=False)
