@@ -236,3 +236,28 @@ def test_cam_explainer_on_raw_frames(tiny_checkpoint):
     assert r.heatmap[:, :4].max() == 0 and r.heatmap[:, -4:].max() == 0
     with pytest.raises(InputError, match="needs the PyTorch checkpoint"):
         CamExplainer("model.onnx")
+
+
+def test_cam_explainer_threads_and_channels_last_give_the_same_map(tiny_checkpoint, monkeypatch):
+    """threads=1 (what the desktop app asks for) sets PyTorch's threads; channels_last (registry-driven) changes no heat map."""
+    import torch
+    from pawlens.models import registry
+
+    before = torch.get_num_threads()
+    frame = np.random.default_rng(1).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match="threads must be >= 1"):
+        CamExplainer(str(tiny_checkpoint), threads=0)
+    try:
+        with CamExplainer(str(tiny_checkpoint), threads=1) as cam:
+            assert torch.get_num_threads() == 1 and not cam._channels_last  # the baseline runs NCHW
+            plain = cam.explain(frame)
+        import dataclasses
+
+        monkeypatch.setitem(registry._REGISTRY, "baseline", dataclasses.replace(registry.model_info("baseline"), channels_last_cpu=True))
+        with CamExplainer(str(tiny_checkpoint)) as cam:
+            assert cam._channels_last
+            cl = cam.explain(frame)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(cl.heatmap, plain.heatmap, atol=1e-4)
+    assert cl.class_index == plain.class_index
