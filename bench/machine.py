@@ -73,6 +73,12 @@ def load_check(cores: int | None = None, *, samples: int = 5, interval_s: float 
     return {"when": when, "load_avg": la, "runnable": runnable, "cores": cores, "busy": busy}
 
 
+#: How far above the measured GEMM ceiling a row may read before the run counts as disturbed.  The ceiling is the fastest
+#: of a few 2048^3 products; on a quiet run here oneDNN's convolutions in OpenVINO and ONNX Runtime read 103-113% of it
+#: (ResNet50 fp32), so only a larger excess says that the ceiling itself was measured under load.
+CEILING_TOLERANCE = 1.2
+
+
 def disturbance(checks: list[dict], rows) -> list[str]:
     """Why a run's absolute figures are suspect: a busy machine at any check, or a row faster than this CPU's measured limit."""
     why = []
@@ -82,7 +88,7 @@ def disturbance(checks: list[dict], rows) -> list[str]:
             why.append(f"{c['when']}: {la}, {c['runnable'] if c['runnable'] is not None else '-'} other runnable threads, "
                        f"{c['cores']} cores")
     for r in rows:
-        if r.of_gemm == r.of_gemm and r.of_gemm > 1.0:  # not NaN
+        if r.of_gemm == r.of_gemm and r.of_gemm > CEILING_TOLERANCE:  # not NaN
             why.append(f"{r.label} at batch {r.batch} reads {r.of_gemm:.0%} of the {r.precision} GEMM ceiling measured in this run "
-                       "(above 100%: the ceiling was measured while the machine was busy)")
+                       f"(over {CEILING_TOLERANCE:.0%}: the ceiling was measured while the machine was busy)")
     return why

@@ -44,15 +44,17 @@ def test_a_busy_machine_is_flagged(two_spinning_processes):
 
 def test_a_row_above_its_ceiling_flags_the_run_and_the_report_says_so():
     fast = BenchRow("ort-int8@m.onnx", "ONNX Runtime INT8", "ort", "int8", "cpu", 8)
-    fast.of_gemm = 1.2
+    fast.of_gemm = 1.3
     ok = BenchRow("torch-fp32", "PyTorch fp32 eager", "torch", "fp32", "cpu", 8)
     ok.of_gemm = 0.9
     why = disturbance([], [fast, ok])
-    assert why == ["ONNX Runtime INT8 at batch 8 reads 120% of the int8 GEMM ceiling measured in this run (above 100%: the ceiling "
+    assert why == ["ONNX Runtime INT8 at batch 8 reads 130% of the int8 GEMM ceiling measured in this run (over 120%: the ceiling "
                    "was measured while the machine was busy)"]
+    ok.of_gemm = 1.1  # within the tolerance: a quiet run's convolutions read up to ~113% of a 2048^3 product
+    assert disturbance([], [ok]) == []
     s = {"arch": "baseline", "input_size": 32, "embedded_default": False, "isolation": "inline", "warmup": 0, "iters": 1,
          "round_iters": 1, "pause_ms": 0, "threads": None, "cpu": "x", "cores": 2, "cpu_flags": [], "gpu": None,
          "agreement_data": "synthetic", "load_avg_start": None, "load_avg_end": None, "versions": {}, "seconds": 0,
          "disturbed": True, "disturbed_why": why}
     md = document(BenchResult([fast, ok], s, {}, [], [], {}, [])).markdown()
-    assert md.split("\n")[2].startswith("> **Disturbed run**: ONNX Runtime INT8 at batch 8 reads 120%")
+    assert md.split("\n")[2].startswith("> **Disturbed run**: ONNX Runtime INT8 at batch 8 reads 130%")
