@@ -134,9 +134,9 @@ class RuntimeLoader:
     def load_explainer(self, path: str):
         from pawlens.runtime.cam import CamExplainer
 
-        # one PyTorch thread: beside inference, capture and drawing on a 2-core CPU it gave 17.5 heat maps/s where two
-        # threads gave 13.6 (pawlens bench-gui, EfficientNet-Lite0 INT8 + CAM on cat.mp4; README, "Measured")
-        cam = CamExplainer(path, device=self.cam_device, threads=1 if self.cam_device == "cpu" else None)
+        # threads auto: one PyTorch thread for a light reference (EfficientNet-Lite0: 17.5 heat maps/s instead of 13.6
+        # beside inference, capture and drawing on 2 cores), PyTorch's default for a heavy one (ResNet50); CamExplainer says why
+        cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None)
         cam.path = os.fspath(path)
         return cam
 

@@ -130,10 +130,14 @@ class FrameView(QtWidgets.QWidget):
             return  # the whole frame: nothing to point out
         sx, sy = r.width() / iw, r.height() / ih
         box = QtCore.QRectF(r.left() + x * sx, r.top() + y * sy, w * sx, h * sy)
-        pen = QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1.5, QtCore.Qt.PenStyle.DashLine)
-        p.setPen(pen)
+        # a 1 px dashed rectangle on the pixel grid, without antialiasing: a 1.5 px antialiased dashed one cost the UI thread
+        # enough to take a quarter of the Grad-CAM rate on 2 cores (pawlens bench-gui, ResNet50 INT8 + CAM: 3.2 -> 4.1/s)
+        p.save()
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1, QtCore.Qt.PenStyle.DashLine))
         p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-        p.drawRect(box)
+        p.drawRect(box.toAlignedRect())
+        p.restore()
         f = p.font()
         f.setPointSizeF(8.5)
         p.setFont(f)

@@ -58,6 +58,10 @@ def heat_to_frame(heat: np.ndarray, frame_hw: tuple[int, int], cfg: PreprocessCo
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+#: Below this many multiply-adds per frame, ``threads="auto"`` explains with one PyTorch thread (see :class:`CamExplainer`).
+LIGHT_MACS = 1e9
+
+
 class CamExplainer:
     """Grad-CAM explanations of raw frames with the PyTorch reference checkpoint.
 
@@ -66,13 +70,15 @@ class CamExplainer:
         device: ``cpu`` (default), ``cuda`` or ``auto``.
         target_layer: override the registry's ``cam_layer`` (a dotted module path).
         threads: PyTorch's intra-op threads for the calling thread's work (``torch.set_num_threads`` in
-            :meth:`activate`); ``None`` keeps PyTorch's default.  The desktop app passes 1: beside the deployed
-            model's inference on a 2-core CPU, one thread gave more heat maps per second than two waiting on each other.
+            :meth:`activate`); ``None`` keeps PyTorch's default; ``"auto"`` (what the desktop app passes on the CPU):
+            one thread for a light model (under :data:`LIGHT_MACS` multiply-adds per frame), else the default.  Beside
+            the deployed model's inference on 2 cores, EfficientNet-Lite0 (0.39 G) gave 17.5 heat maps/s with one
+            thread and 13.6 with two; ResNet50 (4.1 G) gave 3.9 with one and 4.7-5.4 with two (``pawlens bench-gui``).
 
     On the CPU the model runs channels_last where its registry entry says that is faster (``channels_last_cpu``).
     """
 
-    def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None, threads: int | None = None):
+    def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None, threads: int | str | None = None):
         from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
         from pawlens.models.registry import model_info
 
@@ -88,9 +94,9 @@ class CamExplainer:
         self.preprocess: PreprocessConfig = preprocess_from_checkpoint(self.ckpt)
         self.target_layer = target_layer or model_info(self.arch).cam_layer
         self.channels_last_cpu = bool(model_info(self.arch).channels_last_cpu)
-        if threads is not None and int(threads) < 1:
-            raise InputError(f"[cam] threads must be >= 1 (or None for PyTorch's default), got {threads}")
-        self.threads = None if threads is None else int(threads)
+        if threads not in (None, "auto") and (not isinstance(threads, int) or threads < 1):
+            raise InputError(f"[cam] threads must be >= 1, 'auto' or None (PyTorch's default), got {threads!r}")
+        self.threads = threads
         self.device_requested = device
         self.device = device
         self.model = None
@@ -107,10 +113,16 @@ class CamExplainer:
         from pawlens.models.device import resolve_device
         from pawlens.models.gradcam import GradCAM
 
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
         self.device = resolve_device(self.device_requested)
         self.model = model_from_checkpoint(self.ckpt).to(self.device)
+        threads = self.threads
+        if threads == "auto":
+            from .ceiling import count_macs
+
+            threads = 1 if count_macs(self.model.cpu(), self.preprocess.input_size) < LIGHT_MACS else None
+            self.model.to(self.device)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self._channels_last = self.channels_last_cpu and str(self.device).startswith("cpu")
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)

@@ -239,16 +239,18 @@ def test_cam_explainer_on_raw_frames(tiny_checkpoint):
 
 
 def test_cam_explainer_threads_and_channels_last_give_the_same_map(tiny_checkpoint, monkeypatch):
-    """threads=1 (what the desktop app asks for) sets PyTorch's threads; channels_last (registry-driven) changes no heat map."""
+    """threads=1 (what the desktop app's "auto" picks for a light model) sets PyTorch's threads; channels_last
+    (registry-driven) changes no heat map."""
     import torch
     from pawlens.models import registry
 
     before = torch.get_num_threads()
     frame = np.random.default_rng(1).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
-    with pytest.raises(InputError, match="threads must be >= 1"):
-        CamExplainer(str(tiny_checkpoint), threads=0)
+    for bad in (0, "two"):
+        with pytest.raises(InputError, match="threads must be >= 1"):
+            CamExplainer(str(tiny_checkpoint), threads=bad)
     try:
-        with CamExplainer(str(tiny_checkpoint), threads=1) as cam:
+        with CamExplainer(str(tiny_checkpoint), threads="auto") as cam:  # the tiny baseline is far below LIGHT_MACS
             assert torch.get_num_threads() == 1 and not cam._channels_last  # the baseline runs NCHW
             plain = cam.explain(frame)
         import dataclasses
