@@ -49,10 +49,6 @@ class Document:
         for b in other.blocks:
             self.blocks.append(("h3", b[1]) if b[0] == "h2" and level == "h2" else b)
 
-    def raw(self, markdown: str) -> None:
-        """Markdown made elsewhere (parity.md, bench.md): copied into report.md, converted for report.html."""
-        self.blocks.append(("raw", markdown))
-
     def img(self, relpath: str, caption: str) -> None:
         self.blocks.append(("img", relpath, caption))
 
@@ -84,8 +80,6 @@ class Document:
                 out += [f"![{b[2]}]({b[1]})", ""]
             elif kind == "code":
                 out += ["```", b[1], "```", ""]
-            elif kind == "raw":
-                out += [b[1].strip(), ""]
         return "\n".join(out)
 
     def html(self) -> str:
@@ -125,7 +119,6 @@ _HTML = {
     "table": _html_table,
     "img": lambda src, cap: f"<figure><img src='{html.escape(src)}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>",
     "code": lambda text: f"<pre>{html.escape(text)}</pre>",
-    "raw": lambda md: _markdown_to_html(md),
 }
 
 
@@ -149,45 +142,3 @@ def _inline(text: str) -> str:
     t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
     t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
     return t
-
-
-def _markdown_to_html(md: str) -> str:
-    """Enough Markdown for the stage reports: headings, pipe tables, bullets, paragraphs."""
-    e = html.escape
-    out: list[str] = []
-    lines = md.strip().splitlines()
-    i = 0
-    while i < len(lines):
-        ln = lines[i].rstrip()
-        if ln.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                if not all(set(c) <= set("-: ") for c in cells):
-                    rows.append(cells)
-                i += 1
-            if rows:
-                head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
-                body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            continue
-        if ln.startswith("#"):
-            level = min(4, len(ln) - len(ln.lstrip("#")) + 1)
-            out.append(f"<h{level}>{e(ln.lstrip('#').strip())}</h{level}>")
-        elif ln.startswith(("- ", "* ")):
-            items = []
-            while i < len(lines) and lines[i].startswith(("- ", "* ")):
-                items.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif ln.startswith("!["):
-            import re
-
-            m = re.match(r"!\[(.*?)\]\((.*?)\)", ln)
-            if m:
-                out.append(f"<figure><img src='{e(m.group(2))}' alt='{e(m.group(1))}'></figure>")
-        elif ln:
-            out.append(f"<p>{_inline(ln)}</p>")
-        i += 1
-    return "\n".join(out)
