@@ -62,6 +62,9 @@ class FrameView(QtWidgets.QWidget):
         self.update()
 
     def set_overlay(self, cam: CamOutput | None, state: str, caption: str = "", level: str = "info") -> None:
+        """Show ``cam`` in ``state`` with ``caption``; repaints only when one of them changed (the window calls this on
+        every frame and every result: repainting each time doubled the paints and took CPU from Grad-CAM)."""
+        before = (self.cam, self.overlay_state, self.caption, self.caption_level)
         if cam is None or state == "none":
             self.cam, self.overlay_state = (cam, "none")
         else:
@@ -70,9 +73,10 @@ class FrameView(QtWidgets.QWidget):
                 c = cam.colour
                 self._ov_img = QtGui.QImage(c.data, c.shape[1], c.shape[0], c.strides[0], QtGui.QImage.Format.Format_RGBA8888_Premultiplied)
                 self._ov_for = cam
-        if caption != self.caption or level != self.caption_level:
-            self.caption, self.caption_level = caption, level
-        self.update()
+        self.caption, self.caption_level = caption, level
+        after = (self.cam, self.overlay_state, self.caption, self.caption_level)
+        if after[0] is not before[0] or after[1:] != before[1:]:  # the result by identity, the texts by value
+            self.update()
 
     def image_rect(self) -> QtCore.QRectF:
         if self._img is None:

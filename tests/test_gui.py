@@ -674,3 +674,27 @@ def test_ui_thread_stays_responsive_with_slow_models(make_window, qtbot):
     qtbot.wait(1200)
     assert len(w.heartbeat.lateness) > 30 and w.frames_inferred >= 3
     assert w.heartbeat.max_ms < 300  # well under one model call (400 ms): the UI never waited on one
+
+
+def test_the_view_repaints_only_when_its_overlay_changes(qtbot, monkeypatch):
+    """The window hands the view its overlay on every frame and every result; an unchanged one must not repaint (twice the
+    paints took CPU from Grad-CAM on 2 cores)."""
+    from pawlens.gui.session import CamOutput
+    from pawlens.gui.widgets import FrameView
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    f = Frame(id=1, rgb=np.zeros((24, 32, 3), np.uint8), t=0.0, session=1, index=0, source="test")
+    c = CamOutput(f, np.zeros((24, 32), np.float32), np.zeros((24, 32, 4), np.uint8), 0, "cat", np.array([0.9, 0.1], np.float32),
+                  ["cat", "dog"], 5.0, None, None)
+    updates = []
+    monkeypatch.setattr(view, "update", lambda *a: updates.append(1))
+    view.set_overlay(c, "exact", "caption")
+    view.set_overlay(c, "exact", "caption")  # nothing changed
+    assert len(updates) == 1
+    view.set_overlay(c, "stale", "caption")
+    view.set_overlay(c, "stale", "another caption")
+    c2 = CamOutput(*[getattr(c, k) for k in c.__dataclass_fields__])  # another result, equal fields: a new map all the same
+    view.set_overlay(c2, "stale", "another caption")
+    view.set_overlay(None, "none")
+    assert len(updates) == 5
