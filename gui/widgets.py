@@ -135,7 +135,7 @@ class FrameView(QtWidgets.QWidget):
         sx, sy = r.width() / iw, r.height() / ih
         box = QtCore.QRectF(r.left() + x * sx, r.top() + y * sy, w * sx, h * sy)
         # a 1 px dashed rectangle on the pixel grid, without antialiasing: a 1.5 px antialiased dashed one cost the UI thread
-        # enough to take a quarter of the Grad-CAM rate on 2 cores (pawlens bench-gui, ResNet50 INT8 + CAM: 3.2 -> 4.1/s)
+        # enough to slow Grad-CAM on 2 cores (pawlens bench-gui, ResNet50 INT8 + CAM: 3.0-3.4 -> 3.7-3.9/s)
         p.save()
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
         p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1, QtCore.Qt.PenStyle.DashLine))

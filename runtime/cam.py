@@ -115,15 +115,15 @@ class CamExplainer:
 
         self.device = resolve_device(self.device_requested)
         self.model = model_from_checkpoint(self.ckpt).to(self.device)
+        on_cpu = str(self.device).startswith("cpu")
         threads = self.threads
-        if threads == "auto":
+        if threads == "auto":  # CPU threads only matter on the CPU
             from .ceiling import count_macs
 
-            threads = 1 if count_macs(self.model.cpu(), self.preprocess.input_size) < LIGHT_MACS else None
-            self.model.to(self.device)
+            threads = 1 if on_cpu and count_macs(self.model, self.preprocess.input_size) < LIGHT_MACS else None
         if threads is not None:
             torch.set_num_threads(threads)
-        self._channels_last = self.channels_last_cpu and str(self.device).startswith("cpu")
+        self._channels_last = self.channels_last_cpu and on_cpu
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._cam = GradCAM(self.model, self.target_layer).open()
