@@ -11,19 +11,23 @@ from pawlens.bench.report import document
 from pawlens.bench.results import BenchResult, BenchRow
 
 
-def _spin(stop):
-    while not stop.is_set():
-        pass
+def _spin(stop, ready):
+    ready.release()
+    while not stop.is_set():  # the shared Event's lock is taken only between long pure-Python runs: never a wait
+        for _ in range(200_000):
+            pass
 
 
 @pytest.fixture()
 def two_spinning_processes():
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
-    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(2)]
+    stop, ready = ctx.Event(), ctx.Semaphore(0)
+    procs = [ctx.Process(target=_spin, args=(stop, ready), daemon=True) for _ in range(2)]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # both are spinning (a spawned interpreter takes a moment to start)
+    for _ in procs:  # a spawned interpreter re-imports this module first: seconds on a loaded machine, so wait for each
+        assert ready.acquire(timeout=60), "a spinning process did not start within 60 s"
+    time.sleep(0.2)
     yield procs
     stop.set()
     for p in procs:
