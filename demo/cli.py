@@ -85,8 +85,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+class Stage:
+    """What ``with stages(name) as stage:`` gives the stage: ``stage.skip()`` when it found nothing to do."""
+
+    def __init__(self):
+        self.status = "ok"
+
+    def skip(self) -> None:
+        self.status = "skipped"
+
+
 class Stages:
-    """Times each stage and prints one line per stage as it ends."""
+    """Times each stage and prints one line per stage as it ends (ok, skipped or failed)."""
 
     def __init__(self):
         self.times: list[tuple[str, float, str]] = []
@@ -95,16 +105,16 @@ class Stages:
     def __call__(self, name: str):
         t0 = time.perf_counter()
         print(f"[demo] {name} ...", flush=True)
-        status = "ok"
+        stage = Stage()
         try:
-            yield
+            yield stage
         except BaseException:
-            status = "failed"
+            stage.status = "failed"
             raise
         finally:
             dt = time.perf_counter() - t0
-            self.times.append((name, dt, status))
-            print(f"[demo] {name}: {status} in {dt:.1f} s", flush=True)
+            self.times.append((name, dt, stage.status))
+            print(f"[demo] {name}: {stage.status} in {dt:.1f} s", flush=True)
 
 
 def default_clips(data: str | None) -> list[str]:

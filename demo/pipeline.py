@@ -95,8 +95,10 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
 
     for name in cfg.models:
         t0 = time.perf_counter()
-        with stages(f"train {name}"):
+        with stages(f"train {name}") as stage:
             res, starts[name] = _train_one(cfg, name)
+            if res is None:
+                stage.skip()
         if res is None:
             LOG.warning("[demo] %s %s", name, starts[name])
             continue

@@ -135,8 +135,9 @@ class RuntimeLoader:
         from pawlens.runtime.cam import CamExplainer
 
         # threads auto: one PyTorch thread for a light reference (EfficientNet-Lite0: 17.5 heat maps/s instead of 13.6
-        # beside inference, capture and drawing on 2 cores), PyTorch's default for a heavy one (ResNet50); CamExplainer says why
-        cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None)
+        # beside inference, capture and drawing on 2 cores), PyTorch's default for a heavy one (ResNet50); CamExplainer says why.
+        # trace: the part before the Grad-CAM layer runs as one frozen TorchScript call (checked against the eager model)
+        cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None, trace=True)
         cam.path = os.fspath(path)
         return cam
 

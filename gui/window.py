@@ -805,8 +805,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.reference_ready = True
         self._sync_forwarding()
         self._update_cam_controls()
+        mode = ref.get("mode") or ""
         self.cam_text.setText(f"{os.path.basename(self.reference_path or 'reference')} · {ref.get('arch') or ''} · "
-                              f"loaded in {ref.get('load_ms', 0):.0f} ms")
+                              f"loaded in {ref.get('load_ms', 0):.0f} ms" + (f" · {mode}" if mode else ""))
+        self.cam_text.setToolTip("traced: the network up to the Grad-CAM layer runs as one frozen TorchScript call, checked "
+                                 "against the eager model when it loaded; eager: every layer runs from Python")
         self._kick_cam()
 
     def _set_targets(self) -> None:

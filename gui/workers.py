@@ -509,6 +509,7 @@ class CamWorker(_Worker):
                 "path": self.path,
                 "sha256": sha,
                 "preprocess": getattr(cam, "preprocess", None),
+                "mode": getattr(cam, "mode", None),
                 "load_ms": (time.perf_counter() - t0) * 1e3,
             })
             while not self.stopping:

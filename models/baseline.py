@@ -55,7 +55,12 @@ class BaselineCNN(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
+def _cam_head(model: "BaselineCNN", acts: torch.Tensor) -> torch.Tensor:
+    return model.classifier(model.pool(acts))  # what follows features.block4 (the last block has no pooling)
+
+
 @register_model("baseline", head="classifier", cam_layer="features.block4", unfreeze_default=(), default_input_size=96,
+                cam_head=_cam_head,
                 new_args={"stem_stride": 2},
                 train_defaults={"epochs": 30, "lr": 3e-3, "schedule": "cosine", "weight_decay": 5e-4, "label_smoothing": 0.1,
                                 "augment": "resized-crop", "patience": 10})

@@ -177,6 +177,7 @@ def imagenet_head_args(class_names) -> dict | None:
     "efficientnet_lite0",
     head="classifier",
     cam_layer="bn2",
+    cam_head=lambda model, acts: model.forward_head(acts),  # timm: global pool, dropout, classifier (bn2 includes ReLU6)
     unfreeze_default=("blocks.6", "conv_head", "bn2"),
     default_input_size=224,
     pretrained=True,

@@ -48,6 +48,9 @@ class ModelInfo:
     channels_last_cpu: bool = False
     #: training defaults of this model (keys of ``train.config.MODEL_DEFAULTS``); flags and YAML override them
     train_defaults: dict = field(default_factory=dict)
+    #: ``cam_head(model, activations) -> logits``: the part of the network after ``cam_layer`` (timm's ``forward_head``).
+    #: With it, Grad-CAM can run the part before the layer as one frozen TorchScript call (``GradCAM.trace_trunk``).
+    cam_head: Callable | None = None
 
     def model_args(self, input_size: int | None, class_names, weights: str | None) -> dict:
         """The builder arguments a new model of this kind gets (saved as the checkpoint's ``model_args``): its input size

@@ -19,8 +19,15 @@ from .registry import register_model
 from .weights import load_state_dict_file
 
 
+def _cam_head(model, acts):
+    import torch
+
+    return model.fc(torch.flatten(model.avgpool(acts), 1))  # torchvision's ResNet.forward after layer4
+
+
 @register_model(
-    "resnet50", head="fc", cam_layer="layer4", unfreeze_default=("layer4",), default_input_size=224, pretrained=True
+    "resnet50", head="fc", cam_layer="layer4", unfreeze_default=("layer4",), default_input_size=224, pretrained=True,
+    cam_head=_cam_head,
 )
 def resnet50(num_classes: int = 2, weights: str = "none", dropout: float = 0.2):
     from torchvision.models import ResNet50_Weights

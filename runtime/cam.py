@@ -75,10 +75,15 @@ class CamExplainer:
             the deployed model's inference on 2 cores, EfficientNet-Lite0 (0.39 G) gave 17.5 heat maps/s with one
             thread and 13.6 with two; ResNet50 (4.1 G) gave 3.9 with one and 4.7-5.4 with two (``pawlens bench-gui``).
 
+        trace: run the model up to the Grad-CAM layer as one traced, frozen TorchScript call
+            (:meth:`models.gradcam.GradCAM.trace_trunk`: about 1 s more in :meth:`activate`, checked against the eager
+            model there).  Worth it for many frames: the desktop app passes True.  :attr:`mode` says which path runs.
+
     On the CPU the model runs channels_last where its registry entry says that is faster (``channels_last_cpu``).
     """
 
-    def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None, threads: int | str | None = None):
+    def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None, threads: int | str | None = None,
+                 trace: bool = False):
         from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
         from pawlens.models.registry import model_info
 
@@ -92,8 +97,12 @@ class CamExplainer:
         self.arch: str = self.ckpt["arch"]
         self.class_names: list[str] = list(self.ckpt["class_names"])
         self.preprocess: PreprocessConfig = preprocess_from_checkpoint(self.ckpt)
-        self.target_layer = target_layer or model_info(self.arch).cam_layer
-        self.channels_last_cpu = bool(model_info(self.arch).channels_last_cpu)
+        info = model_info(self.arch)
+        self.target_layer = target_layer or info.cam_layer
+        self.cam_head = info.cam_head if self.target_layer == info.cam_layer else None  # the head after the registry's layer
+        self.trace = bool(trace)
+        self.mode = "eager"  # how the Grad-CAM runs once active (GradCAM.mode)
+        self.channels_last_cpu = bool(info.channels_last_cpu)
         if threads not in (None, "auto") and (not isinstance(threads, int) or threads < 1):
             raise InputError(f"[cam] threads must be >= 1, 'auto' or None (PyTorch's default), got {threads!r}")
         self.threads = threads
@@ -126,7 +135,14 @@ class CamExplainer:
         self._channels_last = self.channels_last_cpu and on_cpu
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self._cam = GradCAM(self.model, self.target_layer).open()
+        self._cam = GradCAM(self.model, self.target_layer, head=self.cam_head).open()
+        if self.trace:
+            s = self.preprocess.input_size
+            example = torch.zeros(1, 3, s, s, device=self.device)
+            if self._channels_last:
+                example = example.contiguous(memory_format=torch.channels_last)
+            self._cam.trace_trunk(example)
+        self.mode = self._cam.mode
         return self
 
     def deactivate(self) -> None:

@@ -92,3 +92,19 @@ def test_demo_help_and_bad_data(capsys, tmp_path):
     rc = main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "pawlens-demo: error:" in capsys.readouterr().err
+
+
+def test_stage_table_says_ok_skipped_or_failed(capsys):
+    """A model the demo could not train (no ImageNet weights offline) reads "skipped" in the stage table, not "ok"."""
+    from pawlens.demo.cli import Stages
+
+    stages = Stages()
+    with stages("train baseline"):
+        pass
+    with stages("train resnet50") as stage:
+        stage.skip()
+    with pytest.raises(RuntimeError):
+        with stages("export"):
+            raise RuntimeError("boom")
+    assert [(n, s) for n, _, s in stages.times] == [("train baseline", "ok"), ("train resnet50", "skipped"), ("export", "failed")]
+    assert "[demo] train resnet50: skipped in" in capsys.readouterr().out

@@ -263,3 +263,76 @@ def test_cam_explainer_threads_and_channels_last_give_the_same_map(tiny_checkpoi
         torch.set_num_threads(before)
     np.testing.assert_allclose(cl.heatmap, plain.heatmap, atol=1e-4)
     assert cl.class_index == plain.class_index
+
+
+# ----------------------------------------------------------------------------- the traced trunk
+
+
+@pytest.mark.parametrize("arch, size", [("baseline", 32), ("resnet50", 64), ("efficientnet_lite0", 64)])
+def test_traced_trunk_gives_the_eager_heat_map_without_running_the_layer_from_python(arch, size):
+    """Every registry model's ``cam_head`` completes the network after its ``cam_layer``: the traced path gives the eager
+    heat maps and logits for both classes, and really runs traced (the layer's Python hooks no longer fire)."""
+    from pawlens.models.registry import create_model, model_info
+
+    info = model_info(arch)
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes=2, **({info.size_arg: size} if info.size_arg else {})).eval()
+    x = torch.rand(1, 3, size, size)
+    with GradCAM(model, info.cam_layer, head=info.cam_head) as cam:
+        assert cam.mode.startswith("eager")
+        eager = [cam(x, class_index=k) for k in (0, 1)]
+        assert cam.trace_trunk(x) == "traced" == cam.mode
+        fired = []
+        handle = cam.layer.register_forward_hook(lambda *_: fired.append(1))
+        try:
+            traced = [cam(x, class_index=k) for k in (0, 1)]
+            assert fired == []  # the part before the layer ran as TorchScript
+            other = torch.rand(1, 3, size + 8, size + 8) if arch != "efficientnet_lite0" else None  # lite0's padding is static
+            if other is not None:
+                cam(other)  # another shape: the eager path
+                assert fired == [1]
+        finally:
+            handle.remove()
+    for (he, le), (ht, lt) in zip(eager, traced):
+        np.testing.assert_allclose(lt, le, atol=1e-3 * max(1.0, float(np.abs(le).max())))
+        np.testing.assert_allclose(ht, he, atol=1e-2)
+    assert max(float(h.max()) for h, _ in traced) > 0  # a real map was compared, not only blanks
+
+
+def test_a_trunk_that_cannot_be_trusted_stays_eager(monkeypatch):
+    """A head that does not complete the network, a tracer that fails, no head at all: eager, and the mode says why."""
+    from pawlens.models.registry import create_model, model_info
+
+    info = model_info("baseline")
+    torch.manual_seed(0)
+    model = create_model("baseline", num_classes=2).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with GradCAM(model, info.cam_layer, head=lambda m, a: 2.0 * info.cam_head(m, a)) as cam:
+        assert cam.trace_trunk(x).startswith("eager (the traced trunk differs from the model: logits by")
+        heat, logits = cam(x)
+    with GradCAM(model, info.cam_layer) as cam:
+        assert cam.trace_trunk(x) == "eager (no head function for this architecture)"
+        np.testing.assert_allclose(cam(x)[1], logits, atol=1e-6)  # the eager path still answers
+    with GradCAM(model, info.cam_layer, head=info.cam_head) as cam:
+        def broken(*_a, **_k):
+            raise RuntimeError("no tracer here")
+
+        monkeypatch.setattr(torch.jit, "trace", broken)
+        assert cam.trace_trunk(x) == "eager (tracing failed: RuntimeError: no tracer here)"
+    with pytest.raises(InputError, match="before trace_trunk"):
+        GradCAM(model, info.cam_layer, head=info.cam_head).trace_trunk(x)
+
+
+def test_cam_explainer_traced_gives_the_same_maps(tiny_checkpoint):
+    frame = np.random.default_rng(2).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    with CamExplainer(str(tiny_checkpoint)) as cam:
+        assert cam.mode.startswith("eager")
+        plain = [cam.explain(frame, class_index=k) for k in (0, 1)]
+    with CamExplainer(str(tiny_checkpoint), trace=True) as cam:
+        assert cam.mode == "traced"
+        fast = [cam.explain(frame, class_index=k) for k in (0, 1)]
+    with CamExplainer(str(tiny_checkpoint), trace=True, target_layer="features.block3") as cam:
+        assert cam.mode == "eager (no head function for this architecture)"  # the registry's head follows its own layer only
+    for p, f in zip(plain, fast):
+        np.testing.assert_allclose(f.heatmap, p.heatmap, atol=1e-2)
+        np.testing.assert_allclose(f.probs, p.probs, atol=1e-4)
