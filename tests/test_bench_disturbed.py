@@ -46,6 +46,22 @@ def test_a_busy_machine_is_flagged(two_spinning_processes):
     assert all(p.is_alive() for p in two_spinning_processes)
 
 
+def test_only_threads_running_now_make_the_machine_busy(monkeypatch):
+    """A high load average alone (it lags a minute: the demo's own training just before its bench) is no neighbour;
+    one other runnable thread on 2 cores is."""
+    from pawlens.bench import machine
+
+    monkeypatch.setattr(machine, "load_average", lambda: (2.4, 1.9, 1.2))
+    monkeypatch.setattr(machine, "runnable_others", lambda: 0)
+    quiet = load_check(cores=2, samples=3, interval_s=0.0)
+    assert quiet["load_avg"] == (2.4, 1.9, 1.2) and quiet["runnable"] == 0 and not quiet["busy"]
+    counts = iter([1, 0, 1])
+    monkeypatch.setattr(machine, "runnable_others", lambda: next(counts))
+    assert load_check(cores=2, samples=3, interval_s=0.0)["busy"]  # the median instant has a neighbour running
+    monkeypatch.setattr(machine, "runnable_others", lambda: 1)
+    assert not load_check(cores=4, samples=3, interval_s=0.0)["busy"]  # one neighbour on 4 cores leaves most of them
+
+
 def test_a_row_above_its_ceiling_flags_the_run_and_the_report_says_so():
     fast = BenchRow("ort-int8@m.onnx", "ONNX Runtime INT8", "ort", "int8", "cpu", 8)
     fast.of_gemm = 1.3
