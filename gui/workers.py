@@ -426,17 +426,21 @@ class InferenceWorker(_Worker):
                 frame = self.slot.take(timeout=0.1)
                 if frame is None or self.stopping:
                     continue
+                forwarding = self.forward is not None and self.forward_enabled.is_set()
                 try:
-                    pred = predictor.predict(frame.rgb)
+                    pred = predictor.predict(frame.rgb, keep_input=forwarding)
                 except (ImageError, InputError) as e:  # this frame cannot be preprocessed (a strip): skip it, keep going
                     self.skipped.emit(self.gen, f"frame skipped: {one_line(e)}")
                     continue
                 except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
                     self.error.emit(self.gen, one_line(e))
                     return
+                x, pred.input = getattr(pred, "input", None), None  # the window keeps predictions: only the CAM job carries it
                 self.result.emit(self.gen, frame, pred)
-                if self.forward is not None and self.forward_enabled.is_set():
-                    self.forward.put((frame, pred))
+                if forwarding:
+                    # the input the deployed model saw: the CAM worker uses it when the reference's preprocessing is the same
+                    prepared = None if x is None else (x, getattr(predictor, "preprocess", None))
+                    self.forward.put((frame, pred, prepared))
         finally:
             try:
                 predictor.deactivate()
@@ -516,11 +520,11 @@ class CamWorker(_Worker):
                 job = self.slot.take(timeout=0.1)
                 if job is None or self.stopping:
                     continue
-                frame, pred = job
+                frame, pred, prepared = (*job, None)[:3]  # (frame, prediction[, (input, its PreprocessConfig)])
                 target = self.target_class
                 t1 = time.perf_counter()
                 try:
-                    r = cam.explain(frame.rgb, class_index=target)
+                    r = cam.explain(frame.rgb, class_index=target, prepared=prepared)
                     heat = np.asarray(r.heatmap, dtype=np.float32)
                     if heat.shape != frame.rgb.shape[:2]:
                         import cv2

@@ -39,6 +39,9 @@ class Prediction:
     infer_ms: float  # this frame's share of the batch's inference time
     postprocess_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the (3, S, S) float32 input the model saw, only with ``predict(..., keep_input=True)`` (the desktop app hands it to
+    #: its Grad-CAM worker, which then need not preprocess the frame again); 600 KB at 224 px, so not kept by default
+    input: np.ndarray | None = None
 
     @property
     def confidence(self) -> float:
@@ -84,10 +87,11 @@ class Predictor:
     def describe(self) -> dict[str, Any]:
         return self.runner.describe()
 
-    def predict(self, frame: np.ndarray, *, bgr: bool = False) -> Prediction:
-        return self.predict_batch([frame], bgr=bgr)[0]
+    def predict(self, frame: np.ndarray, *, bgr: bool = False, keep_input: bool = False) -> Prediction:
+        return self.predict_batch([frame], bgr=bgr, keep_input=keep_input)[0]
 
-    def predict_batch(self, frames: Sequence[np.ndarray], *, bgr: bool = False) -> list[Prediction]:
+    def predict_batch(self, frames: Sequence[np.ndarray], *, bgr: bool = False, keep_input: bool = False) -> list[Prediction]:
+        """Classify raw frames; ``keep_input``: each :class:`Prediction` keeps the preprocessed input it came from."""
         t0 = time.perf_counter()
         x = preprocess_numpy(list(frames), self.preprocess, bgr=bgr)
         t1 = time.perf_counter()
@@ -102,6 +106,6 @@ class Predictor:
                                 f"names {len(self.class_names)} ({', '.join(map(str, self.class_names))}); re-export it with pawlens-export")
         return [
             Prediction(int(idx[i]), self.class_names[int(idx[i])], probs[i], logits[i], self.class_names,
-                       (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n)
+                       (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n, input=x[i] if keep_input else None)
             for i in range(n)
         ]

@@ -336,3 +336,61 @@ def test_cam_explainer_traced_gives_the_same_maps(tiny_checkpoint):
     for p, f in zip(plain, fast):
         np.testing.assert_allclose(f.heatmap, p.heatmap, atol=1e-2)
         np.testing.assert_allclose(f.probs, p.probs, atol=1e-4)
+
+
+def test_cam_explainer_uses_the_deployed_models_input_only_when_made_alike(tiny_checkpoint):
+    """``prepared=(x, config)`` (the desktop app's inference worker hands over the input its model saw) gives exactly the
+    result of preprocessing the frame here, and is ignored when made with other preprocessing."""
+    import dataclasses
+
+    from pawlens.models.preprocess import preprocess_numpy
+
+    rng = np.random.default_rng(3)
+    frame, other = (rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8) for _ in range(2))
+    with CamExplainer(str(tiny_checkpoint)) as cam:
+        cfg = cam.preprocess
+        x = preprocess_numpy([frame], cfg)[0]
+        plain = cam.explain(frame, class_index=1)
+        given = cam.explain(frame, class_index=1, prepared=(x, cfg))
+        np.testing.assert_array_equal(given.heatmap, plain.heatmap)
+        np.testing.assert_array_equal(given.probs, plain.probs)
+        # proof that it is used: another frame's input (same preprocessing) gives that frame's map
+        theirs = cam.explain(frame, class_index=1, prepared=(preprocess_numpy([other], cfg)[0], cfg))
+        np.testing.assert_array_equal(theirs.heatmap, cam.explain(other, class_index=1).heatmap)
+        assert not np.array_equal(theirs.heatmap, plain.heatmap)
+        # made otherwise (other normalisation, another size, a wrong dtype): preprocessed here instead
+        for bad in [(x, dataclasses.replace(cfg, mean=(0.0, 0.0, 0.0))), (x[:, :16, :16], cfg), (x.astype(np.float64), cfg)]:
+            np.testing.assert_array_equal(cam.explain(frame, class_index=1, prepared=bad).heatmap, plain.heatmap)
+
+
+def test_predictor_keeps_its_input_only_when_asked(rt_tiny_onnx):
+    from pawlens.models.preprocess import preprocess_numpy
+    from pawlens.runtime.ort_runner import OrtRunner
+    from pawlens.runtime.predictor import Predictor
+
+    frame = np.random.default_rng(4).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    with Predictor(OrtRunner(rt_tiny_onnx["fp32"])) as pred:
+        assert pred.predict(frame).input is None
+        p = pred.predict(frame, keep_input=True)
+        np.testing.assert_array_equal(p.input, preprocess_numpy([frame], pred.preprocess)[0])
+
+
+def test_heat_rgba_is_jet_premultiplied_by_heat_to_the_gamma():
+    """The table lookup gives the float formula within 2/255, and a premultiplied layer (colour <= alpha) Qt can draw."""
+    import cv2
+    from pawlens.models.gradcam import ALPHA_GAMMA, heat_rgba
+
+    rng = np.random.default_rng(6)
+    heat = cv2.resize(rng.random((7, 7)).astype(np.float32), (96, 54))
+    weight = rng.random((54, 96)).astype(np.float32)
+    h8 = (heat * 255 + 0.5).astype(np.uint8)
+    jet = cv2.cvtColor(cv2.applyColorMap(h8, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB).astype(np.float32)
+    for w in (None, weight):
+        a = heat ** ALPHA_GAMMA * (1.0 if w is None else w)
+        want = np.concatenate([jet * a[..., None], a[..., None] * 255], axis=2)
+        got = heat_rgba(heat, w)
+        assert got.shape == (54, 96, 4) and got.dtype == np.uint8
+        assert np.abs(got.astype(np.float32) - want).max() <= 2.5
+        assert (got[..., :3] <= got[..., 3:4]).all()
+    assert heat_rgba(np.zeros((3, 4), np.float32)).max() == 0  # cold: fully transparent
+    assert (heat_rgba(np.ones((3, 4), np.float32))[..., 3] == 255).all()

@@ -55,7 +55,7 @@ class FakePredictor:
         return {"backend": "ort", "device": "cpu", "precision": "fp32", "providers": ["CPUExecutionProvider"],
                 "providers_requested": req, "fallback": self.fallback}
 
-    def predict(self, frame):
+    def predict(self, frame, keep_input=False):
         self.threads.add(threading.get_ident())
         self.calls += 1
         if self.delay:
@@ -90,7 +90,7 @@ class FakeCam:
     def band_column(frame) -> int:
         return int(frame[..., 0].mean()) * (frame.shape[1] - 1) // 255
 
-    def explain(self, frame, class_index=None):
+    def explain(self, frame, class_index=None, prepared=None):
         self.threads.add(threading.get_ident())
         self.calls += 1
         if self.delay:
@@ -110,7 +110,7 @@ class FakeCam:
 class ClassCam(FakeCam):
     """A FakeCam whose band sits left for "cat" (class 0) and right for "dog" (class 1): the map shows which class it explains."""
 
-    def explain(self, frame, class_index=None):
+    def explain(self, frame, class_index=None, prepared=None):
         r = FakeCam.explain(self, frame, class_index)
         h, w = frame.shape[:2]
         heat = np.zeros((h, w), np.float32)
@@ -631,7 +631,7 @@ def test_reference_of_another_architecture_is_refused(make_window, qtbot, tmp_pa
 
 def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qtbot, tmp_path):
     class Broken(FakePredictor):
-        def predict(self, frame):
+        def predict(self, frame, keep_input=False):
             from pawlens.models.errors import ArtifactError
 
             raise ArtifactError("model outputs 3 classes but its metadata names 2")
@@ -698,3 +698,30 @@ def test_the_view_repaints_only_when_its_overlay_changes(qtbot, monkeypatch):
     view.set_overlay(c2, "stale", "another caption")
     view.set_overlay(None, "none")
     assert len(updates) == 5
+
+
+def test_inference_worker_hands_the_cam_worker_its_input_and_keeps_it_out_of_the_window(qtbot, rt_tiny_onnx):
+    """Each classified frame goes to the CAM slot with the deployed model's input and its preprocessing; the prediction the
+    window keeps (120 of them) does not hold the 600 KB input."""
+    from pawlens.gui.workers import InferenceWorker, LatestSlot, WorkerThread
+    from pawlens.models.preprocess import preprocess_numpy
+    from pawlens.runtime.ort_runner import OrtRunner
+    from pawlens.runtime.predictor import Predictor
+    from PySide6 import QtCore
+
+    slot, cams, results = LatestSlot(), LatestSlot(), []
+    inf = WorkerThread(InferenceWorker(lambda: Predictor(OrtRunner(rt_tiny_onnx["fp32"])), slot, gen=1, forward=cams))
+    inf.worker.result.connect(lambda gen, frame, pred: results.append(pred), QtCore.Qt.ConnectionType.DirectConnection)
+    inf.worker.forward_enabled.set()
+    rgb = np.random.default_rng(5).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    f = Frame(id=7, rgb=rgb, t=0.0, session=1, index=0, source="test")
+    slot.put(f)
+    inf.start()
+    try:
+        job = cams.take(timeout=30)
+    finally:
+        assert inf.stop(wait=True)
+    assert job is not None and job[0] is f and job[1] is results[0] and results[0].input is None
+    x, cfg = job[2]
+    assert cfg.input_size == 32
+    np.testing.assert_array_equal(x, preprocess_numpy([rgb], cfg)[0])
