@@ -34,6 +34,7 @@ against the eager model on a random input before it is used.  ``torch.jit`` is d
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from typing import Any, Callable
@@ -79,6 +80,8 @@ class GradCAM:
 
     #: a traced trunk must give the eager model's logits within this (times max(1, their largest magnitude))
     TRACE_TOLERANCE = 1e-3
+    #: ... and its heat map (values in [0, 1]) within this
+    TRACE_HEAT_TOLERANCE = 1e-2
 
     def __init__(self, model, target_layer, head: Callable | None = None):
         self.model = model.eval()
@@ -154,7 +157,7 @@ class GradCAM:
 
         ``example``: a ``(1, 3, S, S)`` tensor of the shape, dtype, device and memory format later calls use (its values
         do not matter: the check uses random values of that kind).  The traced path is kept only when it gives the
-        eager model's logits (:attr:`TRACE_TOLERANCE`) and heat map (within 1e-2); otherwise, or when
+        eager model's logits (:attr:`TRACE_TOLERANCE`) and heat map (:attr:`TRACE_HEAT_TOLERANCE`); otherwise, or when
         tracing fails, every call stays eager and :attr:`mode` says why.
         """
         import torch
@@ -190,7 +193,7 @@ class GradCAM:
         scale = max(1.0, float(np.abs(logits_e).max()))
         d_logits = float(np.abs(logits_t - logits_e).max())
         d_heat = float(np.abs(heat_t - heat_e).max())
-        if not (d_logits <= self.TRACE_TOLERANCE * scale and d_heat <= 1e-2):
+        if not (d_logits <= self.TRACE_TOLERANCE * scale and d_heat <= self.TRACE_HEAT_TOLERANCE):
             self._trunk, self._trunk_key = None, None
             self.mode = f"eager (the traced trunk differs from the model: logits by {d_logits:.2g}, heat by {d_heat:.2g})"
             return self.mode
@@ -254,7 +257,7 @@ class GradCAM:
 
 
 class _Stop(Exception):
-    """Raised by :class:`_Trunk`'s hook once the target layer has run: the rest of the model is not needed."""
+    """Raised by the trunk's hook (:func:`_trunk_module`) once the target layer has run: the rest is not needed."""
 
 
 def _trunk_module(model, layer):
@@ -288,27 +291,21 @@ def _trunk_module(model, layer):
     return Trunk()
 
 
-
 #: Exponent of the per-pixel overlay alpha: alpha = heat ** ALPHA_GAMMA, so the parts of the picture the model does not
 #: use stay as they are (a uniform blend would tint them dark blue, JET's colour for 0).
 ALPHA_GAMMA = 0.75
 
 
-def _rgba_table():
+@functools.lru_cache(maxsize=1)
+def _rgba_table() -> np.ndarray:
     """(256, 1, 4) uint8: for each 8-bit heat level, JET's colour premultiplied by its alpha, and the alpha (``cv2.LUT``'s table)."""
     import cv2
 
-    global _RGBA_TABLE
-    if _RGBA_TABLE is None:
-        levels = np.arange(256, dtype=np.uint8)
-        rgb = cv2.cvtColor(cv2.applyColorMap(levels[:, None], cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)[:, 0].astype(np.float32)
-        a = (levels.astype(np.float32) / 255.0) ** ALPHA_GAMMA
-        table = np.concatenate([rgb * a[:, None], a[:, None] * 255.0], axis=1)
-        _RGBA_TABLE = (table + 0.5).astype(np.uint8).reshape(256, 1, 4)
-    return _RGBA_TABLE
-
-
-_RGBA_TABLE: np.ndarray | None = None
+    levels = np.arange(256, dtype=np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(levels[:, None], cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)[:, 0].astype(np.float32)
+    a = (levels.astype(np.float32) / 255.0) ** ALPHA_GAMMA
+    table = np.concatenate([rgb * a[:, None], a[:, None] * 255.0], axis=1)
+    return (table + 0.5).astype(np.uint8).reshape(256, 1, 4)
 
 
 def heat_rgba(heat: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
