@@ -78,7 +78,8 @@ class Shown:
     level: str = "info"  # info | warn
 
 
-#: A CAM job for the CAM worker: the frame and the deployed model's prediction for it (None when there is none yet).
+#: A CAM job the window puts in the CAM worker's slot: the frame and the deployed model's prediction for it (None when
+#: there is none yet).  The inference worker's jobs carry a third item, the input its model saw (``gui.workers.CamWorker``).
 CamJob = tuple[Frame, Any]
 
 COMPUTING = "Grad-CAM: computing…"

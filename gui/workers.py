@@ -469,8 +469,10 @@ class InferenceWorker(_Worker):
 class CamWorker(_Worker):
     """Builds and activates the Grad-CAM explainer (the PyTorch reference) in its own thread.
 
-    Takes ``(frame, prediction)`` jobs from its slot (newest wins), explains ``target_class`` (None:
-    the reference's top class) and emits a :class:`CamOutput` tied to that frame.
+    Takes ``(frame, prediction)`` jobs (the window's, :data:`~gui.session.CamJob`) or ``(frame, prediction,
+    (input, preprocess_config))`` jobs (the inference worker's: the input its model saw, which the explainer uses when
+    its own preprocessing is the same) from its slot (newest wins), explains ``target_class`` (None: the reference's
+    top class) and emits a :class:`CamOutput` tied to that frame.
 
     Signals:
         ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``preprocess``, ``load_ms``.
