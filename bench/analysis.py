@@ -50,18 +50,22 @@ def parity_per_row(cands, logits: dict[str, Any], ref_logits: dict[str, Any], la
 
 
 def make_rows(cands, batch_sizes: Sequence[int], samples: dict[tuple[str, int], list[float]], failed: dict[str, str],
-              parity: dict[str, Any], *, iters: int, model_of: Callable[[Any], str]) -> list[BenchRow]:
-    """One row per candidate and batch size, with its latency columns and its parity figures."""
+              parity: dict[str, Any], *, iters: int, model_of: Callable[[Any], str], timing=None) -> list[BenchRow]:
+    """One row per candidate and batch size, with its latency columns and its parity figures.  ``timing``: the burst
+    method's :class:`~pawlens.bench.schedule.Timing` (its steady calls are ``samples``), ``None`` for the rounds method."""
     rows = []
     for c in cands:
         for b in batch_sizes:
             row = BenchRow(c.key, c.label, c.backend, c.precision, c.device, b,
-                           artifact=os.path.basename(c.path) if c.backend != "torch" else "checkpoint", model=model_of(c))
+                           artifact=os.path.basename(c.path) if c.backend != "torch" else "checkpoint", model=model_of(c),
+                           method="burst" if timing is not None else "rounds")
             s = samples.get((c.key, b), [])
             if c.key in failed and len(s) < iters:
                 row.status = f"failed: {failed[c.key]}"
             if s:
                 row.set_samples(s)
+                if timing is not None:
+                    row.set_burst(timing.cold.get((c.key, b), []), s, timing.inner.get((c.key, b), []))
             pr = parity.get(c.key)
             if pr is not None:
                 row.top1_agreement, row.max_abs, row.within_gate = pr.top1_agreement, pr.max_abs, bool(pr.passed)
@@ -116,7 +120,10 @@ def key_for_plan(plan, path: str, meta) -> str:
         return "torch-fp32-cl" if plan.kwargs.get("channels_last") else "torch-fp32"
     base = os.path.basename(path)
     if plan.backend == "openvino":
-        return f"openvino-{'bf16' if plan.kwargs.get('precision') == 'bf16' else meta.precision}@{base}"
+        bf16 = plan.kwargs.get("precision") == "bf16"
+        if meta.precision == "int8":
+            return f"openvino-int8{'-bf16' if bf16 else ''}@{base}"
+        return f"openvino-{'bf16' if bf16 else meta.precision}@{base}"
     if plan.backend == "ort":
         return f"ort-{meta.precision}{'-cuda' if str(plan.kwargs.get('device', 'cpu')).startswith('cuda') else ''}@{base}"
     return f"trt-{meta.precision}@{base}"
@@ -291,7 +298,8 @@ def _extras_goals(j: _Goals) -> None:
               ex["overhead_ms"] <= g["overhead_ms"])
     if "cam_vs_forward" in ex:
         j.add(f"Grad-CAM of one frame <= {g['cam_vs_forward']}x one PyTorch fp32 forward (CPU)",
-              f"{ex['cam_vs_forward']:.2f}x ({ex['cam_ms']:.1f} vs {ex['forward_ms']:.1f} ms)", ex["cam_vs_forward"] <= g["cam_vs_forward"])
+              f"{ex['cam_vs_forward']:.2f}x ({ex['cam_ms']:.1f} vs {ex['forward_ms']:.1f} ms, {ex.get('cam_mode', 'eager')})",
+              ex["cam_vs_forward"] <= g["cam_vs_forward"])
 
 
 def _vs_resnet50(j: _Goals) -> None:
@@ -316,9 +324,27 @@ def _tensorrt(j: _Goals) -> None:
         j.add(goal, "not measured", None, "no GPU / TensorRT in this run")
 
 
+def _peers(j: _Goals) -> None:
+    """Every row with a peer within ``peer_tolerance`` of it (one goal per tool), and the OpenVINO runner at batch 1 on the
+    main model within ``runner_vs_peer`` of ``benchmark_app``."""
+    tol = j.g.get("peer_tolerance", 0.10)
+    for tool in sorted({r.peer for r in j.res.rows if r.peer}):
+        rows = [r for r in j.res.rows if r.peer == tool and math.isfinite(r.vs_peer)]
+        worst = max(rows, key=lambda r: abs(r.vs_peer - 1))
+        gaps = [f"{r.label} b{r.batch} {r.vs_peer:.2f}x" for r in rows if r.peer_gap]
+        j.add(f"every row timed by its runtime's tool within {tol:.0%} of {tool}",
+              f"{len(rows) - len(gaps)} of {len(rows)} rows; widest {worst.label} batch {worst.batch}: {worst.p50_ms:.2f} vs "
+              f"{worst.peer_ms:.2f} ms ({worst.vs_peer:.2f}x)", not gaps, ("outside: " + ", ".join(gaps)) if gaps else "")
+    lim = j.g.get("runner_vs_peer", 0.05)
+    for r in j.res.rows:
+        if r.backend == "openvino" and r.batch == 1 and r.model == j.main and r.peer == "benchmark_app" and math.isfinite(r.vs_peer):
+            j.add(f"{r.label} runner at batch 1 within {lim:.0%} of benchmark_app's static latency",
+                  f"{r.p50_ms:.2f} vs {r.peer_ms:.2f} ms ({r.vs_peer:.2f}x)", r.vs_peer <= 1 + lim)
+
+
 def evaluate_goals(res: BenchResult, goals: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """The performance goals (``goals.json``), checked against this run's own figures (ratios within the run)."""
     j = _Goals(res, goals or load_goals())
-    for check in (_cpu_ratio_goals, _bf16_modes, _auto_vs_openvino, _auto_fastest, _extras_goals, _vs_resnet50, _tensorrt):
+    for check in (_cpu_ratio_goals, _bf16_modes, _auto_vs_openvino, _auto_fastest, _extras_goals, _vs_resnet50, _tensorrt, _peers):
         check(j)
     return j.out

@@ -120,6 +120,8 @@ def artifact_candidates(path: str, meta, *, devices: Sequence[str], installed: I
                 if prec == "fp32" and bf16 and not group:
                     add("openvino-bf16", f"{name} bf16 hint (fp32 model)", "openvino", "cpu", {"device": "cpu", "precision": "bf16"},
                         precision="bf16", gate="fp32")
+                if prec == "int8" and bf16 and not group:  # the layers left in float in bf16, as benchmark_app does by default
+                    add("openvino-int8-bf16", f"{name} INT8, bf16 float layers", "openvino", "cpu", {"device": "cpu", "precision": "bf16"})
     if "cuda" in devices and not group:
         for be in _in_table_order(b for b in fmt.cuda_backends if b in have):
             if be == "ort":

@@ -40,12 +40,24 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    "split.json (its test photos); if unset: synthetic")
     g.add_argument("--n-images", type=int, default=32, help="agreement images (as many again for calibration)")
     g = p.add_argument_group("how")
-    g.add_argument("--batch-sizes", default="1,8", help="comma-separated batch sizes")
-    g.add_argument("--iters", type=int, default=20, help="timed calls per row and batch")
+    g.add_argument("--batch-sizes", default="1,8,32", help="comma-separated batch sizes (the largest shows how near each precision "
+                   "comes to this CPU's compute ceiling)")
+    g.add_argument("--method", default="burst", choices=("burst", "rounds"),
+                   help="burst: per round, each row makes one call after idle (its cold figure), then calls back to back for "
+                   "--burst-ms (the steady figures behind p50, as benchmark_app times); rounds: --round-iters calls per row per "
+                   "round, --pause-ms apart, every call timed (the earlier method)")
+    g.add_argument("--rounds", type=int, default=5, help="bursts per row and batch, interleaved across rows (burst method)")
+    g.add_argument("--burst-ms", type=float, default=200.0, help="least duration of a burst's steady calls (burst method)")
+    g.add_argument("--min-calls", type=int, default=3, help="least steady calls per burst (burst method)")
+    g.add_argument("--no-peers", action="store_true", help="skip each row's runtime's own tool beside it (benchmark_app for "
+                   "OpenVINO, a bare InferenceSession loop for ONNX Runtime, trtexec for TensorRT where installed)")
+    g.add_argument("--peer-s", type=float, default=2.0, help="seconds each peer tool runs per row and batch")
+    g.add_argument("--pause-ms", type=float, default=10.0, help="pause before each row's turn (lets idle thread pools fall asleep)")
+    g.add_argument("--iters", type=int, default=20, help="timed calls per row and batch (rounds method)")
     g.add_argument("--warmup", type=int, default=3, help="untimed calls per row and batch")
     g.add_argument("--threads", type=int, default=None, help="CPU threads per backend; if unset: each backend's own, all cores")
     g.add_argument("--isolation", default="process", choices=("process", "inline"), help="one worker process per row, or all inline")
-    g.add_argument("--round-iters", type=int, default=2, help="timed calls per row per interleaving round")
+    g.add_argument("--round-iters", type=int, default=2, help="timed calls per row per interleaving round (rounds method)")
     g.add_argument("--allow-spinning", action="store_true", help="let ONNX Runtime / OpenMP threads spin (off by default, as in the runners)")
     g.add_argument("--no-cam", action="store_true", help="skip the Grad-CAM and overhead measurements")
     g.add_argument("--compile", nargs="?", const="auto", default="off", choices=("auto", "on", "off"),
@@ -84,7 +96,9 @@ def _main(argv: Sequence[str] | None) -> int:
                     batch_sizes=_parse_ints(args.batch_sizes, "--batch-sizes"), iters=args.iters,
                     warmup=args.warmup, threads=args.threads, out=args.out, name=args.name, images=args.images, n_images=args.n_images,
                     backends=backends, device=args.device, isolation=args.isolation, round_iters=args.round_iters, cam=not args.no_cam,
-                    spinning=args.allow_spinning, keep_models=args.keep_models, compile=args.compile)
+                    spinning=args.allow_spinning, keep_models=args.keep_models, compile=args.compile, method=args.method,
+                    rounds=args.rounds, burst_ms=args.burst_ms, min_calls=args.min_calls, peers=not args.no_peers, peer_s=args.peer_s,
+                    pause_ms=args.pause_ms)
     print(to_markdown(res))
     if res.settings.get("disturbed"):
         print(f"pawlens-bench: {disturbed_line(res).replace('**', '')}", file=sys.stderr)

@@ -48,7 +48,13 @@ def cam_from_file(ckpt_path: str, threads: int | None) -> dict[str, Any]:
 
 
 def measure_cam(ckpt, *, threads: int | None, reps: int = 7) -> dict[str, Any]:
-    """One Grad-CAM (224 px frame, CPU) against one PyTorch fp32 forward, interleaved; medians."""
+    """One Grad-CAM (a frame at the model's size, CPU) against one PyTorch fp32 forward, interleaved; medians.
+
+    Two Grad-CAM paths: the eager one (hooks on the whole model) and the one the desktop app and ``pawlens-predict --cam``
+    use (the network up to the Grad-CAM layer traced and frozen, channels_last where the registry says so:
+    :meth:`models.gradcam.GradCAM.trace_trunk`).  ``cam_vs_forward`` is the product's path (traced, or eager where the
+    trace was refused, as ``cam_mode`` says).
+    """
     import torch
     from pawlens.models.checkpoint import model_from_checkpoint
     from pawlens.models.gradcam import GradCAM
@@ -58,13 +64,21 @@ def measure_cam(ckpt, *, threads: int | None, reps: int = 7) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(int(threads))
     try:
+        info = model_info(ckpt["arch"])
         model = model_from_checkpoint(ckpt)
         s = int(ckpt["preprocess"]["input_size"])
         x = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
-        fwd, cam_t = [], []
-        with GradCAM(model, model_info(ckpt["arch"]).cam_layer) as cam:
+        fast_model = model_from_checkpoint(ckpt)
+        xf = x
+        if info.channels_last_cpu:
+            fast_model.to(memory_format=torch.channels_last)
+            xf = x.contiguous(memory_format=torch.channels_last)
+        fwd, eager_t, fast_t = [], [], []
+        with GradCAM(model, info.cam_layer) as eager, GradCAM(fast_model, info.cam_layer, head=info.cam_head) as fast:
+            mode = fast.trace_trunk(xf)
             for _ in range(2):
-                cam(x)
+                eager(x)
+                fast(xf)
                 with torch.inference_mode():
                     model(x)
             for _ in range(reps):
@@ -72,11 +86,15 @@ def measure_cam(ckpt, *, threads: int | None, reps: int = 7) -> dict[str, Any]:
                 with torch.inference_mode():
                     model(x)
                 t1 = time.perf_counter()
-                cam(x)
+                eager(x)
                 t2 = time.perf_counter()
+                fast(xf)
+                t3 = time.perf_counter()
                 fwd.append(t1 - t0)
-                cam_t.append(t2 - t1)
-        f, c = float(np.median(fwd) * 1e3), float(np.median(cam_t) * 1e3)
-        return {"forward_ms": f, "cam_ms": c, "cam_vs_forward": c / f, "cam_layer": model_info(ckpt["arch"]).cam_layer}
+                eager_t.append(t2 - t1)
+                fast_t.append(t3 - t2)
+        f, e, c = (float(np.median(v) * 1e3) for v in (fwd, eager_t, fast_t))
+        return {"forward_ms": f, "cam_ms": c, "cam_vs_forward": c / f, "cam_eager_ms": e, "cam_eager_vs_forward": e / f,
+                "cam_mode": mode + (", channels_last" if info.channels_last_cpu else ""), "cam_layer": info.cam_layer}
     finally:
         torch.set_num_threads(old)

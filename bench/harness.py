@@ -3,6 +3,8 @@ this process (:class:`InlineWorker`); and :func:`run_in_child` for one measureme
 
     w = ProcessWorker(candidate)           # builds make_runner(**candidate.runner_kwargs()) in the child, activates it
     w.call("inputs", {1: x1, 8: x8}); w.call("time", (8, 20))   # -> 20 per-call times in seconds
+    w.call("burst", (8, 0.2, 3, 500))      # -> {"cold": s, "steady": [s, ...], "inner": [s, ...]}: one call after idle, then
+                                           #    calls until 0.2 s and 3 calls have passed (at most 500)
     w.call("logits", (x, 8)); w.call("describe"); w.close()
     run_in_child("pawlens.bench.extras:cam_from_file", ckpt_path, None, env=worker_env(None, False))
 
@@ -26,6 +28,7 @@ CHILD_FUNCTIONS = (
     "pawlens.bench.extras:cam_from_file",
     "pawlens.bench.extras:ceiling_from_file",
     "pawlens.bench.extras:measure_overhead",
+    "pawlens.bench.peers:ort_loop",
 )
 
 
@@ -66,7 +69,32 @@ class _Session:
                 self.runner.infer(x)
                 out.append(time.perf_counter() - t0)
             return out
+        if cmd == "burst":
+            return self.burst(*arg)
         raise ValueError(cmd)
+
+    def _inner(self) -> float:
+        """The time of the last call spent in the library itself: the runner's ``engine_time`` where it keeps one (the bare
+        request), else its ``inference_time`` (``infer_impl``, without the base class's checks)."""
+        t = getattr(self.runner, "engine_time", None)
+        return t if t is not None else (self.runner.inference_time or 0.0)
+
+    def burst(self, b: int, min_s: float, min_calls: int, max_calls: int) -> dict[str, Any]:
+        """One call after idle (``cold``), then back-to-back calls until ``min_s`` seconds and ``min_calls`` calls have passed
+        (at most ``max_calls``): their wall times (``steady``) and the part of each spent in the library (``inner``)."""
+        x = self.inputs[int(b)]
+        t0 = time.perf_counter()
+        self.runner.infer(x)
+        cold = time.perf_counter() - t0
+        steady: list[float] = []
+        inner: list[float] = []
+        start = time.perf_counter()
+        while len(steady) < max_calls and (len(steady) < min_calls or time.perf_counter() - start < min_s):
+            t0 = time.perf_counter()
+            self.runner.infer(x)
+            steady.append(time.perf_counter() - t0)
+            inner.append(self._inner())
+        return {"cold": cold, "steady": steady, "inner": inner}
 
     def close(self):
         self.runner.deactivate()

@@ -19,7 +19,8 @@ from pawlens.models.document import Document
 from .results import BenchResult, BenchRow
 
 CSV_COLUMNS = ("model", "label", "backend", "precision", "device", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s",
-               "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "accuracy", "n", "status", "key", "artifact")
+               "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "accuracy", "n", "status", "key", "artifact",
+               "method", "cold_ms", "overhead_ms", "peer", "peer_ms", "vs_peer", "peer_gap")
 
 
 def _fmt(v, nd: int = 1, suffix: str = "") -> str:
@@ -46,18 +47,26 @@ def _runnable(s: dict) -> str:
 # ----------------------------------------------------------------------------- bench.md
 
 
+def _peer_cell(r: BenchRow) -> str:
+    if not r.peer:
+        return "-"
+    return f"{r.peer_ms:.2f} ({r.peer}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
+
+
 def main_table_row(r: BenchRow) -> list[str]:
-    """One row of the main table (backend, precision, device, batch, latencies, images/s, speed-up, agreement, max abs)."""
+    """One row of the main table (backend, precision, device, batch, latencies, cold call, images/s, speed-up, the runtime's
+    own tool, the runner's per-call overhead, agreement, max abs)."""
     if r.status != "ok" and not math.isfinite(r.p50_ms):
-        return [r.label, r.precision, r.device, str(r.batch), r.status] + [""] * 7
+        return [r.label, r.precision, r.device, str(r.batch), r.status] + [""] * (len(MAIN_HEADERS) - 5)
     gate = "" if r.within_gate is None else (" (in gate)" if r.within_gate else " (outside gate)")
-    return [r.label, r.precision, r.device, str(r.batch), _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.p99_ms), _fmt(r.mean_ms),
-            _fmt(r.images_per_s), _fmt(r.speedup, 2, "x"), _pct(r.top1_agreement, 1),
+    return [r.label, r.precision, r.device, str(r.batch), _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.p99_ms), _fmt(r.cold_ms),
+            _fmt(r.images_per_s), _fmt(r.speedup, 2, "x"), _peer_cell(r), _fmt(r.overhead_ms, 3), _pct(r.top1_agreement, 1),
             f"{'-' if not math.isfinite(r.max_abs) else f'{r.max_abs:.2e}'}{gate}"]
 
 
-MAIN_HEADERS = ["backend", "precision", "device", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "images/s",
-                "speed-up vs PyTorch fp32 eager", "top-1 agreement", "max abs diff"]
+MAIN_HEADERS = ["backend", "precision", "device", "batch", "p50 ms", "p90 ms", "p99 ms", "cold ms", "images/s",
+                "speed-up vs PyTorch fp32 eager", "its runtime's own tool, ms: p50 / that", "runner overhead ms", "top-1 agreement",
+                "max abs diff"]
 
 
 def _main_table(doc: Document, res: BenchResult) -> None:
@@ -92,8 +101,11 @@ def _extras_section(doc: Document, res: BenchResult) -> None:
         items.append(f"Runtime overhead per frame (preprocess {ex['overhead_frame']} + softmax): {ex['overhead_ms']:.2f} ms "
                      f"(preprocess {ex['preprocess_ms']:.2f}, softmax {ex['softmax_ms']:.3f})")
     if "cam_ms" in ex:
-        items.append(f"Grad-CAM ({ex['cam_layer']}, one {res.settings['input_size']} px frame, CPU): {ex['cam_ms']:.1f} ms vs one PyTorch "
-                     f"fp32 forward {ex['forward_ms']:.1f} ms = {ex['cam_vs_forward']:.2f}x")
+        eager = (f"; the eager path (hooks on the whole model) {ex['cam_eager_ms']:.1f} ms = {ex['cam_eager_vs_forward']:.2f}x"
+                 if "cam_eager_ms" in ex else "")
+        items.append(f"Grad-CAM ({ex['cam_layer']}, one {res.settings['input_size']} px frame, CPU, {ex.get('cam_mode', 'eager')}: the "
+                     f"desktop app's and `pawlens-predict --cam`'s path): {ex['cam_ms']:.1f} ms vs one PyTorch fp32 forward "
+                     f"{ex['forward_ms']:.1f} ms = {ex['cam_vs_forward']:.2f}x{eager}")
     if items:
         doc.bullets(items)
 
@@ -111,6 +123,31 @@ def _ceiling_section(doc: Document, res: BenchResult) -> None:
     cpu = sorted((r for r in res.rows if r.device == "cpu" and math.isfinite(r.gops)), key=lambda r: (r.batch, r.p50_ms))
     doc.table(["backend", "batch", "GOP/s", "of the GEMM rate in its precision"], [[r.label, str(r.batch), f"{r.gops:.0f}", _pct(r.of_gemm, 0)]
                                                                                     for r in cpu])
+    doc.bullets(batch_curve_lines(res))
+
+
+def batch_curve_lines(res: BenchResult) -> list[str]:
+    """Per precision, the best share of the GEMM rate at batch 1 against that at the largest batch: where the limit is
+    approached, and where batch 1 stops it."""
+    bs = res.settings.get("batch_sizes", [])
+    if len(bs) < 2:
+        return []
+    lo, hi = bs[0], bs[-1]
+    out = []
+    for prec in ("fp32", "bf16", "int8"):
+        def best(b, prec=prec):
+            rows = [r for r in res.rows if r.device == "cpu" and r.batch == b and r.precision == prec and math.isfinite(r.of_gemm)]
+            return max(rows, key=lambda r: r.of_gemm) if rows else None
+        a, z = best(lo), best(hi)
+        if a is None or z is None:
+            continue
+        verdict = ("the limit is approached at the larger batch" if z.of_gemm >= 0.7 else
+                   "far from the limit even at the larger batch (memory-bound layers, or a runtime that does not reach the GEMM rate)")
+        if z.of_gemm > 1.3 * a.of_gemm:
+            verdict += f"; batch {lo} leaves {1 - a.of_gemm / z.of_gemm:.0%} of that rate unused (too little work per call for the cores)"
+        out.append(f"{prec}: batch {lo} reaches {a.of_gemm:.0%} of the GEMM rate ({a.label}), batch {hi} {z.of_gemm:.0%} "
+                   f"({z.label}, {z.images_per_s:.0f} images/s): {verdict}.")
+    return out
 
 
 def _goals_section(doc: Document, res: BenchResult) -> None:
@@ -154,6 +191,26 @@ def openvino_precision_lines(res: BenchResult) -> list[str]:
                    f"({r32.p50_ms / r16.p50_ms:.2f}x). `pawlens-predict --backend openvino --precision bf16` trades the gate for "
                    "that speed.")
         break  # one statement per run: the first fp32 file with both rows
+    return out + int8_float_layer_lines(res)
+
+
+def int8_float_layer_lines(res: BenchResult) -> list[str]:
+    """OpenVINO INT8 with its layers left in float in f32 against bf16 (benchmark_app's default on a bf16 CPU), judged by the
+    INT8 gate: which one is kept, per file and batch."""
+    out = []
+    for r32 in res.rows:
+        if not r32.key.startswith("openvino-int8@") or r32.status != "ok":
+            continue
+        r16 = res.row(r32.key.replace("openvino-int8@", "openvino-int8-bf16@", 1), r32.batch)
+        if r16 is None or not (math.isfinite(r16.p50_ms) and math.isfinite(r32.p50_ms)):
+            continue
+        ok16 = r16.within_gate is not False
+        keep = r16 if ok16 and r16.p50_ms < r32.p50_ms else r32
+        why = ("faster and within the INT8 gate" if keep is r16 else
+               "bf16 is outside the INT8 gate on these inputs" if not ok16 else "f32 is as fast or faster")
+        out.append(f"OpenVINO INT8 {r32.artifact} at batch {r32.batch}: float layers in f32 {r32.p50_ms:.2f} ms, in bf16 "
+                   f"{r16.p50_ms:.2f} ms ({'in' if ok16 else 'outside'} the INT8 gate); kept: "
+                   f"{'bf16' if keep is r16 else 'f32'} ({why}).")
     return out
 
 
@@ -176,9 +233,24 @@ def _method_section(doc: Document, res: BenchResult) -> None:
     doc.h2("How the figures were taken")
     iso = ("each configuration in its own worker process (a fresh Python interpreter), activated once"
            if s["isolation"] == "process" else "all configurations in one process")
-    items = [f"{iso}; {s['warmup']} warm-up calls per row and batch, then {s['iters']} timed calls per row, interleaved in rounds of "
-             f"{s['round_iters']} call(s) per row, the order rotating (and reversing) every round, {s['pause_ms']:g} ms pause between "
-             "turns; only one configuration computes at a time.",
+    if s.get("method", "rounds") == "burst":
+        timing = (f"{iso}; {s['warmup']} warm-up calls per row and batch, then {s['rounds']} rounds; in each round every row runs one "
+                  f"burst after a {s['pause_ms']:g} ms pause: one call after idle (the **cold** column, never in p50), then calls back "
+                  f"to back for at least {s['burst_ms']:g} ms and {s['min_calls']} calls (**steady state**: p50/p90/p99 over all "
+                  "bursts' steady calls, as a runtime's own tool times it). The order of the rows rotates (and reverses) every round; "
+                  "only one configuration computes at a time.")
+    else:
+        timing = (f"{iso}; {s['warmup']} warm-up calls per row and batch, then {s['iters']} timed calls per row, interleaved in rounds of "
+                  f"{s['round_iters']} call(s) per row, the order rotating (and reversing) every round, {s['pause_ms']:g} ms pause between "
+                  "turns; only one configuration computes at a time (method `rounds`: each call starts on idle threads, which a "
+                  "model of a few milliseconds feels).")
+    items = [timing,
+             "Its runtime's own tool, run after the workers are gone, on the same file, batch, threads and a static shape: OpenVINO "
+             "`benchmark_app -hint latency -shape ... -infer_precision <the row's>` (its median), a bare `InferenceSession.run` loop "
+             "with the runner's session options for ONNX Runtime (which ships no such tool), `trtexec` for TensorRT where installed; "
+             "GAP marks a row more than 10% away. Runner overhead: median of each steady call's wall time minus the time spent in the "
+             "library (OpenVINO: `request.infer`; others: `infer_impl`): input checks, copies."
+             if s.get("peers", False) else "No peer tools were run (--no-peers).",
              "Latency = wall time of one `runner.infer(batch)` call (input check, inference, output copy; CUDA rows synchronise). "
              "p50/p90/p99 over the timed calls; images/s = batch / p50.",
              _spinning_line(s),

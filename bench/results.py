@@ -36,6 +36,13 @@ class BenchRow:
     artifact: str = ""
     model: str = ""  # the trained model this row runs (its architecture, or the checkpoint's run name)
     accuracy: float = float("nan")  # top-1 accuracy on the labelled agreement photos
+    method: str = ""  # burst (steady calls back to back) | rounds (every call after a pause)
+    cold_ms: float = float("nan")  # median of the first calls after idle (burst method; never in p50)
+    overhead_ms: float = float("nan")  # median of each steady call's wall time minus the time spent in the library
+    peer: str = ""  # the runtime's own tool this row was checked against (benchmark_app, a bare InferenceSession loop, trtexec)
+    peer_ms: float = float("nan")  # that tool's median on the same file, precision, batch, threads and shape
+    vs_peer: float = float("nan")  # p50_ms / peer_ms
+    peer_gap: bool | None = None  # more than the goal's tolerance apart (None: no peer for this row)
     samples_ms: list[float] = field(default_factory=list)
 
     def to_dict(self, samples: bool = True) -> dict:
@@ -52,6 +59,19 @@ class BenchRow:
         self.mean_ms, self.min_ms = float(a.mean()), float(a.min())
         self.images_per_s = self.batch / (self.p50_ms / 1e3)
         self.samples_ms = [round(float(x), 3) for x in a]
+
+    def set_burst(self, cold_s: Sequence[float], steady_s: Sequence[float], inner_s: Sequence[float]) -> None:
+        """The cold figure and the runner's per-call overhead of a burst-timed row (its p50 comes from ``set_samples``)."""
+        if len(cold_s):
+            self.cold_ms = float(np.median(np.asarray(cold_s, dtype=np.float64))) * 1e3
+        if len(inner_s) and len(inner_s) == len(steady_s):
+            self.overhead_ms = float(np.median(np.asarray(steady_s, dtype=np.float64) - np.asarray(inner_s, dtype=np.float64))) * 1e3
+
+    def set_peer(self, tool: str, peer_ms: float, tolerance: float) -> None:
+        self.peer, self.peer_ms = tool, float(peer_ms)
+        if math.isfinite(self.p50_ms) and math.isfinite(self.peer_ms) and self.peer_ms > 0:
+            self.vs_peer = self.p50_ms / self.peer_ms
+            self.peer_gap = abs(self.vs_peer - 1.0) > tolerance
 
 
 @dataclass

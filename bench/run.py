@@ -70,9 +70,19 @@ class Options:
     spinning: bool
     cam: bool
     progress: bool
+    method: str = "burst"
+    rounds: int = 5
+    burst_ms: float = 200.0
+    min_calls: int = 3
+    peers: bool = True
+    peer_s: float = 2.0
 
 
-def check_options(*, batch_sizes, iters, warmup, round_iters, isolation, device, backends, n_images, compile, **rest) -> Options:
+METHODS = ("burst", "rounds")
+
+
+def check_options(*, batch_sizes, iters, warmup, round_iters, isolation, device, backends, n_images, compile, method="burst", rounds=5,
+                  burst_ms=200.0, min_calls=3, peers=True, peer_s=2.0, **rest) -> Options:
     """The run's settings, or InputError naming the flag and its valid values."""
     from pawlens.runtime.formats import BACKENDS
 
@@ -94,8 +104,13 @@ def check_options(*, batch_sizes, iters, warmup, round_iters, isolation, device,
     comp = {"auto": "auto", "on": True, "off": False, True: True, False: False}.get(compile, None)
     if comp is None:
         raise InputError("--compile: choose auto, on or off")
+    if method not in METHODS:
+        raise InputError(f"--method {method!r}: choose {' or '.join(METHODS)}")
+    if rounds < 1 or burst_ms <= 0 or min_calls < 1 or peer_s <= 0:
+        raise InputError(f"--rounds and --min-calls must be >= 1, --burst-ms and --peer-s > 0 (got {rounds}, {min_calls}, {burst_ms}, {peer_s})")
     return Options(bs, iters, warmup, round_iters, rest["pause_ms"], rest["threads"], isolation, device, wanted, n_images, comp,
-                   rest["spinning"], rest["cam"], rest["progress"])
+                   rest["spinning"], rest["cam"], rest["progress"], method, int(rounds), float(burst_ms), int(min_calls), bool(peers),
+                   float(peer_s))
 
 
 # ----------------------------------------------------------------------------- inputs per model
@@ -224,7 +239,8 @@ def _settings(m: Models, opt: Options, inp: BenchInputs, models: Sequence[str], 
     return {
         "checkpoint": None if m.embedded else m.path, "embedded_default": m.embedded, "arch": m.meta.arch,
         "input_size": m.meta.preprocess.input_size, "classes": list(m.meta.class_names), "models": [os.fspath(p) for p in models],
-        "batch_sizes": opt.batch_sizes, "iters": opt.iters, "warmup": opt.warmup, "round_iters": opt.round_iters,
+        "batch_sizes": opt.batch_sizes, "iters": opt.iters, "warmup": opt.warmup, "round_iters": opt.round_iters, "method": opt.method,
+        "rounds": opt.rounds, "burst_ms": opt.burst_ms, "min_calls": opt.min_calls, "peers": opt.peers, "peer_s": opt.peer_s,
         "pause_ms": opt.pause_ms, "threads": opt.threads, "isolation": opt.isolation, "device": opt.device, "spinning": opt.spinning,
         "agreement_data": inp.note, "cpu": machine.cpu_name(), "cpu_flags": machine.cpu_flags(), "cores": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "versions": machine.versions(), "load_avg_start": load_start,
@@ -250,12 +266,13 @@ def _devices(opt: Options, notes: list[str]) -> tuple[bool, list[str]]:
     return cuda, (["cpu"] if opt.device != "cuda" else []) + (["cuda"] if cuda else [])
 
 
-def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batch_sizes: Sequence[int] = (1, 8), iters: int = 20,
+def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batch_sizes: Sequence[int] = (1, 8, 32), iters: int = 20,
               warmup: int = 3, threads: int | None = None, out: str | None = None, name: str | None = None,
               images: str | Sequence[str] | None = None, n_images: int = 32, backends: Sequence[str] | None = None, device: str = "auto",
               isolation: str = "process", round_iters: int = 2, pause_ms: float = 10.0, cam: bool = True, spinning: bool = False,
               keep_models: bool = False, compile: str | bool = "off", progress: bool = True, write: bool = True,
-              checkpoints: Sequence[str] = (), latency_reference: str | None = None) -> BenchResult:
+              checkpoints: Sequence[str] = (), latency_reference: str | None = None, method: str = "burst", rounds: int = 5,
+              burst_ms: float = 200.0, min_calls: int = 3, peers: bool = True, peer_s: float = 2.0) -> BenchResult:
     """Benchmark every available backend and precision on the same inputs (the library behind ``pawlens-bench``).
 
     Args:
@@ -264,7 +281,13 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         models: exported files (``.onnx``, ``.engine``) to time; ``()`` exports fp32 + INT8 ONNX (and, on a GPU with
             TensorRT, an FP16 engine) from the checkpoint into a temporary folder.
         batch_sizes: batch sizes to time.
-        iters: timed calls per row; ``warmup``: untimed calls per row and batch first.
+        iters: the rounds method's timed calls per row; ``warmup``: untimed calls per row and batch first.
+        method: ``burst`` (default: per round, each row makes one call after idle, its ``cold`` figure, then calls back to
+            back for ``burst_ms`` and at least ``min_calls`` calls, the steady figures behind p50) or ``rounds`` (the earlier
+            method: ``round_iters`` calls per row per round, ``pause_ms`` apart, every call timed).
+        rounds: bursts per row and batch (burst method).
+        peers: run each row's runtime's own tool beside it for ``peer_s`` seconds (OpenVINO's ``benchmark_app``, a bare
+            ONNX Runtime session loop, ``trtexec`` where installed) and flag a row more than 10% from it.
         threads: CPU threads per backend (``None``: each backend's default, all cores).
         out: output folder (default ``runs/bench/NAME``, numbered if it exists).
         images: real photos for agreement, accuracy and INT8 calibration: a folder (class-named subfolders or
@@ -295,7 +318,8 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
 
     opt = check_options(batch_sizes=batch_sizes, iters=iters, warmup=warmup, round_iters=round_iters, isolation=isolation, device=device,
                         backends=backends, n_images=n_images, compile=compile, pause_ms=pause_ms, threads=threads, spinning=spinning,
-                        cam=cam, progress=progress)
+                        cam=cam, progress=progress, method=method, rounds=rounds, burst_ms=burst_ms, min_calls=min_calls, peers=peers,
+                        peer_s=peer_s)
     notes: list[str] = []
     cuda, devices = _devices(opt, notes)
     load_start, t_start = machine.load_average(), time.perf_counter()
@@ -352,13 +376,24 @@ def _measure(m: Models, artifacts, extra_artifacts, arrays: Arrays, opt: Options
         notes += [f"{k}: CUDA was requested but ONNX Runtime runs on {', '.join(d.get('providers', []))} (fall-back)."
                   for k, d in runners.items() if d.get("fallback")]
         parity = measure_parity(m, cands, workers, runners, arrays, failed, opt, notes)
-        samples = schedule.time_rounds(workers, opt.batch_sizes, iters=opt.iters, warmup=opt.warmup, round_iters=opt.round_iters,
-                                       pause_ms=opt.pause_ms, failed=failed, progress=opt.progress,
-                                       after_batch=lambda b: checks.append(machine.load_check(when=f"after batch {b}")))
+        after = lambda b: checks.append(machine.load_check(when=f"after batch {b}"))  # noqa: E731
+        timing = None
+        if opt.method == "burst":
+            timing = schedule.time_bursts(workers, opt.batch_sizes, rounds=opt.rounds, burst_s=opt.burst_ms / 1e3, min_calls=opt.min_calls,
+                                          warmup=opt.warmup, pause_ms=opt.pause_ms, failed=failed, progress=opt.progress, after_batch=after)
+            samples = timing.steady
+        else:
+            samples = schedule.time_rounds(workers, opt.batch_sizes, iters=opt.iters, warmup=opt.warmup, round_iters=opt.round_iters,
+                                           pause_ms=opt.pause_ms, failed=failed, progress=opt.progress, after_batch=after)
     finally:
         notes += schedule.close_workers(workers, runners)
-    rows = analysis.make_rows(cands, opt.batch_sizes, samples, failed, parity, iters=opt.iters,
-                              model_of=lambda c: m.groups[c.group]["label"])
+    rows = analysis.make_rows(cands, opt.batch_sizes, samples, failed, parity, iters=opt.iters if opt.method == "rounds" else 1,
+                              model_of=lambda c: m.groups[c.group]["label"], timing=timing)
+    if opt.peers:
+        from .peers import add_peers
+
+        notes += add_peers(rows, {c.key: c for c in cands}, runners, sizes={g: gd["cfg"].input_size for g, gd in m.groups.items()},
+                           opt=opt, tolerance=analysis.load_goals()["peer_tolerance"])
     analysis.set_speedups(rows, m.label)
     extras = measure_extras(m, opt, devices, notes)
     if "cpu" in devices:

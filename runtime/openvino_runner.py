@@ -14,6 +14,11 @@ The class names and preprocessing are read from the ONNX ``metadata_props`` (Ope
 in the model's ``rt_info["framework"]``).  Threads: ``INFERENCE_NUM_THREADS``; ``PERFORMANCE_HINT``
 is ``LATENCY`` (one stream), which is what a single camera feed wants.
 
+Static shapes: an exported ONNX has a dynamic batch, and OpenVINO runs a model compiled for one static shape faster
+(as its ``benchmark_app -shape`` does).  The runner compiles one static shape per batch size it is called with, on
+first use (batch 1 at activation), and keeps them (``describe()["static_batches"]``, ``["compile_s"]``); past
+:data:`MAX_STATIC_SHAPES` sizes, one compilation with a dynamic batch serves the rest.
+
 One ``ov.Core`` serves the whole process (:func:`shared_core`) and is never destroyed, and every thread that
 creates or frees OpenVINO objects here gets a valid alternate signal stack afterwards
 (:func:`runtime.sigstack.ensure_signal_stack`): OpenVINO's CPU plugin swaps the thread's signal stack when it is
@@ -40,6 +45,8 @@ from .onnx_meta import check_graph_io, read_onnx_props, run_error
 from .sigstack import ensure_signal_stack
 
 PRECISIONS = ("fp32", "bf16")
+#: Static shapes compiled per runner (one per batch size it is called with); further batch sizes share a dynamic one.
+MAX_STATIC_SHAPES = 8
 _HINT = {"fp32": "f32", "bf16": "bf16"}
 _OV_TYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "u8": "uint8", "i8": "int8", "i32": "int32", "i64": "int64",
              "boolean": "bool", "bf16": "bfloat16"}
@@ -104,9 +111,13 @@ class OpenVINORunner(Runner):
         self.meta = meta if meta is not None else (
             ArtifactMeta.from_props(props, path=self.path) if any(k.startswith("pawlens.") for k in props) else None
         )
-        self.compiled = None
-        self._request = None
+        self.compiled = None  # the first compilation (its properties are the runner's)
+        self._by_batch: dict[int, Any] = {}
+        self._compile_s: dict[Any, float] = {}
+        self._dynamic = None
+        self._model = None
         self._active_hint = None
+        self.engine_time: float | None = None  # the last call's time inside OpenVINO's request.infer
 
     def activate_impl(self) -> None:
         try:
@@ -121,37 +132,77 @@ class OpenVINORunner(Runner):
             msg = " ".join(str(e).split())[:160]
             raise ArtifactError(f"{self.path}: OpenVINO cannot read it ({type(e).__name__}: {msg}); re-export it with pawlens-export") from None
         check_graph_io(self.path, [_ov_io(x) for x in model.inputs], [_ov_io(x) for x in model.outputs], self.meta, backend="openvino")
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINT[self.precision], "PERFORMANCE_HINT": self.performance_hint}
+        self._core, self._model = core, model
+        self._config = {"INFERENCE_PRECISION_HINT": _HINT[self.precision], "PERFORMANCE_HINT": self.performance_hint}
         if self.threads:
-            config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        try:
-            self.compiled = core.compile_model(model, "CPU", config)
-        except Exception as e:
-            msg = " ".join(str(e).split())[:160]
-            raise ArtifactError(f"{self.path}: OpenVINO cannot compile it for the CPU ({type(e).__name__}: {msg})") from None
-        self._request = self.compiled.create_infer_request()
-        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        self._active_hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32" / "bf16"
-        inp = self.compiled.inputs[0]
-        pshape = inp.get_partial_shape()
-        shape = tuple(int(d.get_length()) if d.is_static else None for d in pshape)
+            self._config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        inp = model.inputs[0]
+        shape = tuple(int(d.get_length()) if d.is_static else None for d in inp.get_partial_shape())
         self._spec = InputSpec(inp.get_any_name(), shape, "float32")
         self._in_type = np.float16 if "f16" in str(inp.get_element_type()) else np.float32
+        self._by_batch = {}
+        self._compile_s = {}
+        self._dynamic = None
+        self._request_for(shape[0] or 1)  # batch 1 (or the file's fixed batch) compiled now: a file that cannot compile fails here
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self._active_hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32" / "bf16"
+
+    def _compile(self, model, what: str):
+        try:
+            return self._core.compile_model(model, "CPU", self._config)
+        except Exception as e:
+            msg = " ".join(str(e).split())[:160]
+            raise ArtifactError(f"{self.path}: OpenVINO cannot compile it for the CPU{what} ({type(e).__name__}: {msg})") from None
+
+    def _request_for(self, n: int):
+        """The infer request compiled for batch ``n``: a static shape, compiled on first use and kept (at most
+        :data:`MAX_STATIC_SHAPES` of them; other batch sizes share one compilation with a dynamic batch)."""
+        req = self._by_batch.get(n)
+        if req is not None:
+            return req
+        import time
+
+        import openvino as ov
+
+        t0 = time.perf_counter()
+        if self._spec.shape[0] is not None or None in self._spec.shape[1:]:  # a fixed batch, or no static shape to give
+            compiled = self._compile(self._model, "")
+        elif len(self._by_batch) < MAX_STATIC_SHAPES:
+            self._model.reshape({self._model.inputs[0]: ov.PartialShape([n, *self._spec.shape[1:]])})
+            compiled = self._compile(self._model, f" at batch {n}")
+        else:
+            if self._dynamic is None:
+                self._model.reshape({self._model.inputs[0]: ov.PartialShape([-1, *self._spec.shape[1:]])})
+                self._dynamic = self._compile(self._model, " with a dynamic batch").create_infer_request()
+                self._compile_s["dynamic"] = round(time.perf_counter() - t0, 3)
+            return self._dynamic
+        self._compile_s[n] = round(time.perf_counter() - t0, 3)
+        if self.compiled is None:
+            self.compiled = compiled
+        req = self._by_batch[n] = compiled.create_infer_request()
+        return req
 
     def input_spec(self) -> InputSpec:
         return self._spec
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        import time
+
         if self._in_type is not np.float32:
             batch = batch.astype(self._in_type)
+        req = self._request_for(batch.shape[0])
         try:
-            self._request.infer({0: batch}, share_inputs=True)
-            return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+            t0 = time.perf_counter()
+            req.infer({0: batch}, share_inputs=True)
+            self.engine_time = time.perf_counter() - t0
+            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
         except Exception as e:  # OpenVINO's RuntimeError: the graph failed at run time (e.g. a huge ConstantOfShape)
             raise run_error(self.path, "openvino", e) from None
 
     def deactivate_impl(self) -> None:
-        self._request = None
+        self._by_batch = {}
+        self._dynamic = None
+        self._model = None
         self.compiled = None
         ensure_signal_stack()  # this thread may have freed the last reference to OpenVINO objects
 
@@ -164,6 +215,10 @@ class OpenVINORunner(Runner):
             "threads": self.threads,
             "path": self.path,
         }
+        if getattr(self, "_spec", None) is not None:
+            d["input"] = self._spec.name
+        d["static_batches"] = sorted(b for b in self._by_batch) if self._by_batch else []
+        d["compile_s"] = {str(k): v for k, v in self._compile_s.items()}
         if self.compiled is not None:
             d["execution_devices"] = list(self.compiled.get_property("EXECUTION_DEVICES"))
             d["performance_hint"] = str(self.compiled.get_property("PERFORMANCE_HINT"))

@@ -244,5 +244,6 @@ class TrtRunner(Runner):
             "tensorrt_version": self._trt_version,
             "engine_tensorrt_version": self.sidecar.get("tensorrt_version"),
             "profile_batch": [self.min_batch, self.opt_batch, self.max_batch],
+            "input": getattr(self, "_in", None) or "input",
             "path": self.path,
         }

@@ -24,7 +24,8 @@ def _check_row_sanity(rows, batch_sizes):
 
 def test_run_bench_inline_writes_four_files(rt_tiny_onnx, tmp_path):
     res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 3), iters=3, warmup=1,
-                    isolation="inline", out=str(tmp_path / "b"), n_images=6, compile="off", progress=False)
+                    isolation="inline", out=str(tmp_path / "b"), n_images=6, compile="off", progress=False, rounds=2, burst_ms=10,
+                    peers=False)
     assert set(res.files) == {"json", "csv", "md", "png"}
     from pawlens.models.device import cpu_supports_bf16
 
@@ -73,7 +74,7 @@ def test_run_bench_process_isolation_and_embedded_default(rt_tiny_onnx, tmp_path
     With a C++ compiler the torch.compile rows run too: same function as eager, compile time reported, not timed.
     """
     res = run_bench(None, [rt_tiny_onnx["fp32"]], batch_sizes=(2,), iters=2, warmup=1, backends=("torch", "ort"), isolation="process",
-                    out=str(tmp_path / "p"), n_images=2, cam=False, progress=False, compile="auto")
+                    out=str(tmp_path / "p"), n_images=2, cam=False, progress=False, compile="auto", method="rounds", peers=False)
     from pawlens.models.device import cpu_supports_bf16
 
     bf16 = cpu_supports_bf16()
@@ -116,7 +117,7 @@ def test_cli_bad_arguments(capsys, tmp_path):
 def test_run_bench_with_real_photos(rt_trained_baseline, shared_data, tmp_path):
     res = run_bench(rt_trained_baseline["pt"], [rt_trained_baseline["fp32"], rt_trained_baseline["int8"]], batch_sizes=(1,), iters=2,
                     warmup=0, backends=("torch", "ort"), isolation="inline", images=str(shared_data / "catsdogs"), n_images=6,
-                    cam=False, out=str(tmp_path / "r"), compile="off", progress=False)
+                    cam=False, out=str(tmp_path / "r"), compile="off", progress=False, rounds=1, burst_ms=5, peers=False)
     assert "6 real photos" in res.settings["agreement_data"]
     int8 = res.row("ort-int8@base64.int8.onnx", 1)
     assert math.isfinite(int8.top1_agreement) and math.isfinite(int8.max_abs)
@@ -146,7 +147,8 @@ def test_two_models_accuracy_against_latency(rt_trained_baseline, shared_data, t
         shutil.copy(p, d)
     res = run_bench(rt_trained_baseline["pt"], [rt_trained_baseline["fp32"], other_onnx], checkpoints=[other], batch_sizes=(1,), iters=2,
                     warmup=0, backends=("torch", "ort"), isolation="inline", images=str(photos), n_images=16, cam=False,
-                    out=str(tmp_path / "r"), compile="off", progress=False, latency_reference="resnet50")
+                    out=str(tmp_path / "r"), compile="off", progress=False, latency_reference="resnet50", rounds=1, burst_ms=5,
+                    peers=False)
     models = res.settings["models_compared"]
     assert len(models) == 3 and "resnet50 (latency reference)" in models
     second = "baseline (m2)"  # the two baselines are told apart by their run folder

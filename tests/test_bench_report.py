@@ -14,6 +14,8 @@ def _result() -> BenchResult:
     r = BenchRow("ort-int8@m.int8.onnx", "ONNX Runtime INT8", "ort", "int8", "cpu", 8, model="baseline", artifact="m.int8.onnx")
     r.set_samples([0.0125, 0.0100, 0.0150])
     r.speedup, r.top1_agreement, r.max_abs, r.within_gate = 2.5, 0.96875, 0.0123, True
+    r.set_burst([0.020, 0.030, 0.025], [0.0125, 0.0100, 0.0150], [0.0120, 0.0095, 0.0140])
+    r.set_peer("InferenceSession loop", 11.0, 0.10)
     failed = BenchRow("trt-fp16@m.engine", "TensorRT FP16", "trt", "fp16", "cuda", 1, status="failed: no GPU")
     settings = {"arch": "baseline", "input_size": 64, "embedded_default": False, "models_compared": ["baseline"], "batch_sizes": [8],
                 "isolation": "inline", "warmup": 1, "iters": 3, "round_iters": 2, "pause_ms": 10.0, "spinning": False, "threads": None,
@@ -27,11 +29,12 @@ def _result() -> BenchResult:
 
 def test_a_row_renders_as_expected():
     res = _result()
-    assert main_table_row(res.rows[0]) == ["ONNX Runtime INT8", "int8", "cpu", "8", "12.5", "14.5", "14.9", "12.5", "640.0", "2.50x",
-                                           "96.9%", "1.23e-02 (in gate)"]
+    assert main_table_row(res.rows[0]) == ["ONNX Runtime INT8", "int8", "cpu", "8", "12.5", "14.5", "14.9", "25.0", "640.0", "2.50x",
+                                           "11.00 (InferenceSession loop): 1.14x GAP", "0.500", "96.9%", "1.23e-02 (in gate)"]
     md = to_markdown(res)
-    assert "| ONNX Runtime INT8 | int8 | cpu | 8 | 12.5 | 14.5 | 14.9 | 12.5 | 640.0 | 2.50x | 96.9% | 1.23e-02 (in gate) |" in md
-    assert "| TensorRT FP16 | fp16 | cuda | 1 | failed: no GPU |  |  |  |  |  |  |  |" in md
+    assert ("| ONNX Runtime INT8 | int8 | cpu | 8 | 12.5 | 14.5 | 14.9 | 25.0 | 640.0 | 2.50x | 11.00 (InferenceSession loop): 1.14x GAP "
+            "| 0.500 | 96.9% | 1.23e-02 (in gate) |") in md
+    assert "| TensorRT FP16 | fp16 | cuda | 1 | failed: no GPU |  |  |  |  |  |  |  |  |  |" in md
     assert md.startswith("# pawlens-bench: baseline at 64 px\n")
     assert "| fastest INT8 path at batch 1 <= 0.15x PyTorch fp32 eager | 0.20x | no |" in md
     assert ("- m.int8.onnx (int8): ort-int8@m.int8.onnx - asked for; batch 8: fastest within the gate (12.5 ms; fastest "

@@ -81,3 +81,65 @@ def test_start_workers_and_logits_with_fake_workers():
 def test_exactly_iters_timed_calls(iters, round_iters):
     workers = {"a": FakeWorker("a", [], 0.5)}
     assert len(time_rounds(workers, [2], iters=iters, warmup=0, round_iters=round_iters, pause_ms=0, failed={})[("a", 2)]) == iters
+
+
+class BurstWorker(FakeWorker):
+    def call(self, cmd, arg=None):
+        if cmd == "burst":
+            self.log.append((self.key, cmd, arg))
+            b, min_s, min_calls, max_calls = arg
+            if b == self.fail_at_batch:
+                raise WorkerError(f"{self.key} broke")
+            return {"cold": 10 * self.seconds, "steady": [self.seconds] * min_calls, "inner": [self.seconds / 2] * min_calls}
+        return super().call(cmd, arg)
+
+
+def test_time_bursts_interleaves_bursts_and_keeps_the_cold_call_apart():
+    from pawlens.bench.schedule import time_bursts
+
+    log: list = []
+    workers = {k: BurstWorker(k, log, s, fail_at_batch=4 if k == "c" else None) for k, s in (("a", 0.01), ("b", 0.02), ("c", 0.03))}
+    failed: dict = {}
+    t = time_bursts(workers, [1, 4], rounds=3, burst_s=0.05, min_calls=2, warmup=1, pause_ms=0, failed=failed)
+    assert t.steady[("a", 1)] == [0.01] * 6 and t.cold[("a", 1)] == [0.1] * 3 and t.inner[("b", 4)] == [0.01] * 6
+    assert t.steady[("c", 1)] == [0.03] * 6 and t.steady[("c", 4)] == [] and "c" not in workers and "batch 4" in failed["c"]
+    bursts = [(k, a) for k, cmd, a in log if cmd == "burst"]
+    assert [k for k, _ in bursts[:9]] == ["a", "b", "c", "a", "c", "b", "c", "a", "b"]  # rotating, every other round reversed
+    assert all(a[1:] == (0.05, 2, 500) for _, a in bursts)
+    warm = [(k, a) for k, cmd, a in log if cmd == "time"]
+    assert warm[:3] == [("a", (1, 1)), ("b", (1, 1)), ("c", (1, 1))]
+
+
+def test_a_burst_times_a_cold_call_then_steady_calls_for_long_enough():
+    """The worker's own burst: one call first, then calls until both the time and the count are reached (or the cap)."""
+    import time as _time
+
+    import numpy as np
+    from pawlens.bench.harness import _Session
+    from pawlens.runtime.base import InputSpec, Runner
+
+    class Slow(Runner):
+        backend = "fake"
+        calls = 0
+
+        def activate_impl(self):
+            pass
+
+        def input_spec(self):
+            return InputSpec("x", (None, 1))
+
+        def infer_impl(self, x):
+            Slow.calls += 1
+            _time.sleep(0.002)
+            return np.zeros((len(x), 2), np.float32)
+
+    s = _Session({}, runner=Slow())
+    s.handle("inputs", {1: np.zeros((1, 1), np.float32)})
+    got = s.handle("burst", (1, 0.03, 3, 500))
+    assert got["cold"] >= 0.002 and len(got["steady"]) == len(got["inner"]) == Slow.calls - 1
+    assert sum(got["steady"]) >= 0.03 and 3 <= len(got["steady"]) < 20
+    assert all(0 < i <= w for i, w in zip(got["inner"], got["steady"]))
+    few = s.handle("burst", (1, 10.0, 3, 5))  # the cap ends a burst whose time is not reached
+    assert len(few["steady"]) == 5
+    many = s.handle("burst", (1, 0.0, 4, 500))  # the count ends a burst whose time is reached at once
+    assert len(many["steady"]) == 4

@@ -238,3 +238,31 @@ def test_every_backend_agrees_with_torch_on_real_photos(rt_trained_baseline):
         out = _run(r, x)
         agree = float((out.argmax(1) == ref.argmax(1)).mean())
         assert agree >= 0.9 and np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.95, (name, agree)
+
+
+def test_openvino_compiles_one_static_shape_per_batch_size_once(rt_tiny_onnx, monkeypatch):
+    """A batch size is compiled with a static shape on first use and kept; past MAX_STATIC_SHAPES one dynamic compilation
+    serves the rest; the logits are the same whichever compilation ran them."""
+    from pawlens.runtime import openvino_runner
+
+    monkeypatch.setattr(openvino_runner, "MAX_STATIC_SHAPES", 2)
+    r = OpenVINORunner(rt_tiny_onnx["fp32"])
+    compiled: list[str] = []
+    real = r._compile
+    monkeypatch.setattr(r, "_compile", lambda model, what: compiled.append(what) or real(model, what))
+    with r:
+        assert compiled == [" at batch 1"]  # activation compiles batch 1
+        x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+        a = r.infer(x)
+        b = r.infer(x)
+        one = r.infer(x[:1])
+        assert compiled == [" at batch 1", " at batch 3"]  # batch 3 once, batch 1 not again
+        assert r.describe()["static_batches"] == [1, 3]
+        d = r.infer(np.concatenate([x, x[:2]]))  # a third size: past the limit, the dynamic compilation
+        r.infer(np.concatenate([x, x]))
+        assert compiled == [" at batch 1", " at batch 3", " with a dynamic batch"]
+        assert set(r.describe()["compile_s"]) == {"1", "3", "dynamic"}
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(one, a[:1], atol=1e-5)
+        np.testing.assert_allclose(d[:3], a, atol=1e-5)
+        assert r.engine_time is not None and 0 < r.engine_time <= r.last_inference_time()

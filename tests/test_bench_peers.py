@@ -1,0 +1,105 @@
+"""bench.peers: each row's runtime's own tool beside it (a fake benchmark_app that reports a known figure), its parsers,
+and a gap flagged in the console, bench.md and bench.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+
+import pytest
+from pawlens.bench import peers
+from pawlens.bench.results import BenchRow
+
+BA_OUTPUT = """[Step 11/11] Dumping statistics report
+[ INFO ] Execution Devices:['CPU']
+[ INFO ] Count:            1200 iterations
+[ INFO ] Duration:         3002.10 ms
+[ INFO ] Latency:
+[ INFO ]    Median:        2.45 ms
+[ INFO ]    Average:       2.50 ms
+[ INFO ]    Min:           2.30 ms
+[ INFO ]    Max:           3.10 ms
+[ INFO ] Throughput:   400.00 FPS
+"""
+
+TRT_OUTPUT = ("[12/06/2026-10:00:00] [I] Latency: min = 0.51 ms, max = 0.80 ms, mean = 0.56 ms, median = 0.55 ms, "
+              "percentile(90%) = 0.60 ms\n[12/06/2026-10:00:00] [I] Enqueue Time: min = 0.1 ms, median = 0.12 ms\n")
+
+
+def _fake_tool(tmp_path, name: str, median_ms: float, log: str) -> str:
+    """An executable that records its arguments and prints benchmark_app's report with a known median."""
+    p = tmp_path / name
+    text = BA_OUTPUT.replace("2.45", f"{median_ms:.2f}")
+    p.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\ncat <<'EOT'\n{text}EOT\n")
+    p.chmod(p.stat().st_mode | stat.S_IXUSR)
+    return str(p)
+
+
+def test_parsers_read_the_median_and_nothing_else():
+    assert peers.parse_benchmark_app(BA_OUTPUT) == 2.45
+    assert peers.parse_benchmark_app("[ INFO ] Throughput: 400 FPS\n") is None
+    assert peers.parse_trtexec(TRT_OUTPUT) == 0.55
+    assert peers.parse_trtexec("[I] Enqueue Time: median = 0.12 ms") is None
+
+
+def test_a_missing_or_failing_tool_gives_no_figure(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAWLENS_TRTEXEC", str(tmp_path / "nope"))
+    assert peers.find_tool("trtexec") is None
+    bad = tmp_path / "bad"
+    bad.write_text("#!/bin/sh\necho 'cannot read model' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    with pytest.raises(peers.PeerError, match="exited 1 without a median latency: cannot read model"):
+        peers.benchmark_app("m.onnx", batch=1, input_name="input", size=32, hint="f32", threads=None, seconds=0.1, exe=str(bad))
+
+
+def test_set_peer_flags_a_gap_beyond_the_tolerance():
+    r = BenchRow("k", "OpenVINO INT8", "openvino", "int8", "cpu", 1)
+    r.set_samples([0.0042] * 3)
+    r.set_peer("benchmark_app", 2.45, 0.10)
+    assert r.vs_peer == pytest.approx(4.2 / 2.45) and r.peer_gap is True
+    r.set_peer("benchmark_app", 4.0, 0.10)
+    assert r.peer_gap is False
+
+
+def test_bench_puts_benchmark_app_beside_each_openvino_row(rt_tiny_onnx, tmp_path, monkeypatch, caplog):
+    """A fake benchmark_app reports 1000 ms: every OpenVINO row is flagged, with the same file, batch, shape and precision passed."""
+    from pawlens.bench.run import run_bench
+
+    log = tmp_path / "calls.txt"
+    monkeypatch.setenv("PAWLENS_BENCHMARK_APP", _fake_tool(tmp_path, "benchmark_app", 1000.0, str(log)))
+    with caplog.at_level(logging.WARNING, logger="pawlens"):
+        res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 2), warmup=1, rounds=1,
+                        burst_ms=5, backends=("torch", "ort", "openvino"), isolation="inline", out=str(tmp_path / "b"), n_images=2,
+                        cam=False, progress=False, peer_s=0.2, threads=1)
+    ov = [r for r in res.rows if r.backend == "openvino"]
+    assert ov and all(r.peer == "benchmark_app" and r.peer_ms == 1000.0 and r.peer_gap for r in ov)
+    calls = log.read_text().splitlines()
+    assert len(calls) == len(ov)
+    assert any(f"-m {rt_tiny_onnx['int8']} -d CPU -hint latency -t 0.2 -shape input[2,3,32,32] -infer_precision f32 -nthreads 1" == c
+               for c in calls), calls
+    ort = [r for r in res.rows if r.backend == "ort"]  # the bare InferenceSession loop, really run
+    assert ort and all(r.peer == "InferenceSession loop" and r.peer_ms > 0 for r in ort)
+    torch_rows = [r for r in res.rows if r.backend == "torch"]
+    assert all(not r.peer and r.peer_gap is None for r in torch_rows)
+    assert all(r.method == "burst" and r.cold_ms > 0 and r.overhead_ms == r.overhead_ms for r in res.rows)
+    assert any("benchmark_app" in m and "more than 10% apart" in m for m in caplog.messages)
+    md = open(res.files["md"]).read()
+    assert "1000.00 (benchmark_app)" in md and "GAP" in md and "cold ms" in md and "steady state" in md
+    goal = next(g for g in res.goals if "benchmark_app" in g["goal"] and g["goal"].startswith("every row"))
+    assert goal["ok"] is False and f"0 of {len(ov)} rows" in goal["measured"]
+    doc = json.loads(open(res.files["json"]).read())
+    row = next(r for r in doc["rows"] if r["backend"] == "openvino")
+    assert row["peer_ms"] == 1000.0 and row["peer_gap"] is True and row["method"] == "burst"
+    assert doc["settings"]["method"] == "burst" and doc["settings"]["peers"] is True
+
+
+def test_no_benchmark_app_is_a_note_not_a_figure(rt_tiny_onnx, tmp_path, monkeypatch):
+    from pawlens.bench.run import run_bench
+
+    monkeypatch.setenv("PAWLENS_BENCHMARK_APP", os.fspath(tmp_path / "missing"))
+    res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"]], batch_sizes=(1,), warmup=0, rounds=1, burst_ms=2,
+                    backends=("torch", "openvino"), isolation="inline", write=False, n_images=2, cam=False, progress=False, peer_s=0.1)
+    assert all(not r.peer for r in res.rows)
+    assert sum("benchmark_app not found" in n for n in res.notes) == 1
