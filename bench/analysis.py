@@ -174,11 +174,20 @@ def auto_picks(files: Sequence[tuple[str, Any]], rows: list[BenchRow], batch_siz
     out = []
     for path, me in files:
         try:
+            static = plan_runner(path, backend="auto", device="auto" if cuda else "cpu", meta=me, tuned=False)
             plan = plan_runner(path, backend="auto", device="auto" if cuda else "cpu", meta=me)
         except PawlensError as e:
             out.append({"artifact": os.path.basename(path), "error": str(e)})
             continue
-        out.append(judge_auto(path, me, plan, key_for_plan(plan, path, me), rows, batch_sizes, by_key, tolerance))
+        static_v = judge_auto(path, me, static, key_for_plan(static, path, me), rows, batch_sizes, by_key, tolerance)
+        static_v["source"] = "static"
+        tuned_key = ("torch-tuned" if plan.backend == "torch" else f"tuned@{os.path.basename(path)}")
+        if plan.source == "tuned" and tuned_key in by_key:
+            d = judge_auto(path, me, plan, tuned_key, rows, batch_sizes, by_key, tolerance)
+            d["source"], d["static"] = "tuned", static_v
+        else:
+            d = static_v
+        out.append(d)
     return out
 
 

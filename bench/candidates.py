@@ -135,6 +135,39 @@ def reference_candidate(label: str, path: str, *, comparable: bool, group: str) 
                   group=group)
 
 
+def tuned_candidates(files, *, wanted: Iterable[str], threads: int | None, notes: list[str]) -> list[Candidate]:
+    """One row per file that ``pawlens tune`` measured on this machine (at batch 1): the configuration ``auto`` runs it on
+    now, beside the static rule's row, so the two choices are timed side by side.  ``threads`` (the run's ``--threads``)
+    overrides the tuned thread count; by default the tuned one is kept."""
+    from pawlens.models.errors import PawlensError
+    from pawlens.runtime.factory import plan_runner
+
+    out: list[Candidate] = []
+    for path, meta in files:
+        try:
+            plan = plan_runner(path, backend="auto", device="cpu", meta=meta, tuned=True, batch=1)
+        except PawlensError as e:
+            notes.append(f"{os.path.basename(path)}: no tuned plan ({e})")
+            continue
+        if plan.source != "tuned" or plan.backend not in set(wanted):
+            continue
+        is_ckpt = plan.backend == "torch"
+        base = os.path.basename(path)
+        key = "torch-tuned" if is_ckpt else f"tuned@{base}"
+        n = threads if threads else plan.threads
+        how = [formats.BACKENDS[plan.backend].name, _shown(meta.precision if not is_ckpt else "fp32")]
+        if plan.backend == "openvino":
+            how.append(f"{'bf16' if plan.kwargs.get('precision') == 'bf16' else 'f32'} hint")
+        if plan.kwargs.get("channels_last"):
+            how.append("channels_last")
+        how.append(f"{n} thread{'s' if n != 1 else ''}" if n else "default threads")
+        c = Candidate(key, f"auto, tuned: {' '.join(how[:2])}, {', '.join(how[2:])}", plan.backend, "fp32" if is_ckpt else meta.precision,
+                      "cpu", path, plan.make_kwargs(), gate_precision="fp32" if is_ckpt else meta.precision,
+                      threads=n)
+        out.append(c)
+    return out
+
+
 def restrict(cands: Sequence[Candidate], backends: Iterable[str], threads: int | None) -> list[Candidate]:
     """Only the candidates of the wanted backends, each with the run's thread count."""
     wanted = set(backends)

@@ -161,9 +161,7 @@ def _goals_section(doc: Document, res: BenchResult) -> None:
     doc.table(["goal", "measured", "met"], rows)
 
 
-def auto_line(a: dict) -> str:
-    if "error" in a:
-        return f"{a['artifact']}: {a['error']}"
+def _verdicts(a: dict) -> str:
     parts = []
     for b, pb in a["per_batch"].items():
         if pb.get("ok") is None:
@@ -171,7 +169,19 @@ def auto_line(a: dict) -> str:
         else:
             parts.append(f"batch {b}: {'fastest' if pb['ok'] else 'NOT the fastest'} within the gate "
                          f"({pb['auto_ms']:.1f} ms; fastest {pb['fastest']} {pb['fastest_ms']:.1f} ms)")
-    return f"{a['artifact']} ({a['precision']}): {a['auto_key']} - {a['reason']}; " + "; ".join(parts)
+    return "; ".join(parts)
+
+
+def auto_line(a: dict) -> str:
+    """What auto runs a file on and whether that is the fastest row within its gate; for a tuned file, the static rule's
+    choice beside it."""
+    if "error" in a:
+        return f"{a['artifact']}: {a['error']}"
+    line = f"{a['artifact']} ({a['precision']}): {a['auto_key']} - {a['reason']}; " + _verdicts(a)
+    st = a.get("static")
+    if st:
+        line += f". Without the tuning (the static rule): {st['auto_key']}; " + _verdicts(st)
+    return line
 
 
 def openvino_precision_lines(res: BenchResult) -> list[str]:

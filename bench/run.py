@@ -170,6 +170,9 @@ def build_candidates(m: Models, artifacts, extra_artifacts, opt: Options, device
             if gg == g:
                 cands += candidates.artifact_candidates(path, me, devices=["cpu"], installed=installed, suffix=f"#{gd['label']}", group=g)
     cands = candidates.restrict(cands, opt.wanted, opt.threads)
+    if "cpu" in devices:
+        cands += candidates.tuned_candidates([(m.path, m.meta)] + [(p, me) for p, me, _ in artifacts], wanted=opt.wanted,
+                                             threads=opt.threads, notes=notes)
     if not cands:
         raise InputError("nothing to benchmark: no backend of --backends is installed for these files")
     return cands

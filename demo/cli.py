@@ -75,8 +75,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=32, help="training batch size")
     g = p.add_argument_group("export and benchmark")
     g.add_argument("--formats", default="onnx,fp16,int8", help="export formats (trt needs TensorRT and a GPU)")
-    g.add_argument("--batch-sizes", default="1,8", help="benchmark batch sizes")
-    g.add_argument("--iters", type=int, default=12, help="timed benchmark calls per row")
+    g.add_argument("--batch-sizes", default="1,8,32", help="benchmark batch sizes")
+    g.add_argument("--bench-rounds", type=int, default=5, help="benchmark bursts per row and batch (pawlens-bench --rounds)")
+    g.add_argument("--burst-ms", type=float, default=200.0, help="least duration of a benchmark burst (pawlens-bench --burst-ms)")
+    g.add_argument("--no-peers", action="store_true", help="skip benchmark_app / the bare ONNX Runtime loop beside each row")
+    g.add_argument("--tune-budget-s", type=float, default=15.0, help="seconds for `pawlens tune` on the deployed artifact (0: skip)")
+    g.add_argument("--iters", type=int, default=12, help="timed benchmark calls per row with the rounds method (unused by bursts)")
     g.add_argument("--cam-examples", type=int, default=8, help="photos in the Grad-CAM grid")
     p.add_argument("--out", default=None, help="output folder (default runs/demo/NAME, numbered)")
     p.add_argument("--seed", type=int, default=42, help="random seed")
@@ -140,7 +144,9 @@ def _main(argv: Sequence[str] | None) -> int:
         data=data, out=out, max_images=args.max_images, models=[m.strip() for m in args.models.split(",") if m.strip()],
         img_size=args.img_size, epochs=args.epochs, resnet_epochs=args.resnet_epochs, weights=args.weights,
         batch_size=args.batch_size, formats=args.formats, batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
-        iters=args.iters, cam_examples=args.cam_examples, seed=args.seed,
+        iters=args.iters, bench_rounds=args.bench_rounds, burst_ms=args.burst_ms, peers=not args.no_peers,
+        tune_budget_s=args.tune_budget_s,
+        cam_examples=args.cam_examples, seed=args.seed,
         embedded_model=args.embedded_model, embedded_size=args.embedded_size,
         clips=default_clips(data) if args.clips is None else list(args.clips),
     )

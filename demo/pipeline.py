@@ -1,4 +1,7 @@
-"""The demo's stages as library calls: train -> evaluate -> export -> parity -> bench -> CAM grid -> report.
+"""The demo's stages as library calls: train -> evaluate -> export -> parity -> tune -> bench -> CAM grid -> report.
+
+The tune stage measures the deployed artifact's configurations on this machine (:func:`pawlens.bench.tune.tune`, a
+short budget) and stores the winner, so ``--backend auto`` in the bench, the clips and the GUI the demo points to runs it.
 
 Only :mod:`demo.cli` calls this; it imports every stage and nothing imports it.
 """
@@ -30,12 +33,16 @@ class DemoConfig:
     clips: list[str] = field(default_factory=list)
     batch_size: int = 32
     formats: str = "onnx,fp16,int8"
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
     iters: int = 12
+    bench_rounds: int = 5
+    burst_ms: float = 200.0
+    peers: bool = True
     cam_examples: int = 8
     seed: int = 42
     embedded_model: str = "resnet50"
     embedded_size: int = 224
+    tune_budget_s: float = 15.0  # pawlens tune of the deployed artifact (0: skip)
 
 
 def run_demo(cfg: DemoConfig, stages) -> dict[str, Any]:
@@ -118,11 +125,12 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
             with stages(f"export {n}"):
                 reports[n] = _export(cfg, trained[n].best_ckpt, parity=test_paths, calib=calib, name=n)
     rep = reports[best_name]
+    deployed = _deployed(rep)
+    _tune(cfg, deployed, stages)
     with stages("benchmark"):
         others = [n for n in reports if n != best_name]
         bench = _bench(cfg, best.best_ckpt, [rep] + [reports[n] for n in others], images=test_paths,
                        checkpoints=[trained[n].best_ckpt for n in others])
-    deployed = _deployed(rep)
     with stages("clips"):
         clips = _clips(cfg, deployed)
     with stages("grad-cam examples"):
@@ -157,6 +165,7 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
         syn = write_image_folder(os.path.join(cfg.out, "synthetic"), n_per_class=16, size=max(64, cfg.embedded_size + 32), seed=cfg.seed)
     with stages("export embedded default"):
         rep = _export(cfg, ckpt, parity=syn, calib=syn)
+    _tune(cfg, _deployed(rep), stages)
     with stages("benchmark"):
         bench = _bench(cfg, ckpt, rep, images=None)
     with stages("grad-cam examples"):
@@ -189,6 +198,25 @@ def _deployed(rep) -> str:
     return a.path if a is not None else ""
 
 
+def _tune(cfg: DemoConfig, deployed: str, stages) -> None:
+    """Tune the deployed artifact here (batch 1, ``cfg.tune_budget_s``) and print what was stored; a failure is one warning
+    (auto then keeps its static rule), never the demo's end."""
+    from pawlens.bench.tune import stored_lines, tune
+
+    with stages("tune deployed artifact") as stage:
+        if not deployed or cfg.tune_budget_s <= 0:
+            stage.skip()
+            return
+        try:
+            res = tune(deployed, batch_sizes=[1], budget_s=cfg.tune_budget_s, progress=False)
+        except PawlensError as e:
+            LOG.warning("[demo] pawlens tune %s: %s; --backend auto keeps its static rule", os.path.basename(deployed), e)
+            stage.skip()
+            return
+        for line in stored_lines(res)[:1] or res.notes[:1]:
+            print(f"[demo] tuned {os.path.basename(deployed)}: {line}", flush=True)
+
+
 def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
     from pawlens.bench.run import run_bench
 
@@ -196,7 +224,8 @@ def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
     models = [a.path for r in reps for a in r.artifacts if a.passed and a.path.endswith((".onnx", ".engine")) and a.format != "fp16"]
     n = len(images) if isinstance(images, (list, tuple)) else 32
     return run_bench(ckpt, models, batch_sizes=cfg.batch_sizes, iters=cfg.iters, out=os.path.join(cfg.out, "bench"), images=images,
-                     n_images=n, checkpoints=list(checkpoints), compile="off", latency_reference="resnet50")
+                     n_images=n, checkpoints=list(checkpoints), compile="off", latency_reference="resnet50", rounds=cfg.bench_rounds,
+                     burst_ms=cfg.burst_ms, peers=cfg.peers)
 
 
 def _clips(cfg: DemoConfig, model: str) -> list[dict[str, Any]]:

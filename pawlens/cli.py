@@ -2,6 +2,7 @@
 
     pawlens train --data DIR --model efficientnet_lite0
     pawlens export runs/train/efficientnet_lite0/best.pt
+    pawlens tune runs/export/efficientnet_lite0/model.int8.onnx      # measure this machine for --backend auto
     pawlens predict runs/export/efficientnet_lite0/model.int8.onnx photos/
     pawlens gui --model runs/export/efficientnet_lite0/model.int8.onnx
 
@@ -21,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("pawlens.train.cli", "eval_main", "evaluate a checkpoint on a split or a folder"),
     "export": ("pawlens.export.cli", "main", "checkpoint -> ONNX, FP16, INT8 (and a TensorRT engine), each parity-gated"),
     "predict": ("pawlens.runtime.predict", "main", "label photos, folders and videos with any artifact"),
+    "tune": ("pawlens.bench.tune", "main", "time an artifact's configurations here; --backend auto then runs the fastest in its gate"),
     "bench": ("pawlens.bench.cli", "main", "latency and agreement of every backend side by side"),
     "bench-gui": ("pawlens.bench.gui", "main", "the desktop app's frame and Grad-CAM rates on a clip"),
     "bench-train": ("pawlens.bench.train_speed", "main", "training throughput per precision and memory format"),

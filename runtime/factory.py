@@ -18,6 +18,11 @@ the order is the formats table's (:mod:`pawlens.runtime.formats`): a ``.pt`` on 
 file on OpenVINO on the CPU (else onnxruntime) and on onnxruntime's CUDA EP on a GPU, an ``.engine`` on TensorRT;
 ``precision="bf16"`` for an fp32 ONNX means OpenVINO with INFERENCE_PRECISION_HINT=bf16 (only when asked for).
 
+That order is a static rule, measured on one CPU.  Where ``pawlens tune FILE`` has measured the file on this
+machine (:mod:`pawlens.runtime.tuned`: same file, CPU, batch size and library versions), ``auto`` on the CPU with no
+``precision`` asked for runs the stored winner instead (its backend, precision hint, memory layout and threads;
+``plan.reason`` says so and when it was measured).  ``plan_runner(..., tuned=False)`` gives the static rule.
+
 Model files from elsewhere are untrusted input (ONNX graphs and TensorRT engines are parsed by native
 code; engines must never be deserialized from an untrusted source): load only files you or
 pawlens-export made.
@@ -84,16 +89,70 @@ def _ort_has_cuda() -> bool:
 
 @dataclass
 class Plan:
-    """What make_runner will build: a backend, its keyword arguments, and why."""
+    """What make_runner will build: a backend, its keyword arguments, and why.
+
+    ``threads`` is a tuned thread count (``None``: the caller's or the backend's default); ``source`` is ``static`` (the
+    formats table's rule, or what was asked for) or ``tuned`` (the stored winner of ``pawlens tune``).
+    """
 
     backend: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    threads: int | None = None
+    source: str = "static"
+
+    def make_kwargs(self) -> dict[str, Any]:
+        """The ``make_runner`` keyword arguments that rebuild this plan with its backend named (threads apart: ``threads``).
+
+        ``kwargs`` are the runner class's own; ``make_runner``'s ``precision`` names the artifact's precision or bf16, so
+        OpenVINO's default f32 hint is left out (``precision="fp32"`` would be refused for an INT8 file)."""
+        kw = dict(self.kwargs)
+        if self.backend == "openvino" and kw.get("precision") != "bf16":
+            kw.pop("precision", None)
+        return {"backend": self.backend, **kw}
+
+
+STATIC_NOTE = "(static rule; `pawlens tune {path}` measures this machine)"
 
 
 def plan_runner(path: str | os.PathLike, *, backend: str = "auto", device: str = "auto", precision: str | None = None,
-                meta: ArtifactMeta | None = None) -> Plan:
-    """Decide the backend and its settings for ``path`` without building anything heavy."""
+                meta: ArtifactMeta | None = None, tuned: bool = True, batch: int = 1) -> Plan:
+    """Decide the backend and its settings for ``path`` without building anything heavy.
+
+    With ``backend="auto"``, no ``precision`` and a CPU device (``cpu``, or ``auto`` on a machine without CUDA), the
+    winner ``pawlens tune`` stored for this file, this machine and batch size ``batch`` is returned when there is one
+    and ``tuned`` is true; otherwise the static rule, whose reason ends with how to measure instead.
+    """
+    plan = _static_plan(path, backend=backend, device=device, precision=precision, meta=meta)
+    if backend != "auto" or precision is not None or not _on_cpu(plan):
+        return plan
+    if tuned:
+        hit = _tuned_plan(os.fspath(path), batch)
+        if hit is not None:
+            return hit
+    plan.reason = f"{plan.reason} {STATIC_NOTE.format(path=os.fspath(path))}"
+    return plan
+
+
+def _on_cpu(plan: Plan) -> bool:
+    return plan.backend == "openvino" or (plan.backend in ("torch", "ort") and plan.kwargs.get("device") == "cpu")
+
+
+def _tuned_plan(path: str, batch: int) -> Plan | None:
+    """The stored winner as a Plan, or None (none stored, or its backend cannot load this file here any more)."""
+    from . import tuned as tuned_store
+
+    entry = tuned_store.lookup(path, batch)
+    if entry is None:
+        return None
+    cfg = entry["config"]
+    if cfg["backend"] not in formats.backends_for(file_kind(path)) or not backend_installed(cfg["backend"]):
+        return None
+    return Plan(cfg["backend"], tuned_store.runner_kwargs(cfg), tuned_store.reason(entry), threads=cfg["threads"], source="tuned")
+
+
+def _static_plan(path: str | os.PathLike, *, backend: str, device: str, precision: str | None, meta: ArtifactMeta | None) -> Plan:
+    """The plan without the tune cache: what was asked for, or the formats table's auto rule."""
     p = os.fspath(path)
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
@@ -180,7 +239,8 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
 
 def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str = "auto", precision: str | None = None,
                 threads: int | None = None, channels_last: bool | None = None, compile: bool = False,
-                class_names: Sequence[str] | None = None, spinning: bool = False, name: str | None = None) -> Runner:
+                class_names: Sequence[str] | None = None, spinning: bool = False, name: str | None = None,
+                tuned: bool = True, batch: int = 1) -> Runner:
     """Build (not activate) the runner for a model file.
 
     Args:
@@ -189,13 +249,15 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``None`` (the artifact's own), or ``fp32``/``bf16``/``bf16-autocast``/``fp16`` for a
             checkpoint, ``bf16`` for an fp32 ONNX on OpenVINO.
-        threads: CPU threads for the backend (``None``: its default).
+        threads: CPU threads for the backend (``None``: a tuned plan's count, else the backend's default).
         channels_last: torch only; ``None`` decides as :func:`plan_runner` does.
         compile: torch only; run the checkpoint through ``torch.compile`` (see :class:`TorchRunner`).
         class_names: for an ONNX file without pawlens metadata (default preprocessing: 224 px, ImageNet mean/std).
         spinning: ONNX Runtime only: let its thread pools spin between calls (off, as everywhere in Pawlens, unless a
             benchmark asks for it; the other backends' waiting is set by their environment).
         name: the runner's name in its messages and ``describe()`` (default: the backend's own).
+        tuned: ``auto`` may use what ``pawlens tune`` stored for this file and machine (see :func:`plan_runner`).
+        batch: the batch size the caller will mostly run, for that lookup (each batch size is tuned on its own).
 
     Raises:
         ArtifactError: unknown file type, missing/truncated file, missing metadata or sidecar.
@@ -213,7 +275,9 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
         meta = ArtifactMeta.from_checkpoint(ckpt)
     else:
         meta = read_meta(p, class_names=class_names)
-    plan = plan_runner(p, backend=backend, device=device, precision=precision, meta=meta)
+    plan = plan_runner(p, backend=backend, device=device, precision=precision, meta=meta, tuned=tuned, batch=batch)
+    if threads is None:
+        threads = plan.threads
     if plan.backend != "torch" and not backend_installed(plan.backend):
         b = formats.BACKENDS[plan.backend]
         raise BackendUnavailable(f"--backend {plan.backend} needs {b.module}, which is not installed; install it with: {b.install}")

@@ -19,6 +19,10 @@ SHARED_DATA = Path(os.environ.get("PAWLENS_SHARED_DATA", ROOT.parent / "shared" 
 
 def pytest_configure(config):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # `pawlens tune`'s stored winners: a folder of this run's own, so a developer's cache never changes what auto picks here
+    import tempfile
+
+    os.environ["PAWLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="pawlens-test-cache-")
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

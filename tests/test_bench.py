@@ -169,3 +169,31 @@ def test_two_models_accuracy_against_latency(rt_trained_baseline, shared_data, t
         assert im.format == "PNG"
     md = open(res.files["md"]).read()
     assert "## Accuracy against latency (batch 1)" in md and "on the frontier" in md
+
+
+def test_the_tuned_choice_is_timed_beside_the_static_rule(rt_tiny_onnx, tmp_path, monkeypatch):
+    """A file ``pawlens tune`` measured gets a row of its own (the tuned configuration, with its thread count), and auto's
+    verdict is given for the tuned choice with the static rule's beside it."""
+    from pawlens.runtime import tuned
+
+    monkeypatch.setenv("PAWLENS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = {"backend": "ort", "precision": None, "channels_last": None, "threads": 1}
+    static = {"backend": "openvino", "precision": "fp32", "channels_last": None, "threads": None}
+    tuned.store(rt_tiny_onnx["fp32"], cfg, batch=1, p50_ms=1.0, static=static, static_ms=1.2)
+    tuned.store(rt_tiny_onnx["int8"], {**static, "threads": 1}, batch=1, p50_ms=1.0, static=static, static_ms=1.2, artifact_precision="int8")
+    res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1,), warmup=0, rounds=1, burst_ms=5,
+                    backends=("torch", "ort", "openvino"), isolation="inline", write=False, n_images=2, cam=False, progress=False,
+                    peers=False)
+    row = res.row("tuned@tiny.onnx", 1)
+    assert row is not None and row.backend == "ort" and row.label == "auto, tuned: ONNX Runtime fp32, 1 thread" and row.within_gate
+    assert res.runners["tuned@tiny.onnx"]["threads"] == 1
+    i8 = res.row("tuned@tiny.int8.onnx", 1)  # OpenVINO's f32 hint on an INT8 file, as the factory rebuilds it
+    assert i8.status == "ok" and i8.label == "auto, tuned: OpenVINO INT8, f32 hint, 1 thread", i8
+    pick = next(a for a in res.auto_picks if a["artifact"] == "tiny.onnx")
+    assert pick["source"] == "tuned" and pick["auto_key"] == "tuned@tiny.onnx" and pick["reason"].startswith("tuned on this machine")
+    assert pick["static"]["auto_key"] == "openvino-fp32@tiny.onnx" and pick["static"]["source"] == "static"
+    from pawlens.bench.report import auto_line
+
+    assert "Without the tuning (the static rule): openvino-fp32@tiny.onnx" in auto_line(pick)
+    assert res.row("torch-tuned", 1) is None  # the checkpoint was not tuned: no row, the static verdict only
+    assert next(a for a in res.auto_picks if a["artifact"] == "checkpoint (.pt)")["source"] == "static"

@@ -8,13 +8,18 @@ import os
 import pytest
 from pawlens.demo.cli import main
 
+#: a short bench (one burst per row, no peer tools) and tune: the demo's stages run, the figures are not the point here
+QUICK_BENCH = ["--bench-rounds", "1", "--burst-ms", "5", "--no-peers", "--tune-budget-s", "3"]
 
-def _run_demo(args: list[str]) -> tuple[int, str]:
-    """The demo in its own interpreter, as a user runs it (training there uses DataLoader worker processes)."""
+
+def _run_demo(args: list[str], cache) -> tuple[int, str]:
+    """The demo in its own interpreter, as a user runs it (training there uses DataLoader worker processes); its tune stage
+    stores into ``cache``, not the user's cache folder."""
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "pawlens.demo.cli", *args], capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "PAWLENS_CACHE_DIR": str(cache)}
+    p = subprocess.run([sys.executable, "-m", "pawlens.demo.cli", *args], capture_output=True, text=True, timeout=600, env=env)
     return p.returncode, p.stdout + p.stderr
 
 
@@ -60,8 +65,8 @@ def test_demo_with_data(tmp_path, capsys):
 
     data = write_image_folder(tmp_path / "photos", n_per_class=20, size=48)
     out = tmp_path / "demo"
-    rc, printed = _run_demo(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", "--iters", "2",
-                             "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)])
+    rc, printed = _run_demo(["--data", str(data), "--models", "baseline", "--img-size", "32", "--epochs", "2", *QUICK_BENCH,
+                             "--batch-sizes", "1", "--cam-examples", "4", "--out", str(out)], tmp_path / "cache")
     assert rc == 0, printed
     md = _check_report(out, expect=["From scratch vs. transfer learning (test split)", "| baseline |", "Export and parity",
                                     "PyTorch fp32 eager", "Grad-CAM", "pawlens-gui --model", "**Deployed:", "images seen"])
@@ -76,9 +81,10 @@ def test_demo_with_data(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_embedded_default_says_untrained(tmp_path, capsys):
     out = tmp_path / "demo"
-    rc, printed = _run_demo(["--no-data", "--embedded-model", "baseline", "--embedded-size", "32", "--iters", "2", "--batch-sizes", "1",
-                             "--cam-examples", "2", "--out", str(out)])
+    rc, printed = _run_demo(["--no-data", "--embedded-model", "baseline", "--embedded-size", "32", *QUICK_BENCH, "--batch-sizes", "1",
+                             "--cam-examples", "2", "--out", str(out)], tmp_path / "cache")
     assert rc == 0, printed
+    assert "[demo] tuned embedded_baseline.int8.onnx: batch 1: " in printed and str(tmp_path / "cache") in printed
     md = _check_report(out, expect=["untrained", "synthetic images", "What each gate means", "says little"])
     _check_gui_command(printed)
     assert "Test-split comparison" not in md
