@@ -4,6 +4,7 @@
     pawlens-predict best.pt cat.jpg --cam                               # overlays next to the results
     pawlens-predict best.onnx photos/ --cam --reference best.pt --backend openvino
     pawlens-predict runs/export/best/best.onnx clips/ --cam --save-video --out runs/predict/clips.csv
+    pawlens-predict best.int8.onnx photos/ --workers 0                # decode in the main thread, one frame after another
 
 MODEL is a ``.pt`` checkpoint, an ``.onnx`` file or a TensorRT ``.engine`` (with its ``.engine.json``
 sidecar); the class names and preprocessing come from the model file itself.  SOURCE is any mix of
@@ -16,13 +17,20 @@ confidence) beside its frame rows, in the console and in ``--out``.  The timing 
 (``preprocess_ms_batch_avg``, ``infer_ms_batch_avg``; the table's ``ms``) are the time of the frame's
 whole batch divided by its frame count (``batch_frames``), not one image's own latency.
 
+Decoding and preprocessing run in ``--workers`` threads (:func:`prepared_frames`, :mod:`runtime.pipeline`) while
+the main thread runs the model, at most two batches ahead of it; the results, their order and every file written
+are the same as with ``--workers 0`` (all in the main thread).  The summary line and the JSON's ``throughput`` give
+images/s and the busy seconds of decoding, preprocessing, inference, Grad-CAM and writing (:func:`throughput`).
+
 Grad-CAM (``--cam``) runs on the PyTorch checkpoint and explains the class MODEL predicted; overlays
 are written as PNGs into ``--cam-dir``, with the label, its probability and the crop the model saw
-drawn on the frame.  The checkpoint is ``--reference``, MODEL itself when it is a ``.pt``, or the one
-whose sha256 MODEL's metadata records (``source_sha256``), looked for next to MODEL, at the checkpoint
-its export's ``parity.json`` names and under ``runs/train/*/``.  ``--save-video`` writes an annotated
-copy of each video (``<name>.pred.mp4``; with ``--cam`` the overlay too) and never replaces an existing
-file unless ``--exist-ok`` is given.
+drawn on the frame.  It runs the traced trunk the desktop app uses (``CamExplainer(trace=True)``, checked
+against the eager model when it starts; the JSON's ``cam.mode`` says which path ran) on the model's own
+preprocessed input; drawing and PNG encoding happen on writer threads beside it, all done before the command
+returns.  The checkpoint is ``--reference``, MODEL itself when it is a ``.pt``, or the one whose sha256 MODEL's
+metadata records (``source_sha256``), looked for next to MODEL, at the checkpoint its export's ``parity.json``
+names and under ``runs/train/*/``.  ``--save-video`` writes an annotated copy of each video (``<name>.pred.mp4``;
+with ``--cam`` the overlay too) and never replaces an existing file unless ``--exist-ok`` is given.
 
 Model files from elsewhere are untrusted: ONNX graphs and TensorRT engines are parsed by native code,
 and NVIDIA warns never to deserialize an engine from an untrusted source.  Use files you exported.
@@ -31,22 +39,26 @@ and NVIDIA warns never to deserialize an engine from an untrusted source.  Use f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import functools
 import io
 import json
 import logging
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
-from pawlens.models.errors import DataError, ImageError, InputError, OutputError
+from pawlens.models.errors import DataError, ImageError, InputError, OutputError, one_line
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, resized_shape
 
 from .factory import BACKENDS
+from .pipeline import BackgroundWriter, Prefetcher, StageTimes, serial_map
 
 LOG = logging.getLogger("pawlens")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -62,6 +74,9 @@ class Item:
     image: np.ndarray | None = None
     error: str = ""
     fps: float = 0.0  # the video's frame rate (0 for images or when unknown)
+    x: np.ndarray | None = None  # (3, S, S) float32, the model's input (:func:`prepare`)
+    decode_s: float = 0.0  # reading and decoding it (a video frame: with the frames skipped before it)
+    preprocess_s: float = 0.0
 
     @property
     def key(self) -> str:
@@ -151,15 +166,42 @@ def count_frames(files: Sequence[tuple[str, str]], every_n: int) -> int:
 
 def iter_sources(sources: Sequence[str], *, every_n: int = 1) -> Iterator[Item]:
     """Expand images, folders (images and videos) and videos into frames; unreadable inputs come out as items with ``error``."""
+    return (decode_task(t) for t in iter_tasks(sources, every_n=every_n))
+
+
+def iter_tasks(sources: Sequence[str], *, every_n: int = 1) -> Iterator[Item | str]:
+    """What :func:`iter_sources` yields, with each image left as its path (to decode elsewhere: :func:`decode_task`).
+
+    Videos are read here, frame by frame (a capture cannot be shared between threads); an error while reading one
+    ends that video with an item carrying the error.
+    """
     if every_n < 1:
         raise InputError(f"--every-n must be >= 1, got {every_n}")
     for path, err in expand_sources(sources):
         if err:
             yield Item(path, error=err)
         elif is_video(path):
-            yield from _video_items(path, every_n)
+            try:
+                yield from _video_items(path, every_n)
+            except Exception as e:  # noqa: BLE001  (one damaged clip is skipped like an unreadable image)
+                yield Item(path, error=f"reading the video failed: {one_line(e, 200)}")
         else:
-            yield _image_item(path)
+            yield path
+
+
+def decode_task(task: Item | str) -> Item:
+    """The :class:`Item` of one task of :func:`iter_tasks`: an image path is decoded (any failure -> an error item)."""
+    if isinstance(task, Item):
+        return task
+    t0 = time.perf_counter()
+    try:
+        item = _image_item(task)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001  (a decoder's own failure skips the image, as a bad file does)
+        item = Item(task, error=f"could not be decoded: {one_line(e, 200)}")
+    item.decode_s = time.perf_counter() - t0
+    return item
 
 
 def _image_item(path: str) -> Item:
@@ -167,6 +209,27 @@ def _image_item(path: str) -> Item:
         return Item(path, image=load_image(path))
     except ImageError as e:
         return Item(path, error=str(e).split("] ", 1)[-1].replace(f"{path}: ", ""))
+
+
+def prepare(task: Item | str, cfg) -> Item:
+    """:func:`decode_task`, then the model's input (``item.x``) for a readable frame; the work of one decode worker.
+
+    A frame this model's resize refuses keeps ``x`` None (:func:`_classify_chunk` skips it, as before); an error while
+    preprocessing also leaves ``x`` None, so the batch preprocesses it again in the calling thread and raises there.
+    """
+    from pawlens.models.preprocess import preprocess_numpy
+
+    item = decode_task(task)
+    if item.error:
+        return item
+    t0 = time.perf_counter()
+    try:
+        resized_shape(item.image.shape[0], item.image.shape[1], cfg)
+        item.x = preprocess_numpy([item.image], cfg)[0]
+    except Exception:  # noqa: BLE001  (see above)
+        item.x = None
+    item.preprocess_s = time.perf_counter() - t0
+    return item
 
 
 def quiet_ffmpeg() -> None:
@@ -202,6 +265,7 @@ def _video_items(path: str, every_n: int) -> Iterator[Item]:
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         i = n_read = 0
+        t0 = time.perf_counter()
         while True:
             ok, frame = cap.read()
             if not ok:
@@ -215,7 +279,9 @@ def _video_items(path: str, every_n: int) -> Iterator[Item]:
             n_read += 1
             if i % every_n == 0:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                yield Item(path, frame=i, time_s=(i / fps) if fps > 0 else None, image=rgb, fps=fps)
+                item = Item(path, frame=i, time_s=(i / fps) if fps > 0 else None, image=rgb, fps=fps, decode_s=time.perf_counter() - t0)
+                yield item
+                t0 = time.perf_counter()
             i += 1
         if n_read == 0:
             yield Item(path, error="the video has no readable frames")
@@ -437,11 +503,70 @@ class VideoSink:
 # ----------------------------------------------------------------------------- the work
 
 
+def default_workers() -> int:
+    """``--workers`` when it is not given: min(4, the CPU count)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def frames_ahead(batch_size: int, workers: int) -> int:
+    """The most frames decoded (or being decoded) beyond the batch being filled: two batches and one per worker."""
+    return 2 * batch_size + workers
+
+
+@contextlib.contextmanager
+def prepared_frames(sources: Sequence[str], cfg, *, every_n: int = 1, workers: int = 0, ahead: int | None = None) -> Iterator[Iterator[Item]]:
+    """The frames of ``sources`` decoded and preprocessed (:func:`prepare`), in the order of :func:`iter_sources`.
+
+    ``workers`` 0: in the calling thread, one after another.  Otherwise ``workers`` threads decode and preprocess at
+    most ``ahead`` frames (default :func:`frames_ahead` of 8) ahead of the consumer, while videos are read in one more
+    thread, and OpenCV runs single-threaded inside the block (``cv2.setNumThreads(1)``, restored after): the workers
+    are the parallelism, and OpenCV's own threads on top of them only compete with the model's.  Leaving the block
+    stops and joins the threads.  ``load_image`` sets Pillow's pixel limit and the warning filters for each image,
+    which are process-wide: both are restored once the threads are joined.
+    """
+    import cv2
+    from PIL import Image
+
+    tasks = iter_tasks(sources, every_n=every_n)
+    fn = functools.partial(prepare, cfg=cfg)
+    limit, cv_threads = Image.MAX_IMAGE_PIXELS, cv2.getNumThreads()
+    try:
+        if workers == 0:
+            yield serial_map(tasks, fn)
+        else:
+            cv2.setNumThreads(1)
+            with warnings.catch_warnings(), Prefetcher(tasks, fn, workers=workers, ahead=ahead or frames_ahead(8, workers)) as items:
+                yield iter(items)
+    finally:
+        tasks.close()  # a video left half read is released now
+        Image.MAX_IMAGE_PIXELS = limit
+        cv2.setNumThreads(cv_threads)
+
+
+@dataclass
+class _Picture:
+    """One frame's PNG and/or annotated video frame, drawn and written on the writer thread."""
+
+    rgb: np.ndarray
+    heat: np.ndarray | None
+    box: tuple[int, int, int, int]
+    png: str = ""  # the Grad-CAM PNG's path ("" for none)
+    png_caption: str = ""
+    video: str = ""  # the source whose annotated copy gets the frame ("" for none)
+    video_caption: str = ""
+    fps: float = 0.0
+
+
 @dataclass
 class _Outputs:
-    """What a run writes besides the results: Grad-CAM PNGs and annotated videos."""
+    """What a run writes besides the results: Grad-CAM PNGs and annotated videos, through one writer thread.
+
+    The heat maps are computed in the calling thread (:meth:`frame`); overlaying, captioning, PNG encoding and the
+    video frames run on ``writer``, in order; :meth:`close` waits for them and raises the first error a write raised.
+    """
 
     explainer: Any = None
+    cam_reference: str = ""
     cam_dir: str | None = None
     alpha: float = 0.6
     videos: dict[str, str] = field(default_factory=dict)  # source -> annotated copy
@@ -450,33 +575,42 @@ class _Outputs:
     sink_source: str = ""
     written: list[str] = field(default_factory=list)
     every_n: int = 1  # the video's frames are sampled every n-th: the copy plays at fps / n
+    writer: BackgroundWriter | None = None
 
-    def frame(self, it: Item, r: Result, cfg) -> None:
-        """Grad-CAM PNG and/or the next frame of the annotated video for one classified frame."""
-        from pawlens.models.gradcam import overlay
+    @property
+    def wanted(self) -> bool:
+        return self.explainer is not None or bool(self.videos)
 
+    def frame(self, it: Item, r: Result, cfg, times: StageTimes) -> None:
+        """Grad-CAM (here) and the PNG and/or the next frame of the annotated video (queued) for one classified frame."""
         want_video = it.source in self.videos
         if self.explainer is None and not want_video:
             return
-        img = it.image
+        pic = _Picture(it.image, None, crop_in_frame(it.image.shape[0], it.image.shape[1], cfg))
         if self.explainer is not None:
-            cr = self.explainer.explain(it.image, class_index=r.index)
-            img = overlay(it.image, cr.heatmap, alpha=self.alpha)
-            r.cam_ms = cr.ms
-        box = crop_in_frame(it.image.shape[0], it.image.shape[1], cfg)
-        if self.explainer is not None:
-            path = os.path.join(self.cam_dir, _cam_name(it, self.used))
-            _write_png(path, annotate(img, _caption(r, True), box, min_side=256))
-            r.cam_path = path
+            cr = self.explainer.explain(it.image, class_index=r.index, prepared=None if it.x is None else (it.x, cfg))
+            pic.heat, r.cam_ms = cr.heatmap, cr.ms
+            times.add("cam", cr.ms / 1e3)
+            pic.png, pic.png_caption = os.path.join(self.cam_dir, _cam_name(it, self.used)), _caption(r, True)
+            r.cam_path = pic.png
         if want_video:
-            self._video(it).write(annotate(img, _caption(r, self.explainer is not None), box))
+            pic.video, pic.video_caption, pic.fps = it.source, _caption(r, self.explainer is not None), it.fps
+        self.writer.submit(self._draw, pic)
 
-    def _video(self, it: Item) -> VideoSink:
-        if self.sink is None or self.sink_source != it.source:
+    def _draw(self, pic: _Picture) -> None:
+        from pawlens.models.gradcam import overlay
+
+        img = pic.rgb if pic.heat is None else overlay(pic.rgb, pic.heat, alpha=self.alpha)
+        if pic.png:
+            _write_png(pic.png, annotate(img, pic.png_caption, pic.box, min_side=256))
+        if pic.video:
+            self._video(pic.video, pic.fps, img.shape).write(annotate(img, pic.video_caption, pic.box))
+
+    def _video(self, source: str, fps: float, shape: tuple[int, ...]) -> VideoSink:
+        if self.sink is None or self.sink_source != source:
             self.finish()
-            self.sink = VideoSink(self.videos[it.source], it.fps / self.every_n if it.fps > 0 else 10.0,
-                                  (it.image.shape[1], it.image.shape[0]))
-            self.sink_source = it.source
+            self.sink = VideoSink(self.videos[source], fps / self.every_n if fps > 0 else 10.0, (shape[1], shape[0]))
+            self.sink_source = source
         return self.sink
 
     def finish(self) -> None:
@@ -485,25 +619,61 @@ class _Outputs:
             self.written.append(sink.close())
             LOG.info(f"annotated video: {sink.path} ({sink.frames} frames)")
 
+    def close(self) -> None:
+        """Write everything queued, close the last video; raises the first error a write raised."""
+        if self.writer is not None:
+            self.writer.submit(self.finish)
+            self.writer.close()
+
     def abort(self) -> None:
+        """Drop what is queued (the write under way finishes), remove an unfinished video's temporary file."""
+        if self.writer is not None:
+            self.writer.abort()
         if self.sink is not None:
             self.sink.abort()
             self.sink = None
 
 
-def _classify_chunk(pred, chunk: list[Item], results: list[Result], outputs: _Outputs) -> int:
+def _infer(pred, good: list[Item], times: StageTimes) -> list:
+    """Predictions for the prepared frames ``good``, as ``Predictor.predict_batch`` makes them for their raw frames."""
+    from pawlens.models.errors import ArtifactError
+    from pawlens.models.preprocess import preprocess_numpy
+
+    from .predictor import Prediction, softmax
+
+    t0 = time.perf_counter()
+    x = np.stack([it.x if it.x is not None else preprocess_numpy([it.image], pred.preprocess)[0] for it in good])
+    t1 = time.perf_counter()
+    logits = pred.runner.infer(x)
+    t2 = time.perf_counter()
+    if logits.shape[1] != len(pred.class_names):
+        raise ArtifactError(f"{getattr(pred.runner, 'path', pred.runner.name)}: the model outputs {logits.shape[1]} classes but its metadata "
+                            f"names {len(pred.class_names)} ({', '.join(map(str, pred.class_names))}); re-export it with pawlens-export")
+    probs = softmax(logits.astype(np.float32))
+    idx = probs.argmax(axis=1)
+    times.add("preprocess", t1 - t0)
+    times.add("infer", t2 - t1)
+    n = len(good)
+    pre_ms = (sum(it.preprocess_s for it in good) + (t1 - t0)) * 1e3 / n
+    return [Prediction(int(idx[i]), pred.class_names[int(idx[i])], probs[i], logits[i], pred.class_names, pre_ms, (t2 - t1) * 1e3 / n,
+                       0.0) for i in range(n)]
+
+
+def _classify_chunk(pred, chunk: list[Item], results: list[Result], outputs: _Outputs, times: StageTimes) -> int:
     """Classify the readable frames of one batch, append their results in order; returns how many were classified."""
     for it in chunk:  # a frame this model's resize would blow up is skipped here, not fatal to the batch
+        times.add("decode", it.decode_s)
+        times.add("preprocess", it.preprocess_s)
         if not it.error:
             try:
                 resized_shape(it.image.shape[0], it.image.shape[1], pred.preprocess)
             except ImageError as e:
-                it.error, it.image = str(e).split("] ", 1)[-1], None
+                it.error, it.image, it.x = str(e).split("] ", 1)[-1], None, None
     good = [it for it in chunk if not it.error]
     for it in chunk:
         if it.error:
             LOG.warning("skipped %s: %s", it.source, it.error)
-    preds = pred.predict_batch([it.image for it in good]) if good else []
+    preds = _infer(pred, good, times) if good else []
     by_id = {id(it): p for it, p in zip(good, preds)}
     for it in chunk:
         if it.error:
@@ -513,37 +683,65 @@ def _classify_chunk(pred, chunk: list[Item], results: list[Result], outputs: _Ou
         r = Result(it.source, it.frame, it.time_s, "ok", label=p.label, index=p.index, confidence=p.confidence,
                    probs={c: float(v) for c, v in zip(p.class_names, p.probs)}, preprocess_ms_batch_avg=p.preprocess_ms,
                    infer_ms_batch_avg=p.infer_ms, batch_frames=len(good), size=f"{it.image.shape[1]}x{it.image.shape[0]}")
-        outputs.frame(it, r, pred.preprocess)
+        outputs.frame(it, r, pred.preprocess, times)
         results.append(r)
-        it.image = None
+        it.image = it.x = None
     return len(good)
+
+
+def throughput(results: Sequence[Result], times: StageTimes, wall_s: float, workers: int, write_s: float = 0.0) -> dict:
+    """The run's rate and where its time went: ``images_per_s`` (frames classified / ``wall_s``, from the first frame read
+    to the last result written) and the busy seconds of each stage, summed over threads (``decode_s`` includes reading
+    videos; ``preprocess_s`` the stacking of batches; ``cam_s`` the heat maps; ``write_s`` the writer thread's drawing
+    and encoding)."""
+    n = sum(r.status == "ok" for r in results)
+    out = {"workers": workers, "frames": n, "wall_s": round(wall_s, 4), "images_per_s": round(n / wall_s, 2) if wall_s > 0 else None}
+    for stage in ("decode", "preprocess", "infer", "cam"):
+        out[f"{stage}_s"] = round(times.get(stage), 4)
+    out["write_s"] = round(write_s, 4)
+    return out
+
+
+def format_throughput(t: dict) -> str:
+    """``123.4 images/s (2 decode workers; busy s: decode 1.2, preprocess 0.8, inference 3.4)`` for the summary line."""
+    how = "decoded in the main thread" if not t["workers"] else f"{t['workers']} decode worker{'s' if t['workers'] > 1 else ''}"
+    parts = [f"decode {t['decode_s']:.2f}", f"preprocess {t['preprocess_s']:.2f}", f"inference {t['infer_s']:.2f}"]
+    if t.get("cam_s"):
+        parts.append(f"Grad-CAM {t['cam_s']:.2f}")
+    if t.get("write_s"):
+        parts.append(f"writing {t['write_s']:.2f}")
+    rate = f"{t['images_per_s']:.1f}" if t.get("images_per_s") is not None else "-"
+    return f"{rate} images/s ({how}; busy s: {', '.join(parts)})"
 
 
 def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto", device: str = "auto", precision: str | None = None,
                     threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
                     reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.6,
                     class_names: Sequence[str] | None = None, progress: bool = True, save_video: str | None = None,
-                    exist_ok: bool = False) -> tuple[list[Result], dict]:
+                    exist_ok: bool = False, workers: int | None = None) -> tuple[list[Result], dict]:
     """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
 
-    With ``cam``, Grad-CAM PNGs (label, probability and the model's crop drawn on them) go to ``cam_dir``; the
-    reference checkpoint is ``reference``, MODEL if it is a ``.pt``, or found by the sha256 in MODEL's metadata
-    (:func:`find_reference`).  With ``save_video`` (a folder), each video gets an annotated copy of its classified
-    frames there (:func:`video_out_path`, at the clip's frame rate divided by ``every_n``); an existing file is refused
-    unless ``exist_ok``.
+    ``workers`` threads (default :func:`default_workers`) decode and preprocess the frames ahead of inference, a bounded
+    number at a time (:func:`prepared_frames`); 0 does it all in the calling thread.  The results are the same either
+    way, in the same order.  With ``cam``, Grad-CAM PNGs (label, probability and the model's crop drawn on them) go to
+    ``cam_dir``; the reference checkpoint is ``reference``, MODEL if it is a ``.pt``, or found by the sha256 in
+    MODEL's metadata (:func:`find_reference`).  With ``save_video`` (a folder), each video gets an annotated copy of
+    its classified frames there (:func:`video_out_path`, at the clip's frame rate divided by ``every_n``); an existing
+    file is refused unless ``exist_ok``.  PNGs and videos are written by one writer thread, all before this returns.
 
     Returns:
-        ``(results, info)``: one :class:`Result` per frame or skipped source, and the runner's ``describe()``.
+        ``(results, info)``: one :class:`Result` per frame or skipped source, and the runner's ``describe()`` with
+        ``throughput`` (:func:`throughput`) and, with ``cam``, ``cam`` (the reference and how its Grad-CAM runs).
     """
-    from pawlens.models.progress import progress as make_progress
-
     from .factory import make_runner
     from .predictor import Predictor
 
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-    if every_n < 1:
-        raise InputError(f"--every-n must be >= 1, got {every_n}")
+    workers = default_workers() if workers is None else int(workers)
+    for flag, v in (("--batch-size", batch_size), ("--every-n", every_n)):
+        if v < 1:
+            raise InputError(f"{flag} must be >= 1, got {v}")
+    if workers < 0:
+        raise InputError(f"--workers must be >= 0 (0: decode in the main thread), got {workers}")
     outputs = _Outputs(alpha=alpha, cam_dir=cam_dir, every_n=every_n)
     if save_video is not None:
         outputs.videos = planned_videos(sources, save_video, exist_ok=exist_ok)
@@ -556,33 +754,62 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
             raise InputError("--cam needs an output folder (--cam-dir or --out)")
         ensure_writable_dir(cam_dir, "Grad-CAM folder")
     runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
-                         class_names=class_names)
+                         class_names=class_names, batch=batch_size)
     pred = Predictor(runner)
     if cam:
-        outputs.explainer = _explainer(model, runner, reference, device, pred.class_names)
-    results: list[Result] = []
-    bar = make_progress(total=count_frames(expand_sources(sources), every_n), desc="predict", unit="frame", enabled=progress)
+        outputs.explainer, outputs.cam_reference = _explainer(model, runner, reference, device, pred.class_names)
     with pred:
-        if outputs.explainer is not None:
-            outputs.explainer.activate()
-        try:
-            for chunk in _batches(iter_sources(sources, every_n=every_n), batch_size):
-                bar.update(_classify_chunk(pred, chunk, results, outputs))
-            outputs.finish()
-        finally:
-            outputs.abort()
-            bar.close()
-            if outputs.explainer is not None:
-                outputs.explainer.deactivate()
+        results, times, wall, cam_info = _run(pred, sources, outputs, batch_size=batch_size, every_n=every_n, workers=workers,
+                                              progress=progress)
         info = pred.describe()
+    info["throughput"] = throughput(results, times, wall, workers, outputs.writer.busy_s if outputs.writer else 0.0)
+    if cam_info:
+        info["cam"] = cam_info
     return results, info
 
 
+def _run(pred, sources, outputs: _Outputs, *, batch_size: int, every_n: int, workers: int, progress: bool):
+    """The loop of :func:`predict_sources` with an active predictor: ``(results, stage times, wall seconds, cam info)``."""
+    from pawlens.models.progress import progress as make_progress
+
+    results: list[Result] = []
+    times = StageTimes()
+    cam_info: dict = {}
+    bar = make_progress(total=count_frames(expand_sources(sources), every_n), desc="predict", unit="frame", enabled=progress)
+    try:
+        if outputs.explainer is not None:
+            outputs.explainer.activate()
+            cam_info = {"reference": outputs.cam_reference, "mode": outputs.explainer.mode}
+        if outputs.wanted:  # PNGs do not depend on each other; an annotated video's frames go in order, from one thread
+            outputs.writer = BackgroundWriter(maxsize=WRITER_QUEUE, threads=1 if outputs.videos else PNG_WRITERS)
+        t0 = time.perf_counter()
+        with prepared_frames(sources, pred.preprocess, every_n=every_n, workers=workers,
+                             ahead=frames_ahead(batch_size, workers)) as items:
+            for chunk in _batches(items, batch_size):
+                bar.update(_classify_chunk(pred, chunk, results, outputs, times))
+        outputs.close()
+        wall = time.perf_counter() - t0
+    finally:
+        outputs.abort()
+        bar.close()
+        if outputs.explainer is not None:
+            outputs.explainer.deactivate()
+    return results, times, wall, cam_info
+
+
+#: frames the writer may have queued (each holds its frame and heat map) before the inference waits for it
+WRITER_QUEUE = 8
+#: threads that draw and encode Grad-CAM PNGs when no annotated video is written (one thread writes videos, in order)
+PNG_WRITERS = 2
+
+
 def _explainer(model: str, runner, reference: str | None, device: str, class_names: Sequence[str]):
+    """``(CamExplainer, checkpoint)`` for ``--cam``, made as the desktop app makes it: with the traced trunk (checked
+    against the eager model in ``activate``; :attr:`CamExplainer.mode` says which path runs)."""
     from .cam import CamExplainer
 
     ref = resolve_reference(model, getattr(runner, "meta", None), reference)
-    explainer = CamExplainer(ref, device="cuda" if str(device).startswith("cuda") else "cpu")
+    explainer = CamExplainer(ref, device="cuda" if str(device).startswith("cuda") else "cpu", trace=True)
     if list(explainer.class_names) != list(class_names):
         raise InputError(f"--reference {ref} has classes {explainer.class_names}, the model {list(class_names)}; "
                          "pass the checkpoint it was exported from")
@@ -593,7 +820,7 @@ def _explainer(model: str, runner, reference: str | None, device: str, class_nam
         if sha256_file(ref) != sha:
             LOG.warning(f"--reference {ref} is not the checkpoint {os.path.basename(model)} was exported from (sha256 differs): "
                         "the overlays show the reference's reasons, which may differ from the model's")
-    return explainer
+    return explainer, ref
 
 
 # ----------------------------------------------------------------------------- output
@@ -660,7 +887,8 @@ def write_results(path: str, results: Sequence[Result], info: dict, class_names:
 
     CSV: frame rows have ``status`` ok or skipped; a video's summary row has ``status`` video, ``frames``, ``label`` (the
     majority), ``confidence`` (the mean) and ``share_<class>`` (the share of its frames given each class).
-    JSON: ``results`` (frames) and ``videos`` (summaries).
+    JSON: ``results`` (frames), ``videos`` (summaries), ``throughput`` (images/s and the busy seconds of each stage,
+    :func:`throughput`) and with Grad-CAM ``cam`` (its reference and whether the traced trunk ran).
     """
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".csv", ".json"):
@@ -668,7 +896,9 @@ def write_results(path: str, results: Sequence[Result], info: dict, class_names:
     ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     videos = video_summaries(results, class_names)
     if ext == ".json":
-        doc = {"model": model, "runner": info, "class_names": list(class_names),
+        runner = {k: v for k, v in info.items() if k not in ("throughput", "cam")}
+        doc = {"model": model, "runner": runner, "class_names": list(class_names), "throughput": info.get("throughput"),
+               **({"cam": info["cam"]} if "cam" in info else {}),
                "n_ok": sum(r.status == "ok" for r in results), "n_skipped": sum(r.status != "ok" for r in results),
                "timing": "preprocess_ms_batch_avg / infer_ms_batch_avg: the batch's time divided by its batch_frames",
                "videos": videos, "results": [r.to_dict() for r in results]}
@@ -720,6 +950,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    "once, 10-30 s; pays off on large folders; needs a C++ compiler on the CPU)")
     g.add_argument("--batch-size", type=int, default=8, help="frames per inference call")
     g.add_argument("--every-n", type=int, default=5, help="use every N-th frame of a video")
+    g.add_argument("--workers", type=int, default=None, help="threads that decode and preprocess frames while the model runs, "
+                   "at most two batches ahead; 0: one after another in the main thread (default: min(4, CPU count))")
     g.add_argument("--classes", default=None, help="NAME,NAME,... for an ONNX file without pawlens metadata")
     g = p.add_argument_group("Grad-CAM")
     g.add_argument("--cam", action="store_true", help="write Grad-CAM overlay PNGs (PyTorch reference)")
@@ -742,7 +974,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = get_args_parser().parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    for flag, v, lo in (("--threads", args.threads, 1), ("--batch-size", args.batch_size, 1), ("--every-n", args.every_n, 1)):
+    for flag, v, lo in (("--threads", args.threads, 1), ("--batch-size", args.batch_size, 1), ("--every-n", args.every_n, 1),
+                        ("--workers", args.workers, 0)):
         if v is not None and v < lo:
             raise InputError(f"{flag} {v}: must be >= {lo}" + (" (leave it unset for the backend's default)" if flag == "--threads" else ""))
     if args.out:
@@ -763,7 +996,7 @@ def _main(argv: Sequence[str] | None) -> int:
     results, info = predict_sources(
         args.model, args.sources, backend=args.backend, device=args.device, precision=args.precision, threads=args.threads,
         compile=args.compile, batch_size=args.batch_size, every_n=args.every_n, cam=args.cam, reference=args.reference, cam_dir=cam_dir,
-        alpha=args.alpha, class_names=classes, save_video=video_dir, exist_ok=args.exist_ok,
+        alpha=args.alpha, class_names=classes, save_video=video_dir, exist_ok=args.exist_ok, workers=args.workers,
     )
     wall = time.perf_counter() - t0
     ok = [r for r in results if r.status == "ok"]
@@ -779,7 +1012,8 @@ def _main(argv: Sequence[str] | None) -> int:
     skipped = len(results) - len(ok)
     per_frame = (f"{float(np.mean([r.preprocess_ms_batch_avg + r.infer_ms_batch_avg for r in ok])):.1f} ms/frame (batch time / "
                  f"frames, --batch-size {args.batch_size})" if ok else "no frame")
-    print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {per_frame}, {wall:.1f} s total", file=sys.stderr)
+    print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {per_frame}; {format_throughput(info['throughput'])}; "
+          f"{wall:.1f} s total", file=sys.stderr)
     if args.out:
         write_results(args.out, results, info, names, args.model)
         print(f"results: {args.out}", file=sys.stderr)

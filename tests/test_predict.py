@@ -109,6 +109,8 @@ def test_cli_errors(rt_tiny_onnx, sources, tmp_path, capsys):
     assert "--reference" in capsys.readouterr().err
     assert main([rt_tiny_onnx["fp32"], str(sources["folder"]), "--out", str(tmp_path / "r.txt")]) == 2
     assert ".csv or .json" in capsys.readouterr().err
+    assert main([rt_tiny_onnx["fp32"], str(sources["folder"]), "--workers", "-1"]) == 2
+    assert "--workers -1: must be >= 0" in capsys.readouterr().err
     bad_model = tmp_path / "m.bin"
     bad_model.write_bytes(b"x")
     assert main([str(bad_model), str(sources["folder"])]) == 2
@@ -239,3 +241,187 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     assert err.count("\n") == 1 and str(dst) in err and "--exist-ok" in err and "classified" not in err
     assert dst.read_bytes() == before
     assert main(args + ["--exist-ok"]) == 0
+
+
+# ----------------------------------------------------------------------------- the pipeline (decode workers, writer thread)
+
+TIMING = ("preprocess_ms_batch_avg", "infer_ms_batch_avg", "cam_ms")
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def _slow_first_image(monkeypatch):
+    """Delay the decoding of the first image asked for, so later ones finish first in the pool (order must not change)."""
+    import time
+
+    import pawlens.runtime.predict as predict
+
+    real, first = predict.load_image, []
+
+    def load(path):
+        if not first:
+            first.append(path)
+            time.sleep(0.05)
+        return real(path)
+
+    monkeypatch.setattr(predict, "load_image", load)
+
+
+def test_pipelined_gives_the_serial_rows_in_the_same_order(rt_tiny_onnx, sources, tmp_path, monkeypatch, capsys):
+    _slow_first_image(monkeypatch)
+    srcs = [str(sources[k]) for k in ("bad", "folder", "gray", "empty", "video", "rgba", "badvid", "missing")]
+    got = {}
+    for workers in ("0", "3"):
+        csv_out, json_out = tmp_path / f"w{workers}.csv", tmp_path / f"w{workers}.json"
+        for out in (csv_out, json_out):
+            assert main([rt_tiny_onnx["fp32"], *srcs, "--every-n", "4", "--batch-size", "5", "--workers", workers, "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert "images/s" in err and "busy s: decode" in err and "inference" in err
+        doc = json.loads(json_out.read_text())
+        assert doc["throughput"]["workers"] == int(workers) and doc["throughput"]["frames"] == doc["n_ok"] == 24 + 3 + 2
+        assert doc["throughput"]["images_per_s"] > 0 and doc["throughput"]["infer_s"] > 0
+        got[workers] = (_without_timing(csv.DictReader(open(csv_out))), _without_timing(doc["results"]), doc["videos"])
+    assert got["3"] == got["0"]
+    rows = got["0"][0]
+    assert [r["status"] for r in rows[:2]] == ["skipped", "ok"] and rows[0]["source"] == str(sources["bad"])
+    assert {r["source"] for r in rows if r["status"] == "skipped"} == {str(sources[k]) for k in ("bad", "empty", "badvid", "missing")}
+
+
+def test_a_decoder_crash_is_a_skipped_item_in_both_paths(rt_tiny_onnx, image_folder, monkeypatch):
+    import pawlens.runtime.predict as predict
+    from pawlens.runtime.predict import predict_sources
+
+    real = predict.load_image
+    victim = sorted(p for p in image_folder.rglob("*") if p.is_file())[3]
+
+    def load(path):
+        if str(path) == str(victim):
+            raise RuntimeError("decoder blew up")
+        return real(path)
+
+    monkeypatch.setattr(predict, "load_image", load)
+    for workers in (0, 2):
+        results, info = predict_sources(rt_tiny_onnx["fp32"], [str(image_folder)], workers=workers, batch_size=4, progress=False)
+        bad = [r for r in results if r.status != "ok"]
+        assert len(results) == 24 and [r.source for r in bad] == [str(victim)], workers
+        assert "RuntimeError: decoder blew up" in bad[0].error and info["throughput"]["frames"] == 23
+
+
+def test_prefetcher_keeps_order_reads_ahead_a_bounded_amount_and_joins_its_threads():
+    import threading
+    import time
+
+    from pawlens.runtime.pipeline import Prefetcher
+
+    pulled = []
+
+    def tasks():
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    def work(i):
+        time.sleep(0.002 * (i % 3 == 0))  # some finish out of order
+        return i * 10
+
+    with Prefetcher(tasks(), work, workers=3, ahead=4) as items:
+        it = iter(items)
+        assert [next(it) for _ in range(5)] == [0, 10, 20, 30, 40]
+        deadline = time.monotonic() + 5
+        while len(pulled) < 5 + 4 and time.monotonic() < deadline:  # wait for the producer to fill the queue
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert 5 + 4 <= len(pulled) <= 5 + 4 + 1  # taken + queued + the one in the producer's hand; not the 1000
+    names = [t.name for t in threading.enumerate()]
+    assert not any(n.startswith(("pawlens-decode", "pawlens-tasks")) for n in names), names
+
+    def fail_on_7(i):
+        if i == 7:
+            raise ValueError("seven")
+        return i
+
+    with pytest.raises(ValueError, match="seven"), Prefetcher(range(20), fail_on_7, workers=2, ahead=3) as items:
+        assert list(items) == []  # raises at the 8th result, after 0..6
+
+
+def test_ctrl_c_exits_130_and_leaves_no_thread_running(rt_tiny_onnx, sources, tmp_path, monkeypatch, capsys):
+    import threading
+
+    import pawlens.runtime.predict as predict
+
+    real, calls = predict._infer, []
+
+    def infer(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(predict, "_infer", infer)
+    args = [rt_tiny_onnx["pt"], str(sources["folder"]), str(sources["video"]), "--batch-size", "4", "--workers", "2",
+            "--cam", "--cam-dir", str(tmp_path / "cam"), "--quiet"]
+    assert main(args) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("pawlens-")]
+    assert not [p.name for p in (tmp_path / "cam").iterdir() if ".tmp-" in p.name]  # nothing half written
+
+
+def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx, tmp_path, monkeypatch):
+    """Names and pixels are what drawing each frame inline gives; the writer thread writes them; the trunk is traced."""
+    import threading
+
+    import cv2
+    import pawlens.runtime.predict as predict
+    from pawlens.models.gradcam import overlay
+    from pawlens.models.preprocess import PreprocessConfig, load_image
+    from pawlens.runtime.cam import CamExplainer
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "in").mkdir()
+    for name, hw in (("a.png", (48, 80)), ("b.jpg", (300, 200))):
+        Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8)).save(tmp_path / "in" / name)
+    clip = _write_video(tmp_path / "in" / "clip.mp4", n=6)
+    writers, real = [], predict._write_png
+    monkeypatch.setattr(predict, "_write_png", lambda path, rgb: (writers.append(threading.current_thread().name), real(path, rgb)))
+    out = tmp_path / "r.json"
+    assert main([rt_tiny_onnx["pt"], str(tmp_path / "in"), "--every-n", "3", "--cam", "--out", str(out), "--quiet", "--workers", "2"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["cam"]["mode"] == "traced" and doc["cam"]["reference"] == rt_tiny_onnx["pt"]
+    names = sorted(p.name for p in (tmp_path / "cam").iterdir())
+    assert names == ["a.cam.png", "b.cam.png", "clip_f000000.cam.png", "clip_f000003.cam.png"]
+    assert len(writers) == 4 and all(n.startswith("pawlens-writer") for n in writers)
+    frames = {(it.source, it.frame): it.image for it in iter_sources([str(clip)], every_n=3)}
+    cfg = PreprocessConfig.for_size(32)
+    with CamExplainer(rt_tiny_onnx["pt"], trace=True) as cam, CamExplainer(rt_tiny_onnx["pt"]) as eager:
+        assert cam.mode == "traced"
+        for r in doc["results"]:
+            img = frames[(r["source"], r["frame"])] if r["frame"] is not None else load_image(r["source"])
+            heat = cam.explain(img, class_index=r["index"]).heatmap
+            caption = f"{r['label']} {r['confidence']:.2f}" + (f"  frame {r['frame']}" if r["frame"] is not None else "") + "  (Grad-CAM)"
+            want = predict.annotate(overlay(img, heat, alpha=0.6), caption, predict.crop_in_frame(*img.shape[:2], cfg), min_side=256)
+            got = cv2.cvtColor(cv2.imread(r["cam_path"]), cv2.COLOR_BGR2RGB)
+            assert np.array_equal(got, want), r["cam_path"]
+            eager_heat = eager.explain(img, class_index=r["index"]).heatmap  # what --cam drew before it used the traced trunk
+            assert np.abs(eager_heat - heat).max() < 1e-2
+            before = predict.annotate(overlay(img, eager_heat, alpha=0.6), caption, predict.crop_in_frame(*img.shape[:2], cfg), min_side=256)
+            assert np.abs(got.astype(int) - before).max() <= 3
+
+
+def test_a_failed_png_write_is_reported(rt_tiny_onnx, image_folder, tmp_path, monkeypatch, capsys):
+    import pawlens.runtime.predict as predict
+    from pawlens.models.errors import OutputError
+
+    real, n = predict._write_png, []
+
+    def write(path, rgb):
+        n.append(path)
+        if len(n) == 3:
+            raise OutputError(f"{path}: disk full")
+        real(path, rgb)
+
+    monkeypatch.setattr(predict, "_write_png", write)
+    assert main([rt_tiny_onnx["pt"], str(image_folder), "--cam", "--cam-dir", str(tmp_path / "cam"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full" in err and n[2] in err
