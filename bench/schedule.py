@@ -97,6 +97,15 @@ def _drop(k: str, b: int, e: WorkerError, workers: dict, keys: list, failed: dic
         w.close()
 
 
+def _warm_up(workers: dict[str, Any], keys: list[str], b: int, warmup: int, failed: dict[str, str]) -> None:
+    """``warmup`` untimed calls of every worker at batch ``b`` (a failing worker is dropped)."""
+    for k in list(keys) if warmup else ():
+        try:
+            workers[k].call("time", (b, warmup))
+        except WorkerError as e:
+            _drop(k, b, e, workers, keys, failed)
+
+
 def time_rounds(workers: dict[str, Any], batch_sizes: Sequence[int], *, iters: int, warmup: int, round_iters: int, pause_ms: float,
                 failed: dict[str, str], progress: bool = False, after_batch: Callable[[int], None] | None = None
                 ) -> dict[tuple[str, int], list[float]]:
@@ -106,12 +115,7 @@ def time_rounds(workers: dict[str, Any], batch_sizes: Sequence[int], *, iters: i
     samples: dict[tuple[str, int], list[float]] = {(k, b): [] for k in keys for b in batch_sizes}
     bar = _bar(len(keys) * len(batch_sizes) * iters, "time", "call", progress)
     for b in batch_sizes:
-        for k in list(keys):
-            if warmup:
-                try:
-                    workers[k].call("time", (b, warmup))
-                except WorkerError as e:
-                    _drop(k, b, e, workers, keys, failed)
+        _warm_up(workers, keys, b, warmup, failed)
         for r in range(math.ceil(iters / round_iters)):
             n = min(round_iters, iters - r * round_iters)
             for k in round_order(keys, r):
@@ -150,12 +154,7 @@ def time_bursts(workers: dict[str, Any], batch_sizes: Sequence[int], *, rounds: 
                {(k, b): [] for k in keys for b in batch_sizes})
     bar = _bar(len(keys) * len(batch_sizes) * rounds, "time", "burst", progress)
     for b in batch_sizes:
-        for k in list(keys):
-            if warmup:
-                try:
-                    workers[k].call("time", (b, warmup))
-                except WorkerError as e:
-                    _drop(k, b, e, workers, keys, failed)
+        _warm_up(workers, keys, b, warmup, failed)
         for r in range(rounds):
             for k in round_order(keys, r):
                 if k not in workers:

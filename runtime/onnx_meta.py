@@ -200,21 +200,28 @@ def _dims(shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def run_error(path: str | os.PathLike, backend: str, e: BaseException):
+def is_out_of_memory(e: BaseException) -> bool:
+    """A failed allocation, as each backend reports it (MemoryError, std::bad_alloc, an allocator's message)."""
+    msg = str(e).lower()
+    return isinstance(e, MemoryError) or any(s in msg for s in ("alloc", "bad_alloc", "out of memory"))
+
+
+def run_error(path: str | os.PathLike, backend: str, e: BaseException, doing: str = "running the graph"):
     """The one-line error for a backend that fails *while running* a graph (not a crash: the file is at fault).
 
     A failed allocation (a ConstantOfShape bomb, or a batch too large for this machine) exits 1 and
-    says both; anything else the graph does wrong is an ArtifactError (exit 2).
+    says both; anything else the graph does wrong is an ArtifactError (exit 2).  ``doing``: what failed
+    (OpenVINO folds constants when it compiles a static shape, so a bomb can fail there: "compiling the graph ...").
     """
     from pawlens.models.errors import PawlensError
 
     msg = " ".join(str(e).split())
     short = msg[:160]
-    if isinstance(e, MemoryError) or any(s in msg.lower() for s in ("alloc", "bad_alloc", "out of memory")):
-        err = PawlensError(f"{os.fspath(path)}: {backend} ran out of memory running the graph ({type(e).__name__}: {short}); "
+    if is_out_of_memory(e):
+        err = PawlensError(f"{os.fspath(path)}: {backend} ran out of memory {doing} ({type(e).__name__}: {short}); "
                            "use a smaller --batch-size, or the graph asks for absurd memory (not a pawlens export?)",
                            component=backend)
         err.exit_code = 1
         return err
-    return ArtifactError(f"{os.fspath(path)}: {backend} failed running the graph ({type(e).__name__}: {short}); "
+    return ArtifactError(f"{os.fspath(path)}: {backend} failed {doing} ({type(e).__name__}: {short}); "
                          "the file is damaged or was not made by pawlens-export")

@@ -17,7 +17,8 @@ is ``LATENCY`` (one stream), which is what a single camera feed wants.
 Static shapes: an exported ONNX has a dynamic batch, and OpenVINO runs a model compiled for one static shape faster
 (as its ``benchmark_app -shape`` does).  The runner compiles one static shape per batch size it is called with, on
 first use (batch 1 at activation), and keeps them (``describe()["static_batches"]``, ``["compile_s"]``); past
-:data:`MAX_STATIC_SHAPES` sizes, one compilation with a dynamic batch serves the rest.
+:data:`MAX_STATIC_SHAPES` sizes, one compilation with a dynamic batch serves the rest.  A new batch size smaller than a
+compiled one (a folder's last batch) is padded to it while that is cheaper than compiling it (``padded_calls``).
 
 One ``ov.Core`` serves the whole process (:func:`shared_core`) and is never destroyed, and every thread that
 creates or frees OpenVINO objects here gets a valid alternate signal stack afterwards
@@ -41,7 +42,7 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import check_graph_io, read_onnx_props, run_error
+from .onnx_meta import check_graph_io, is_out_of_memory, read_onnx_props, run_error
 from .sigstack import ensure_signal_stack
 
 PRECISIONS = ("fp32", "bf16")
@@ -118,6 +119,9 @@ class OpenVINORunner(Runner):
         self._model = None
         self._active_hint = None
         self.engine_time: float | None = None  # the last call's time inside OpenVINO's request.infer
+        self.padded_calls = 0  # calls padded to a larger compiled batch (see _padded_batch)
+        self._call_s: dict[int, float] = {}
+        self._pad_calls: dict[int, int] = {}
 
     def activate_impl(self) -> None:
         try:
@@ -142,6 +146,8 @@ class OpenVINORunner(Runner):
         self._in_type = np.float16 if "f16" in str(inp.get_element_type()) else np.float32
         self._by_batch = {}
         self._compile_s = {}
+        self._call_s: dict[int, float] = {}  # the last call's time inside OpenVINO per compiled static batch
+        self._pad_calls: dict[int, int] = {}
         self._dynamic = None
         self._request_for(shape[0] or 1)  # batch 1 (or the file's fixed batch) compiled now: a file that cannot compile fails here
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -151,15 +157,35 @@ class OpenVINORunner(Runner):
         try:
             return self._core.compile_model(model, "CPU", self._config)
         except Exception as e:
+            if is_out_of_memory(e):  # a static shape lets OpenVINO fold a ConstantOfShape bomb while compiling
+                raise run_error(self.path, "openvino", e, doing=f"compiling the graph{what}") from None
             msg = " ".join(str(e).split())[:160]
             raise ArtifactError(f"{self.path}: OpenVINO cannot compile it for the CPU{what} ({type(e).__name__}: {msg})") from None
 
+    def _padded_batch(self, n: int) -> int | None:
+        """The compiled static batch to pad a batch of ``n`` to, instead of compiling ``n``, or None.
+
+        A batch size seen for the first time (a folder's last, partial batch) is padded to the smallest larger compiled
+        static batch ``m`` while its calls so far have cost less than compiling would (``calls * time(m) < compile(m)``,
+        the rent-or-buy rule): one odd batch costs one call at ``m``, not a compilation; a size that keeps coming gets
+        its own shape."""
+        bigger = [m for m in self._by_batch if m > n and m in self._call_s]
+        if not bigger:
+            return None
+        m = min(bigger)
+        self._pad_calls[n] = self._pad_calls.get(n, 0) + 1
+        return m if self._pad_calls[n] * self._call_s[m] < self._compile_s.get(m, 0.0) else None
+
     def _request_for(self, n: int):
-        """The infer request compiled for batch ``n``: a static shape, compiled on first use and kept (at most
-        :data:`MAX_STATIC_SHAPES` of them; other batch sizes share one compilation with a dynamic batch)."""
+        """The infer request for batch ``n`` and the batch it runs at: a static shape, compiled on first use and kept (at
+        most :data:`MAX_STATIC_SHAPES` of them; other batch sizes share one compilation with a dynamic batch), or a larger
+        compiled one that the batch is padded to (:meth:`_padded_batch`)."""
         req = self._by_batch.get(n)
         if req is not None:
-            return req
+            return req, n
+        m = self._padded_batch(n)
+        if m is not None:
+            return self._by_batch[m], m
         import time
 
         import openvino as ov
@@ -175,12 +201,20 @@ class OpenVINORunner(Runner):
                 self._model.reshape({self._model.inputs[0]: ov.PartialShape([-1, *self._spec.shape[1:]])})
                 self._dynamic = self._compile(self._model, " with a dynamic batch").create_infer_request()
                 self._compile_s["dynamic"] = round(time.perf_counter() - t0, 3)
-            return self._dynamic
+            return self._dynamic, n
         self._compile_s[n] = round(time.perf_counter() - t0, 3)
         if self.compiled is None:
             self.compiled = compiled
         req = self._by_batch[n] = compiled.create_infer_request()
-        return req
+        return req, n
+
+    def prepare(self, batch: int) -> None:
+        """Compile the static shape of ``batch`` now (no padding), e.g. before timing it."""
+        if not self.is_active:
+            raise InputError(f"[{self.name}] activate() before prepare()")
+        if int(batch) not in self._by_batch:
+            self._pad_calls[int(batch)] = 1 << 30  # past any rent: compile
+            self._request_for(int(batch))
 
     def input_spec(self) -> InputSpec:
         return self._spec
@@ -190,12 +224,18 @@ class OpenVINORunner(Runner):
 
         if self._in_type is not np.float32:
             batch = batch.astype(self._in_type)
-        req = self._request_for(batch.shape[0])
+        n = batch.shape[0]
+        req, m = self._request_for(n)
+        if m != n:
+            batch = np.concatenate([batch, np.zeros((m - n, *batch.shape[1:]), batch.dtype)])
+            self.padded_calls += 1
         try:
             t0 = time.perf_counter()
             req.infer({0: batch}, share_inputs=True)
             self.engine_time = time.perf_counter() - t0
-            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+            if m == n and n in self._by_batch:
+                self._call_s[n] = self.engine_time
+            return np.array(req.get_output_tensor(0).data[:n], dtype=np.float32, copy=True)
         except Exception as e:  # OpenVINO's RuntimeError: the graph failed at run time (e.g. a huge ConstantOfShape)
             raise run_error(self.path, "openvino", e) from None
 
@@ -219,6 +259,7 @@ class OpenVINORunner(Runner):
             d["input"] = self._spec.name
         d["static_batches"] = sorted(b for b in self._by_batch) if self._by_batch else []
         d["compile_s"] = {str(k): v for k, v in self._compile_s.items()}
+        d["padded_calls"] = self.padded_calls
         if self.compiled is not None:
             d["execution_devices"] = list(self.compiled.get_property("EXECUTION_DEVICES"))
             d["performance_hint"] = str(self.compiled.get_property("PERFORMANCE_HINT"))

@@ -266,3 +266,20 @@ def test_openvino_compiles_one_static_shape_per_batch_size_once(rt_tiny_onnx, mo
         np.testing.assert_allclose(one, a[:1], atol=1e-5)
         np.testing.assert_allclose(d[:3], a, atol=1e-5)
         assert r.engine_time is not None and 0 < r.engine_time <= r.last_inference_time()
+
+
+def test_openvino_pads_a_rare_smaller_batch_until_compiling_it_pays(rt_tiny_onnx):
+    """Rent or buy: a new batch size below a compiled one runs padded while its calls cost less than a compilation."""
+    r = OpenVINORunner(rt_tiny_onnx["fp32"])
+    x = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    with r:
+        r.prepare(8)
+        full = r.infer(x)
+        r._compile_s[8], r._call_s[8] = 1.0, 0.4  # pretend: compiling costs 1 s, a call at batch 8 0.4 s
+        first, second = r.infer(x[:3]), r.infer(x[:3])
+        assert r.padded_calls == 2 and r.describe()["static_batches"] == [1, 8]
+        third = r.infer(x[:3])  # 3 x 0.4 s >= 1 s: batch 3 gets its own shape
+        assert r.padded_calls == 2 and r.describe()["static_batches"] == [1, 3, 8]
+        for out in (first, second, third):
+            assert out.shape == (3, full.shape[1])
+            np.testing.assert_allclose(out, full[:3], atol=1e-5)
