@@ -125,50 +125,67 @@ def ort_loop(path: str, batch: int, threads: int | None, spinning: bool, seconds
     return float(np.median(times)) * 1e3
 
 
-def _peer_of(row, cand, runner: dict, size: int, opt) -> tuple[str, float, list[str] | None]:
+def _peer_of(cand, batch: int, runner: dict, size: int, opt) -> tuple[str, float, list[str] | None]:
     """(tool, median ms, command) of one row's peer."""
     from .harness import run_in_child, worker_env
 
-    if row.backend == "openvino":
+    if cand.backend == "openvino":
         hint = runner.get("inference_precision_hint") or "f32"
-        ms, cmd = benchmark_app(cand.path, batch=row.batch, input_name=runner.get("input", "input"), size=size, hint=hint,
-                                threads=opt.threads, seconds=opt.peer_s)
+        ms, cmd = benchmark_app(cand.path, batch=batch, input_name=runner.get("input", "input"), size=size, hint=hint,
+                                threads=cand.threads, seconds=opt.peer_s)
         return "benchmark_app", ms, cmd
-    if row.backend == "ort":
-        ms = run_in_child("pawlens.bench.peers:ort_loop", cand.path, row.batch, opt.threads, opt.spinning, opt.peer_s,
-                          env=worker_env(opt.threads, opt.spinning), timeout=120 + 4 * opt.peer_s)
+    if cand.backend == "ort":
+        ms = run_in_child("pawlens.bench.peers:ort_loop", cand.path, batch, cand.threads, opt.spinning, opt.peer_s,
+                          env=worker_env(cand.threads, opt.spinning), timeout=120 + 4 * opt.peer_s)
         return "InferenceSession loop", ms, None
-    ms, cmd = trtexec(cand.path, batch=row.batch, input_name=runner.get("input", "input"), size=size, seconds=opt.peer_s)
+    ms, cmd = trtexec(cand.path, batch=batch, input_name=runner.get("input", "input"), size=size, seconds=opt.peer_s)
     return "trtexec", ms, cmd
 
 
-def add_peers(rows, cands: dict, runners: dict, *, sizes: dict[str, int], opt, tolerance: float) -> list[str]:
-    """Each OpenVINO, ONNX Runtime (CPU) and TensorRT row's peer figure (``row.set_peer``), run one at a time after the
-    workers are gone; returns notes (a tool that is missing or failed, the rows more than ``tolerance`` from their peer)."""
-    import logging
+def has_peer(cand) -> bool:
+    return cand.backend in ("openvino", "trt") or (cand.backend == "ort" and cand.device == "cpu")
 
+
+def measure_peers(cands, batch: int, runners: dict, *, sizes: dict[str, int], opt, notes: list[str],
+                  missing: set[str]) -> dict[tuple[str, int], tuple[str, float]]:
+    """The peer figure of each candidate (one with a tool: :func:`has_peer`) at ``batch``, one at a time, while the
+    workers sit idle: the bench runs it right after that batch size's bursts, so both are taken minutes apart at most
+    (on these machines the speed drifts by tens of percent over a run).  ``missing``: tools already found missing."""
     from .harness import WorkerError
 
-    log = logging.getLogger("pawlens")
-    notes: list[str] = []
-    missing: set[str] = set()
-    for r in rows:
-        c = cands.get(r.key)
-        if c is None or not r.n or r.backend not in ("openvino", "ort", "trt") or (r.backend == "ort" and r.device != "cpu"):
+    out: dict[tuple[str, int], tuple[str, float]] = {}
+    for c in cands:
+        if not has_peer(c):
             continue
-        tool = {"openvino": "benchmark_app", "trt": "trtexec"}.get(r.backend)
+        tool = {"openvino": "benchmark_app", "trt": "trtexec"}.get(c.backend)
         if tool in missing:
             continue
         if tool and find_tool(tool) is None:
             missing.add(tool)
-            notes.append(f"{tool} not found: the {r.backend} rows have no peer figure"
+            notes.append(f"{tool} not found: the {c.backend} rows have no peer figure"
                          + (" (install OpenVINO: pip install -e '.[openvino]')" if tool == "benchmark_app" else ""))
             continue
         try:
-            name, ms, _cmd = _peer_of(r, c, runners.get(r.key, {}), sizes.get(c.group, 224), opt)
+            name, ms, _cmd = _peer_of(c, batch, runners.get(c.key, {}), sizes.get(c.group, 224), opt)
         except (PeerError, WorkerError) as e:
-            notes.append(f"{r.label} batch {r.batch}: no peer figure ({e})")
+            notes.append(f"{c.label} batch {batch}: no peer figure ({e})")
             continue
+        out[(c.key, batch)] = (name, ms)
+    return out
+
+
+def apply_peers(rows, peers: dict[tuple[str, int], tuple[str, float]], tolerance: float) -> list[str]:
+    """Each timed row's peer figure (``row.set_peer``); returns a note (also logged) for each row more than ``tolerance``
+    from its peer."""
+    import logging
+
+    log = logging.getLogger("pawlens")
+    notes: list[str] = []
+    for r in rows:
+        got = peers.get((r.key, r.batch))
+        if got is None or not r.n:
+            continue
+        name, ms = got
         r.set_peer(name, ms, tolerance)
         if r.peer_gap:
             line = (f"{r.label} at batch {r.batch}: {r.p50_ms:.2f} ms is {r.vs_peer:.2f}x {name}'s {ms:.2f} ms on the same file "

@@ -255,7 +255,8 @@ def _method_section(doc: Document, res: BenchResult) -> None:
                   "turns; only one configuration computes at a time (method `rounds`: each call starts on idle threads, which a "
                   "model of a few milliseconds feels).")
     items = [timing,
-             "Its runtime's own tool, run after the workers are gone, on the same file, batch, threads and a static shape: OpenVINO "
+             "Its runtime's own tool, run right after each batch size's bursts (the workers idle), on the same file, batch, threads "
+             "and a static shape: OpenVINO "
              "`benchmark_app -hint latency -shape ... -infer_precision <the row's>` (its median), a bare `InferenceSession.run` loop "
              "with the runner's session options for ONNX Runtime (which ships no such tool), `trtexec` for TensorRT where installed; "
              "GAP marks a row more than 10% away. Runner overhead: median of each steady call's wall time minus the time spent in the "

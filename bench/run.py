@@ -41,7 +41,7 @@ import numpy as np
 from pawlens.models.console import ensure_writable_dir, next_run_dir
 from pawlens.models.errors import InputError, PawlensError
 
-from . import analysis, candidates, machine, schedule
+from . import analysis, candidates, machine, peers, schedule
 from .harness import InlineWorker, WorkerError, run_in_child, worker_env
 from .inputs import BenchInputs, bench_inputs
 from .report import write_outputs
@@ -379,7 +379,15 @@ def _measure(m: Models, artifacts, extra_artifacts, arrays: Arrays, opt: Options
         notes += [f"{k}: CUDA was requested but ONNX Runtime runs on {', '.join(d.get('providers', []))} (fall-back)."
                   for k, d in runners.items() if d.get("fallback")]
         parity = measure_parity(m, cands, workers, runners, arrays, failed, opt, notes)
-        after = lambda b: checks.append(machine.load_check(when=f"after batch {b}"))  # noqa: E731
+        peer_figs: dict = {}
+        missing: set[str] = set()
+        sizes = {g: gd["cfg"].input_size for g, gd in m.groups.items()}
+
+        def after(b: int) -> None:
+            checks.append(machine.load_check(when=f"after batch {b}"))
+            if opt.peers:  # each peer right after its batch size's bursts, the workers idle
+                peer_figs.update(peers.measure_peers([c for c in cands if c.key in workers], b, runners, sizes=sizes, opt=opt,
+                                                     notes=notes, missing=missing))
         timing = None
         if opt.method == "burst":
             timing = schedule.time_bursts(workers, opt.batch_sizes, rounds=opt.rounds, burst_s=opt.burst_ms / 1e3, min_calls=opt.min_calls,
@@ -392,11 +400,7 @@ def _measure(m: Models, artifacts, extra_artifacts, arrays: Arrays, opt: Options
         notes += schedule.close_workers(workers, runners)
     rows = analysis.make_rows(cands, opt.batch_sizes, samples, failed, parity, iters=opt.iters if opt.method == "rounds" else 1,
                               model_of=lambda c: m.groups[c.group]["label"], timing=timing)
-    if opt.peers:
-        from .peers import add_peers
-
-        notes += add_peers(rows, {c.key: c for c in cands}, runners, sizes={g: gd["cfg"].input_size for g, gd in m.groups.items()},
-                           opt=opt, tolerance=analysis.load_goals()["peer_tolerance"])
+    notes += peers.apply_peers(rows, peer_figs, analysis.load_goals()["peer_tolerance"])
     analysis.set_speedups(rows, m.label)
     extras = measure_extras(m, opt, devices, notes)
     if "cpu" in devices:
