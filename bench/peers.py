@@ -11,7 +11,8 @@
 - TensorRT rows: NVIDIA's ``trtexec`` where it is on PATH (``--loadEngine``, ``--shapes``), its median latency.
 
 ``PAWLENS_BENCHMARK_APP`` and ``PAWLENS_TRTEXEC`` name another executable (the tests use a fake that prints a known
-figure).  A tool that is missing, fails or prints no figure gives ``None`` and a reason, never a made-up number.
+figure).  A tool that is missing, fails or prints no figure raises :class:`PeerError` with the reason (the bench turns it into a
+note and the row gets no peer figure), never a made-up number.
 """
 
 from __future__ import annotations
@@ -101,13 +102,9 @@ def ort_loop(path: str, batch: int, threads: int | None, spinning: bool, seconds
     makes it on the CPU (runs in a fresh interpreter: ``run_in_child``)."""
     import numpy as np
     import onnxruntime as ort
+    from pawlens.runtime.ort_runner import session_options
 
-    so = ort.SessionOptions()
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
-    if threads:
-        so.intra_op_num_threads = int(threads)
-    so.log_severity_level = 3
+    so = session_options(ort, threads=threads, spinning=spinning)
     sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     size = int(inp.shape[-1])

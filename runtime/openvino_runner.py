@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -186,8 +187,6 @@ class OpenVINORunner(Runner):
         m = self._padded_batch(n)
         if m is not None:
             return self._by_batch[m], m
-        import time
-
         import openvino as ov
 
         t0 = time.perf_counter()
@@ -220,8 +219,6 @@ class OpenVINORunner(Runner):
         return self._spec
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        import time
-
         if self._in_type is not np.float32:
             batch = batch.astype(self._in_type)
         n = batch.shape[0]

@@ -67,6 +67,18 @@ def _check_file(path: str) -> None:
         raise ArtifactError(f"{path}: zero-byte model file; re-export it with pawlens-export")
 
 
+def session_options(ort, *, threads: int | None, spinning: bool):
+    """The runner's ``SessionOptions``: intra/inter-op spinning on or off, ``threads`` intra-op threads (``None``: one per
+    core), warnings off.  The bench's bare-session peer loop makes its session with the same options."""
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    so.log_severity_level = 3
+    return so
+
+
 def cuda_visible() -> bool:
     """True when a CUDA device is visible (asked of torch, a core dependency; no CUDA context is made)."""
     try:
@@ -113,12 +125,7 @@ class OrtRunner(Runner):
 
     def activate_impl(self) -> None:
         ort = lazy_import("onnxruntime", "cpu", "onnxruntime")
-        so = ort.SessionOptions()
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spinning else "0")
-        if self.threads:
-            so.intra_op_num_threads = int(self.threads)
-        so.log_severity_level = 3
+        so = session_options(ort, threads=self.threads, spinning=self.spinning)
         available = ort.get_available_providers()
         if self.device_requested == "auto":
             want_cuda = "CUDAExecutionProvider" in available and cuda_visible()
