@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pawlens-setup
-EXTRAS ?= export,gpu,openvino,gui,test
+EXTRAS ?= export,gpu,openvino,gui,serve,test
+# The Triton server binary (nvidia-pytriton bundles tritonserver 2.51 + its Python backend); --no-deps: see pyproject's serve extra.
+TRITON ?= nvidia-pytriton==0.7.0
 
 .PHONY: setup test test-fast demo lint gui-check gpu-check clean
 
@@ -14,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q --no-deps '$(TRITON)'
 	touch $(STAMP)
 
 # The whole suite in one pytest process (the last line is pytest's summary).

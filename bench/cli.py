@@ -63,6 +63,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--compile", nargs="?", const="auto", default="off", choices=("auto", "on", "off"),
                    help="also time PyTorch through torch.compile (Inductor, frozen weights; compiles once per batch size in the "
                    "warm-up, 10-30 s each). --compile alone or auto: where a C++ compiler is found; on: fail those rows without one")
+    g = p.add_argument_group("served (a Triton server, e.g. pawlens serve): with --server only these and --models, --out apply")
+    g.add_argument("--server", default=None, metavar="URL", help="time a served model instead: http://HOST:8000 or grpc://HOST:8001")
+    g.add_argument("--model", dest="server_model", default=None, metavar="NAME", help="the served model (default: the server's one "
+                   "Pawlens classifier)")
+    g.add_argument("--concurrency", default="1,4,16", help="closed-loop clients per level, comma-separated")
+    g.add_argument("--requests", type=int, default=2000, help="batch-1 requests per concurrency level")
+    g.add_argument("--send", default="tensor", choices=("tensor", "image"), help="tensor: preprocessed here; image: a JPEG's bytes, "
+                   "decoded and preprocessed by the server")
+    g.add_argument("--image", default=None, help="the photo the requests carry (default: a synthetic one)")
+    g.add_argument("--shared-memory", default="auto", choices=("auto", "on", "off"), help="tensors through Triton's system shared "
+                   "memory (auto: when the server is on this machine; concurrency 1 is then also timed over the network)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder; if unset: runs/bench/NAME, numbered if it exists")
     g.add_argument("--name", default=None, help="NAME for the default output folder; if unset: ARCH-default or the checkpoint's stem")
@@ -84,6 +95,10 @@ def _parse_ints(s: str, flag: str) -> list[int]:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.server:
+        return _serving(args)
+    if args.server_model:
+        raise InputError("--model names a served model: it needs --server URL")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1 (leave it unset for each backend's default)")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
@@ -103,6 +118,20 @@ def _main(argv: Sequence[str] | None) -> int:
     if res.settings.get("disturbed"):
         print(f"pawlens-bench: {disturbed_line(res).replace('**', '')}", file=sys.stderr)
     print(f"wrote {', '.join(res.files.values())}", file=sys.stderr)
+    return 0
+
+
+def _serving(args) -> int:
+    from pawlens.models.console import next_run_dir
+
+    from .serving import run_serving, to_markdown
+
+    out = args.out or next_run_dir("runs/bench", args.name or "serving")
+    res = run_serving(args.server, model=args.server_model, concurrency=_parse_ints(args.concurrency, "--concurrency"),
+                      requests=args.requests, artifact=args.models[0] if args.models else None, send=args.send, out=out, image=args.image,
+                      shared_memory=args.shared_memory)
+    print(to_markdown(res))
+    print(f"wrote {', '.join(res['files'])}", file=sys.stderr)
     return 0
 
 

@@ -44,7 +44,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("ckpt", help="pawlens checkpoint (best.pt / last.pt from pawlens-train)")
     p.add_argument("-c", "--config", default=None, help="YAML file whose keys (flag names) set the defaults of the flags below (default: none)")
     g = p.add_argument_group("outputs")
-    g.add_argument("--formats", default=",".join(DEFAULT_FORMATS), help=f"comma-separated subset of {','.join(FORMATS)} (or all)")
+    g.add_argument("--formats", default=",".join(DEFAULT_FORMATS), help=f"comma-separated subset of {','.join(FORMATS)} (or all); triton: "
+                   "a Triton model repository (triton/) of the artifacts that pass their gates, for pawlens serve")
     g.add_argument("--out", default=None, help="output folder (default: runs/export/<run name>, the checkpoint's folder name; "
                    "numbered -2, -3, ... when it already holds outputs)")
     g.add_argument("--exist-ok", action="store_true",
@@ -177,6 +178,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if a.status != "passed" and a.reason:
             line += f": {a.reason}"
         print(line, file=sys.stderr if a.status != "passed" else sys.stdout)
+    if report.triton is not None:
+        ok = report.triton["status"] == "passed"
+        print(f"{PROG}: {'ok  ' if ok else 'FAIL'} triton {report.triton['path'] if ok else ''}: {report.triton['reason']}",
+              file=sys.stdout if ok else sys.stderr)
     print(f"{PROG}: parity report: {report.parity_md} (exit {report.exit_code})")
     return report.exit_code
 

@@ -63,10 +63,11 @@ from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
 LOG = logging.getLogger("pawlens")
 
 #: The ``--formats`` names, in build order, and what each is (from :mod:`runtime.formats`, the one formats table).
-FORMATS: tuple[str, ...] = EXPORT_FORMATS
-PRECISION: dict[str, str] = {f: by_key(f).precision for f in FORMATS}
-SUFFIX: dict[str, str] = {f: by_key(f).suffix for f in FORMATS}
-SIDECAR: dict[str, str] = {f: by_key(f).sidecar for f in FORMATS if by_key(f).sidecar}
+FORMATS: tuple[str, ...] = EXPORT_FORMATS  # what --formats takes: the artifacts, then triton (a repository of those that passed)
+ARTIFACTS: tuple[str, ...] = tuple(f for f in FORMATS if by_key(f).kind != "/")
+PRECISION: dict[str, str] = {f: by_key(f).precision for f in ARTIFACTS}
+SUFFIX: dict[str, str] = {f: by_key(f).suffix for f in ARTIFACTS}
+SIDECAR: dict[str, str] = {f: by_key(f).sidecar for f in ARTIFACTS if by_key(f).sidecar}
 DEFAULT_FORMATS: tuple[str, ...] = DEFAULT_EXPORT
 EXPORT_ROOT = os.path.join("runs", "export")
 LOCK_NAME = ".pawlens-export.lock"
@@ -101,7 +102,7 @@ def parse_formats(formats: str | Sequence[str]) -> list[str]:
 
 
 def artifact_paths(out_dir: str, stem: str) -> dict[str, str]:
-    return {f: os.path.join(out_dir, stem + SUFFIX[f]) for f in FORMATS}
+    return {f: os.path.join(out_dir, stem + SUFFIX[f]) for f in ARTIFACTS}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -307,6 +308,7 @@ class ExportReport:
     environment: dict[str, Any] = field(default_factory=dict)
     kept: list[dict[str, Any]] = field(default_factory=list)  # rows of a previous export whose files are still here
     interrupted: bool = False
+    triton: dict[str, Any] | None = None  # the Triton repository step (--formats ...,triton): status, path, models, reason
 
     def artifact(self, fmt: str) -> ArtifactResult | None:
         return next((a for a in self.artifacts if a.format == fmt), None)
@@ -314,7 +316,7 @@ class ExportReport:
     @property
     def exit_code(self) -> int:
         """1 if any artifact failed its gate (or its build), else 2 if a requested backend was unavailable, else 0."""
-        if any(a.status == "failed" for a in self.artifacts):
+        if any(a.status == "failed" for a in self.artifacts) or (self.triton or {}).get("status") == "failed":
             return 1
         if any(a.status == "unavailable" and a.requested for a in self.artifacts):
             return 2
@@ -332,7 +334,7 @@ class ExportReport:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "exit_code": self.exit_code,
             "seconds": round(self.seconds, 2), "reference_seconds": round(self.reference_seconds, 2), "inputs": self.inputs,
             "gates": {k: g.to_dict() for k, g in self.gates.items()}, "environment": self.environment,
-            "interrupted": self.interrupted, "artifacts": [a.to_dict() for a in self.artifacts],
+            "interrupted": self.interrupted, "artifacts": [a.to_dict() for a in self.artifacts], "triton": self.triton,
             "kept": [k for k in self.kept if os.path.exists(os.path.join(self.out_dir, k.get("file") or ""))],
         }
 
@@ -356,7 +358,11 @@ class ExportReport:
         gated = [a for a in self.artifacts if a.parity is not None]
         if gated:
             doc.table(list(ParityResult.COLUMNS), [a.parity.cells(os.path.basename(a.path)) for a in gated])
-        doc.table(["step", "file", "status", "build s", "parity s", "size", "notes"], [self._step_cells(a) for a in self.artifacts])
+        steps = [self._step_cells(a) for a in self.artifacts]
+        if self.triton is not None:
+            steps.append(["triton", "triton/" if self.triton.get("path") else "-", self.triton["status"], f"{self.triton.get('seconds', 0):.2f}",
+                          "-", "-", self.triton["reason"]])
+        doc.table(["step", "file", "status", "build s", "parity s", "size", "notes"], steps)
         if self.interrupted:
             doc.note("**This export was interrupted**: the rows above are what it finished; nothing else was written.")
         kept = self.to_dict()["kept"]
@@ -568,6 +574,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     t_start = time.perf_counter()
     fmts = parse_formats(formats)
     requested = set(fmts)
+    want_triton = "triton" in requested
+    fmts = [f for f in fmts if f in ARTIFACTS]
     if "onnx" not in fmts:
         fmts = ["onnx"] + fmts
     int8_opts = {"activation": int8_activation.upper(), "weight": int8_weight.upper(), "method": (int8_method or "minmax").lower(),
@@ -659,7 +667,7 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
             inputs["n_calib"] = int(len(x_cal))
 
         environment = _environment()
-        prog = _Progress(1 + len(fmts), progress)
+        prog = _Progress(1 + len(fmts) + want_triton, progress)
         results: list[ArtifactResult] = []
         report = ExportReport(ckpt_path, sha, out, results, inputs, all_gates, environment=environment)
         report.kept = _carry_over(out, paths)
@@ -754,6 +762,10 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                 built = "reused" if res.reused else f"built in {res.seconds:.1f} s"
                 prog.done(f"{fmt}: {os.path.basename(res.path)} {built}; parity {verdict}",
                           logging.INFO if res.status == "passed" else logging.ERROR)
+            if want_triton:
+                prog.start("triton")
+                report.triton = _step_triton(out, results, run_name(ckpt_path))
+                prog.done(f"triton: {report.triton['reason']}", logging.INFO if report.triton["status"] == "passed" else logging.ERROR)
             completed = True
             # A previous file whose replacement failed stays: a failed artifact never pushes aside one that passed.
             for k in report.kept:
@@ -823,6 +835,24 @@ def _step_trt(res: ArtifactResult, paths, staged, batch_opt, batch_max, workspac
                            workspace_gb=workspace_gb, timing_cache=timing_cache_path(paths["trt"]))
     res.seconds = time.perf_counter() - t0
     res.info.update({k: sidecar[k] for k in ("tensorrt_version", "gpu_name", "compute_capability", "build_mode", "precision_audit", "profile")})
+
+
+def _step_triton(out: str, results: list[ArtifactResult], name: str) -> dict[str, Any]:
+    """``<out>/triton``: a Triton repository of the artifacts that passed (:func:`pawlens.serve.repository.write_repository`)."""
+    from pawlens.models.errors import PawlensError
+    from pawlens.serve.repository import model_prefix, write_repository
+
+    arts = [(r.format, r.path) for r in results if r.status == "passed"]
+    dest = os.path.join(out, "triton")
+    t0 = time.perf_counter()
+    try:
+        repo = write_repository(dest, arts, prefix=model_prefix(name))
+    except PawlensError as e:
+        return {"status": "failed", "path": None, "reason": str(e), "models": []}
+    models = list(repo.models)
+    return {"status": "passed", "path": dest, "models": models, "seconds": round(time.perf_counter() - t0, 3),
+            "reason": f"triton/ with {len(models)} models ({', '.join(models)}) from {len(arts)} passed artifact(s); "
+                      f"serve it with pawlens serve {out}"}
 
 
 def _environment() -> dict[str, Any]:

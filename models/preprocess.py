@@ -232,8 +232,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ImageError: zero-byte, truncated or non-image files, too many pixels, strips.
     """
-    from PIL import Image, ImageFile, UnidentifiedImageError
-
     p = os.fspath(path)
     try:
         size = os.path.getsize(p)
@@ -243,6 +241,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{p}: zero-byte file, not an image")
     if os.path.isdir(p):
         raise ImageError(f"{p}: is a folder, not an image")
+    return _load(p, p)
+
+
+def load_image_bytes(data: bytes, *, name: str = "image") -> np.ndarray:
+    """:func:`load_image` on an encoded image held in memory (a server's request); ``name`` is what errors call it."""
+    import io
+
+    if not data:
+        raise ImageError(f"{name}: zero bytes, not an image")
+    return _load(io.BytesIO(data), name)
+
+
+def _load(src, p: str) -> np.ndarray:
+    """Decode ``src`` (a path or a binary file object) as :func:`load_image` says; ``p`` names it in errors."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
@@ -251,7 +265,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             try:
-                with Image.open(p) as im:
+                with Image.open(src) as im:
                     w, h = im.size
                     if w * h > MAX_PIXELS:
                         raise ImageError(f"{p}: {w}x{h} pixels is too large (limit {MAX_PIXELS:,}); downscale it first")

@@ -1,7 +1,7 @@
 """Pawlens: cat/dog image classifier toolchain (train -> export -> verified runtimes -> desktop app).
 
 The repository keeps one folder per stage at its top (``models/``, ``train/``, ``export/``, ``runtime/``,
-``gui/``, ``demo/``, ``bench/``), but they install under this one import name: ``pawlens.models``,
+``serve/``, ``gui/``, ``demo/``, ``bench/``), but they install under this one import name: ``pawlens.models``,
 ``pawlens.runtime`` and so on.  Nothing generic lands at the top of site-packages, so another
 distribution's ``models`` or ``runtime`` package cannot shadow ours (``onnxruntime.quantization`` puts a
 folder holding a ``models`` package on ``sys.path``, for one).
@@ -20,7 +20,7 @@ import os as _os
 __version__ = "0.1.0"
 
 #: The stage packages, in the order data flows through them.
-STAGES = ("models", "train", "export", "runtime", "bench", "gui", "demo")
+STAGES = ("models", "train", "export", "runtime", "serve", "bench", "gui", "demo")
 
 
 def _source_checkout_root() -> str | None:

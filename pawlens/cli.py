@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("pawlens.export.cli", "main", "checkpoint -> ONNX, FP16, INT8 (and a TensorRT engine), each parity-gated"),
     "predict": ("pawlens.runtime.predict", "main", "label photos, folders and videos with any artifact"),
     "tune": ("pawlens.bench.tune", "main", "time an artifact's configurations here; --backend auto then runs the fastest in its gate"),
+    "serve": ("pawlens.serve.cli", "main", "serve an export on the real Triton Inference Server (HTTP, gRPC, metrics)"),
     "bench": ("pawlens.bench.cli", "main", "latency and agreement of every backend side by side"),
     "bench-gui": ("pawlens.bench.gui", "main", "the desktop app's frame and Grad-CAM rates on a clip"),
     "bench-train": ("pawlens.bench.train_speed", "main", "training throughput per precision and memory format"),

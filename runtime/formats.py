@@ -78,16 +78,22 @@ FORMATS: tuple[Format, ...] = (
            note="built for one GPU and TensorRT version; never load an engine from an untrusted source"),
 )
 
+#: What pawlens-export writes besides artifacts: folders built from the artifacts that passed their gates.
+PACKAGES: tuple[Format, ...] = (
+    Format("triton", "Triton model repository", "/", "triton/", "its artifacts'", (), (), exported=True,
+           note="one model per passed artifact + a Python-backend model running Pawlens + an image ensemble; pawlens serve"),
+)
+
 #: File suffixes that load, with what they are (``.pth`` is read as ``.pt``).
 KINDS: dict[str, str] = {".pt": "PyTorch checkpoint", ".onnx": "ONNX model", ".engine": "TensorRT engine (+ .engine.json sidecar)"}
 ALIASES: dict[str, str] = {".pth": ".pt"}
 #: ``--formats`` names pawlens-export knows, in the order it builds them, and the ones it builds by default.
-EXPORT_FORMATS: tuple[str, ...] = tuple(f.key for f in FORMATS if f.exported)
+EXPORT_FORMATS: tuple[str, ...] = tuple(f.key for f in FORMATS + PACKAGES if f.exported)
 DEFAULT_EXPORT: tuple[str, ...] = ("onnx", "fp16", "int8")
 
 
 def by_key(key: str) -> Format:
-    for f in FORMATS:
+    for f in FORMATS + PACKAGES:
         if f.key == key:
             return f
     raise KeyError(key)
@@ -175,6 +181,10 @@ def markdown_table(formats: Sequence[Format] = FORMATS) -> str:
         app = BACKENDS[f.app_backend].name if f.app_backend else "auto"
         rows.append(f"| {f.name} | {'`' + f.key + '`' if f.exported else 'pawlens-train'} | `*{f.suffix}` | {f.precision} | {cpu} | "
                     f"{cuda} | {app} | {f'`*{f.suffix}{f.sidecar}`' if f.sidecar else '-'} | {'yes' if f.gpu else 'no'} |")
+    if formats is FORMATS:
+        for f in PACKAGES:
+            rows.append(f"| {f.name} | `{f.key}` | `{f.suffix}` | {f.precision} | Triton's Python backend (`pawlens serve`) | "
+                        "Triton's onnxruntime / TensorRT backends (NVIDIA's container) | - | - | no |")
     rows += ["", "| backend | `--backend` | install |", "|---|---|---|"]
     rows += [f"| {b.name} | `{b.key}` | `{b.install.split('  ')[0]}`{'  ' + b.install.split('  ', 1)[1] if '  ' in b.install else ''} |"
              for b in BACKENDS.values()]

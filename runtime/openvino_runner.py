@@ -123,6 +123,8 @@ class OpenVINORunner(Runner):
         self.padded_calls = 0  # calls padded to a larger compiled batch (see _padded_batch)
         self._call_s: dict[int, float] = {}
         self._pad_calls: dict[int, int] = {}
+        self._fixed: tuple[int, ...] = ()  # fix_batches(): the only static sizes, everything else padded up to one
+        self._want: set[int] = set()  # ... compiled static however many there are
 
     def activate_impl(self) -> None:
         try:
@@ -184,7 +186,7 @@ class OpenVINORunner(Runner):
         req = self._by_batch.get(n)
         if req is not None:
             return req, n
-        m = self._padded_batch(n)
+        m = next((b for b in self._fixed if b >= n), None) if self._fixed else self._padded_batch(n)
         if m is not None:
             return self._by_batch[m], m
         import openvino as ov
@@ -192,7 +194,7 @@ class OpenVINORunner(Runner):
         t0 = time.perf_counter()
         if self._spec.shape[0] is not None or None in self._spec.shape[1:]:  # a fixed batch, or no static shape to give
             compiled = self._compile(self._model, "")
-        elif len(self._by_batch) < MAX_STATIC_SHAPES:
+        elif len(self._by_batch) < MAX_STATIC_SHAPES or n in self._want:
             self._model.reshape({self._model.inputs[0]: ov.PartialShape([n, *self._spec.shape[1:]])})
             compiled = self._compile(self._model, f" at batch {n}")
         else:
@@ -214,6 +216,15 @@ class OpenVINORunner(Runner):
         if int(batch) not in self._by_batch:
             self._pad_calls[int(batch)] = 1 << 30  # past any rent: compile
             self._request_for(int(batch))
+
+    def fix_batches(self, sizes) -> None:
+        """Compile the static shapes of ``sizes`` now and from then on run any other batch padded to the smallest larger
+        one (above the largest: compiled as usual).  For a server, whose batcher forms every size from 1 to its maximum:
+        each first use would otherwise stall the requests behind it for a compilation."""
+        self._want = {int(b) for b in sizes}
+        for b in sorted(self._want):
+            self.prepare(b)
+        self._fixed = tuple(sorted(self._want))
 
     def input_spec(self) -> InputSpec:
         return self._spec

@@ -718,7 +718,8 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
                     threads: int | None = None, compile: bool = False, batch_size: int = 8, every_n: int = 1, cam: bool = False,
                     reference: str | None = None, cam_dir: str | None = None, alpha: float = 0.6,
                     class_names: Sequence[str] | None = None, progress: bool = True, save_video: str | None = None,
-                    exist_ok: bool = False, workers: int | None = None) -> tuple[list[Result], dict]:
+                    exist_ok: bool = False, workers: int | None = None, server: str | None = None,
+                    server_model: str | None = None) -> tuple[list[Result], dict]:
     """Classify every readable frame of ``sources``; the library behind ``pawlens-predict``.
 
     ``workers`` threads (default :func:`default_workers`) decode and preprocess the frames ahead of inference, a bounded
@@ -728,6 +729,10 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
     MODEL's metadata (:func:`find_reference`).  With ``save_video`` (a folder), each video gets an annotated copy of
     its classified frames there (:func:`video_out_path`, at the clip's frame rate divided by ``every_n``); an existing
     file is refused unless ``exist_ok``.  PNGs and videos are written by one writer thread, all before this returns.
+
+    With ``server`` (``http://HOST:PORT`` or ``grpc://HOST:PORT``) ``model`` is ignored: the frames are preprocessed here
+    with the served model's own contract and sent to ``server_model`` on that Triton server
+    (:class:`pawlens.serve.client.TritonRunner`); the results are written the same way.
 
     Returns:
         ``(results, info)``: one :class:`Result` per frame or skipped source, and the runner's ``describe()`` with
@@ -753,8 +758,15 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
         if cam_dir is None:
             raise InputError("--cam needs an output folder (--cam-dir or --out)")
         ensure_writable_dir(cam_dir, "Grad-CAM folder")
-    runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
-                         class_names=class_names, batch=batch_size)
+    if server is not None:
+        from pawlens.serve.client import TritonRunner
+
+        if cam:
+            raise InputError("--cam needs the PyTorch reference here; it does not apply with --server (run predict on the checkpoint)")
+        runner = TritonRunner(server, model=server_model)
+    else:
+        runner = make_runner(model, backend=backend, device=device, precision=precision, threads=threads, compile=compile,
+                             class_names=class_names, batch=batch_size)
     pred = Predictor(runner)
     if cam:
         outputs.explainer, outputs.cam_reference = _explainer(model, runner, reference, device, pred.class_names)
@@ -939,8 +951,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "videos: the results hold one summary row per video (status video: frames, the share of frames per class, the mean "
         "confidence) beside its frame rows.",
     )
-    p.add_argument("model", metavar="MODEL", help="model file: .pt checkpoint, .onnx, or .engine (+ .engine.json sidecar)")
-    p.add_argument("sources", metavar="SOURCE", nargs="+", help="image files, folders (recursive) and/or video files")
+    p.add_argument("model", metavar="MODEL", help="model file: .pt checkpoint, .onnx, or .engine (+ .engine.json sidecar); "
+                   "with --server there is no MODEL: every positional argument is a SOURCE")
+    p.add_argument("sources", metavar="SOURCE", nargs="*", help="image files, folders (recursive) and/or video files")
+    g = p.add_argument_group("served model (pawlens serve)")
+    g.add_argument("--server", default=None, metavar="URL", help="send the frames to a Triton server instead: http://HOST:8000 "
+                   "or grpc://HOST:8001 (they are preprocessed here with the served model's own contract)")
+    g.add_argument("--model", dest="server_model", default=None, metavar="NAME",
+                   help="the served model (default: the server's one Pawlens classifier, *_pawlens first)")
     g = p.add_argument_group("runtime")
     g.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (auto: picked from the file)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -973,6 +991,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.server:
+        args.sources, args.model = [args.model] + list(args.sources), None
+    elif args.server_model:
+        raise InputError("--model names a served model: it needs --server URL (a local model is the first argument)")
+    elif not args.sources:
+        raise InputError("no SOURCE: give image files, folders or videos after MODEL (e.g. pawlens predict best.int8.onnx photos/)")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     for flag, v, lo in (("--threads", args.threads, 1), ("--batch-size", args.batch_size, 1), ("--every-n", args.every_n, 1),
                         ("--workers", args.workers, 0)):
@@ -997,6 +1021,7 @@ def _main(argv: Sequence[str] | None) -> int:
         args.model, args.sources, backend=args.backend, device=args.device, precision=args.precision, threads=args.threads,
         compile=args.compile, batch_size=args.batch_size, every_n=args.every_n, cam=args.cam, reference=args.reference, cam_dir=cam_dir,
         alpha=args.alpha, class_names=classes, save_video=video_dir, exist_ok=args.exist_ok, workers=args.workers,
+        server=args.server, server_model=args.server_model,
     )
     wall = time.perf_counter() - t0
     ok = [r for r in results if r.status == "ok"]
@@ -1015,7 +1040,7 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"{len(ok)} frame(s) classified, {skipped} source(s) skipped; {desc}; {per_frame}; {format_throughput(info['throughput'])}; "
           f"{wall:.1f} s total", file=sys.stderr)
     if args.out:
-        write_results(args.out, results, info, names, args.model)
+        write_results(args.out, results, info, names, args.model or f"{args.server} model {info.get('model')}")
         print(f"results: {args.out}", file=sys.stderr)
     if args.cam and ok:
         print(f"Grad-CAM overlays: {cam_dir}", file=sys.stderr)
