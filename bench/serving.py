@@ -74,8 +74,10 @@ class Level:
         self._jobs = [queue.Queue() for _ in range(self.concurrency)]
         self._done: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        for i in range(self.concurrency):
-            threading.Thread(target=self._client, args=(i, url, model, timeout, shared_memory, warmup), daemon=True).start()
+        self._threads = [threading.Thread(target=self._client, args=(i, url, model, timeout, shared_memory, warmup), daemon=True)
+                         for i in range(self.concurrency)]
+        for t in self._threads:
+            t.start()
         replies = [self._done.get() for _ in range(self.concurrency)]
         failed = [r[1] for r in replies if r[0] == "failed"]
         if failed:
@@ -134,8 +136,11 @@ class Level:
         self.sent += n
 
     def close(self) -> None:
+        """End the clients; each deactivates its runner (unregisters and removes its shared-memory region) before this returns."""
         for q in self._jobs:
             q.put(None)
+        for t in self._threads:
+            t.join(30)
 
     def row(self) -> Row:
         self.close()
