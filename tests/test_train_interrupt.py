@@ -114,3 +114,50 @@ def test_ctrl_c_during_dataloader_worker_start_exits_130(syn, tmp_path):
     assert p.returncode == 130, (p.returncode, p.stderr[-3000:])
     assert "Exception ignored" in p.stderr, "the interrupt was raised where the interpreter swallows it"
     assert not (out / "metrics.json").exists()
+
+
+def test_ctrl_c_in_start_up_stays_a_ctrl_c_when_the_restore_fails(syn, tmp_path, monkeypatch):
+    """A Ctrl-C that lands while torch imports inductor's config for use_deterministic_algorithms left torch._dynamo
+    half-imported, and the restore in train()'s finally then raised AttributeError (exit 1 instead of 130)."""
+    import pawlens.train.loop as loop
+    import torch
+
+    real = torch.use_deterministic_algorithms
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(a)
+        if len(calls) >= 3:  # the restore, after the start-up call and set_deterministic's
+            raise AttributeError("module 'torch._dynamo' has no attribute 'utils'")
+        return real(*a, **k)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", flaky)
+    monkeypatch.setattr(loop, "set_deterministic", lambda on, dev: flaky(bool(on), warn_only=True))
+    monkeypatch.setattr(loop, "_run", lambda *a, **k: (loop.set_deterministic(True, "cpu"), interrupted()))
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(syn, tmp_path / "o"))
+    assert len(calls) == 3
+
+
+def test_ctrl_c_swallowed_in_start_up_still_stops_training(syn, tmp_path, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt is swallowed before the epochs start (an import, the data scan) used to be lost:
+    training ran to the end and exited 0 (1 of 10 start-up delays)."""
+    import pawlens.train.loop as loop
+
+    real = loop.resolve_config
+
+    def swallowing(cfg):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        return real(cfg)
+
+    monkeypatch.setattr(loop, "resolve_config", swallowing)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(syn, tmp_path / "o"))
+    assert not (tmp_path / "o" / "last.pt").exists()

@@ -181,8 +181,15 @@ def _train(argv: Sequence[str]) -> int:
     return 0
 
 
+def _train_guarded(argv: Sequence[str] | None) -> int | None:
+    from .data import sigint_recorded
+
+    with sigint_recorded():  # from the first moment: a Ctrl-C swallowed while torch and the data load still stops the run
+        return _train(argv)
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_train, argv, prog="pawlens-train")
+    return run_cli(_train_guarded, argv, prog="pawlens-train")
 
 
 # ----------------------------------------------------------------------------- pawlens-eval

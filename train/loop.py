@@ -339,6 +339,11 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
         PawlensError subclasses (one-line messages) for bad data, flags, weights or outputs; KeyboardInterrupt
         after logging how to resume (``last.pt`` always holds the last completed epoch).
     """
+    with sigint_recorded():  # a Ctrl-C that lands in start-up (imports, the data scan) and is swallowed there still stops it
+        return _train(cfg, on_epoch, on_batch)
+
+
+def _train(cfg: dict[str, Any], on_epoch, on_batch) -> TrainResult:
     cfg = dict(cfg)
     resume_ckpt = None
     if cfg.get("resume"):
@@ -354,6 +359,10 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
 
     flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    # Setting them (to what they are) imports what torch needs for it, here, before anything needs undoing: a Ctrl-C that
+    # lands in that first import (torch imports inductor's config there) then ends the run as a plain interrupt, and the
+    # restore in `finally` below never meets a half-imported torch._dynamo.
+    torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
     ctx = D.init_distributed(device.split(":")[0])
     old_level = LOG.level
     try:
@@ -369,7 +378,10 @@ def train(cfg: dict[str, Any], *, on_epoch: Callable[[dict[str, Any]], None] | N
         return result
     finally:
         LOG.setLevel(old_level)
-        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])  # leave the caller's process as it was
+        try:
+            torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])  # leave the caller's process as it was
+        except Exception as e:  # never let the restore replace the error (or the Ctrl-C) that is on its way out
+            LOG.debug("could not restore torch's deterministic-algorithms flags: %s", e)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]
         D.cleanup(ctx)
 
