@@ -117,8 +117,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     try:
         p.encode("utf-8")
     except UnicodeEncodeError:  # it would load, then fail in every UTF-8 report and in the ONNX export
-        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise CheckpointError(f"{shown}: the checkpoint's name is not valid UTF-8; rename it") from None
+        from .console import printable
+
+        raise CheckpointError(f"{printable(p)}: the checkpoint's name is not valid UTF-8; rename it") from None
     if not os.path.exists(p):
         raise CheckpointError(f"{p}: checkpoint not found; pass the best.pt or last.pt written by pawlens-train")
     if os.path.isdir(p):

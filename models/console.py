@@ -118,6 +118,12 @@ def run_cli(fn: Callable[[Sequence[str] | None], int | None], argv: Sequence[str
         return 1
 
 
+def printable(path: str | os.PathLike) -> str:
+    """A path as text that can be printed, drawn and written as UTF-8 whatever its bytes: an undecodable byte (held as a
+    surrogate escape) is shown as ``\xe9``.  Matplotlib's text, a UTF-8 stdout and ``json`` refuse the raw form."""
+    return os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check_utf8_path(path: str | os.PathLike, what: str = "output") -> str:
     """OutputError for a path that is not valid UTF-8 (bytes undecodable in its name).
 
@@ -128,8 +134,7 @@ def check_utf8_path(path: str | os.PathLike, what: str = "output") -> str:
     try:
         p.encode("utf-8")
     except UnicodeEncodeError:
-        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise OutputError(f"{shown}: the {what} path is not valid UTF-8; rename it or choose another") from None
+        raise OutputError(f"{printable(p)}: the {what} path is not valid UTF-8; rename it or choose another") from None
     return p
 
 

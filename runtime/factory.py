@@ -54,8 +54,9 @@ def file_kind(path: str | os.PathLike) -> str:
     try:
         p.encode("utf-8")
     except UnicodeEncodeError:  # onnxruntime / OpenVINO / TensorRT take UTF-8 paths only
-        shown = p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise ArtifactError(f"{shown}: the model file's name is not valid UTF-8; rename it") from None
+        from pawlens.models.console import printable
+
+        raise ArtifactError(f"{printable(p)}: the model file's name is not valid UTF-8; rename it") from None
     if os.path.isdir(p):
         raise ArtifactError(f"{p}: is a folder; pass a model file ({', '.join(SUFFIXES)})")
     if not os.path.exists(p):

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
+from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, printable, run_cli
 from pawlens.models.errors import DataError, ImageError, InputError, OutputError, one_line
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, resized_shape
 
@@ -853,10 +853,6 @@ def video_summaries(results: Sequence[Result], class_names: Sequence[str]) -> li
     return rows
 
 
-def _printable(s: str) -> str:
-    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # whatever the name's bytes
-
-
 def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [len(h) for h in header]
     for row in rows:
@@ -873,7 +869,7 @@ def format_table(results: Sequence[Result], class_names: Sequence[str], *, width
     cols = ["source", "label", "conf"] + [f"p({c})" for c in class_names] + ["ms (batch avg)"]
 
     def short(r: Result) -> str:
-        src = _printable(r.source if r.frame is None else f"{r.source}#{r.frame}")
+        src = printable(r.source if r.frame is None else f"{r.source}#{r.frame}")
         return src if len(src) <= width else "..." + src[-(width - 3):]
 
     rows = [[short(r), r.label, f"{r.confidence:.3f}", *[f"{r.probs.get(c, float('nan')):.3f}" for c in class_names],
@@ -889,7 +885,7 @@ def format_videos(summaries: Sequence[dict], class_names: Sequence[str], *, widt
     """The per-video summary table (empty string when no video was classified)."""
     if not summaries:
         return ""
-    rows = [[(_printable(s["source"]) if len(s["source"]) <= width else "..." + _printable(s["source"])[-(width - 3):]), str(s["frames"]),
+    rows = [[(printable(s["source"]) if len(s["source"]) <= width else "..." + printable(s["source"])[-(width - 3):]), str(s["frames"]),
              s["label"], *[f"{s['share'][c]:.3f}" for c in class_names], f"{s['mean_confidence']:.3f}"] for s in summaries]
     return "\n".join(_columns(["video", "frames", "majority", *[f"share({c})" for c in class_names], "mean conf"], rows))
 

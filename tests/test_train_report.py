@@ -145,3 +145,19 @@ def test_errors_grid_shows_the_models_crop_in_uniform_tiles(tmp_path):
     assert abs((rows[-1] - rows[0] + 1) - widths[0]) <= 1  # square tiles
     assert rows[0] < 0.45 * widths[0]  # the title and captions sit right above: no empty band
     assert png.shape[0] - rows[-1] < 0.1 * widths[0]
+
+
+def test_eval_with_non_utf8_file_names_draws_its_plots(tiny_checkpoint, tmp_path):
+    """Photos named in non-UTF-8 bytes: matplotlib refused the raw names in errors.png (TypeError, exit 1 after the work)."""
+    import os
+
+    from conftest import write_image_folder
+    from pawlens.train.report import evaluate_checkpoint
+
+    data = write_image_folder(tmp_path / "data", n_per_class=8, size=40)
+    for i, f in enumerate(sorted((data / "cat").iterdir()) + sorted((data / "dog").iterdir())):
+        os.rename(os.fsencode(f), os.fsencode(f.parent) + b"/caf\xe9_%d.png" % i)
+    out = tmp_path / "eval"
+    m = evaluate_checkpoint(str(tiny_checkpoint), str(data), str(out), split="all")
+    assert m["n"] == 16 and m["accuracy"] < 1.0, "the untrained model gets some wrong: their names are drawn"
+    assert (out / "errors.png").stat().st_size > 0 and (out / "confusion_matrix.png").is_file()

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 import numpy as np
+from pawlens.models.console import printable
 from pawlens.models.errors import DataError
 
 LOG = logging.getLogger("pawlens")
@@ -385,7 +386,7 @@ def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong:
         except ImageError:
             ax.imshow(np.full((side, side, 3), 235, np.uint8))
             ax.text(0.5, 0.5, "(unreadable)", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"true {t}, pred {pr} {c:.2f}\n{os.path.basename(p)[:28]}", fontsize=8)
+        ax.set_title(f"true {t}, pred {pr} {c:.2f}\n{printable(os.path.basename(p))[:28]}", fontsize=8)
     fig.suptitle(f"most confidently wrong: {len(items)} of {n_wrong} errors (the {cfg.input_size} px centre crop each was classified on)",
                  y=1 - 0.12 / H)
     _save(fig, path)
