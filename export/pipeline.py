@@ -57,6 +57,7 @@ from pawlens.models.console import (
     sha256_file,
 )
 from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, ParityError
+from pawlens.models.photos import split_entry
 from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
 from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
 
@@ -198,8 +199,8 @@ def read_run_split(ckpt_path: str | os.PathLike) -> RunSplit | None:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
         root = str(obj.get("data") or os.path.dirname(path))
-        splits = {s: [(p if os.path.isabs(p) else os.path.join(root, p), int(y)) for p, y in obj["splits"].get(s, [])]
-                  for s in ("train", "val", "test")}
+        fix = "pass --images DIR and --calib DIR instead"
+        splits = {s: [(split_entry(root, p, path, fix=fix), int(y)) for p, y in obj["splits"].get(s, [])] for s in ("train", "val", "test")}
         classes = [str(c) for c in obj["class_names"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{path}: not a readable pawlens split.json ({type(e).__name__}); pass --images DIR and --calib DIR instead") from None

@@ -38,6 +38,21 @@ def label_of(path: str, class_names: Sequence[str], root: str | None = None) -> 
     return -1
 
 
+def split_entry(root: str, p: str, split_path: str, *, fix: str = "delete it (pawlens-train writes a new one)") -> str:
+    """A photo path from ``split_path`` (a run's ``split.json``), resolved against its data folder ``root``.
+
+    DataError when it leaves that folder (``../..``, an absolute path elsewhere): pawlens-train writes only paths inside
+    it, so such an entry was edited in, and reading it would calibrate or gate on files the user never gave.  The check
+    is on the path as written (symlinks inside the folder stay allowed)."""
+    from .errors import DataError
+
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p))
+    if os.path.commonpath([base, full]) != base:
+        raise DataError(f"{split_path}: entry {p!r} is outside its data folder {base}; {fix}")
+    return full
+
+
 def image_files(images: str | os.PathLike | Sequence[str]) -> list[str]:
     """The photos ``--images`` names: a folder (searched recursively), a run's ``split.json`` (its test split), or a list of files."""
     from .preprocess import list_images
@@ -51,7 +66,7 @@ def image_files(images: str | os.PathLike | Sequence[str]) -> list[str]:
                 d = json.load(f)
             root = d.get("data") or os.path.dirname(images)
             test = d["splits"]["test"]
-            return [p if os.path.isabs(p) else os.path.join(root, p) for p, *_ in test]
+            return [split_entry(root, p, images, fix="pass a folder of photos to --images instead") for p, *_ in test]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InputError(f"--images {images}: not a pawlens split.json with a test split ({type(e).__name__})") from None
     return list_images(images)

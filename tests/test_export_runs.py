@@ -140,3 +140,27 @@ def test_next_step_override_passes_the_gate_it_names():
     assert compare_logits(r, c, gate=default_gate("int8").updated(min_top1_agreement=flag.split("=")[1])).passed
     fp32 = compare_logits(r, r + 0.01, gate=default_gate("fp32"))
     assert "--exporter dynamo --opset 18" in next_step("onnx", fp32, {}, {}) and "--gate fp32.max_abs=0.01" in next_step("onnx", fp32, {}, {})
+
+
+def test_split_json_entries_outside_the_data_folder_are_refused(tmp_path):
+    """An edited split.json naming ../../ paths (or another absolute folder) was read for calibration and parity."""
+    from pawlens.export.pipeline import read_run_split
+    from pawlens.models.errors import DataError
+    from pawlens.models.photos import image_files
+    from pawlens.train.data import load_split
+
+    ckpt = _split_run(tmp_path)
+    sj = ckpt.parent / "split.json"
+    assert len(read_run_split(ckpt).splits["test"]) == 2  # as pawlens-train writes it: fine
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(b"x")
+    for bad in ("../secret.jpg", "cat/../../secret.jpg", str(outside)):
+        d = json.loads(sj.read_text())
+        d["splits"]["test"][0][0] = bad
+        sj.write_text(json.dumps(d))
+        with pytest.raises(DataError, match="is outside its data folder"):
+            read_run_split(ckpt)
+        with pytest.raises(DataError, match="is outside its data folder"):
+            load_split(str(sj))
+        with pytest.raises(DataError, match="is outside its data folder"):
+            image_files(str(sj))

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from pawlens.models.errors import DataError, one_line
+from pawlens.models.photos import split_entry
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
 
 LOG = logging.getLogger("pawlens")
@@ -366,7 +367,7 @@ def load_split(path: str, data_root: str | None = None) -> DataSpec:
     root = os.path.abspath(data_root or obj["data"]) if obj.get("layout") != OXFORD_PETS else obj["data"]
 
     def full(p):
-        return p if os.path.isabs(p) else os.path.join(root, p)
+        return split_entry(root, p, path, fix="delete it or start a new run")
 
     splits = {s: [(full(p), int(y)) for p, y in obj["splits"].get(s, [])] for s in SPLITS}
     return DataSpec(root=root, layout=obj["layout"], class_names=list(obj["class_names"]), splits=splits, split_source="split.json",
