@@ -32,6 +32,8 @@ class BenchRow:
     top1_agreement: float = float("nan")
     max_abs: float = float("nan")
     within_gate: bool | None = None
+    decisive_flips: int | None = None  # top-1 flips where the reference was decisive, among agreement_n photos
+    agreement_n: int | None = None
     gate: str = ""
     artifact: str = ""
     model: str = ""  # the trained model this row runs (its architecture, or the checkpoint's run name)

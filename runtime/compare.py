@@ -31,6 +31,11 @@ model), top-1 agreement says little and is labelled so.  Non-finite candidate ou
 
 Default gates (:func:`default_gate`): fp32 ``max_abs <= 1e-3`` and 100% agreement; fp16 ``max_abs <= 5e-2``
 and >= 99.5% agreement; int8 >= 99% agreement and an accuracy drop of at most 1 point.
+
+The agreement gate knows its sample size (:func:`flips_allowed`): ``k`` decisive flips among ``n`` fail only when
+they show, with 95% confidence, that the flip rate is above ``1 - min_top1_agreement`` (a one-sided exact binomial
+test).  60 photos at 99% allow 2 flips (one flip is 98.33%, which says nothing about a 1% rate); 1,000 allow 15;
+100% agreement (fp32) allows none at any n.  The accuracy drop stays gated on its own.
 """
 
 from __future__ import annotations
@@ -48,6 +53,50 @@ from .base import Runner
 DEFAULT_TIE_MARGIN = 0.05
 #: Above this fraction of near ties, the agreement figure is labelled as weak evidence.
 WEAK_TIE_FRACTION = 0.5
+#: How sure the agreement gate must be that the flip rate is over its limit before it fails (see :func:`flips_allowed`).
+CONFIDENCE = 0.95
+
+
+def _sf_all(n: int, p: float) -> np.ndarray:
+    """``P(X >= k)`` for every ``k`` in ``0..n`` (``X ~ Binomial(n, p)``, 0 < p < 1), in one pass."""
+    lf = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])  # log k!
+    i = np.arange(n + 1)
+    logpmf = lf[n] - lf[i] - lf[n - i] + i * math.log(p) + (n - i) * math.log1p(-p)
+    pmf = np.exp(logpmf - logpmf.max())
+    pmf /= pmf.sum()
+    return np.minimum(1.0, np.cumsum(pmf[::-1])[::-1])
+
+
+def flips_allowed(n: int, min_agreement: float, confidence: float = CONFIDENCE) -> int:
+    """The most decisive flips among ``n`` samples that pass ``min_agreement``.
+
+    ``k`` flips fail when ``P(X >= k | n, 1 - min_agreement) < 1 - confidence``: so many flips would be unlikely if the
+    true rate were at the limit, i.e. the rate is above it with ``confidence`` (the one-sided exact, Clopper-Pearson,
+    bound on the rate exceeds the limit).  0 when ``min_agreement`` is 1.
+    """
+    rate = 1.0 - float(min_agreement)
+    if n <= 0 or rate <= 0.0:
+        return 0
+    if rate >= 1.0:
+        return int(n)
+    sf = _sf_all(int(n), rate)
+    ok = np.nonzero(sf >= 1.0 - confidence)[0]  # sf falls with k: the passing counts are 0..allowance
+    return int(ok.max())
+
+
+def _needed_n(k: int, min_agreement: float, confidence: float = CONFIDENCE) -> int | None:
+    """The least test-set size for which ``k`` decisive flips pass ``min_agreement`` (None when none under 10**6)."""
+    if float(min_agreement) >= 1.0:
+        return None
+    lo, hi = max(k, 1), max(k, 1)
+    while flips_allowed(hi, min_agreement, confidence) < k:
+        lo, hi = hi, hi * 2
+        if hi > 1_000_000:
+            return None
+    while lo < hi:  # flips_allowed grows with n: the least n that allows k
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if flips_allowed(mid, min_agreement, confidence) < k else (lo, mid)
+    return lo
 
 
 @dataclass(frozen=True)
@@ -154,6 +203,14 @@ class ParityResult:
     gate: Gate
     agreement_note: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    flips_allowed: int | None = None  # decisive flips the agreement gate lets pass at this n (:func:`flips_allowed`)
+
+    def _detail(self, c: Check) -> str:
+        """How a top-1 figure under its limit still passes: the flips against what n allows."""
+        if c.name != "top1_agreement" or self.flips_allowed is None or c.measured is None or c.limit is None or c.measured >= c.limit:
+            return ""
+        n_j = self.n_real if self.n_real else self.n
+        return f"{self.disagreements - self.disagreements_at_ties} decisive flip(s) of {n_j}, {self.flips_allowed} allowed"
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -161,14 +218,14 @@ class ParityResult:
 
     def summary(self) -> str:
         """One line: verdict and each check's measured figure beside its limit."""
-        parts = [_check_text(c) for c in self.checks if c.measured is not None or c.limit is not None]
+        parts = [_check_text(c, self._detail(c)) for c in self.checks if c.measured is not None or c.limit is not None]
         verdict = "PASS" if self.passed else "FAIL"
         extra = [n for k, n in self.notes.items() if n and k != "finite"]
         return f"{verdict}: " + "; ".join(parts) + (f" [{'; '.join(extra)}]" if extra else "")
 
     def short_summary(self) -> str:
         """Verdict and the gated checks only (for a progress line)."""
-        parts = [_check_text(c) for c in self.checks if c.limit is not None and c.name != "finite" and c.ok is not None]
+        parts = [_check_text(c, self._detail(c)) for c in self.checks if c.limit is not None and c.name != "finite" and c.ok is not None]
         if self.finite_fraction < 1:
             parts.insert(0, "non-finite outputs")
         note = f" [{self.agreement_note}]" if self.agreement_note else ""
@@ -182,6 +239,7 @@ class ParityResult:
             "agreement_note")}
         d = {k: _json_num(v) for k, v in d.items()}
         d["gate"] = self.gate.to_dict()
+        d["flips_allowed"] = self.flips_allowed
         d["checks"] = [{"name": c.name, "measured": _json_num(c.measured), "limit": c.limit, "ok": c.ok,
                         "note": self.notes.get(c.name, "")} for c in self.checks]
         return d
@@ -201,7 +259,8 @@ class ParityResult:
     def cells(self, name: str | None = None) -> list[str]:
         """The row's cells under :attr:`COLUMNS` (a report :class:`~models.document.Document` table takes them as they are)."""
         by = {c.name: c for c in self.checks}
-        agree = _gated(by.get("top1_agreement"), f"{self.top1_agreement * 100:.2f}%", pct=True)
+        top1 = by.get("top1_agreement")
+        agree = _gated(top1, f"{self.top1_agreement * 100:.2f}%", pct=True, detail=self._detail(top1) if top1 else "")
         if self.raw_top1_agreement != self.top1_agreement:
             agree += f", raw {self.raw_top1_agreement * 100:.2f}%"
         if self.agreement_note:
@@ -231,12 +290,13 @@ def _json_num(v):
     return v
 
 
-def _check_text(c: Check) -> str:
+def _check_text(c: Check, detail: str = "") -> str:
     if c.limit is None:
         return f"{c.name} {_fmt(c.measured, c.name)} (not gated)"
     op = ">=" if c.name in ("min_cosine", "top1_agreement", "finite") else "<="
     mark = "ok" if c.ok else ("n/a" if c.ok is None else "FAIL")
-    return f"{c.name} {_fmt(c.measured, c.name)} {op} {_fmt(c.limit, c.name)} {mark}"
+    how = f" ({detail})" if detail else ""
+    return f"{c.name} {_fmt(c.measured, c.name)} {op} {_fmt(c.limit, c.name)}{how} {mark}"
 
 
 def _fmt(v, name: str) -> str:
@@ -251,13 +311,14 @@ def _fmt(v, name: str) -> str:
     return f"{v:.2e}"
 
 
-def _gated(c: Check | None, text: str, pct: bool = False) -> str:
+def _gated(c: Check | None, text: str, pct: bool = False, detail: str = "") -> str:
     if c is None or c.limit is None:
         return text
     lim = f"{c.limit * 100:.1f}%" if pct else (f"{c.limit:.2f} pt" if c.name == "max_acc_drop" else (f"{c.limit:g}"))
     op = ">=" if c.name in ("min_cosine", "top1_agreement") else "<="
     mark = "ok" if c.ok else ("n/a" if c.ok is None else "FAIL")
-    return f"{text} ({op} {lim}) {mark}"
+    how = f"; {detail}" if detail else ""
+    return f"{text} ({op} {lim}{how}) {mark}"
 
 
 # ----------------------------------------------------------------------------- running
@@ -387,8 +448,24 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         note = "uninformative: the reference predicts one class for every input"
     elif ties[judged].mean() >= WEAK_TIE_FRACTION:
         note = f"weak evidence: {int(ties[judged].sum())}/{n_judged} reference near ties"
+    decisive_flips = disagreements - dis_ties
+    allowed = None
     if lim is not None:
-        ok = agreement >= lim
+        allowed = flips_allowed(n_judged, lim)
+        ok = decisive_flips <= allowed
+        if not ok:
+            more = _needed_n(decisive_flips, lim)
+            rate = decisive_flips / n_judged
+            note_fail = (f"n={n_judged}: {decisive_flips} decisive flips show the flip rate ({rate * 100:.1f}%) above {(1 - lim) * 100:g}% "
+                         f"with {CONFIDENCE * 100:.0f}% confidence (n={n_judged} allows {allowed})"
+                         + (f"; the same {decisive_flips} flips would pass among {more:,} test photos" if more else ""))
+        elif decisive_flips and agreement < lim:
+            note_fail = (f"{decisive_flips} decisive flip(s) among {n_judged} photos do not show a flip rate above {(1 - lim) * 100:g}% "
+                         f"({CONFIDENCE * 100:.0f}% one-sided binomial bound; n={n_judged} allows {allowed})")
+        else:
+            note_fail = ""
+    else:
+        note_fail = ""
     meaning = note
     if disagreements:
         decisive = disagreements - dis_ties
@@ -397,6 +474,8 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
             f"(margin < {gate.tie_margin:g}), not counted (raw agreement {raw_agreement * 100:.2f}%)")
     if n_judged < n:
         note = (note + "; " if note else "") + f"on the {n_judged} real inputs ({n - n_judged} random tensors: logit error only)"
+    if note_fail:
+        note = (note + "; " if note else "") + note_fail
     checks.append(Check("top1_agreement", agreement, lim, ok))
     if note:
         notes["top1_agreement"] = note
@@ -419,7 +498,7 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         tie_margin=float(gate.tie_margin), margin_min=float(margin.min()), margin_median=float(np.median(margin)),
         ref_classes_predicted=ref_classes, ref_acc=ref_acc, cand_acc=cand_acc, acc_drop=acc_drop,
         finite_fraction=finite_fraction, checks=checks, passed=passed, gate=gate,
-        agreement_note=meaning, notes=notes,
+        agreement_note=meaning, notes=notes, flips_allowed=allowed,
     )
 
 

@@ -102,8 +102,11 @@ def test_disagreement_at_a_near_tie_is_not_held_against_the_candidate():
     c2[5] = c2[5][::-1] if abs(r[5, 0] - r[5, 1]) > 0.2 else c2[5]
     assert abs(r[5, 0] - r[5, 1]) > 0.2
     res2 = compare_logits(r, c2, gate=default_gate("int8"))
-    assert res2.top1_agreement == pytest.approx(49 / 50) and not res2.passed
+    assert res2.top1_agreement == pytest.approx(49 / 50) and res2.disagreements - res2.disagreements_at_ties == 1
     assert "1 where the reference was decisive" in res2.notes["top1_agreement"]
+    # ... but one decisive flip among 50 says nothing about a 1% rate: it passes, and says how (the sample-size rule)
+    assert res2.passed and res2.flips_allowed == 2
+    assert "98.00% (>= 99.0%; 1 decisive flip(s) of 50, 2 allowed) ok" in res2.markdown_row()
 
 
 def _flips(n: int, at_ties: int, decisive: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,11 +133,31 @@ def test_one_near_tie_rule_gates_decisive_flips_only():
     assert check.measured == res.top1_agreement and check.ok
     assert "99.20% (>= 99.0%) ok, raw 98.00%" in res.markdown_row()
     assert res.to_dict()["raw_top1_agreement"] == pytest.approx(0.98)
-    # The same 10 flips with 6 decisive: 98.8% < 99%, it fails on the same rule.
-    r, c = _flips(500, at_ties=4, decisive=6)
+    # 14 flips with 10 decisive: more than the 9 that 500 samples allow at 99%, so it fails on the same rule; the 4 at
+    # near ties do not count.
+    r, c = _flips(500, at_ties=4, decisive=10)
     res = compare_logits(r, c, gate=default_gate("int8"))
-    assert res.top1_agreement == pytest.approx(1 - 6 / 500) and not res.passed
+    assert res.top1_agreement == pytest.approx(1 - 10 / 500) and not res.passed and res.flips_allowed == 9
     assert [ch.name for ch in res.failed_checks] == ["top1_agreement"]
+    assert "n=500: 10 decisive flips show the flip rate (2.0%) above 1% with 95% confidence" in res.notes["top1_agreement"]
+    r, c = _flips(500, at_ties=5, decisive=9)
+    assert compare_logits(r, c, gate=default_gate("int8")).passed
+
+
+def test_agreement_gate_knows_its_sample_size():
+    from pawlens.runtime.compare import _needed_n, flips_allowed
+
+    assert [flips_allowed(n, 0.99) for n in (6, 60, 100, 500, 1000)] == [1, 2, 3, 9, 15]
+    assert flips_allowed(1, 0.99) == 0 and flips_allowed(10_000, 1.0) == 0  # 100% agreement: no flip at any n
+    assert all(flips_allowed(n, 0.99) <= flips_allowed(n + 1, 0.99) for n in range(1, 400))
+    # the quick start's case: 60 test photos, one decisive INT8 flip (98.33%) passes; five fail and say what n would take
+    r, c = _flips(60, at_ties=0, decisive=1)
+    assert compare_logits(r, c, gate=default_gate("int8")).passed
+    r, c = _flips(60, at_ties=0, decisive=5)
+    res = compare_logits(r, c, gate=default_gate("int8"))
+    assert not res.passed and f"would pass among {_needed_n(5, 0.99):,} test photos" in res.notes["top1_agreement"]
+    assert flips_allowed(_needed_n(5, 0.99), 0.99) == 5 > flips_allowed(_needed_n(5, 0.99) - 1, 0.99)
+    assert compare_logits(r, c, gate=default_gate("fp32")).flips_allowed == 0
 
 
 def test_agreement_is_labelled_weak_when_most_samples_are_near_ties():
@@ -161,7 +184,8 @@ def test_accuracy_and_accuracy_drop_gate():
     c[:2] = c[:2, ::-1]  # two decisive flips: accuracy 100% -> 98%
     res = compare_logits(r, c, labels=labels, gate=default_gate("int8"))
     assert res.ref_acc == 1.0 and res.cand_acc == pytest.approx(0.98) and res.acc_drop == pytest.approx(2.0)
-    assert {ch.name for ch in res.failed_checks} == {"top1_agreement", "max_acc_drop"}
+    # 2 flips of 100 are within what 100 samples allow at 99% agreement (3); the accuracy drop stays gated on its own
+    assert {ch.name for ch in res.failed_checks} == {"max_acc_drop"}
     loose = default_gate("int8").updated(min_top1_agreement=0.97, max_acc_drop=2.5)
     assert compare_logits(r, c, labels=labels, gate=loose).passed
     # Unknown labels (-1) are left out of accuracy.
