@@ -51,12 +51,13 @@ from pawlens.models.console import (
     FolderLock,
     atomic_write_text,
     ensure_writable_dir,
+    holds_outputs,
     library_versions,
     next_run_dir,
     remove_stale_temps,
     sha256_file,
 )
-from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, ParityError
+from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, OutputError, ParityError
 from pawlens.models.photos import split_entry
 from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
 from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
@@ -161,15 +162,40 @@ def run_name(ckpt_path: str | os.PathLike) -> str:
     return os.path.basename(os.path.dirname(p)) or os.path.splitext(os.path.basename(p))[0]
 
 
-def resolve_out_dir(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, exist_ok: bool = False) -> str:
-    """Where an export goes: ``out_dir`` (default ``runs/export/<run name>``), numbered ``-2``, ``-3``, ... when that folder
-    already holds outputs, unless ``exist_ok`` (then into it, replacing what it rebuilds): :func:`models.console.next_run_dir`."""
+def export_sha(folder: str | os.PathLike) -> str | None:
+    """The checkpoint sha256 a folder's ``parity.json`` was exported from, or None (no export there, or unreadable)."""
+    try:
+        with open(os.path.join(os.fspath(folder), "parity.json"), encoding="utf-8") as f:
+            doc = json.load(f)
+        sha = doc.get("source_sha256") if isinstance(doc, dict) and "artifacts" in doc else None
+        return sha if isinstance(sha, str) and sha else None
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_out_dir(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, exist_ok: bool = False,
+                    sha: str | None = None) -> str:
+    """Where an export goes: ``out_dir`` (default ``runs/export/<run name>``).
+
+    A folder that already holds outputs is taken over only when it holds an export of the same checkpoint (``sha``, its
+    sha256: a rerun with other gates or formats stays where the quick start's next command looks), or with ``exist_ok``;
+    otherwise the next free ``-2``, ``-3``, ... is used (:func:`models.console.next_run_dir`).
+    """
     if out_dir is None:
-        return next_run_dir(EXPORT_ROOT, run_name(ckpt_path), exist_ok)
-    out = os.path.normpath(os.fspath(out_dir))
-    if os.path.exists(out) and not os.path.isdir(out):
-        return out  # a file: refused with its own error, not numbered around
-    return next_run_dir(os.path.dirname(out), os.path.basename(out), exist_ok)
+        root, name = EXPORT_ROOT, run_name(ckpt_path)
+    else:
+        out = os.path.normpath(os.fspath(out_dir))
+        if os.path.exists(out) and not os.path.isdir(out):
+            return out  # a file: refused with its own error, not numbered around
+        root, name = os.path.dirname(out), os.path.basename(out)
+    if exist_ok:
+        return next_run_dir(root, name, True)
+    base, i = os.path.join(root, name), 1
+    cand = base
+    while holds_outputs(cand) and not (sha and export_sha(cand) == sha):
+        i += 1
+        cand = f"{base}-{i}"
+    return cand
 
 
 @dataclass
@@ -617,9 +643,16 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
 
         int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
-    out = ensure_writable_dir(resolve_out_dir(ckpt_path, out_dir, exist_ok=exist_ok))
+    out = resolve_out_dir(ckpt_path, out_dir, exist_ok=exist_ok, sha=sha)
+    if exist_ok and holds_outputs(out) and export_sha(out) is None:
+        theirs = [n for n in ("parity.md", "parity.json", "args.yaml") if os.path.exists(os.path.join(out, n))]
+        if theirs:  # --exist-ok replaces an export's files, not a user's files that happen to share their names
+            raise OutputError(f"{out}: holds {', '.join(theirs)} that no pawlens export wrote (no readable parity.json); "
+                              "choose another --out, or move them away first")
+    out = ensure_writable_dir(out)
     if out_dir is not None and out != os.path.normpath(os.fspath(out_dir)):
         LOG.warning("[export] %s already holds files: writing to %s instead (--exist-ok writes into it)", os.fspath(out_dir), out)
+    same_checkpoint = not exist_ok and export_sha(out) == sha  # its passed artifacts stay; only failed or missing ones are built
     paths = artifact_paths(out, stem)
 
     lock = FolderLock(out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here
@@ -672,6 +705,7 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         results: list[ArtifactResult] = []
         report = ExportReport(ckpt_path, sha, out, results, inputs, all_gates, environment=environment)
         report.kept = _carry_over(out, paths)
+        keep = {k.get("format") for k in report.kept if k.get("source_sha256") == sha} if same_checkpoint else set()
         for k in report.kept:
             if k.get("format") not in fmts and k.get("source_sha256") not in (None, sha):
                 LOG.warning("[export] %s stays from an export of another checkpoint (sha256 %s...); add %s to --formats to rebuild it",
@@ -740,7 +774,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                         fault_point(f"built:{fmt}")
                         gate(res, TrtRunner(res.path))
                     else:
-                        _step_onnx(res, fmt, ckpt, paths, staged, results[0].path, sha, reuse, opset, exporter, x_cal, int8_opts)
+                        _step_onnx(res, fmt, ckpt, paths, staged, results[0].path, sha, reuse, opset, exporter, x_cal, int8_opts,
+                                   keep=fmt in keep)
                         from pawlens.runtime.ort_runner import OrtRunner
 
                         fault_point(f"built:{fmt}")
@@ -788,8 +823,11 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         lock.release()
 
 
-def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, staged, src_onnx, sha, reuse, opset, exporter, x_cal, int8_opts) -> None:
-    """Build ``fmt`` into ``staged`` (``res.path`` then points there), or reuse the gated file already in place."""
+def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, staged, src_onnx, sha, reuse, opset, exporter, x_cal, int8_opts,
+               keep: bool = False) -> None:
+    """Build ``fmt`` into ``staged`` (``res.path`` then points there), or reuse the gated file already in place: with
+    ``reuse`` when it was built with the same options, with ``keep`` (it passed before, from this checkpoint, in this
+    folder) whatever the options: a passed artifact is replaced only with ``--exist-ok``.  Either way it is gated again."""
     from . import onnx as eo
     from .quantize import quantize_int8
 
@@ -804,6 +842,11 @@ def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, staged, src_onnx, sha
         if reuse and old_sha == sha and same_opts:
             res.reused = True
             res.info["reuse"] = "same checkpoint sha256 and options"
+            return
+        if keep and old_sha == sha:
+            res.reused = True
+            res.info["reuse"] = "passed before, from this checkpoint" + ("" if same_opts else " (with other build options than this run's)")
+            LOG.info("[export] %s passed before from this checkpoint: kept and gated again (--exist-ok rebuilds it)", os.path.basename(path))
             return
         if old_sha and old_sha != sha:
             LOG.warning("[export] replacing %s: it was exported from another checkpoint (sha256 %s..., this one %s...)",

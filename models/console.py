@@ -157,7 +157,7 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
     return p
 
 
-def _holds_outputs(path: str) -> bool:
+def holds_outputs(path: str) -> bool:
     """Whether a run folder is taken: it exists and holds something other than hidden entries (locks, temporaries)."""
     try:
         return any(not n.startswith(".") for n in os.listdir(path))
@@ -176,10 +176,10 @@ def next_run_dir(root: str | os.PathLike, name: str, exist_ok: bool = False) -> 
     Used by every stage (``runs/train/NAME``, ``runs/export/NAME``, ``runs/eval/NAME``, ``runs/demo/NAME``).
     """
     base = os.path.join(os.fspath(root), name)
-    if exist_ok or not _holds_outputs(base):
+    if exist_ok or not holds_outputs(base):
         return base
     i = 2
-    while _holds_outputs(f"{base}-{i}"):
+    while holds_outputs(f"{base}-{i}"):
         i += 1
     return f"{base}-{i}"
 

@@ -83,13 +83,19 @@ def test_two_checkpoints_in_a_row_with_default_flags_replace_nothing(tmp_path, m
             runner.activate()
             assert runner.infer(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 2)
             runner.deactivate()
-    # The same checkpoint again: a third folder (Ultralytics' exist_ok), unless --exist-ok.
-    assert main([str(a), "--images", str(images), "--formats", "onnx", "--no-progress"]) == 0
-    assert Path("runs/export/resnet50-3/best.onnx").exists()
+    # The same checkpoint again, with other flags: its own folder (the quick start's paths stay valid); what passed
+    # there stays as it is (gated again), nothing is numbered.
+    first_files = {f.name: sha256_file(f) for f in first.glob("*.onnx")}
+    assert main([str(a), "--images", str(images), "--formats", "onnx", "--opset", "18", "--no-progress"]) == 0
+    assert not Path("runs/export/resnet50-3").exists()
+    assert {f.name: sha256_file(f) for f in first.glob("*.onnx")} == first_files
+    row = json.loads((first / "parity.json").read_text())["artifacts"][0]
+    assert row["reused"] and "other build options" in row["info"]["reuse"] and row["status"] == "passed"
     before = {f: sha256_file(f) for f in second.glob("*.onnx")}
     assert main([str(a), "--images", str(images), "--formats", "onnx", "--no-progress", "--exist-ok"]) == 0
-    assert not Path("runs/export/resnet50-4").exists(), "--exist-ok writes into runs/export/resnet50 itself"
+    assert not Path("runs/export/resnet50-3").exists(), "--exist-ok writes into runs/export/resnet50 itself"
     assert [r["format"] for r in json.loads((first / "parity.json").read_text())["artifacts"]] == ["onnx"]
+    assert not json.loads((first / "parity.json").read_text())["artifacts"][0]["reused"], "--exist-ok rebuilds"
     assert {f: sha256_file(f) for f in second.glob("*.onnx")} == before
 
 
@@ -164,3 +170,41 @@ def test_split_json_entries_outside_the_data_folder_are_refused(tmp_path):
             load_split(str(sj))
         with pytest.raises(DataError, match="is outside its data folder"):
             image_files(str(sj))
+
+
+def test_a_rerun_after_a_failed_gate_stays_in_its_folder_and_rebuilds_only_what_failed(tmp_path, monkeypatch):
+    """The quick start on a small folder: INT8 failed its gate, the suggested --gate rerun wrote to runs/export/x-2 and
+    the next command of the quick start ("model file not found") broke."""
+    from pawlens.export.pipeline import export_all
+    from pawlens.runtime.compare import Gate
+
+    monkeypatch.chdir(tmp_path)
+    images = write_image_folder(tmp_path / "imgs", n_per_class=4, size=40, seed=2)
+    ck = _checkpoint(tmp_path / "x" / "lite" / "best.pt", 3)
+    rep = export_all(ck, formats="onnx,int8", parity_images=images, calib=images, progress=False, gates={"int8": Gate(max_abs=0.0)})
+    assert rep.artifact("int8").status == "failed" and rep.artifact("onnx").status == "passed"
+    out = Path(rep.out_dir)
+    assert out == Path("runs/export/lite")
+    onnx_sha = sha256_file(out / "best.onnx")
+    rep2 = export_all(ck, formats="onnx,int8", parity_images=images, calib=images, progress=False)
+    assert Path(rep2.out_dir) == out and not Path("runs/export/lite-2").exists()
+    assert rep2.artifact("onnx").reused and sha256_file(out / "best.onnx") == onnx_sha
+    assert rep2.artifact("int8").status == "passed" and not rep2.artifact("int8").reused and (out / "best.int8.onnx").exists()
+    other = _checkpoint(tmp_path / "y" / "lite" / "best.pt", 4)  # another checkpoint of the same name: the next number
+    assert Path(export_all(other, formats="onnx", parity_images=images, progress=False).out_dir) == Path("runs/export/lite-2")
+
+
+def test_exist_ok_never_replaces_files_no_export_wrote(tmp_path):
+    from pawlens.export.pipeline import export_all
+    from pawlens.models.errors import OutputError
+
+    images = write_image_folder(tmp_path / "imgs", n_per_class=3, size=40, seed=2)
+    ck = _checkpoint(tmp_path / "x" / "a" / "best.pt", 3)
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "parity.md").write_text("my notes")
+    (mine / "args.yaml").write_text("mine: 1")
+    with pytest.raises(OutputError, match="no pawlens export wrote"):
+        export_all(ck, formats="onnx", out_dir=mine, exist_ok=True, parity_images=images, progress=False)
+    assert (mine / "parity.md").read_text() == "my notes" and (mine / "args.yaml").read_text() == "mine: 1"
+    assert sorted(p.name for p in mine.iterdir()) == ["args.yaml", "parity.md"]
