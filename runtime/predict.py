@@ -53,7 +53,16 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from pawlens.models.console import HelpFormatter, atomic_write_bytes, atomic_write_text, check_utf8_path, ensure_writable_dir, printable, run_cli
+from pawlens.models.console import (
+    HelpFormatter,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_utf8_path,
+    ensure_writable_dir,
+    next_run_dir,
+    printable,
+    run_cli,
+)
 from pawlens.models.errors import DataError, ImageError, InputError, OutputError, one_line
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, resized_shape
 
@@ -978,7 +987,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--save-video", nargs="?", const="", default=None, metavar="DIR",
                    help="write an annotated copy of each video (label, probability, the model's crop; with --cam the overlay) as "
                    "DIR/<name>.pred.mp4, one frame per classified frame; if DIR is left out: next to --out, else runs/predict")
-    g.add_argument("--exist-ok", action="store_true", help="let --save-video replace annotated videos that already exist")
+    g.add_argument("--exist-ok", action="store_true", help="let --out, --save-video and the Grad-CAM PNGs replace files that already "
+                   "exist (without it, an existing file is refused before any work)")
     g.add_argument("--quiet", action="store_true", help="do not print the table")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     g.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -1005,10 +1015,18 @@ def _main(argv: Sequence[str] | None) -> int:
         check_utf8_path(args.out, "--out")
         if os.path.isdir(args.out):
             raise OutputError(f"{args.out}: is a folder; --out names the results file (e.g. {os.path.join(args.out, 'results.csv')})")
+        if os.path.exists(args.out) and not args.exist_ok:
+            raise OutputError(f"{args.out} already exists; pass --exist-ok to replace it, or choose another --out")
         ensure_writable_dir(os.path.dirname(os.path.abspath(args.out)))  # before the work, not after it
     cam_dir = args.cam_dir
     if args.cam and cam_dir is None:
-        cam_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cam") if args.out else os.path.join("runs", "predict", "cam")
+        cam_dir = (os.path.join(os.path.dirname(os.path.abspath(args.out)), "cam") if args.out
+                   else next_run_dir(os.path.join("runs", "predict"), "cam", args.exist_ok))  # the default is numbered, never reused
+    if args.cam and not args.exist_ok and os.path.isdir(cam_dir):
+        old_pngs = [n for n in os.listdir(cam_dir) if n.endswith(".cam.png")]
+        if old_pngs:
+            raise OutputError(f"{cam_dir} already holds {len(old_pngs)} Grad-CAM PNG(s) (e.g. {old_pngs[0]}); pass --exist-ok to replace "
+                              "them, or choose another --cam-dir")
     video_dir = args.save_video
     if video_dir == "":
         video_dir = os.path.dirname(os.path.abspath(args.out)) if args.out else os.path.join("runs", "predict")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +237,7 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     assert sorted(p.name for p in vids.iterdir()) == ["clip.pred.mp4"]  # no temporary left beside it
     before = dst.read_bytes()
     capsys.readouterr()
+    args[-1] = str(tmp_path / "cam2")  # a fresh Grad-CAM folder: the video is what this run would replace
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(dst) in err and "--exist-ok" in err and "classified" not in err
@@ -425,3 +427,42 @@ def test_a_failed_png_write_is_reported(rt_tiny_onnx, image_folder, tmp_path, mo
     assert main([rt_tiny_onnx["pt"], str(image_folder), "--cam", "--cam-dir", str(tmp_path / "cam"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "disk full" in err and n[2] in err
+
+
+def test_out_and_cam_pngs_are_never_replaced_without_exist_ok(rt_tiny_onnx, sources, tmp_path, capsys):
+    out = tmp_path / "r" / "results.csv"
+    args = [rt_tiny_onnx["fp32"], str(sources["folder"]), "--out", str(out), "--cam", "--reference", rt_tiny_onnx["pt"], "--quiet"]
+    assert main(args) == 0
+    first, pngs = out.read_bytes(), sorted((tmp_path / "r" / "cam").glob("*.cam.png"))
+    assert pngs
+    stamp = {p: p.stat().st_mtime_ns for p in pngs}
+    capsys.readouterr()
+    assert main(args) == 2  # refused before any work: the results file is there
+    err = capsys.readouterr().err
+    assert f"{out} already exists; pass --exist-ok" in err and err.count("\n") == 1
+    other = tmp_path / "r" / "other.csv"
+    assert main([*args[:3], str(other), *args[4:]]) == 2  # a new results file, but the same cam/ folder holds PNGs
+    assert "Grad-CAM PNG(s)" in capsys.readouterr().err and not other.exists()
+    assert out.read_bytes() == first and {p: p.stat().st_mtime_ns for p in pngs} == stamp
+    assert main(args + ["--exist-ok"]) == 0
+
+
+def test_default_cam_folder_is_numbered_not_reused(rt_tiny_onnx, sources, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [rt_tiny_onnx["fp32"], str(sources["folder"]), "--cam", "--reference", rt_tiny_onnx["pt"], "--quiet"]
+    assert main(args) == 0 and main(args) == 0
+    assert len(list(Path("runs/predict/cam").glob("*.cam.png"))) == len(list(Path("runs/predict/cam-2").glob("*.cam.png"))) > 0
+
+
+def test_a_one_pixel_clip_does_not_stop_the_photos_after_it(rt_tiny_onnx, sources, tmp_path):
+    import cv2
+
+    clip = tmp_path / "dot.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (1, 1))
+    for _ in range(3):
+        w.write(np.zeros((1, 1, 3), np.uint8))
+    w.release()
+    out = tmp_path / "r.csv"
+    assert main([rt_tiny_onnx["fp32"], str(clip), str(sources["gray"]), "--every-n", "1", "--out", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["source"] for r in rows if r["status"] == "ok"} == {str(clip), str(sources["gray"])}
