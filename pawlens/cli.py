@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Flags every command takes, accepted before the command's name too.
+GLOBAL_FLAGS = ("--debug", "-v", "--verbose")
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: pawlens COMMAND [ARGS ...]", "", "commands:"]
@@ -50,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"pawlens {__version__}")
         return 0
-    name, rest = args[0], args[1:]
+    lead = []
+    while args and args[0] in GLOBAL_FLAGS:  # `pawlens --debug train ...`: the flag belongs to the command
+        lead.append(args.pop(0))
+    if not args:
+        print(f"pawlens: error: {' '.join(lead)} needs a command after it (pawlens --help lists them)", file=sys.stderr)
+        return 2
+    name, rest = args[0], args[1:] + lead
     if name not in COMMANDS:
         print(f"pawlens: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)} (pawlens --help lists them)",
               file=sys.stderr)
