@@ -343,3 +343,9 @@ def test_cache_plan_auto_ram_off():
     assert cache_plan("auto", 1249, 267, pre, available=64 * 2**20)[0] is False  # a quarter of 64 MiB is too little
     assert cache_plan("ram", 1_000_000, 0, pre, available=1)[0] is True
     assert cache_plan("off", 10, 10, pre)[0] is False
+
+
+def test_a_layout_one_folder_too_deep_names_the_folder_to_pass(tmp_path):
+    write_image_folder(tmp_path / "d" / "nested", 3, 32)  # d/nested/cat, d/nested/dog
+    with pytest.raises(DataError, match="only one class \\('nested'.*one level deeper: pass --data .*nested$"):
+        discover(str(tmp_path / "d"))

@@ -235,7 +235,11 @@ def _labelled_images(root: str, shown: str) -> tuple[list[tuple[str, str]], list
     class_names = sorted({c for _, c in pairs})
     if len(class_names) < 2:
         n = len(pairs)
-        raise DataError(f"{shown}: only one class ({class_names[0]!r}, {n} images); need images of at least two classes")
+        deeper = os.path.join(root, class_names[0])
+        inner = _class_folders(deeper) if os.path.isdir(deeper) else []
+        fix = (f"; its class folders seem to sit one level deeper: pass --data {deeper}" if len(inner) >= 2 else
+               "; need images of at least two classes (DIR/<class>/*.jpg, one folder per class)")
+        raise DataError(f"{shown}: only one class ({class_names[0]!r}, {n} images){fix}")
     for n in notes:
         LOG.warning(n)
     return pairs, class_names, layout, notes
