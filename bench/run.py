@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from pawlens.models.console import ensure_writable_dir, next_run_dir
-from pawlens.models.errors import InputError, PawlensError
+from pawlens.models.errors import ArtifactError, InputError, PawlensError
 
 from . import analysis, candidates, machine, peers, schedule
 from .harness import InlineWorker, WorkerError, run_in_child, worker_env
@@ -328,9 +328,17 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
     load_start, t_start = machine.load_average(), time.perf_counter()
     checks = [machine.load_check(when="before the run")]
     metas = {}
-    for p in models:
-        file_kind(p)
-        metas[os.fspath(p)] = read_meta(p)
+    bad: list[str] = []
+    for p in models:  # a damaged or foreign file loses its rows, not the run
+        try:
+            file_kind(p)
+            metas[os.fspath(p)] = read_meta(p)
+        except PawlensError as e:
+            bad.append(str(e))
+            notes.append(f"skipped {os.fspath(p)}: {e}")
+            LOG.warning("[bench] skipped %s: %s", os.fspath(p), e)
+    if models and not metas:
+        raise ArtifactError(f"none of the --models could be read: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
     workdir = tempfile.mkdtemp(prefix="pawlens-bench-")
     try:
         m = main_model(checkpoint, metas, workdir, notes)

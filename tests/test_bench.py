@@ -10,6 +10,7 @@ import os
 import pytest
 from pawlens.bench.cli import main
 from pawlens.bench.run import run_bench
+from pawlens.models.errors import ArtifactError
 from pawlens.runtime.torch_runner import cxx_compiler
 from PIL import Image
 
@@ -197,3 +198,15 @@ def test_the_tuned_choice_is_timed_beside_the_static_rule(rt_tiny_onnx, tmp_path
     assert "Without the tuning (the static rule): openvino-fp32@tiny.onnx" in auto_line(pick)
     assert res.row("torch-tuned", 1) is None  # the checkpoint was not tuned: no row, the static verdict only
     assert next(a for a in res.auto_picks if a["artifact"] == "checkpoint (.pt)")["source"] == "static"
+
+
+def test_a_truncated_artifact_loses_its_rows_not_the_run(rt_tiny_onnx, tmp_path):
+    bad = tmp_path / "cut.onnx"
+    data = open(rt_tiny_onnx["fp32"], "rb").read()
+    bad.write_bytes(data[: len(data) // 3])
+    res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], str(bad)], batch_sizes=(1,), warmup=0, rounds=1, burst_ms=5,
+                    backends=("torch", "ort"), isolation="inline", write=False, n_images=2, cam=False, progress=False, peers=False)
+    assert res.row("ort-fp32@tiny.onnx", 1) is not None and not any("cut.onnx" in r.key for r in res.rows)
+    assert any(n.startswith(f"skipped {bad}:") for n in res.notes), res.notes
+    with pytest.raises(ArtifactError, match="none of the --models could be read"):
+        run_bench(rt_tiny_onnx["pt"], [str(bad)], batch_sizes=(1,), write=False, progress=False, peers=False, cam=False)
