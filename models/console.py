@@ -219,11 +219,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-_TMP = re.compile(r"\.tmp-(\d+)$")
+_TMP = re.compile(r"\.tmp-(\d+)(\.[A-Za-z0-9]{1,5})?$")  # ... with the extension a writer needs (VideoSink's .mp4)
 
 
 def remove_stale_temps(folder: str | os.PathLike, prefix: str = "") -> list[str]:
-    """Remove ``<prefix>*.tmp-<PID>`` files and folders in ``folder`` whose PID is not running (left by a killed run).
+    """Remove ``<prefix>*.tmp-<PID>[.ext]`` files and folders in ``folder`` whose PID is not running (left by a killed run).
 
     Temporary names end in ``.tmp-<PID>`` of the process writing them (:func:`atomic_write_bytes`, the export's
     staging folder); those of live processes are left alone.  Returns the removed paths.

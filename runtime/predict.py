@@ -61,6 +61,7 @@ from pawlens.models.console import (
     ensure_writable_dir,
     next_run_dir,
     printable,
+    remove_stale_temps,
     run_cli,
 )
 from pawlens.models.errors import DataError, ImageError, InputError, OutputError, one_line
@@ -761,6 +762,7 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
         outputs.videos = planned_videos(sources, save_video, exist_ok=exist_ok)
         if outputs.videos:
             ensure_writable_dir(save_video, "--save-video folder")
+            remove_stale_temps(save_video, prefix=".")  # a killed run's half-written .<name>.pred.mp4.tmp-<PID>.mp4
         else:
             LOG.warning("--save-video: no video among the sources; nothing to annotate")
     if cam:

@@ -235,6 +235,8 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     assert cap.isOpened() and n == 4 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
     cap.release()
     assert sorted(p.name for p in vids.iterdir()) == ["clip.pred.mp4"]  # no temporary left beside it
+    stale = vids / ".clip.pred.mp4.tmp-999999.mp4"  # what a SIGKILLed run leaves (its PID is gone)
+    stale.write_bytes(b"half a video")
     before = dst.read_bytes()
     capsys.readouterr()
     args[-1] = str(tmp_path / "cam2")  # a fresh Grad-CAM folder: the video is what this run would replace
@@ -243,6 +245,7 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     assert err.count("\n") == 1 and str(dst) in err and "--exist-ok" in err and "classified" not in err
     assert dst.read_bytes() == before
     assert main(args + ["--exist-ok"]) == 0
+    assert not stale.exists()
 
 
 # ----------------------------------------------------------------------------- the pipeline (decode workers, writer thread)
