@@ -69,7 +69,7 @@ def make_rows(cands, batch_sizes: Sequence[int], samples: dict[tuple[str, int], 
             pr = parity.get(c.key)
             if pr is not None:
                 row.top1_agreement, row.max_abs, row.within_gate = pr.top1_agreement, pr.max_abs, bool(pr.passed)
-                row.decisive_flips, row.agreement_n = pr.disagreements - pr.disagreements_at_ties, (pr.n_real or pr.n)
+                row.decisive_flips, row.agreement_n = pr.decisive_flips, pr.n_judged
                 row.gate = f"{pr.precision} gate"
                 if pr.cand_acc is not None:
                     row.accuracy = pr.cand_acc

@@ -243,14 +243,15 @@ def run_serving(url: str, *, model: str | None = None, concurrency: Sequence[int
     from pawlens.bench.machine import cpu_name
     from pawlens.models.preprocess import load_image, preprocess_numpy
     from pawlens.models.synthetic import synthetic_image
-    from pawlens.serve.client import TritonRunner, _params
+    from pawlens.serve.client import TritonRunner
+    from pawlens.serve.repository import config_params
 
     if requests < 1 or not concurrency or min(concurrency) < 1:
         raise InputError("--requests and every --concurrency level must be >= 1")
     probe = TritonRunner(url, model=model)
     model = probe.model
     cfg = probe.meta.preprocess
-    sha = _params(probe.config).get("pawlens.artifact_sha256", "")
+    sha = config_params(probe.config).get("pawlens.artifact_sha256", "")
     probe.deactivate()
     if image:
         with open(image, "rb") as f:

@@ -644,7 +644,8 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
         int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
     out = resolve_out_dir(ckpt_path, out_dir, exist_ok=exist_ok, sha=sha)
-    if exist_ok and holds_outputs(out) and export_sha(out) is None:
+    out_sha = export_sha(out)  # the checkpoint the folder's earlier export came from, if any
+    if exist_ok and out_sha is None and holds_outputs(out):
         theirs = [n for n in ("parity.md", "parity.json", "args.yaml") if os.path.exists(os.path.join(out, n))]
         if theirs:  # --exist-ok replaces an export's files, not a user's files that happen to share their names
             raise OutputError(f"{out}: holds {', '.join(theirs)} that no pawlens export wrote (no readable parity.json); "
@@ -652,7 +653,7 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     out = ensure_writable_dir(out)
     if out_dir is not None and out != os.path.normpath(os.fspath(out_dir)):
         LOG.warning("[export] %s already holds files: writing to %s instead (--exist-ok writes into it)", os.fspath(out_dir), out)
-    same_checkpoint = not exist_ok and export_sha(out) == sha  # its passed artifacts stay; only failed or missing ones are built
+    same_checkpoint = not exist_ok and out_sha == sha  # its passed artifacts stay; only failed or missing ones are built
     paths = artifact_paths(out, stem)
 
     lock = FolderLock(out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here

@@ -205,12 +205,21 @@ class ParityResult:
     notes: dict[str, str] = field(default_factory=dict)
     flips_allowed: int | None = None  # decisive flips the agreement gate lets pass at this n (:func:`flips_allowed`)
 
+    @property
+    def decisive_flips(self) -> int:
+        """Top-1 flips where the reference was decisive (the ones the agreement gate counts)."""
+        return self.disagreements - self.disagreements_at_ties
+
+    @property
+    def n_judged(self) -> int:
+        """The samples top-1 agreement is judged on: the real photos when there are any."""
+        return min(self.n_real, self.n) if self.n_real else self.n
+
     def _detail(self, c: Check) -> str:
         """How a top-1 figure under its limit still passes: the flips against what n allows."""
         if c.name != "top1_agreement" or self.flips_allowed is None or c.measured is None or c.limit is None or c.measured >= c.limit:
             return ""
-        n_j = self.n_real if self.n_real else self.n
-        return f"{self.disagreements - self.disagreements_at_ties} decisive flip(s) of {n_j}, {self.flips_allowed} allowed"
+        return f"{self.decisive_flips} decisive flip(s) of {self.n_judged}, {self.flips_allowed} allowed"
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -450,6 +459,7 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         note = f"weak evidence: {int(ties[judged].sum())}/{n_judged} reference near ties"
     decisive_flips = disagreements - dis_ties
     allowed = None
+    note_fail = ""
     if lim is not None:
         allowed = flips_allowed(n_judged, lim)
         ok = decisive_flips <= allowed
@@ -462,10 +472,6 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         elif decisive_flips and agreement < lim:
             note_fail = (f"{decisive_flips} decisive flip(s) among {n_judged} photos do not show a flip rate above {(1 - lim) * 100:g}% "
                          f"({CONFIDENCE * 100:.0f}% one-sided binomial bound; n={n_judged} allows {allowed})")
-        else:
-            note_fail = ""
-    else:
-        note_fail = ""
     meaning = note
     if disagreements:
         decisive = disagreements - dis_ties

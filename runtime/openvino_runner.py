@@ -123,8 +123,7 @@ class OpenVINORunner(Runner):
         self.padded_calls = 0  # calls padded to a larger compiled batch (see _padded_batch)
         self._call_s: dict[int, float] = {}
         self._pad_calls: dict[int, int] = {}
-        self._fixed: tuple[int, ...] = ()  # fix_batches(): the only static sizes, everything else padded up to one
-        self._want: set[int] = set()  # ... compiled static however many there are
+        self._fixed: tuple[int, ...] = ()  # fix_batches(): the static sizes, however many; other batches padded up to one
 
     def activate_impl(self) -> None:
         try:
@@ -186,7 +185,7 @@ class OpenVINORunner(Runner):
         req = self._by_batch.get(n)
         if req is not None:
             return req, n
-        m = next((b for b in self._fixed if b >= n), None) if self._fixed else self._padded_batch(n)
+        m = next((b for b in self._fixed if b >= n and b in self._by_batch), None) if self._fixed else self._padded_batch(n)
         if m is not None:
             return self._by_batch[m], m
         import openvino as ov
@@ -194,7 +193,7 @@ class OpenVINORunner(Runner):
         t0 = time.perf_counter()
         if self._spec.shape[0] is not None or None in self._spec.shape[1:]:  # a fixed batch, or no static shape to give
             compiled = self._compile(self._model, "")
-        elif len(self._by_batch) < MAX_STATIC_SHAPES or n in self._want:
+        elif len(self._by_batch) < MAX_STATIC_SHAPES or n in self._fixed:
             self._model.reshape({self._model.inputs[0]: ov.PartialShape([n, *self._spec.shape[1:]])})
             compiled = self._compile(self._model, f" at batch {n}")
         else:
@@ -221,10 +220,9 @@ class OpenVINORunner(Runner):
         """Compile the static shapes of ``sizes`` now and from then on run any other batch padded to the smallest larger
         one (above the largest: compiled as usual).  For a server, whose batcher forms every size from 1 to its maximum:
         each first use would otherwise stall the requests behind it for a compilation."""
-        self._want = {int(b) for b in sizes}
-        for b in sorted(self._want):
+        self._fixed = tuple(sorted({int(b) for b in sizes}))
+        for b in self._fixed:  # smallest first: none can be padded to a larger one that is not compiled yet
             self.prepare(b)
-        self._fixed = tuple(sorted(self._want))
 
     def input_spec(self) -> InputSpec:
         return self._spec

@@ -29,6 +29,7 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import InputError
 from pawlens.runtime.base import InputSpec, Runner, lazy_import
 
+from .repository import config_params
 from .server import ServeError
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -85,10 +86,6 @@ def _why(e: BaseException) -> str:
     return " ".join(str(text or type(e).__name__).split())[:300]
 
 
-def _params(config: dict[str, Any]) -> dict[str, str]:
-    return {k: (v or {}).get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
-
-
 def model_config(protocol: str, client, name: str) -> dict[str, Any]:
     if protocol == "http":
         return client.get_model_config(name)
@@ -107,7 +104,7 @@ def choose_model(protocol: str, client, url: str, model: str | None) -> str:
         return model
     classifiers: dict[str, str] = {}
     for name in ready:
-        p = _params(model_config(protocol, client, name))
+        p = config_params(model_config(protocol, client, name))
         if "pawlens.class_names" in p and p.get("pawlens.role", "classifier") == "classifier" and not name.endswith("_image"):
             classifiers[name] = p.get("pawlens.format", "")
     pick = [n for n in classifiers if n.endswith("_pawlens")] or list(classifiers)
@@ -136,7 +133,7 @@ class TritonRunner(Runner):
         self.model = choose_model(self.protocol, self._client, url, model)
         super().__init__(name or f"triton-{self.model}")
         self.config = model_config(self.protocol, self._client, self.model)
-        p = _params(self.config)
+        p = config_params(self.config)
         try:
             self.meta = ArtifactMeta.from_plain(
                 {"class_names": json.loads(p["pawlens.class_names"]), "preprocess": json.loads(p["pawlens.preprocess"]),
@@ -147,6 +144,7 @@ class TritonRunner(Runner):
         except (KeyError, ValueError) as e:
             raise ServeError(f"{url}: model {self.model} has no readable Pawlens contract in its parameters ({e})") from None
         self.max_batch = int(self.config.get("max_batch_size") or 0) or None
+        self._binary = {"binary_data": True} if self.protocol == "http" else {}  # HTTP sends raw bytes, not JSON numbers
         self.plan_reason = f"Triton model {self.model} at {url} ({self.protocol})"
 
     # -- Runner hooks ----------------------------------------------------------------------------
@@ -210,7 +208,7 @@ class TritonRunner(Runner):
                 "transport": getattr(self, "transport", "network")}
 
     def _infer(self, inputs) -> np.ndarray:
-        out = self._mod.InferRequestedOutput(self.meta.output_name, **({"binary_data": True} if self.protocol == "http" else {}))
+        out = self._mod.InferRequestedOutput(self.meta.output_name, **self._binary)
         try:
             kw = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
             res = self._client.infer(self.model, inputs, outputs=[out], **kw)
@@ -227,7 +225,7 @@ class TritonRunner(Runner):
             shm.set_shared_memory_region(handle, [batch])
             inp.set_shared_memory(name, batch.nbytes)
         else:
-            inp.set_data_from_numpy(batch, **({"binary_data": True} if self.protocol == "http" else {}))
+            inp.set_data_from_numpy(batch, **self._binary)
         return self._infer([inp])
 
     def infer_images(self, images: Sequence[bytes]) -> np.ndarray:
@@ -239,7 +237,7 @@ class TritonRunner(Runner):
         for b in images:  # one image per request: each has its own length (the server batches the requests)
             arr = np.frombuffer(bytes(b), dtype=np.uint8).reshape(1, -1)
             inp = self._mod.InferInput("image", list(arr.shape), "UINT8")
-            inp.set_data_from_numpy(arr, **({"binary_data": True} if self.protocol == "http" else {}))
+            inp.set_data_from_numpy(arr, **self._binary)
             outs.append(self._infer([inp]))
         self.inference_time = time.perf_counter() - t0
         return np.concatenate(outs)

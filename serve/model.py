@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -71,9 +70,10 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, Any]) -> None:
         from pawlens.models.preprocess import PreprocessConfig
+        from pawlens.serve.repository import config_params
 
         config = json.loads(args["model_config"])
-        params = {k: v.get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
+        params = config_params(config)
         self.name = config.get("name", "pawlens")
         self.cfg = PreprocessConfig.from_dict(json.loads(params["pawlens.preprocess"]))
         self.input_name = params.get("pawlens.input_name", "input")
@@ -125,13 +125,11 @@ class TritonPythonModel:
         if self.role == "preprocess":
             outs = batches
         elif good:
-            t0 = time.perf_counter()
             try:
                 logits = self.runner.infer(np.concatenate(good) if len(good) > 1 else good[0])
             except Exception as e:
                 msg = one_line(e, with_type=False)
                 return [pb.InferenceResponse(error=pb.TritonError(msg)) for _ in requests]
-            self.last_batch = (sum(len(b) for b in good), time.perf_counter() - t0)
             outs, i = [], 0
             for b in batches:
                 if b is None:

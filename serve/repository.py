@@ -20,8 +20,8 @@ For each artifact ``P_F`` (prefix ``P``, format key ``F``) the repository holds:
 Every model's ``parameters`` record the preprocessing contract (``pawlens.preprocess``, JSON), the class names, the
 precision and the source checkpoint's sha256, so a client needs only the server (:mod:`pawlens.serve.client`).
 Outputs carry ``label_filename: "labels.txt"`` for Triton's classification extension.  Every ``config.pbtxt`` parses
-with Triton's own schema (``tritonclient.grpc.model_config_pb2``: :func:`parse_config`, used by the tests and by
-``pawlens serve`` before it starts the server).
+with Triton's own schema (``tritonclient.grpc.model_config_pb2``: :func:`parse_config`), before the repository is put
+in place; ``pawlens serve`` parses a repository Pawlens did not write the same way, to find its models.
 
 The repository is written into a temporary folder beside ``dest`` and renamed into place once complete; a ``dest``
 that exists and was not written by Pawlens (no ``.pawlens-repository`` marker) is never replaced.
@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError, OutputError
@@ -203,6 +203,12 @@ def ensemble_config(name: str, pre: str, model: str, meta: ArtifactMeta, fmt: st
     return "\n".join(lines) + "\n"
 
 
+def config_params(config: dict[str, Any]) -> dict[str, str]:
+    """A model config's ``parameters`` (as Triton's JSON gives them, to a client or to a Python-backend model) as
+    ``{key: string_value}``."""
+    return {k: (v or {}).get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
+
+
 def parse_config(text: str, *, path: str = "config.pbtxt"):
     """``text`` parsed with Triton's own ``ModelConfig`` schema (tritonclient's ``model_config_pb2``); ArtifactError naming
     ``path`` and the line when it does not parse.  Needs the ``serve`` extra."""
@@ -260,7 +266,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
         prefix: model-name prefix (the run's name), so repositories of several runs can be served side by side.
         max_batch: Triton's ``max_batch_size`` (an engine's profile caps it).
         check: parse every ``config.pbtxt`` with Triton's schema before the repository is put in place (needs
-            tritonclient; skipped with a log line when it is missing).
+            tritonclient; skipped when it is missing).
 
     Raises:
         InputError: no artifacts; ArtifactError: an artifact without its metadata; OutputError: ``dest`` is not ours.
@@ -316,8 +322,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
         models[pre] = ModelEntry(pre, "python", "python", "", ["image"])
         for name, text in texts.items():
             d = os.path.join(tmp, name)
-            os.makedirs(d, exist_ok=True)  # an ensemble has no version folder of its own files; Triton still wants 1/
-            os.makedirs(os.path.join(d, "1"), exist_ok=True)
+            os.makedirs(os.path.join(d, "1"), exist_ok=True)  # an ensemble has no files of its own there; Triton still wants 1/
             _write(os.path.join(d, "config.pbtxt"), text)
             if name != pre:  # the classifiers' outputs: Triton's classification extension reads it
                 _write(os.path.join(d, "labels.txt"), "\n".join(first_meta.class_names) + "\n")
@@ -327,7 +332,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
             try:
                 for name, text in texts.items():
                     parse_config(text, path=os.path.join(dest, name, "config.pbtxt"))
-            except BackendUnavailable:  # no tritonclient: written unchecked (pawlens serve checks again, with it)
+            except BackendUnavailable:  # no tritonclient: written unchecked (Triton refuses a config it cannot parse at load)
                 pass
         _write(os.path.join(tmp, MARKER), json.dumps({"prefix": prefix, "models": {n: m.__dict__ for n, m in models.items()},
                                                       "artifacts": [[f, os.path.abspath(os.fspath(p))] for f, p in artifacts]}, indent=1))

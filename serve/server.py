@@ -2,7 +2,7 @@
 
     from pawlens.serve.server import TritonServer, find_triton
     with TritonServer(repo, http_port=8000, grpc_port=8001, metrics_port=8002) as srv:   # ready on return
-        print(srv.urls(), srv.loaded)
+        print(srv.urls(), srv.models)
         srv.wait()                                                                         # until it exits
 
 Which ``tritonserver``: ``--tritonserver PATH`` / ``$PAWLENS_TRITONSERVER``, else the one ``nvidia-pytriton`` ships
@@ -138,7 +138,10 @@ def loadable(repo: Repository, backends: set[str], wanted: list[str] | None = No
 
     for n in names:
         why = can(n)
-        (skipped.__setitem__(n, why) if why else ok.append(n))
+        if why:
+            skipped[n] = why
+        else:
+            ok.append(n)
     return ok, skipped
 
 
@@ -175,7 +178,6 @@ class TritonServer:
         self.proc: subprocess.Popen | None = None
         self.workdir: str | None = None
         self.shm_prefix = f"pawlens{os.getpid()}_"
-        self.loaded: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _backends_dir(self) -> str:
@@ -232,7 +234,6 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
-        self.loaded = list(self.models)
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -311,7 +312,7 @@ class TritonServer:
             self.workdir = None
 
     def urls(self) -> dict[str, str]:
-        h = self._probe_host() if self.host in ("0.0.0.0", "::", "") else self.host
+        h = self._probe_host()  # a wildcard address is reached on loopback
         return {"http": f"http://{h}:{self.ports['http']}", "grpc": f"grpc://{h}:{self.ports['grpc']}",
                 "metrics": f"http://{h}:{self.ports['metrics']}/metrics"}
 

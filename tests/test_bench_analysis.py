@@ -67,7 +67,7 @@ def test_rows_from_fixed_samples_and_parity():
                              path="/x/m.onnx")]
     samples = {("torch-fp32", 2): [0.010, 0.012, 0.011], ("ort-fp32@m.onnx", 2): [0.004, 0.005]}
     parity = {"ort-fp32@m.onnx": SimpleNamespace(top1_agreement=1.0, max_abs=2e-6, passed=True, precision="fp32", cand_acc=0.75,
-                                                    disagreements=0, disagreements_at_ties=0, n_real=8, n=12)}
+                                                    decisive_flips=0, n_judged=8)}
     rows = analysis.make_rows(cands, [2], samples, {"ort-fp32@m.onnx": "died"}, parity, iters=3, model_of=lambda c: "resnet50")
     eager, ort = rows
     assert (eager.n, eager.p50_ms, eager.min_ms, eager.status, eager.artifact) == (3, pytest.approx(11.0), pytest.approx(10.0), "ok", "checkpoint")
