@@ -66,8 +66,10 @@ def _call_deferring_warnings(fn, args, prog: str, *, show_now: bool):
     """``fn(args)`` with Python warnings (Pillow's, torch's, onnx's UserWarnings) held back until it returns.
 
     A run that fails ends with its one-line error and nothing before it from a library; a run that
-    succeeds prints each distinct warning once at the end, as ``prog: warning: ...``.  With
-    ``--verbose`` / ``--debug`` warnings print as they happen.
+    succeeds prints each distinct warning once at the end, as ``prog: warning: ...``.  A run that
+    returns a failing code has already printed its own last line (the desktop app's self-check does),
+    so its held warnings are dropped like those of a run that raises.  With ``--verbose`` /
+    ``--debug`` warnings print as they happen.
     """
     if show_now:
         return fn(args)
@@ -83,8 +85,9 @@ def _call_deferring_warnings(fn, args, prog: str, *, show_now: bool):
     with warnings.catch_warnings():
         warnings.showwarning = hold
         rc = fn(args)
-    for text in held:
-        print(f"{prog}: warning: {text}", file=sys.stderr)
+    if not rc:
+        for text in held:
+            print(f"{prog}: warning: {text}", file=sys.stderr)
     return rc
 
 

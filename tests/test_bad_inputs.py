@@ -804,6 +804,11 @@ def test_library_warnings_never_precede_a_one_line_error(capsys):
         print("done", file=sys.stderr)
         return 0
 
+    def refuses(_argv):  # the GUI self-check: prints its own error line, then returns 2
+        warnings.warn("`torch.jit.freeze` is deprecated", FutureWarning, stacklevel=2)
+        print("pawlens-x: error: [input] reference names bird, fish", file=sys.stderr)
+        return 2
+
     rc = run_cli(fails, [], prog="pawlens-x")
     err = capsys.readouterr().err
     ROWS.append(("run_cli", "UserWarning, then an error", rc, err.strip().splitlines()[-1]))
@@ -811,6 +816,9 @@ def test_library_warnings_never_precede_a_one_line_error(capsys):
     rc = run_cli(works, [], prog="pawlens-x")
     err = capsys.readouterr().err
     assert rc == 0 and err.strip().splitlines() == ["done", "pawlens-x: warning: UserWarning: TypedStorage is deprecated"], err
+    rc = run_cli(refuses, [], prog="pawlens-x")
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().splitlines() == ["pawlens-x: error: [input] reference names bird, fish"], err
 
 
 @pytest.mark.gui
