@@ -29,8 +29,10 @@ test-fast: setup
 demo: setup
 	$(VENV)/bin/pawlens-demo
 
+# ruff, then pyright: every import resolves (pyproject's [tool.pyright] says which checks are on).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright --pythonpath $(PY)
 
 gui-check: setup
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/pawlens bench-gui --make-models runs/bench/gui/models

@@ -56,6 +56,7 @@ def measure_cam(ckpt, *, threads: int | None, reps: int = 7) -> dict[str, Any]:
     trace was refused, as ``cam_mode`` says).
     """
     import torch
+
     from pawlens.models.checkpoint import model_from_checkpoint
     from pawlens.models.gradcam import GradCAM
     from pawlens.models.registry import model_info

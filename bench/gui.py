@@ -40,6 +40,7 @@ def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64
     its head from the ImageNet cat/dog classes), its fp32 ONNX and an INT8 ONNX calibrated on real photos."""
     import numpy as np
     import torch
+
     from pawlens.export.onnx import export_onnx
     from pawlens.export.quantize import quantize_int8
     from pawlens.models.checkpoint import save_checkpoint
@@ -183,9 +184,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--source {args.source}: video not found")
     out = ensure_writable_dir(args.out)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
     from pawlens.gui.app import RuntimeLoader
     from pawlens.gui.window import apply_theme
-    from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([PROG])
     apply_theme(app)

@@ -4,7 +4,7 @@ this process (:class:`InlineWorker`); and :func:`run_in_child` for one measureme
     w = ProcessWorker(candidate)           # builds make_runner(**candidate.runner_kwargs()) in the child, activates it
     w.call("inputs", {1: x1, 8: x8}); w.call("time", (8, 20))   # -> 20 per-call times in seconds
     w.call("burst", (8, 0.2, 3, 500))      # -> {"cold": s, "steady": [s, ...], "inner": [s, ...]}: one call after idle, then
-                                           #    calls until 0.2 s and 3 calls have passed (at most 500)
+                                           #    calls until they took 0.2 s and 3 ran (at most 500)
     w.call("logits", (x, 8)); w.call("describe"); w.close()
     run_in_child("pawlens.bench.extras:cam_from_file", ckpt_path, None, env=worker_env(None, False))
 
@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.errors import PawlensError, one_line
 
 #: What a child process may be asked to run (``run_in_child``); nothing else is callable from the parent.
@@ -83,19 +84,21 @@ class _Session:
         return t if t is not None else (self.runner.inference_time or 0.0)
 
     def burst(self, b: int, min_s: float, min_calls: int, max_calls: int) -> dict[str, Any]:
-        """One call after idle (``cold``), then back-to-back calls until ``min_s`` seconds and ``min_calls`` calls have passed
-        (at most ``max_calls``): their wall times (``steady``) and the part of each spent in the library (``inner``)."""
+        """One call after idle (``cold``), then back-to-back calls until they have taken ``min_s`` seconds in all and
+        ``min_calls`` calls have run (at most ``max_calls``): their wall times (``steady``) and the part of each spent in
+        the library (``inner``)."""
         x = self.inputs[int(b)]
         t0 = time.perf_counter()
         self.runner.infer(x)
         cold = time.perf_counter() - t0
         steady: list[float] = []
         inner: list[float] = []
-        start = time.perf_counter()
-        while len(steady) < max_calls and (len(steady) < min_calls or time.perf_counter() - start < min_s):
+        busy = 0.0
+        while len(steady) < max_calls and (len(steady) < min_calls or busy < min_s):
             t0 = time.perf_counter()
             self.runner.infer(x)
             steady.append(time.perf_counter() - t0)
+            busy += steady[-1]
             inner.append(self._inner())
         return {"cold": cold, "steady": steady, "inner": inner}
 

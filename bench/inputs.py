@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
 from pawlens.models.errors import InputError
 from pawlens.models.photos import Sample, image_files, sample_images
 
@@ -23,6 +24,7 @@ LOG = logging.getLogger("pawlens")
 def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     """Deterministic stand-in frames (640x480 RGB): the toy two-class pictures of models.synthetic, upscaled."""
     import cv2
+
     from pawlens.models.synthetic import synthetic_image
 
     rng = np.random.default_rng(seed)

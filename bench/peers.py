@@ -102,6 +102,7 @@ def ort_loop(path: str, batch: int, threads: int | None, spinning: bool, seconds
     makes it on the CPU (runs in a fresh interpreter: ``run_in_child``)."""
     import numpy as np
     import onnxruntime as ort
+
     from pawlens.runtime.ort_runner import session_options
 
     so = session_options(ort, threads=threads, spinning=spinning)

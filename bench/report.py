@@ -13,6 +13,7 @@ import math
 import os
 
 import numpy as np
+
 from pawlens.models.console import atomic_write_bytes, atomic_write_text
 from pawlens.models.document import Document
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
 from pawlens.models.console import ensure_writable_dir, next_run_dir
 from pawlens.models.errors import ArtifactError, InputError, PawlensError
 

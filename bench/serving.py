@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
 from pawlens.models.console import atomic_write_text, ensure_writable_dir
 from pawlens.models.errors import InputError, one_line
 

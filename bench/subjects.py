@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
 from pawlens.models.console import sha256_file
 from pawlens.models.errors import PawlensError
 
@@ -46,6 +47,7 @@ class Models:
 
 def _untrained(arch: str, classes: list[str], pre, path: str, note: str) -> str:
     import torch
+
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
     from pawlens.models.registry import create_model
 

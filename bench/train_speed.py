@@ -52,6 +52,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _setup(model_name: str, trainable: str, channels_last: bool, device: str, seed: int = 0):
     import torch
+
     from pawlens.models.registry import create_model, model_info
     from pawlens.train.loop import configure_phase
 
@@ -71,6 +72,7 @@ def _setup(model_name: str, trainable: str, channels_last: bool, device: str, se
 
 def run(args) -> list[dict]:
     import torch
+
     from pawlens.models.errors import InputError
     from pawlens.train.loop import resolve_precision, train_mode
 

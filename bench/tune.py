@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
 from pawlens.models.console import HelpFormatter, run_cli
 from pawlens.models.errors import ArtifactError, InputError, PawlensError, one_line
 from pawlens.runtime import tuned

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.document import Document
 from pawlens.models.errors import PawlensError, WeightsError
 
@@ -150,6 +151,7 @@ def _with_data(cfg: DemoConfig, stages) -> dict[str, Any]:
 
 def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model

@@ -97,6 +97,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _load_yaml(path: str, what: str) -> dict[str, Any]:
     import yaml
+
     from pawlens.models.safe_yaml import read_yaml
 
     try:

@@ -31,6 +31,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.console import atomic_write_bytes, sha256_file
 from pawlens.models.errors import ArtifactError, InputError, one_line
@@ -158,6 +159,7 @@ def export_onnx(ckpt, out_path: str | os.PathLike, *, opset: int = 17, exporter:
         ArtifactError: the exported graph fails the checker or the I/O contract.
     """
     import torch
+
     from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
 
     if exporter not in EXPORTERS:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
 from pawlens.models.console import (
     FolderLock,
     atomic_write_text,

@@ -25,6 +25,7 @@ import shutil
 import time
 
 import numpy as np
+
 from pawlens.models.errors import ArtifactError, InputError, one_line
 
 from .onnx import _onnx, check_io, read_meta, save_model, set_meta

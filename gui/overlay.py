@@ -14,6 +14,7 @@ view and the snapshot draw it.
 from __future__ import annotations
 
 import numpy as np
+
 from pawlens.models.gradcam import ALPHA_GAMMA, blend, heat_rgba
 
 #: Box = (x, y, width, height) in pixels (floats).

@@ -17,6 +17,7 @@ import os
 import time
 
 import numpy as np
+
 from pawlens.models.errors import DataError, ImageError
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
 

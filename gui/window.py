@@ -24,9 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from PySide6 import QtCore, QtGui, QtWidgets
+
 from pawlens.models.preprocess import IMAGE_EXTENSIONS
 from pawlens.runtime import formats
-from PySide6 import QtCore, QtGui, QtWidgets
 
 from .overlay import model_view_or_none
 from .session import CamOutput, Frame, GuiSession, pct

@@ -40,8 +40,9 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 from PySide6 import QtCore
+
+from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
 
 from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
 from .session import CamOutput, Frame

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.errors import BackendUnavailable, InputError, PawlensError
 
 

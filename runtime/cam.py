@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.errors import InputError
 from pawlens.models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
 
@@ -118,6 +119,7 @@ class CamExplainer:
         if self._cam is not None:
             return self
         import torch
+
         from pawlens.models.checkpoint import model_from_checkpoint
         from pawlens.models.device import resolve_device
         from pawlens.models.gradcam import GradCAM

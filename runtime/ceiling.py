@@ -164,6 +164,7 @@ def gemm_rates(threads: int | None = None, n: int = 2048, reps: int = 6) -> dict
     bounds nothing).  A runtime that fails to run the product is recorded as ``None`` with the others kept.
     """
     import torch
+
     from pawlens.models.device import cpu_supports_bf16
 
     old = torch.get_num_threads()

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
+
 from pawlens.models.errors import ArtifactError, InputError
 
 from .base import Runner

@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 

@@ -28,6 +28,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+
 from pawlens.models.console import (
     HelpFormatter,
     atomic_write_bytes,
@@ -261,6 +262,7 @@ def clip_shortfall(n_read: int, declared: int) -> str:
 
 def _video_items(path: str, every_n: int) -> Iterator[Item]:
     import cv2
+
     from pawlens.models.preprocess import check_aspect
 
     if os.path.getsize(path) == 0:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
 from pawlens.models.errors import ArtifactError, MissingMetadata
 from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
 from pawlens.models.device import resolve_device

@@ -32,6 +32,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
+
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import InputError
 from pawlens.runtime.base import InputSpec, Runner, lazy_import

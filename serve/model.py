@@ -30,7 +30,7 @@ import numpy as np
 
 
 def _pb():
-    import triton_python_backend_utils as pb_utils  # only inside Triton's Python-backend stub
+    import triton_python_backend_utils as pb_utils  # pyright: ignore[reportMissingImports]  (only inside Triton's Python-backend stub)
 
     return pb_utils
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from pawlens.models.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
 from pawlens.models.synthetic import write_image_folder as _write
 
@@ -59,6 +60,7 @@ def image_folder(tmp_path) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """An untrained baseline checkpoint at 32 px (2 classes: cat, dog)."""
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model
@@ -74,6 +76,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def resnet_checkpoint(tmp_path_factory) -> Path:
     """An untrained ResNet50 checkpoint at 224 px (random weights, 2 classes)."""
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model
@@ -127,6 +130,7 @@ def make_window(qtbot):
 def rt_tiny_onnx(tiny_checkpoint, tmp_path_factory) -> dict:
     """The tiny checkpoint exported to fp32 and INT8 ONNX (INT8 calibrated on synthetic images): {"pt", "fp32", "int8"}."""
     import numpy as np
+
     from pawlens.export.onnx import export_onnx
     from pawlens.export.quantize import quantize_int8
     from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
@@ -147,6 +151,7 @@ def rt_trained_baseline(shared_data, tmp_path_factory) -> dict:
     INT8 is calibrated on 32 further photos.  Takes a few seconds.
     """
     import torch
+
     from pawlens.export.onnx import export_onnx
     from pawlens.export.quantize import quantize_int8
     from pawlens.models.checkpoint import save_checkpoint

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from pawlens.models.registry import create_model
 from pawlens.models.synthetic import write_image_folder
-from PIL import Image
 
 ROWS: list[tuple[str, str, int, str]] = []
 

@@ -8,11 +8,12 @@ import math
 import os
 
 import pytest
+from PIL import Image
+
 from pawlens.bench.cli import main
 from pawlens.bench.run import run_bench
 from pawlens.models.errors import ArtifactError
 from pawlens.runtime.torch_runner import cxx_compiler
-from PIL import Image
 
 
 def _check_row_sanity(rows, batch_sizes):
@@ -132,6 +133,7 @@ def test_two_models_accuracy_against_latency(rt_trained_baseline, shared_data, t
     import shutil
 
     import torch
+
     from pawlens.export.onnx import export_onnx
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig

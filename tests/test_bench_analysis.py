@@ -6,6 +6,7 @@ import math
 from types import SimpleNamespace
 
 import pytest
+
 from pawlens.bench import analysis
 from pawlens.bench.results import BenchResult, BenchRow
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from pawlens.bench import candidates as C
 from pawlens.runtime import formats
 

@@ -6,6 +6,7 @@ import multiprocessing as mp
 import time
 
 import pytest
+
 from pawlens.bench.machine import disturbance, load_check, runnable_others
 from pawlens.bench.report import document
 from pawlens.bench.results import BenchResult, BenchRow

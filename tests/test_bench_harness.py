@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+
 from pawlens.bench.candidates import checkpoint_candidates
 from pawlens.bench.harness import InlineWorker, ProcessWorker, WorkerError, run_in_child, worker_env
 from pawlens.models.preprocess import PreprocessConfig

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from pawlens.bench.inputs import bench_inputs
 from pawlens.models.errors import InputError
 from pawlens.models.photos import image_files, label_of, sample_images, spread
-from PIL import Image
 
 CLASSES = ["cat", "dog"]
 

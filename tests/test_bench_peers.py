@@ -9,6 +9,7 @@ import os
 import stat
 
 import pytest
+
 from pawlens.bench import peers
 from pawlens.bench.results import BenchRow
 

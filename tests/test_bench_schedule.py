@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from pawlens.bench.harness import WorkerError
 from pawlens.bench.schedule import close_workers, collect_logits, round_order, start_workers, time_rounds
 
@@ -115,6 +116,7 @@ def test_a_burst_times_a_cold_call_then_steady_calls_for_long_enough():
     import time as _time
 
     import numpy as np
+
     from pawlens.bench.harness import _Session
     from pawlens.runtime.base import InputSpec, Runner
 

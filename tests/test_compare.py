@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from pawlens.models.errors import ArtifactError, InputError
 from pawlens.runtime.base import InputSpec, Runner
 from pawlens.runtime.compare import (
@@ -262,6 +263,7 @@ def test_compare_runs_both_runners_in_batches_and_restores_state():
 
 def test_agreement_is_judged_on_the_real_inputs_only():
     import numpy as np
+
     from pawlens.runtime.compare import compare_logits, default_gate
 
     ref = np.array([[3.0, 0.0]] * 10 + [[0.0, 3.0]] * 4)

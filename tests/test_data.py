@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import synthetic_image, write_image_folder
+from PIL import Image
+
 from pawlens.models.errors import DataError
 from pawlens.models.preprocess import PreprocessConfig, torch_eval_transform
 from pawlens.train.data import (
@@ -22,7 +24,6 @@ from pawlens.train.data import (
     stratified_split,
     stratified_subset,
 )
-from PIL import Image
 
 
 def _flat(root: Path, n: int = 10, classes=("cat", "dog")) -> Path:
@@ -307,6 +308,7 @@ def test_cache_serves_what_decoding_would(tmp_path):
     """Validation photos come back bit for bit as decoding + preprocessing gives them; training photos keep the eval
     resize (the augmentation's first step) and still load after the files are gone; a bad file stays a counted error."""
     import torch
+
     from pawlens.models.preprocess import resized_uint8, torch_train_transform
 
     root = write_image_folder(tmp_path / "d", n_per_class=3, size=80)

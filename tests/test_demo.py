@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from pawlens.demo.cli import main
 
 #: a short bench (one burst per row, no peer tools) and tune: the demo's stages run, the figures are not the point here

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from pawlens.models.efficientnet import LITE_MEAN, LITE_STD, imagenet_weights_file, map_lukemelas_keys
 from pawlens.models.errors import InputError, WeightsError
 from pawlens.models.registry import create_model, model_info
@@ -274,6 +275,7 @@ def test_unknown_unfreeze_block_lists_the_valid_names(tmp_path, image_folder):
 def test_gradcam_peaks_inside_the_cat(shared_data):
     """A real cat pasted into one quadrant of a grey-noise canvas: the CAM of "cat" peaks inside it."""
     import cv2
+
     from pawlens.models.gradcam import GradCAM
     from pawlens.models.preprocess import load_image
 

@@ -36,6 +36,7 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
 def tiny_calib(tmp_path_factory):
     """32 px calibration images made by the runtime's own preprocessing from synthetic photos."""
     from conftest import synthetic_image
+
     from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
     rng = np.random.default_rng(3)
@@ -155,6 +156,7 @@ def test_int8_rejects_bad_calibration(tiny_onnx, tmp_path):
 
 def test_activation_bytes_counts_every_float_tensor(tmp_path):
     from onnx import TensorProto, helper
+
     from pawlens.export.quantize import activation_bytes
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Sigmoid", ["r"], ["y"])], "g",

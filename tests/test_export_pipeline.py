@@ -15,6 +15,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import SHARED_DATA, write_image_folder  # noqa: E402
+
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import export_all, parse_formats  # noqa: E402
 from pawlens.models.console import sha256_file  # noqa: E402
@@ -181,9 +182,10 @@ def test_tensorrt_absent_others_still_written(tiny_checkpoint, photo_sets, tmp_p
 
 def test_trt_step_with_fake_tensorrt_and_runner(tiny_checkpoint, photo_sets, tmp_path, monkeypatch):
     """The pipeline's trt branch: build (fake TensorRT), sidecar, gate with a TrtRunner stand-in (the FP16 ONNX on ORT)."""
+    from test_export_tensorrt import make_fake_trt
+
     import pawlens.export.tensorrt as T
     from pawlens.runtime.ort_runner import OrtRunner
-    from test_export_tensorrt import make_fake_trt
 
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake_trt("10.16.1"))
     monkeypatch.setattr(T, "gpu_info", lambda: ("Fake GPU", "8.9"))
@@ -275,6 +277,7 @@ def test_parity_folder_without_readable_images_exit_2(tmp_path, tiny_checkpoint,
 
 def test_artifact_from_older_checkpoint_is_rebuilt_not_reused(tmp_path, tiny_checkpoint, image_folder):
     import torch
+
     from pawlens.export.onnx import read_meta
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig

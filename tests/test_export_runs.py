@@ -14,6 +14,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import write_image_folder  # noqa: E402
+
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import next_step, resolve_out_dir  # noqa: E402
 from pawlens.models.console import next_run_dir, sha256_file  # noqa: E402
@@ -22,6 +23,7 @@ from pawlens.runtime.compare import compare_logits, default_gate  # noqa: E402
 
 def _checkpoint(path: Path, seed: int) -> Path:
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model

@@ -20,6 +20,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import write_image_folder  # noqa: E402
+
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import FAULT_ENV, LOCK_NAME, export_all  # noqa: E402
 from pawlens.models.console import FolderLock, atomic_write_bytes, sha256_file  # noqa: E402
@@ -61,6 +62,7 @@ def images(tmp_path_factory):
 def two_checkpoints(tmp_path_factory, tiny_checkpoint):
     """Checkpoint A (the tiny fixture) and B (other weights), both named tiny.pt."""
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model

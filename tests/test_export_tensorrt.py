@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+
 from pawlens.export import tensorrt as T
 from pawlens.models.console import sha256_file
 from pawlens.models.errors import BackendUnavailable, InputError, ParityError

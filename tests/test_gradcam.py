@@ -9,11 +9,12 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from pawlens.models.errors import InputError
 from pawlens.models.gradcam import GradCAM, overlay
 from pawlens.models.preprocess import PreprocessConfig, crop_box, resized_shape
 from pawlens.runtime.cam import CamExplainer, heat_to_frame
-from torch import nn
 
 
 class PatchNet(nn.Module):
@@ -242,6 +243,7 @@ def test_cam_explainer_threads_and_channels_last_give_the_same_map(tiny_checkpoi
     """threads=1 (what the desktop app's "auto" picks for a light model) sets PyTorch's threads; channels_last
     (registry-driven) changes no heat map."""
     import torch
+
     from pawlens.models import registry
 
     before = torch.get_num_threads()
@@ -378,6 +380,7 @@ def test_predictor_keeps_its_input_only_when_asked(rt_tiny_onnx):
 def test_heat_rgba_is_jet_premultiplied_by_heat_to_the_gamma():
     """The table lookup gives the float formula within 2/255, and a premultiplied layer (colour <= alpha) Qt can draw."""
     import cv2
+
     from pawlens.models.gradcam import ALPHA_GAMMA, heat_rgba
 
     rng = np.random.default_rng(6)

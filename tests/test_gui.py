@@ -16,12 +16,13 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from PySide6 import QtCore, QtGui  # noqa: E402
+
 from pawlens.gui.sources import FrameSource  # noqa: E402
 from pawlens.gui.window import WindowOptions  # noqa: E402
 from pawlens.gui.workers import Frame  # noqa: E402
 from pawlens.runtime.cam import CamResult  # noqa: E402  (no torch at import)
 from pawlens.runtime.predictor import Prediction, softmax  # noqa: E402
-from PySide6 import QtCore, QtGui  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(120)]
 
@@ -703,11 +704,12 @@ def test_the_view_repaints_only_when_its_overlay_changes(qtbot, monkeypatch):
 def test_inference_worker_hands_the_cam_worker_its_input_and_keeps_it_out_of_the_window(qtbot, rt_tiny_onnx):
     """Each classified frame goes to the CAM slot with the deployed model's input and its preprocessing; the prediction the
     window keeps (120 of them) does not hold the 600 KB input."""
+    from PySide6 import QtCore
+
     from pawlens.gui.workers import InferenceWorker, LatestSlot, WorkerThread
     from pawlens.models.preprocess import preprocess_numpy
     from pawlens.runtime.ort_runner import OrtRunner
     from pawlens.runtime.predictor import Predictor
-    from PySide6 import QtCore
 
     slot, cams, results = LatestSlot(), LatestSlot(), []
     inf = WorkerThread(InferenceWorker(lambda: Predictor(OrtRunner(rt_tiny_onnx["fp32"])), slot, gen=1, forward=cams))

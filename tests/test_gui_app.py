@@ -40,6 +40,7 @@ def nometa_onnx(tmp_path_factory) -> Path:
     """A 224 px baseline ONNX with its pawlens metadata removed (as a foreign ONNX file would be)."""
     import onnx
     import torch
+
     from pawlens.export.onnx import export_onnx
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
@@ -59,6 +60,7 @@ def nometa_onnx(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def three_class_checkpoint(tmp_path_factory) -> Path:
     import torch
+
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model
@@ -72,8 +74,9 @@ def three_class_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def photo(tmp_path) -> str:
-    from pawlens.models.synthetic import synthetic_image
     from PIL import Image
+
+    from pawlens.models.synthetic import synthetic_image
 
     p = tmp_path / "photo.png"
     Image.fromarray(synthetic_image(0, 96, np.random.default_rng(3))).save(p)

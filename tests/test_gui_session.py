@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from pawlens.gui.session import COMPUTING, COMPUTING_CURRENT, LAGGING, CamOutput, Frame, GuiSession
 
 NAMES = ["cat", "dog"]

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+
 from pawlens.gui import sources
 from pawlens.gui.sources import CameraSource, FolderSource, ImageSource, SourceError, VideoSource, list_cameras, open_source
 

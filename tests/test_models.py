@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from pawlens.models.errors import CheckpointError, InputError, WeightsError
 from pawlens.models.preprocess import PreprocessConfig

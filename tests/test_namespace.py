@@ -81,6 +81,20 @@ def test_installed_distribution_names_only_pawlens():
     assert reg.__name__ == "pawlens.models.registry" and Path(reg.__file__).parent.name == "models"
 
 
+def test_only_the_stages_resolve_under_pawlens(tmp_path):
+    """The installed package is plain folders (pawlens/ links each stage; no import hook, no appended __path__):
+    the checkout's other folders resolve neither under ``pawlens.`` nor at the top."""
+    code = ("import importlib.util as u, sys, pawlens; "
+            "print(len(pawlens.__path__)); "
+            "print(all(u.find_spec('pawlens.' + s) is not None for s in pawlens.STAGES)); "
+            "print(' '.join(n for n in ('pawlens.tests', 'pawlens.tools', 'pawlens.runs', 'pawlens.pawlens', 'pawlens.src', "
+            "'models', 'runtime', 'tests', 'tools') if u.find_spec(n) is not None) or '-'); "
+            "print(any('editable' in type(f).__name__.lower() or '__editable__' in type(f).__module__ for f in sys.meta_path))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1", "True", "-", "False"], r.stdout
+
+
 def test_wheel_lays_the_stages_inside_pawlens(tmp_path):
     """A built wheel has one top-level folder, ``pawlens/``, with the stage packages inside it."""
     import zipfile
@@ -111,6 +125,7 @@ def test_wheel_lays_the_stages_inside_pawlens(tmp_path):
 
 def test_commands_import_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx):
     import cv2
+
     from pawlens.models.synthetic import synthetic_image
 
     r = _run([_script("pawlens"), "--version"], shadow_site, tmp_path)
@@ -145,6 +160,7 @@ def test_bench_child_process_imports_pawlens_code(shadow_site, tmp_path, rt_tiny
 def test_gui_imports_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx, tiny_checkpoint):
     pytest.importorskip("PySide6")
     import cv2
+
     from pawlens.models.synthetic import synthetic_image
 
     img = tmp_path / "dog.png"

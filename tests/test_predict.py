@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from pawlens.runtime.predict import iter_sources, main
 from pawlens.runtime.torch_runner import cxx_compiler
-from PIL import Image
 
 
 def _write_video(path, n=12, size=(80, 60)):
@@ -378,6 +379,7 @@ def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx
     import threading
 
     import cv2
+
     import pawlens.runtime.predict as predict
     from pawlens.models.gradcam import overlay
     from pawlens.models.preprocess import PreprocessConfig, load_image

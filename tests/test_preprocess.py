@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from pawlens.models.errors import ImageError
 from pawlens.models.preprocess import (
     PreprocessConfig,
@@ -12,7 +14,6 @@ from pawlens.models.preprocess import (
     torch_eval_transform,
     torch_train_transform,
 )
-from PIL import Image
 
 
 @pytest.mark.realdata

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+
 from pawlens.models import progress as P
 
 LINE = re.compile(r"^\[(?P<desc>[^\]]*(?:\][^\]]*)*)\] (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+) \(\d+%\), [\d.e+]+ \w+/s, elapsed \w+")
@@ -90,6 +91,7 @@ def test_a_terminal_gets_the_tqdm_bar():
 
 def test_training_and_evaluation_report_progress_without_a_terminal(tmp_path, monkeypatch, capsys):
     from conftest import write_image_folder
+
     from pawlens.train.loop import train
 
     monkeypatch.setattr(P, "DEFAULT_INTERVAL_S", 1e-9)  # every update writes a line (the real default is tested above)

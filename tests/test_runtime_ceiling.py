@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
-from pawlens.runtime.ceiling import count_macs, gemm_rates, rate_for
 from torch import nn
+
+from pawlens.runtime.ceiling import count_macs, gemm_rates, rate_for
 
 
 def test_count_macs_by_hand_and_hooks_removed():

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.runtime.factory import BACKENDS, make_predictor, make_runner, plan_runner
 from pawlens.runtime.openvino_runner import OpenVINORunner
@@ -84,6 +85,7 @@ def test_truncated_and_foreign_onnx_are_refused(rt_tiny_onnx, tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_without_pawlens_metadata(tmp_path):
     import torch
+
     from pawlens.models.registry import create_model
 
     p = tmp_path / "bare.onnx"

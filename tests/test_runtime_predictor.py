@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
 from pawlens.models.errors import ArtifactError, InputError
 from pawlens.models.preprocess import load_image, torch_eval_transform

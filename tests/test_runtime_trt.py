@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.models.preprocess import PreprocessConfig
 from pawlens.runtime.factory import make_runner

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import write_image_folder
+
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
 from pawlens.models.errors import BackendUnavailable, CheckpointError, InputError
 from pawlens.models.registry import create_model

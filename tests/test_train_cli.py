@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, synthetic_image, write_image_folder
+from PIL import Image
+
 from pawlens.models.checkpoint import load_checkpoint
 from pawlens.train.cli import eval_main, train_main
-from PIL import Image
 
 FAST = ["--img-size", "32", "--batch-size", "8", "--num-workers", "0"]
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from conftest import ROOT, write_image_folder
+
 from pawlens.models.checkpoint import load_checkpoint
 
 

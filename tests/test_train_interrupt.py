@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_image_folder
+
 from pawlens.models.checkpoint import load_checkpoint
 from pawlens.train.loop import train
 
@@ -119,8 +120,9 @@ def test_ctrl_c_during_dataloader_worker_start_exits_130(syn, tmp_path):
 def test_ctrl_c_in_start_up_stays_a_ctrl_c_when_the_restore_fails(syn, tmp_path, monkeypatch):
     """A Ctrl-C that lands while torch imports inductor's config for use_deterministic_algorithms left torch._dynamo
     half-imported, and the restore in train()'s finally then raised AttributeError (exit 1 instead of 130)."""
-    import pawlens.train.loop as loop
     import torch
+
+    import pawlens.train.loop as loop
 
     real = torch.use_deterministic_algorithms
     calls = []

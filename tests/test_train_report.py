@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from pawlens.train.report import (
     classification_metrics,
     confident_errors,
@@ -17,7 +19,6 @@ from pawlens.train.report import (
     plot_errors,
     robust_limits,
 )
-from PIL import Image
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -152,6 +153,7 @@ def test_eval_with_non_utf8_file_names_draws_its_plots(tiny_checkpoint, tmp_path
     import os
 
     from conftest import write_image_folder
+
     from pawlens.train.report import evaluate_checkpoint
 
     data = write_image_folder(tmp_path / "data", n_per_class=8, size=40)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+
 from pawlens.bench import tune as tune_cmd
 from pawlens.bench.harness import InlineWorker
 from pawlens.runtime import tuned

@@ -197,6 +197,7 @@ def photo_batch(ctx: Ctx, preprocess, n: int):
     (tests/test_preprocess.py).
     """
     import numpy as np
+
     from pawlens.models.errors import ImageError
     from pawlens.models.preprocess import list_images, load_image, torch_eval_transform
 
@@ -234,6 +235,7 @@ def checkpoints(ctx: Ctx) -> list[dict[str, Any]]:
     path = os.path.join(ctx.dir("fallback"), "baseline-untrained.pt")
     if not os.path.isfile(path):
         import torch
+
         from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
         from pawlens.models.preprocess import PreprocessConfig
         from pawlens.models.registry import create_model
@@ -259,6 +261,7 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     import importlib.metadata as md
 
     import torch
+
     from pawlens.models.device import resolve_device
     from pawlens.models.errors import BackendUnavailable
 
@@ -412,6 +415,7 @@ def step_device(ctx: Ctx, rec: Record) -> None:
 def step_train(ctx: Ctx, rec: Record) -> None:
     import numpy as np
     import torch
+
     from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
     from pawlens.models.errors import WeightsError
     from pawlens.models.registry import list_models, model_info
@@ -534,6 +538,7 @@ def runner_configs(ctx: Ctx) -> list[tuple[str, dict[str, Any], str]]:
 def _runner_row(ctx: Ctx, rec: Record, model: str, ck, x, labels, ref, label: str, kw: dict[str, Any], gate_prec: str, bs: int):
     """One TorchRunner configuration on ``ctx.device`` against the CPU fp32 logits ``ref``."""
     import numpy as np
+
     from pawlens.runtime.compare import compare_logits, default_gate, run_batches
     from pawlens.runtime.torch_runner import TorchRunner
 
@@ -616,6 +621,7 @@ def step_runner(ctx: Ctx, rec: Record) -> None:
 def step_gradcam(ctx: Ctx, rec: Record) -> None:
     import numpy as np
     import torch
+
     from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
     from pawlens.models.gradcam import GradCAM
     from pawlens.models.registry import model_info

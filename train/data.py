@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.errors import DataError, one_line
 from pawlens.models.photos import split_entry
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
@@ -494,6 +495,7 @@ class ImageListDataset:
 
     def __getitem__(self, i: int):
         import torch
+
         from pawlens.models.errors import ImageError
 
         path, y = self.samples[i]

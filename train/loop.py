@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+
 from pawlens.models.console import next_run_dir  # noqa: F401 - also imported from here by train.cli and demo.cli
 from pawlens.models.device import cpu_supports_bf16, resolve_device
 from pawlens.models.errors import CheckpointError, InputError, OutputError
@@ -237,6 +238,7 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
     ``criterion`` must use ``reduction="none"``.  Returns loss, acc, n, skipped, time_s and images_per_s (summed over ranks).
     """
     import torch
+
     from pawlens.models.progress import progress
 
     ctx = ctx or D.DistContext()
@@ -297,6 +299,7 @@ def evaluate(model, loader, *, device: str, amp_dtype=None, channels_last: bool 
     """Cross-entropy (no label smoothing) and accuracy over ``loader``, summed over ranks; unreadable samples skipped."""
     import torch
     import torch.nn.functional as F
+
     from pawlens.models.progress import progress
 
     ctx = ctx or D.DistContext()
@@ -410,11 +413,12 @@ def _rank0_first(fn, ctx):
 
 def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     import torch
+    from torch.utils.data.distributed import DistributedSampler
+
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
     from pawlens.models.console import atomic_write_text, ensure_writable_dir
     from pawlens.models.preprocess import resized_uint8, torch_eval_transform, torch_train_transform
     from pawlens.models.registry import create_model, model_info
-    from torch.utils.data.distributed import DistributedSampler
 
     from .data import ImageListDataset, ShardSampler, cache_plan, discover, load_split, make_loader
     from .report import evaluate_samples, plot_curves

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from pawlens.models.console import printable
 from pawlens.models.errors import DataError
 
@@ -75,6 +76,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
         (probs (N, C) float32, labels (N,), kept indices into ``samples`` (N,), skipped [(path, reason)]).
     """
     import torch
+
     from pawlens.models.preprocess import torch_eval_transform
     from pawlens.models.progress import progress
 
@@ -341,6 +343,7 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: str) -> None:
 def model_crop(img: np.ndarray, cfg, side: int) -> np.ndarray:
     """The part of ``img`` the model sees (its centre crop after the resize, :mod:`models.preprocess`), as a ``side`` px square."""
     import cv2
+
     from pawlens.models.preprocess import crop_box, resized_shape
 
     h, w = img.shape[:2]

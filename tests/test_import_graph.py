@@ -1,0 +1,108 @@
+"""The import graph between the stage packages runs one way (README, "Layout").
+
+Every import in every stage module is read from the source (AST, imports inside functions included, relative ones
+resolved), so a lazy import cannot hide an edge.  Library modules may import only the stages below them; command
+modules (the CLIs, ``bench/``, ``demo/``) sit on top and may import any stage, and no library module imports a
+command module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pawlens
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Which stages a library module of each stage may import (besides its own).
+ALLOWED = {
+    "models": set(),
+    "train": {"models"},
+    "runtime": {"models"},
+    "serve": {"models", "runtime"},
+    "export": {"models", "runtime", "serve"},
+    "gui": {"models", "runtime"},
+}
+#: Command modules: entry points, free to use any stage.
+COMMANDS = {"pawlens.cli", "pawlens.train.cli", "pawlens.export.cli", "pawlens.serve.cli", "pawlens.runtime.predict",
+            "pawlens.gui.app"}
+TOP = ("bench", "demo")  # whole stages of commands
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts[1:] if rel.parts[0] == "pawlens" else rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["pawlens", *parts])
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out |= {mod} | {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in out if m.startswith("pawlens.")}
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> the pawlens modules it imports (``from X import a`` counts ``X`` and ``X.a``)."""
+    files = [p for s in pawlens.STAGES for p in (ROOT / s).rglob("*.py")] + list((ROOT / "pawlens").glob("*.py"))
+    return {_module_name(p): _imports(p, _module_name(p)) for p in files}
+
+
+def _stage(module: str) -> str:
+    return (module.split(".") + [""])[1]
+
+
+def _is_command(module: str) -> bool:
+    return module == "pawlens" or module in COMMANDS or _stage(module) in TOP
+
+
+def test_the_graph_is_read():  # the reader finds the edges README names, so the checks below are not vacuous
+    g = graph()
+    assert "pawlens.models.registry" in g["pawlens.train.loop"] | g["pawlens.train.data"] | g["pawlens.train.cli"]
+    assert any(m.startswith("pawlens.runtime.") for m in g["pawlens.serve.model"])  # a lazy import inside a method
+    assert len(g) > 60
+
+
+def test_library_modules_import_only_the_stages_below():
+    bad = []
+    for mod, deps in graph().items():
+        if _is_command(mod):
+            continue
+        for dep in deps:
+            stage = _stage(dep)
+            if stage in pawlens.STAGES and stage != _stage(mod) and stage not in ALLOWED[_stage(mod)]:
+                bad.append(f"{mod} imports {dep}")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_no_library_module_imports_a_command():
+    bad = [f"{mod} imports {dep}" for mod, deps in graph().items() if not _is_command(mod)
+           for dep in deps if _is_command(dep) and dep != "pawlens"]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_stage_dependencies_have_no_cycle():
+    """Between library stages (commands left out) the graph is acyclic: Kahn's order exists."""
+    edges = {s: set() for s in ALLOWED}
+    for mod, deps in graph().items():
+        if not _is_command(mod) and _stage(mod) in edges:
+            edges[_stage(mod)] |= {_stage(d) for d in deps if _stage(d) in edges and _stage(d) != _stage(mod)}
+    order, left = [], dict(edges)
+    while left:
+        free = [s for s, d in left.items() if not d - set(order)]
+        assert free, f"a cycle among {sorted(left)}: {left}"
+        order += sorted(free)
+        left = {s: d for s, d in left.items() if s not in free}
+    assert order.index("models") == 0
