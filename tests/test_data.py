@@ -150,6 +150,24 @@ def test_kaggle_flat_layout(tmp_path):
     assert any("no class" in n for n in spec.notes)
 
 
+def test_camera_names_are_no_class(tmp_path):
+    """IMG_cat.4199.jpg (a phone's name) is not a photo of class 'img_cat': passed over with a note naming one and the fix,
+    and a folder of only such names is refused in one line that says how to rename them."""
+    root = _flat(tmp_path / "train", 6)
+    for i, name in enumerate(("IMG_cat.4199.jpg", "DSC-dog.0001.jpg", "PXL_20240101.123.jpg")):
+        Image.fromarray(synthetic_image(i % 2, 32)).save(root / name)
+    spec = discover(str(root), seed=1)
+    assert spec.class_names == ["cat", "dog"] and sum(len(v) for v in spec.splits.values()) == 12
+    (note,) = [n for n in spec.notes if "camera" in n]
+    assert "3 image(s)" in note and "DSC-dog.0001.jpg" in note and "cat.4199.jpg" in note, note
+    only = tmp_path / "phone"
+    only.mkdir()
+    for i in range(4):
+        Image.fromarray(synthetic_image(i % 2, 32)).save(only / f"IMG_{'cat' if i % 2 else 'dog'}.{4000 + i}.jpg")
+    with pytest.raises(DataError, match=r"no class in their names: 4 image\(s\) named like a camera's files.*rename them"):
+        discover(str(only), seed=1)
+
+
 def test_kaggle_download_layout_train_and_unlabelled_test1(tmp_path):
     _flat(tmp_path / "k" / "train", 6)
     (tmp_path / "k" / "test1").mkdir()

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.models.console import printable
 from pawlens.models.errors import DataError, one_line
 from pawlens.models.photos import split_entry
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
@@ -45,6 +46,8 @@ LOG = logging.getLogger("pawlens")
 SPLITS = ("train", "val", "test")
 _VAL_NAMES = ("val", "valid", "validation")
 _FLAT_NAME = re.compile(r"^(?P<cls>[A-Za-z][^.]*)\.[^.]+\.[A-Za-z]+$")
+#: A camera's or phone's file-name prefix (IMG_cat.4199.jpg): what precedes the first dot is then no class name.
+_CAMERA_PREFIX = re.compile(r"^(img|dsc|dscn|dscf|pxl|vid|mvimg|pict|photo|screenshot)[_-]", re.IGNORECASE)
 SPLIT_FORMAT = "pawlens-split"
 OXFORD_PETS = "oxford-pets"
 
@@ -214,17 +217,25 @@ def _labelled_images(root: str, shown: str) -> tuple[list[tuple[str, str]], list
         pairs = [(p, c) for c, ps in folders.items() for p in ps]
         layout = "imagefolder"
     elif flat:
-        pairs, unlabelled = [], 0
+        pairs, unlabelled, camera = [], 0, []
         for p in flat:
             m = _FLAT_NAME.match(os.path.basename(p))
-            if m:
+            if m and _CAMERA_PREFIX.match(m.group("cls")):
+                camera.append(os.path.basename(p))
+            elif m:
                 pairs.append((p, m.group("cls").lower()))
             else:
                 unlabelled += 1
+        cam_note = ""
+        if camera:
+            ex = printable(camera[0])
+            cam_note = (f"{len(camera)} image(s) named like a camera's files (e.g. {ex}), whose part before the first dot is no "
+                        f"class; rename them CLASS.ID.jpg (cat.4199.jpg) or use DIR/<class>/*.jpg folders")
         if not pairs:
-            raise DataError(
-                f"{shown}: {len(flat)} images but no class in their names; use DIR/<class>/*.jpg folders or Kaggle names like cat.1.jpg"
-            )
+            raise DataError(f"{shown}: {len(flat)} images but no class in their names"
+                            + (f": {cam_note}" if cam_note else "; use DIR/<class>/*.jpg folders or Kaggle names like cat.1.jpg"))
+        if camera:
+            notes.append(f"ignored in {root}: {cam_note}")
         if unlabelled:
             notes.append(f"ignored {unlabelled} image(s) in {root} whose names carry no class (expected CLASS.ID.jpg)")
         layout = "kaggle-flat"
