@@ -146,6 +146,49 @@ def read_onnx_output_shape(path: str | os.PathLike) -> list[int | None] | None:
         return None
 
 
+#: Operators that only a quantized graph holds (QDQ, QOperator and dynamic quantization).
+_QUANT_OPS = frozenset({b"QuantizeLinear", b"DequantizeLinear", b"DynamicQuantizeLinear", b"QLinearConv", b"QLinearMatMul",
+                        b"ConvInteger", b"MatMulInteger"})
+_FLOAT, _FLOAT16 = 1, 10  # TensorProto.DataType
+
+
+def graph_precision(path: str | os.PathLike) -> str | None:
+    """What the graph itself holds: ``"int8"`` with quantize operators, ``"fp16"`` when most float weights are float16,
+    else ``"fp32"``; ``None`` when the file cannot be walked (:func:`read_onnx_props` reports why).
+
+    Walks ``GraphProto.node`` (1) -> ``op_type`` (4) and ``GraphProto.initializer`` (5) -> ``data_type`` (2); the
+    weights' bytes are skipped by their length prefix.
+    """
+    try:
+        with open(os.fspath(path), "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            graph = next((v for fld, w, v in _fields(buf, 0, len(buf)) if fld == _GRAPH and w == 2), None)
+            if graph is None:
+                return None
+            quantized, n16, n32 = False, 0, 0
+            for fld, w, v in _fields(buf, graph[0], graph[1]):
+                if w != 2 or fld not in (1, 5):
+                    continue
+                for f2, w2, v2 in _fields(buf, v[0], v[1]):
+                    if fld == 1 and f2 == 4 and w2 == 2:
+                        quantized = quantized or buf[v2[0]:v2[1]] in _QUANT_OPS
+                    elif fld == 5 and f2 == 2 and w2 == 0:
+                        n16 += v2 == _FLOAT16
+                        n32 += v2 == _FLOAT
+            return "int8" if quantized else "fp16" if n16 > n32 else "fp32"
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def check_precision(path: str | os.PathLike, precision: str) -> None:
+    """ArtifactError when the metadata's precision is not what the graph holds (an fp32 graph labelled int8 would be
+    reported, benchmarked and gated as int8)."""
+    actual = graph_precision(path)
+    if actual is not None and actual != precision:
+        what = {"int8": "quantize operators", "fp16": "float16 weights", "fp32": "float32 weights and no quantize operators"}
+        raise ArtifactError(f"{os.fspath(path)}: its metadata says {precision} but the graph holds {what[actual]} ({actual}); "
+                            "re-export it with pawlens-export, or fix its pawlens.precision")
+
+
 def check_output_classes(path: str | os.PathLike, class_names) -> None:
     """ArtifactError when the graph's declared class dimension differs from the number of class names."""
     dims = read_onnx_output_shape(path)
@@ -165,7 +208,8 @@ def check_graph_io(path: str | os.PathLike, inputs, outputs, meta=None, *, backe
         inputs, outputs: ``(name, shape, dtype)`` per graph input / output, as the backend reports them:
             ``shape`` a tuple (``None`` for a symbolic dimension) or ``None`` for an unknown rank, ``dtype``
             a NumPy-style name (``float32``, ``uint8``, ``int64``...).
-        meta: the artifact metadata (its input size and class count are checked when the graph fixes them).
+        meta: the artifact metadata (its input size and class count are checked when the graph fixes them, its
+            precision against the graph's operators and weights).
 
     Raises:
         ArtifactError: one line naming the file and what the graph has instead.
@@ -192,6 +236,8 @@ def check_graph_io(path: str | os.PathLike, inputs, outputs, meta=None, *, backe
     if meta is not None and oshape[1] is not None and oshape[1] != len(meta.class_names):
         raise ArtifactError(f"{p}: the graph outputs {oshape[1]} classes but its metadata names {len(meta.class_names)}; "
                             "re-export it with pawlens-export (or fix --classes)")
+    if meta is not None:
+        check_precision(p, meta.precision)
 
 
 def _dims(shape) -> str:

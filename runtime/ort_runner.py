@@ -33,7 +33,7 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import check_graph_io, check_output_classes, read_onnx_props, run_error
+from .onnx_meta import check_graph_io, check_output_classes, check_precision, read_onnx_props, run_error
 
 LOG = logging.getLogger("pawlens")
 _warned_fallback: set[str] = set()
@@ -58,6 +58,7 @@ def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
         return None
     meta = ArtifactMeta.from_props(props, path=os.fspath(path))
     check_output_classes(path, meta.class_names)
+    check_precision(path, meta.precision)
     return meta
 
 

@@ -107,6 +107,10 @@ def bad(tmp_path_factory, tiny_checkpoint):
     _with_meta(onnx_path, f["mismatched_onnx"], class_names=["cat", "dog", "hamster"])
     f["bare_onnx"] = d / "bare.onnx"
     _with_meta(onnx_path, f["bare_onnx"], strip=True)
+    f["fp32_says_int8"] = d / "lie.int8.onnx"  # an fp32 graph whose metadata claims int8
+    _with_meta(onnx_path, f["fp32_says_int8"], precision="int8")
+    f["fp32_says_fp16"] = d / "lie.fp16.onnx"
+    _with_meta(onnx_path, f["fp32_says_fp16"], precision="fp16")
     # An engine whose sidecar is complete (so only TensorRT/the GPU is missing here), one without a sidecar,
     # and one whose sidecar lacks keys.
     f["engine"] = d / "tiny.fp16.engine"
@@ -183,8 +187,8 @@ def _with_meta(src, dst, **changes):
         del m.metadata_props[:]
     for p in m.metadata_props:
         key = p.key.removeprefix("pawlens.")
-        if key in changes:
-            p.value = json.dumps(changes[key])
+        if key in changes:  # class_names, preprocess and extra are JSON; the others plain strings
+            p.value = json.dumps(changes[key]) if key in ("class_names", "preprocess", "extra") else changes[key]
     onnx.save(m, str(dst))
 
 
@@ -317,6 +321,9 @@ def test_predict_bad_inputs(capsys, bad, tmp_path, image_folder):
         ("ONNX zero-byte", [bad["zero_onnx"], image_folder], 2, ["zero-byte"]),
         ("ONNX metadata mismatch", [bad["mismatched_onnx"], image_folder], 2, [str(bad["mismatched_onnx"]), "outputs 2 classes", "names 3"]),
         ("ONNX without metadata", [bad["bare_onnx"], image_folder], 2, [str(bad["bare_onnx"]), "--classes"]),
+        ("fp32 graph labelled int8", [bad["fp32_says_int8"], image_folder], 2, [str(bad["fp32_says_int8"]), "says int8", "(fp32)"]),
+        ("fp32 graph labelled fp16", [bad["fp32_says_fp16"], image_folder], 2, ["says fp16", "float32 weights"]),
+        ("fp32 labelled int8, OpenVINO", [bad["fp32_says_int8"], image_folder, "--backend", "openvino"], 2, ["says int8"]),
         ("bare ONNX vs --classes", [bad["bare_onnx"], image_folder, "--classes", "cat,dog,hamster"], 2, ["outputs 2 classes", "names 3"]),
         ("checkpoint of another arch", [bad["arch_mismatch_ckpt"], image_folder], 2, [str(bad["arch_mismatch_ckpt"]), "architecture"]),
         ("checkpoint needs pickled code", [bad["pickled_ckpt"], image_folder], 2, ["pickled"]),

@@ -284,3 +284,14 @@ def test_openvino_pads_a_rare_smaller_batch_until_compiling_it_pays(rt_tiny_onnx
         for out in (first, second, third):
             assert out.shape == (3, full.shape[1])
             np.testing.assert_allclose(out, full[:3], atol=1e-5)
+
+
+def test_graph_precision_reads_the_graph_not_the_label(rt_tiny_onnx, tmp_path):
+    """Quantize operators make int8, float16 weights fp16; the metadata's word is checked against that."""
+    from pawlens.export.onnx import convert_fp16
+    from pawlens.runtime.onnx_meta import graph_precision
+
+    assert graph_precision(rt_tiny_onnx["fp32"]) == "fp32" and graph_precision(rt_tiny_onnx["int8"]) == "int8"
+    fp16 = convert_fp16(rt_tiny_onnx["fp32"], str(tmp_path / "tiny.fp16.onnx"))
+    assert graph_precision(fp16) == "fp16"
+    assert graph_precision(tmp_path / "missing.onnx") is None
