@@ -159,11 +159,11 @@ def worker_env(threads: int | None, spinning: bool) -> dict[str, str]:
     """Environment of a worker process: thread count, and a bounded OpenMP spin unless spinning is allowed.
 
     ``GOMP_SPINCOUNT=20000`` lets OpenMP threads spin for some microseconds at a barrier, then sleep.  That
-    keeps PyTorch at its default speed (ResNet50 b1 eager 58 ms here, default 57 ms) while an idle worker
-    stops competing for the cores within microseconds.  ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all) made
-    eager 85 ms (every op wakes sleeping threads): a slowed reference that would inflate every speed-up in the
-    table.  The default unbounded-ish spin (300k) made a PyTorch forward 10-30x slower whenever anything else
-    ran on a 2-core machine.  It must be set before the OpenMP runtime starts, hence a fresh process.
+    keeps PyTorch at its default speed while an idle worker stops competing for the cores within microseconds.
+    ``OMP_WAIT_POLICY=PASSIVE`` (no spin at all) slows the eager forward (every op wakes sleeping threads): a slowed
+    reference would inflate every speed-up in the table.  The default, much longer spin slows a PyTorch forward
+    many times over whenever anything else runs on a machine with few cores (README, "Figures behind design choices").
+    It must be set before the OpenMP runtime starts, hence a fresh process.
     """
     env = {"OMP_NUM_THREADS": str(threads)} if threads else {}
     if not spinning:

@@ -16,8 +16,8 @@ its own worker process, activated once; the timed calls go round the workers in 
 row alike.  Only one worker computes at a time; spinning is off (ONNX Runtime sessions:
 ``session.intra_op.allow_spinning = 0``; the PyTorch workers start with ``GOMP_SPINCOUNT=20000``, a
 bounded spin of some microseconds) and a short pause separates the workers' turns, so no runtime's idle threads eat
-into the next one's time (on 2 cores ONNX Runtime's spinning made the next backend up to 2.5x slower,
-and spinning OpenMP threads made PyTorch 10-30x slower whenever anything else ran on the machine).
+into the next one's time (a spinning runtime's idle threads take the cores from the next backend, and
+spinning OpenMP threads slow PyTorch many times over whenever anything else runs on a machine with few cores).
 ``isolation="inline"`` runs everything in this process (quicker to start, used by the tests).
 
 Latency does not depend on the weights, so the embedded default (an untrained model) is fine for speed;

@@ -68,7 +68,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="which models to train and compare (transfer models with their own defaults; resnet50 only with weights)")
     g.add_argument("--img-size", type=int, default=None, help="baseline input size; if unset: pawlens-train's default (96)")
     g.add_argument("--epochs", type=int, default=None,
-                   help="baseline epochs; if unset: pawlens-train's default (30, about 5-6 s each at 96 px on a 2-core AVX-512 CPU)")
+                   help="baseline epochs; if unset: pawlens-train's default (30; README, 'Measured', says how long they take)")
     g.add_argument("--resnet-epochs", type=int, default=3, help="ResNet50 epochs (phase 1 + phase 2)")
     g.add_argument("--weights", default="imagenet",
                    help="ResNet50 start: imagenet (download/cache) or a local state-dict PATH; none skips ResNet50")

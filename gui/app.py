@@ -84,7 +84,7 @@ class RuntimeLoader:
         from pawlens.runtime.base import lazy_import
 
         cuda = self._cuda()  # the factory asks torch whether CUDA is visible: pay for that import here
-        try:  # the reference's architectures: importing torchvision held the GIL for ~140 ms at a time
+        try:  # the reference's architectures: importing torchvision holds the GIL long enough to stall the UI
             lazy_import("torchvision.models", "torch", "torchvision")
         except Exception:  # noqa: BLE001 - a core dependency; loading the reference will say what is wrong
             pass
@@ -134,8 +134,8 @@ class RuntimeLoader:
     def load_explainer(self, path: str):
         from pawlens.runtime.cam import CamExplainer
 
-        # threads auto: one PyTorch thread for a light reference (EfficientNet-Lite0: 17.5 heat maps/s instead of 13.6
-        # beside inference, capture and drawing on 2 cores), PyTorch's default for a heavy one (ResNet50); CamExplainer says why.
+        # threads auto: one PyTorch thread for a light reference (EfficientNet-Lite0), PyTorch's default for a heavy one
+        # (ResNet50); CamExplainer says why.
         # trace: the part before the Grad-CAM layer runs as one frozen TorchScript call (checked against the eager model)
         cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None, trace=True)
         cam.path = os.fspath(path)
@@ -245,7 +245,7 @@ def quiet_openmp() -> None:
     """Make torch's OpenMP threads sleep instead of spin when idle (must happen before torch is imported).
 
     Two runtimes share the CPU here (ONNX Runtime for predictions, torch for Grad-CAM): with OpenMP's
-    default spin-waiting, measured on 2 cores, Grad-CAM ran ~10x slower next to ONNX Runtime; with
+    default spin-waiting, each runtime's idle threads keep the cores from the other, and Grad-CAM crawls; with
     ``OMP_WAIT_POLICY=PASSIVE`` both get useful work done.  A value the user set is kept.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

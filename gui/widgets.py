@@ -134,8 +134,8 @@ class FrameView(QtWidgets.QWidget):
             return  # the whole frame: nothing to point out
         sx, sy = r.width() / iw, r.height() / ih
         box = QtCore.QRectF(r.left() + x * sx, r.top() + y * sy, w * sx, h * sy)
-        # a 1 px dashed rectangle on the pixel grid, without antialiasing: a 1.5 px antialiased dashed one cost the UI thread
-        # enough to slow Grad-CAM on 2 cores (pawlens bench-gui, ResNet50 INT8 + CAM: 3.0-3.4 -> 3.7-3.9/s)
+        # a 1 px dashed rectangle on the pixel grid, without antialiasing: an antialiased dashed one costs the UI thread enough
+        # to slow the Grad-CAM thread beside it (pawlens bench-gui shows it)
         p.save()
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
         p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1, QtCore.Qt.PenStyle.DashLine))

@@ -24,9 +24,9 @@ A traced trunk, for many frames of one size (the desktop app)::
 
 ``head`` is the part of the network after the target layer (the registry's ``cam_head``).  The part before it is
 traced and frozen with TorchScript (BatchNorm folded into the convolutions, the weights constants) and runs as one
-call; only ``head`` runs eagerly, with autograd.  Measured on a 2-core Zen 4: EfficientNet-Lite0's part before
-``bn2`` took 12 ms instead of 23 ms with one thread (ResNet50's before ``layer4``: 51 ms instead of 62 ms with two),
-and one call does not hand the interpreter lock back and forth ~150 times, which other Python threads (a GUI)
+call; only ``head`` runs eagerly, with autograd.  The frozen trunk skips the per-op dispatch and the separate
+BatchNorm passes (README, "Figures behind design choices", has the speed-up measured), and one call does not hand
+the interpreter lock back and forth ~150 times, which other Python threads (a GUI)
 otherwise make slow.  A trace holds for its input shape only (other shapes take the eager path), and it is checked
 against the eager model on a random input before it is used.  ``torch.jit`` is deprecated in favour of
 ``torch.compile``, which needs a C++ compiler and tens of seconds on a CPU; where tracing fails, the eager path stays.
@@ -314,7 +314,8 @@ def heat_rgba(heat: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     The one colouring of a heat map: :func:`overlay` (predict, the demo's grid) and the desktop app's layer use it.
     ``weight``: an optional (H, W) factor in [0, 1] on the whole layer (the desktop app feathers the map at the edges of
     the model's view).  The heat is taken in 8-bit levels and looked up in one table (``cv2.LUT``), the weight applied
-    in 8 bits: 0.7 ms for a 480 x 270 layer instead of 4.8 ms in float, within 2/255 of the float result.
+    in 8 bits: several times faster than the same blend in float (it runs on the UI thread for every frame), within
+    2/255 of the float result.
     """
     import cv2
 

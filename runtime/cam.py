@@ -72,9 +72,10 @@ class CamExplainer:
         target_layer: override the registry's ``cam_layer`` (a dotted module path).
         threads: PyTorch's intra-op threads for the calling thread's work (``torch.set_num_threads`` in
             :meth:`activate`); ``None`` keeps PyTorch's default; ``"auto"`` (what the desktop app passes on the CPU):
-            one thread for a light model (under :data:`LIGHT_MACS` multiply-adds per frame), else the default.  Beside
-            the deployed model's inference on 2 cores, EfficientNet-Lite0 (0.39 G) gave 17.5 heat maps/s with one
-            thread and 13.6 with two; ResNet50 (4.1 G) gave 3.9 with one and 4.7-5.4 with two (``pawlens bench-gui``).
+            one thread for a light model (under :data:`LIGHT_MACS` multiply-adds per frame), else the default.  Beside the
+            deployed model's inference a light model's ops are too small to split across threads without losing more to
+            their synchronisation than they gain, while a heavy one still gains from a second thread (``pawlens
+            bench-gui`` measures both; README, "Figures behind design choices").
 
         trace: run the model up to the Grad-CAM layer as one traced, frozen TorchScript call
             (:meth:`models.gradcam.GradCAM.trace_trunk`: about 1 s more in :meth:`activate`, checked against the eager
@@ -189,8 +190,8 @@ class CamExplainer:
             prepared: ``(x, config)``: this frame already preprocessed, ``x`` ``(3, S, S)`` float32 made by
                 ``preprocess_numpy`` with ``config`` (the deployed model's input, in the desktop app).  Used only when
                 ``config`` equals this reference's preprocessing, so the result is the same as without it; otherwise
-                the frame is preprocessed here.  Beside the app's other threads on 2 cores, preprocessing a 720p frame
-                took 6-7 ms of the Grad-CAM thread's time (2.4 ms of it computing).
+                the frame is preprocessed here.  Preprocessing a large frame is a real share of a heat map's time once
+                the app's other threads compete for the cores, so it is done once per frame.
         """
         import torch
 

@@ -12,8 +12,8 @@ The rates are measured in the same run, not looked up, and each precision's ceil
 large dense matrix product (2048 x 2048) reaches in any installed runtime: fp32 in PyTorch (oneDNN), ONNX Runtime
 (MLAS) and OpenVINO (f32 hint); bf16 in PyTorch and OpenVINO (bf16 hint), only where the CPU computes bf16
 natively; INT8 as ONNX Runtime's ``MatMulInteger`` (u8 x s8), its QDQ ``MatMul`` and OpenVINO on the same QDQ
-graph.  One library's matmul is not a ceiling: torch's 2048^2 fp32 product measured 128 GFLOP/s on a quiet run
-here while OpenVINO ran a whole ResNet50 at 195.  The nominal clock is not one either (the cores boost above it).
+graph.  One library's matmul is not a ceiling: one library's GEMM can read slower than another library's whole
+network (torch's fp32 product below OpenVINO's ResNet50, once).  The nominal clock is not one either (the cores boost above it).
 Each rate is the fastest of a few calls (a ceiling is the best the CPU did).  Even so, oneDNN's convolutions in
 OpenVINO and ONNX Runtime read 103-113% of it on a quiet run here (ResNet50 fp32), so a model row well above it,
 over ``tolerance`` (the bench uses 120%), means the run was disturbed (:func:`over_ceiling`).

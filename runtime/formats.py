@@ -138,8 +138,8 @@ def auto_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[st
     """What ``--backend auto`` runs a file of ``kind`` / ``precision`` on: (backend, runner kwargs, reason), or ``None``
     when none of its backends is installed.  ``installed``: the backend keys that can be imported.
 
-    Never lowers the precision.  A ``.pt`` runs in plain NCHW: channels_last was 8% slower at batch 1 in a quiet bench
-    here (77.1 vs 70.9 ms) and the bench's own check of ``auto`` flagged it.
+    Never lowers the precision.  A ``.pt`` runs in plain NCHW: which layout is faster changes with the CPU (the bench has
+    measured both ways), so the static rule keeps the default and ``pawlens tune`` decides per machine.
     """
     have = set(installed) | {"torch"}
     fmt = for_file(kind, precision)

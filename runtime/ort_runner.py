@@ -11,8 +11,8 @@ machine without a GPU prints one ``[E:onnxruntime...]`` line and carries on).  O
 is running.  ``device="auto"`` asks for CUDA only when a CUDA device is visible, so it does not
 trigger that fall-back on a CPU-only machine.
 
-Intra-op spinning is turned off (``session.intra_op.allow_spinning = 0``): on a 2-core machine
-spinning workers slow every other runtime in the process by up to 2.5x.
+Intra-op spinning is turned off (``session.intra_op.allow_spinning = 0``): idle workers that spin take the cores
+from every other runtime in the process, which on a machine with few cores slows them by a large factor.
 
 On CUDA the input is copied to the device once and the output is bound on the device (IO binding).
 An FP16 ONNX file with float16 inputs still takes float32 batches (cast here).

@@ -139,7 +139,7 @@ class TorchRunner(Runner):
 
         try:
             # freezing is read when a shape compiles, i.e. inside a call; torch.compile(options={"freezing": True})
-            # compiled without it here (30.9 vs 22.2 ms bf16 ResNet50 b1), so the config is patched around each call.
+            # compiled without it (the weights stayed parameters, a slower graph), so the config is patched around each call.
             with inductor_config.patch(freezing=True):
                 return self.model(x)
         except Exception as e:  # Inductor's errors run to pages; the first line names the cause

@@ -633,8 +633,8 @@ def sigint_recorded():
 def batches(loader):
     """Iterate ``loader``; with ``num_workers=0``, decode and augment at one torch thread, then restore the thread count.
 
-    Per-image tensor ops are tiny: intra-op threads only add synchronisation, which on a busy 2-core machine made the
-    transforms ~10x slower (DataLoader workers already run at one thread).  A Ctrl-C recorded by
+    Per-image tensor ops are tiny: intra-op threads only add synchronisation, which on a busy machine with few cores
+    slows the transforms many times over (DataLoader workers already run at one thread).  A Ctrl-C recorded by
     :func:`sigint_recorded` is raised at the next batch boundary, even if the interpreter swallowed it.
     """
     import torch
