@@ -33,7 +33,7 @@ class Frame:
     rgb: np.ndarray  # (H, W, 3) uint8 RGB, never modified after capture
     t: float  # time.perf_counter() at capture
     session: int = 0
-    index: int = 0  # position in the source (frames read so far)
+    index: int = 0  # position in the source (FrameSource.position: a looping clip counts from 1 again)
     source: str = ""
 
 

@@ -91,6 +91,11 @@ class FrameSource:
     def describe(self) -> str:
         return f"{self.kind}: {self.name}"
 
+    @property
+    def position(self) -> int:
+        """The last frame's number in the source as the user counts it (1-based; a looping clip starts again at 1)."""
+        return self.frames_read
+
 
 class ImageSource(FrameSource):
     """One image file: one frame, then the end."""
@@ -170,9 +175,16 @@ class FolderSource(FrameSource):
             raise SourceError(f"{self.path}: none of its {len(self.files)} images can be read (corrupt or not images)")
         return None
 
+    @property
+    def position(self) -> int:
+        return self._i
+
     def describe(self) -> str:
-        cur = f" ({os.path.basename(self.current)})" if self.current else ""
-        return f"folder: {self.name}{cur}"
+        """``folder: NAME (x.jpg, 3 of 10, 1 skipped)``: the slideshow says where it is and what it passed over."""
+        if not self.current:
+            return f"folder: {self.name}"
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"folder: {self.name} ({os.path.basename(self.current)}, {self._i} of {len(self.files)}{skipped})"
 
 
 class VideoSource(FrameSource):
@@ -252,6 +264,10 @@ class VideoSource(FrameSource):
         self.frames_read += 1
         self._pass += 1
         return _bgr_to_rgb(frame)
+
+    @property
+    def position(self) -> int:
+        return self._pass if self._cap is not None else self.frames_read
 
     def close(self) -> None:
         if self._cap is not None:

@@ -435,6 +435,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 source = open_source(spec, loop=self.act_loop.isChecked(), interval_s=self.opts.interval_s)
             except SourceError as e:
                 self.report(str(e))
+                if self.frame is None and self.model_info is not None:
+                    self.label_sub.setText("No frames from this source · open another (File, or drop it here)")
                 return False
         self._stop_capture()
         self._source_spec = spec if spec is not None else source
@@ -452,7 +454,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.model_info is not None:
             self.label_sub.setText("Waiting for the first frame…")
             self.bars.set_probs(self.model_info["class_names"], None)
-        self.display_meter.reset()
+        self.reset_figures()  # counters are per source: nothing of the previous one carries over
+        for slot in (self._infer_slot, self._cam_slot):
+            slot.dropped = 0
         self.e2e_ms = None
         self.status_source.setText(desc)
         w = CaptureWorker(source, self._display_slot, self._infer_slot, gen=self._cap_gen, paused=False)
@@ -585,6 +589,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.frame is None:
             self.view.placeholder = "Cannot show this source:\n" + msg.split("] ", 1)[-1].replace("; ", ";\n")
             self.view.update()
+            if self.model_info is not None:  # no frame is coming: the panel stops waiting for one
+                self.label_sub.setText("No frames from this source · open another (File, or drop it here)")
         self.report(msg)  # the last frame (if any) stays on screen; the rest of the app keeps working
 
     def _on_frame_ready(self, gen: int) -> None:
@@ -1017,6 +1023,8 @@ class MainWindow(QtWidgets.QMainWindow):
         def rate(value: float, count: int) -> str:
             if state == "playing":
                 return f"{value:.1f}" if count > 1 else "–"
+            if self.frame is None:  # a source that never showed a frame (no camera, a bad file) did not end: it never ran
+                return "–"
             return state if state in ("paused", "ended") else "–"
 
         self.fig["latency"].setText(f"{f['infer_ms_last']:.1f} ms" if self.prediction is not None else "–")

@@ -362,7 +362,7 @@ class CaptureWorker(_Worker):
                     self.ended.emit(self.gen, self._end_message())
                     return
                 now = time.perf_counter()
-                frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.frames_read, src.describe())
+                frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.position, src.describe())
                 self.captured.tick(now=now)
                 if self.infer_slot is not None:
                     self.infer_slot.put(frame)

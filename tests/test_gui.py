@@ -208,6 +208,10 @@ def test_play_video_processes_frames_and_drops_stale_ones(make_window, qtbot, sh
     assert f["frames_displayed"] >= 20 and w.view.frame.rgb.shape == (720, 1280, 3)
     assert w.display_meter.rate() > 5
     assert w._infer_slot.peek() is None or isinstance(w._infer_slot.peek(), Frame)  # at most one frame waits
+    photo = next((shared_data / "catsdogs").rglob("*.jpg"))
+    assert w.open_source(str(photo))  # counters are per source: the clip's drops and frames do not carry over
+    g = w.figures()
+    assert g["frames_dropped_stale"] == 0 and g["frames_inferred"] <= 1 and g["frames_displayed"] <= 1, g
 
 
 def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot):
@@ -524,6 +528,9 @@ def test_corrupt_image(make_window, qtbot, tmp_path):
     with qtbot.waitSignal(w.problem, timeout=10000):
         w.open_source(str(bad))
     assert "broken.jpg" in w.errors[-1] and "cannot show this image" in w.errors[-1]
+    assert w.model_info is not None and "No frames from this source" in w.label_sub.text()  # not "Waiting for the first frame"
+    w._update_figures()
+    assert w.fig["dfps"].text() == "–" and w.fig["ifps"].text() == "–"  # it never ran, so it did not "end"
     _still_works(w, qtbot, tmp_path)
 
 

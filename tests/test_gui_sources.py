@@ -68,9 +68,13 @@ def test_video_plays_ends_and_loops(tmp_path):
     assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
     assert frames[3].mean() > frames[1].mean()  # frames in order (grey level rises)
     s = VideoSource(vid, loop=True).open()
-    got = [s.read() for _ in range(25)]
+    got, pos = [], []
+    for _ in range(25):
+        got.append(s.read())
+        pos.append(s.position)
     s.close()
     assert all(g is not None for g in got) and s.loops == 2
+    assert pos == [*range(1, 11), *range(1, 11), *range(1, 6)]  # a looping clip's frame number starts again (never 25 of 10)
 
 
 def test_undecodable_video_is_a_source_error(tmp_path):
@@ -93,6 +97,7 @@ def test_folder_slideshow_skips_corrupt_images(tmp_path):
     vals = [int(s.read().mean()) for _ in range(4)]
     assert vals == [10, 200, 10, 200]  # cycles, b.jpg skipped
     assert [p.endswith("b.jpg") for p in s.skipped] == [True]
+    assert s.describe() == f"folder: {tmp_path.name} (c.png, 3 of 3, 1 skipped)" and s.position == 3
 
 
 def test_folder_with_only_broken_images(tmp_path):
