@@ -48,6 +48,12 @@ def _frame_with_overlay(c: SnapshotContent) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def _wrapped_height(font: QtGui.QFont, s: str, width: float) -> float:
+    fm = QtGui.QFontMetrics(font)
+    flags = int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.TextFlag.TextWordWrap)
+    return float(fm.boundingRect(QtCore.QRect(0, 0, max(1, int(width)), 100000), flags, s).height())
+
+
 def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     """The frame (at least 960 px wide) over a footer with the label, up to four bars, the figures and the caption."""
     rgb = _frame_with_overlay(c)
@@ -56,7 +62,12 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     scale = out_w / W
     img_h = int(round(H * scale))
     fs = max(1.0, out_w / 1280.0)
-    footer = int(170 * fs)
+    pad = 24 * fs
+    fx = pad + 580 * fs  # the figures' column
+    line_f = QtGui.QFont(font)
+    line_f.setPointSizeF(10 * fs)
+    lines_h = sum(_wrapped_height(line_f, s, out_w - fx - pad) + 4 * fs for s in c.lines)
+    footer = int(max(170 * fs, pad + lines_h + (52 * fs if c.caption else pad)))  # wrapped figures never run into the caption
     canvas = QtGui.QImage(out_w, img_h + footer, QtGui.QImage.Format.Format_RGB888)
     canvas.fill(QtGui.QColor(C_PANEL))
     src = QtGui.QImage(rgb.data, W, H, rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
@@ -66,15 +77,21 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     p.drawImage(QtCore.QRectF(0, 0, out_w, img_h), src)
     if c.model_view is not None:
         x, y, w, h = (v * scale for v in c.model_view)
-        p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 190), 1.5 * fs, QtCore.Qt.PenStyle.DashLine))
         p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.setPen(QtGui.QPen(QtGui.QColor(16, 18, 22, 170), 3 * fs))  # a dark rule under the dashes: seen on bright frames too
+        p.drawRect(QtCore.QRectF(x, y, w, h))
+        p.setPen(QtGui.QPen(QtGui.QColor(232, 233, 236, 220), 1.5 * fs, QtCore.Qt.PenStyle.DashLine))
         p.drawRect(QtCore.QRectF(x, y, w, h))
         f = QtGui.QFont(font)
         f.setPointSizeF(9 * fs)
         p.setFont(f)
+        fm = QtGui.QFontMetricsF(f)
+        label = QtCore.QRectF(x + 6 * fs, y + 6 * fs, fm.horizontalAdvance("model's view") + 12 * fs, fm.height() + 6 * fs)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        p.setBrush(QtGui.QColor(16, 18, 22, 200))  # a dark tag: readable on a bright photo as on a dark one
+        p.drawRoundedRect(label, 3 * fs, 3 * fs)
         p.setPen(QtGui.QColor(C_TEXT))
-        p.drawText(QtCore.QRectF(x + 8 * fs, y + 6 * fs, w, 30 * fs), int(QtCore.Qt.AlignmentFlag.AlignLeft), "model's view")
-    pad = 24 * fs
+        p.drawText(label, int(QtCore.Qt.AlignmentFlag.AlignCenter), "model's view")
     y0 = img_h + pad
     font = QtGui.QFont(font)
 
@@ -84,7 +101,7 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
         p.setFont(font)
         p.setPen(QtGui.QColor(colour))
         fm = QtGui.QFontMetrics(font)
-        rect = QtCore.QRectF(x, y, w or out_w, fm.height() * 3)
+        rect = QtCore.QRectF(x, y, w or out_w, fm.height() * 6)
         p.drawText(rect, int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.TextFlag.TextWordWrap), s)
         return fm.height()
 
@@ -106,9 +123,10 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
             p.drawRoundedRect(QtCore.QRectF(bx, y + 18 * fs, max(4.0, bw * float(prob)), 5 * fs), 2, 2)
     else:
         text(pad, y0, "no prediction (no model loaded)", 14, C_MUTED)
-    fx = pad + 580 * fs
-    for k, s in enumerate(c.lines):
-        text(fx, y0 + k * 24 * fs, s, 10, C_MUTED, w=out_w - fx - pad)
+    y = y0
+    for s in c.lines:  # each line below the previous one as wrapped, never on top of it
+        text(fx, y, s, 10, C_MUTED, w=out_w - fx - pad)
+        y += _wrapped_height(line_f, s, out_w - fx - pad) + 4 * fs
     if c.caption:
         text(pad, img_h + footer - 44 * fs, c.caption.replace("\n", "  ·  "), 10, C_WARN if c.caption_level == "warn" else C_TEXT,
              w=out_w - 2 * pad)

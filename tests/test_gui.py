@@ -734,3 +734,20 @@ def test_inference_worker_hands_the_cam_worker_its_input_and_keeps_it_out_of_the
     x, cfg = job[2]
     assert cfg.input_size == 32
     np.testing.assert_array_equal(x, preprocess_numpy([rgb], cfg)[0])
+
+
+def test_snapshot_figures_wrap_without_overlap(qtbot):
+    """Long figure lines wrap, and each is drawn below the previous one as wrapped: the footer grows to hold them
+    (the figures once drew 'inference fps' on top of 'display fps')."""
+    from PySide6 import QtGui
+
+    from pawlens.gui.snapshot import SnapshotContent, _wrapped_height, compose_snapshot
+
+    rgb = np.full((480, 640, 3), 235, np.uint8)
+    long = "inference 4.1 ms · capture → label 52 ms · inference fps 12.3 · " * 2
+    short = compose_snapshot(SnapshotContent(rgb=rgb, lines=["display fps 30"]), QtGui.QFont())
+    tall = compose_snapshot(SnapshotContent(rgb=rgb, lines=[long] * 5, caption="Grad-CAM"), QtGui.QFont())
+    f = QtGui.QFont()
+    f.setPointSizeF(10)
+    assert _wrapped_height(f, long, 332) >= 2 * _wrapped_height(f, "x", 332)  # the figures' column is 332 px at 960 wide
+    assert short.height() == 720 + 170 and tall.height() >= 720 + 24 + 5 * _wrapped_height(f, long, 332) + 52
