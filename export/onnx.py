@@ -67,7 +67,7 @@ def set_meta(model, meta: ArtifactMeta) -> None:
 
 def read_meta(path: str | os.PathLike) -> ArtifactMeta:
     """The pawlens metadata of an ONNX file, read without building a session."""
-    from pawlens.runtime.ort_runner import read_onnx_meta
+    from pawlens.runtime.onnx_meta import read_onnx_meta
 
     return read_onnx_meta(os.fspath(path))
 

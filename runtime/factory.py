@@ -227,7 +227,7 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
         from .trt_runner import meta_from_sidecar, read_sidecar
 
         return meta_from_sidecar(read_sidecar(p), path=p)
-    from .ort_runner import read_onnx_meta
+    from .onnx_meta import read_onnx_meta
 
     meta = read_onnx_meta(p, require=not class_names)
     if meta is None:

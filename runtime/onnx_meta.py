@@ -18,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 
+from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError
 
 _METADATA_PROPS = 14
@@ -197,6 +198,21 @@ def check_output_classes(path: str | os.PathLike, class_names) -> None:
                             f"({', '.join(map(str, class_names))}); re-export it with pawlens-export (or fix --classes)")
 
 
+def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
+    """Read the pawlens metadata of an ONNX file (without the onnx package or a session).
+
+    Raises:
+        ArtifactError: missing/truncated/foreign file, or (``require=True``) no pawlens metadata.
+    """
+    props = read_onnx_props(path)
+    if not require and not any(k.startswith("pawlens.") for k in props):
+        return None
+    meta = ArtifactMeta.from_props(props, path=os.fspath(path))
+    check_output_classes(path, meta.class_names)
+    check_precision(path, meta.precision)
+    return meta
+
+
 #: The element types an ONNX input or output may have (float32; float16 for fp16 graphs, cast by the runners).
 FLOAT_TYPES = ("float32", "float16")
 
@@ -209,7 +225,7 @@ def check_graph_io(path: str | os.PathLike, inputs, outputs, meta=None, *, backe
             ``shape`` a tuple (``None`` for a symbolic dimension) or ``None`` for an unknown rank, ``dtype``
             a NumPy-style name (``float32``, ``uint8``, ``int64``...).
         meta: the artifact metadata (its input size and class count are checked when the graph fixes them, its
-            precision against the graph's operators and weights).
+            precision was checked against the graph when :func:`read_onnx_meta` read it).
 
     Raises:
         ArtifactError: one line naming the file and what the graph has instead.
@@ -236,8 +252,6 @@ def check_graph_io(path: str | os.PathLike, inputs, outputs, meta=None, *, backe
     if meta is not None and oshape[1] is not None and oshape[1] != len(meta.class_names):
         raise ArtifactError(f"{p}: the graph outputs {oshape[1]} classes but its metadata names {len(meta.class_names)}; "
                             "re-export it with pawlens-export (or fix --classes)")
-    if meta is not None:
-        check_precision(p, meta.precision)
 
 
 def _dims(shape) -> str:

@@ -44,7 +44,7 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import check_graph_io, is_out_of_memory, read_onnx_props, run_error
+from .onnx_meta import check_graph_io, is_out_of_memory, read_onnx_meta, read_onnx_props, run_error
 from .sigstack import ensure_signal_stack
 
 PRECISIONS = ("fp32", "bf16")
@@ -110,10 +110,11 @@ class OpenVINORunner(Runner):
         self.threads = threads
         self.performance_hint = performance_hint
         super().__init__(name or f"openvino-{precision}-{os.path.basename(self.path)}")
-        props = read_onnx_props(self.path)  # also refuses missing / truncated files
-        self.meta = meta if meta is not None else (
-            ArtifactMeta.from_props(props, path=self.path) if any(k.startswith("pawlens.") for k in props) else None
-        )
+        if meta is None:
+            meta = read_onnx_meta(self.path, require=False)  # also refuses missing / truncated files and precision lies
+        else:
+            read_onnx_props(self.path)  # refuses missing / truncated files
+        self.meta = meta
         self.compiled = None  # the first compilation (its properties are the runner's)
         self._by_batch: dict[int, Any] = {}
         self._compile_s: dict[Any, float] = {}

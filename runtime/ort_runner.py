@@ -33,7 +33,7 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
-from .onnx_meta import check_graph_io, check_output_classes, check_precision, read_onnx_props, run_error
+from .onnx_meta import check_graph_io, read_onnx_meta, run_error
 
 LOG = logging.getLogger("pawlens")
 _warned_fallback: set[str] = set()
@@ -45,21 +45,6 @@ def _ort_shape(shape) -> tuple[int | None, ...] | None:
     if shape is None:
         return None
     return tuple(d if isinstance(d, int) and not isinstance(d, bool) else None for d in shape)
-
-
-def read_onnx_meta(path: str, *, require: bool = True) -> ArtifactMeta | None:
-    """Read the pawlens metadata of an ONNX file (without the onnx package or a session).
-
-    Raises:
-        ArtifactError: missing/truncated/foreign file, or (``require=True``) no pawlens metadata.
-    """
-    props = read_onnx_props(path)
-    if not require and not any(k.startswith("pawlens.") for k in props):
-        return None
-    meta = ArtifactMeta.from_props(props, path=os.fspath(path))
-    check_output_classes(path, meta.class_names)
-    check_precision(path, meta.precision)
-    return meta
 
 
 def _check_file(path: str) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.runtime.factory import BACKENDS, make_predictor, make_runner, plan_runner
+from pawlens.runtime.onnx_meta import read_onnx_meta
 from pawlens.runtime.openvino_runner import OpenVINORunner
-from pawlens.runtime.ort_runner import OrtRunner, read_onnx_meta
+from pawlens.runtime.ort_runner import OrtRunner
 from pawlens.runtime.torch_runner import TorchRunner
 
 

@@ -15,8 +15,9 @@ from pawlens.bench.harness import InlineWorker
 from pawlens.runtime import tuned
 from pawlens.runtime.base import InputSpec, Runner
 from pawlens.runtime.factory import make_runner, plan_runner
+from pawlens.runtime.onnx_meta import read_onnx_meta
 from pawlens.runtime.openvino_runner import OpenVINORunner
-from pawlens.runtime.ort_runner import OrtRunner, read_onnx_meta
+from pawlens.runtime.ort_runner import OrtRunner
 from pawlens.runtime.torch_runner import TorchRunner
 
 ORT_1 = {"backend": "ort", "precision": None, "channels_last": None, "threads": 1}
