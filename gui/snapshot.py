@@ -66,8 +66,8 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     fx = pad + 580 * fs  # the figures' column
     line_f = QtGui.QFont(font)
     line_f.setPointSizeF(10 * fs)
-    lines_h = sum(_wrapped_height(line_f, s, out_w - fx - pad) + 4 * fs for s in c.lines)
-    footer = int(max(170 * fs, pad + lines_h + (52 * fs if c.caption else pad)))  # wrapped figures never run into the caption
+    line_hs = [_wrapped_height(line_f, s, out_w - fx - pad) + 4 * fs for s in c.lines]
+    footer = int(max(170 * fs, pad + sum(line_hs) + (52 * fs if c.caption else pad)))  # wrapped figures never run into the caption
     canvas = QtGui.QImage(out_w, img_h + footer, QtGui.QImage.Format.Format_RGB888)
     canvas.fill(QtGui.QColor(C_PANEL))
     src = QtGui.QImage(rgb.data, W, H, rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
@@ -124,9 +124,9 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
     else:
         text(pad, y0, "no prediction (no model loaded)", 14, C_MUTED)
     y = y0
-    for s in c.lines:  # each line below the previous one as wrapped, never on top of it
+    for s, h in zip(c.lines, line_hs):  # each line below the previous one as wrapped, never on top of it
         text(fx, y, s, 10, C_MUTED, w=out_w - fx - pad)
-        y += _wrapped_height(line_f, s, out_w - fx - pad) + 4 * fs
+        y += h
     if c.caption:
         text(pad, img_h + footer - 44 * fs, c.caption.replace("\n", "  ·  "), 10, C_WARN if c.caption_level == "warn" else C_TEXT,
              w=out_w - 2 * pad)

@@ -48,6 +48,8 @@ from .workers import (
 
 #: The reference checkpoint's kind in the formats table (Grad-CAM runs on it); every other loadable kind is a model.
 CHECKPOINT_KIND = ".pt"
+#: The panel's line when a source gave no frame (a bad file, no camera): it stops waiting for one.
+NO_FRAMES = "No frames from this source · open another (File, or drop it here)"
 
 
 def _patterns(exts) -> str:
@@ -436,7 +438,7 @@ class MainWindow(QtWidgets.QMainWindow):
             except SourceError as e:
                 self.report(str(e))
                 if self.frame is None and self.model_info is not None:
-                    self.label_sub.setText("No frames from this source · open another (File, or drop it here)")
+                    self.label_sub.setText(NO_FRAMES)
                 return False
         self._stop_capture()
         self._source_spec = spec if spec is not None else source
@@ -590,7 +592,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view.placeholder = "Cannot show this source:\n" + msg.split("] ", 1)[-1].replace("; ", ";\n")
             self.view.update()
             if self.model_info is not None:  # no frame is coming: the panel stops waiting for one
-                self.label_sub.setText("No frames from this source · open another (File, or drop it here)")
+                self.label_sub.setText(NO_FRAMES)
         self.report(msg)  # the last frame (if any) stays on screen; the rest of the app keeps working
 
     def _on_frame_ready(self, gen: int) -> None:

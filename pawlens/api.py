@@ -93,15 +93,15 @@ class Model:
     def explain(self, source, class_index: int | None = None):
         """Grad-CAM of one image on the PyTorch reference: a :class:`~pawlens.runtime.cam.CamResult` whose ``heatmap``
         is ``(H, W)`` in [0, 1] at the image's resolution (draw it with :func:`overlay`)."""
+        frames, one = _many(source)
+        if not one:
+            raise InputError("explain() takes one image (a path or an (H, W, 3) uint8 RGB array)")
         if self._cam is None:
             from pawlens.runtime.cam import CamExplainer
             from pawlens.runtime.predict import resolve_reference
 
             ref = resolve_reference(self.path, getattr(self._predictor.runner, "meta", None), self._reference)
             self._cam = CamExplainer(ref, trace=False).activate()
-        frames, one = _many(source)
-        if not one:
-            raise InputError("explain() takes one image (a path or an (H, W, 3) uint8 RGB array)")
         return self._cam.explain(frames[0], class_index)
 
     def export(self, formats: Sequence[str] | str = ("onnx", "int8"), **options):
@@ -141,7 +141,7 @@ def load(path: str | os.PathLike, **kw) -> Model:
 
 
 def fit(**options):
-    """``pawlens train`` from Python: ``options`` are its config keys (``data``, ``arch``, ``epochs``, ``out``... see
+    """``pawlens train`` from Python: ``options`` are its config keys (``data``, ``model``, ``epochs``, ``out``... see
     ``pawlens train --help``); returns the :class:`~pawlens.train.loop.TrainResult` (``best_ckpt``, ``metrics``)."""
     from pawlens.train.config import DEFAULTS
     from pawlens.train.loop import train

@@ -8,8 +8,9 @@ command module.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from test_gui_imports import imported_modules  # the one AST import reader of the tests
 
 import pawlens
 
@@ -40,18 +41,7 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path, name: str) -> set[str]:
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            out |= {mod} | {f"{mod}.{a.name}" for a in node.names}
-    return {m for m in out if m.startswith("pawlens.")}
+    return {m for _line, m in imported_modules(path.read_text(encoding="utf-8"), package=package) if m.startswith("pawlens.")}
 
 
 def graph() -> dict[str, set[str]]:
