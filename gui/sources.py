@@ -1,6 +1,6 @@
-"""Frame sources for the desktop app: webcam, image file, video file (optionally looping), folder slideshow.
+"""Frame sources for the desktop app: webcam, network stream, image file, video file (optionally looping), slideshow.
 
-    src = open_source("0")                        # webcam 0; "cat.mp4", "photo.jpg", "photos/" likewise
+    src = open_source("0")                        # webcam 0; "rtsp://cam/live", "cat.mp4", "photo.jpg", "photos/" likewise
     src.open()
     frame = src.read()                            # (H, W, 3) uint8 RGB, or None when the source has ended
     src.close()
@@ -20,8 +20,11 @@ import numpy as np
 
 from pawlens.models.errors import DataError, ImageError
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
+from pawlens.runtime import media
+from pawlens.runtime.media import clip_shortfall, to_rgb
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif")
+#: What the app plays as a video: pawlens-predict's video files, and animated GIFs (predict reads a GIF's first frame).
+VIDEO_EXTENSIONS = media.VIDEO_EXTENSIONS + (".gif",)
 #: Consecutive failed reads after which a webcam counts as gone.
 CAMERA_MAX_FAILURES = 15
 
@@ -33,24 +36,8 @@ class SourceError(DataError):
 
 
 def _quiet_opencv() -> None:
-    """Silence OpenCV's own stderr chatter (probing absent cameras logs an error per index)."""
-    import cv2
-
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines ("moov atom not found"): read at first open
-    try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except Exception:  # older/newer OpenCV without the logging module: keep its default
-        pass
-
-
-def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    if frame.ndim == 2:
-        return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB))
-    if frame.shape[2] == 4:
-        return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB))
-    return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    """Silence OpenCV's and FFmpeg's own stderr lines (probing absent cameras logs an error per index)."""
+    media.quiet_ffmpeg()
 
 
 class FrameSource:
@@ -226,10 +213,8 @@ class VideoSource(FrameSource):
 
     def _end_of_pass(self) -> None:
         """Note a pass that stopped short of the header's frame count (a truncated or damaged file)."""
-        n, declared = self._pass, self.declared
-        if declared > 0 and n < declared - max(2, declared // 100) and not self.end_note:
-            self.end_note = (f"read {n} of the {declared} frames its header declares: it stopped at damage after "
-                             f"frame {n} (truncated or corrupt)")
+        if not self.end_note:
+            self.end_note = clip_shortfall(self._pass, self.declared).replace("; the frames before it were used", "")
 
     def _reopen(self):
         """Start the file again: a fresh capture (seeking back to frame 0 fails on some files, e.g. one-frame clips)."""
@@ -263,7 +248,7 @@ class VideoSource(FrameSource):
                 self._pass = 0
         self.frames_read += 1
         self._pass += 1
-        return _bgr_to_rgb(frame)
+        return to_rgb(frame)
 
     @property
     def position(self) -> int:
@@ -311,7 +296,7 @@ class CameraSource(FrameSource):
             if ok and frame is not None and frame.size:
                 self._failures = 0
                 self.frames_read += 1
-                return _bgr_to_rgb(frame)
+                return to_rgb(frame)
             self._failures += 1
             if self._failures >= CAMERA_MAX_FAILURES:
                 raise SourceError(f"camera {self.index}: stopped delivering frames (unplugged or taken by another app); "
@@ -322,6 +307,65 @@ class CameraSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+class StreamSource(FrameSource):
+    """A network camera or stream (``rtsp://``, ``http(s)://`` MJPEG or HLS, ``udp://``, ...) through OpenCV's FFmpeg.
+
+    :class:`runtime.media.LiveStream` reads it on a thread of its own and keeps the newest frame; when it drops, it is
+    reconnected with back-off for as long as the app shows it.  ``on_state(state, message)`` (set by the capture
+    worker) hears each change: ``reconnecting`` with the line for the banner, ``live`` once frames flow again.
+    ``read()`` returns None only after :meth:`interrupt` (the worker is stopping) or :meth:`close`.
+    """
+
+    kind = "stream"
+    live = True
+
+    def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0):
+        super().__init__(media.redact(url))
+        self.url = url
+        self.stream = media.LiveStream(url, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, give_up_s=None)
+        self.on_state = None
+        self._state = "connecting"
+        self._stop = False
+
+    def open(self) -> "StreamSource":
+        try:
+            self.stream.open()
+        except DataError as e:
+            raise SourceError(str(e).split("] ", 1)[-1] + "; open another source") from None
+        self._state = "live"
+        return self
+
+    def read(self) -> np.ndarray | None:
+        while not self._stop:
+            rgb = self.stream.read(timeout=0.2)
+            st = self.stream.state
+            if st != self._state or (st == "reconnecting" and self.stream.message != getattr(self, "_message", "")):
+                self._state, self._message = st, self.stream.message
+                if self.on_state is not None:
+                    self.on_state(st, self.stream.message)
+            if rgb is not None:
+                self.frames_read += 1
+                return rgb
+            if st == "closed":
+                return None
+        return None
+
+    def interrupt(self) -> None:
+        """Make a blocked :meth:`read` return None now (called from another thread when the worker stops)."""
+        self._stop = True
+
+    @property
+    def dropped(self) -> int:
+        return self.stream.dropped
+
+    def describe(self) -> str:
+        return f"stream: {self.name}" + (" (reconnecting)" if self._state == "reconnecting" else "")
+
+    def close(self) -> None:
+        self._stop = True
+        self.stream.close()
 
 
 def list_cameras(max_index: int = 6) -> list[int]:
@@ -348,7 +392,8 @@ def open_source(spec: str | int, *, loop: bool = False, interval_s: float = 2.0)
     """Pick the source a ``--source`` value or a dropped path names (nothing is opened yet).
 
     Args:
-        spec: a camera index (``0`` or ``"0"``), an image file, a video file or a folder of images.
+        spec: a camera index (``0`` or ``"0"``), a stream URL (``rtsp://...``, ``http://...``, ``udp://...``), an image file,
+            a video file or a folder of images.
         loop: replay a video (or a slideshow) when it ends.
         interval_s: seconds each image of a folder stays on screen.
 
@@ -357,11 +402,14 @@ def open_source(spec: str | int, *, loop: bool = False, interval_s: float = 2.0)
     """
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         return CameraSource(int(spec))
+    if media.is_stream(spec):
+        return StreamSource(spec.strip())
     path = os.path.expanduser(os.fspath(spec))
     if os.path.isdir(path):
         return FolderSource(path, interval_s=interval_s, loop=True)  # a slideshow always cycles
     if not os.path.exists(path):
-        raise SourceError(f"{path}: no such file or folder (a source is a camera index, an image, a video or a folder)")
+        raise SourceError(f"{path}: no such file or folder (a source is a camera index, a stream URL such as rtsp://HOST/PATH, "
+                          "an image, a video or a folder)")
     ext = os.path.splitext(path)[1].lower()
     if ext in IMAGE_EXTENSIONS and ext != ".gif":
         return ImageSource(path)

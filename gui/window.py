@@ -220,6 +220,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.act_open = act("Open…", self._menu_open_file, "Ctrl+O", sp.SP_DialogOpenButton, tip="Open an image or a video (Ctrl+O)")
         self.act_open_folder = act("Open Folder…", self._menu_open_folder, "Ctrl+Shift+O", sp.SP_DirOpenIcon)
+        self.act_open_stream = act("Open Network Stream…", self._menu_open_stream, "Ctrl+N",
+                                   tip="A network camera or stream: rtsp://, http(s):// (MJPEG, HLS) or udp:// (Ctrl+N)")
         self.act_pause = act("Pause", lambda: self.set_paused(not self.paused), "Space", sp.SP_MediaPause, tip="Pause / play (Space)")
         self.act_step = act("Step", self.step, "Right", sp.SP_MediaSeekForward, tip="One frame forward while paused (→)")
         self.act_loop = act("Loop", lambda checked=False: self.set_loop(checked), None, sp.SP_BrowserReload, True, "Replay a video when it ends")
@@ -235,7 +237,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        for a in (self.act_open, self.act_open_folder):
+        for a in (self.act_open, self.act_open_folder, self.act_open_stream):
             m.addAction(a)
         self.camera_menu = m.addMenu("Camera")
         m.addSeparator()
@@ -467,6 +469,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w.ended.connect(self._on_source_ended)
         w.error.connect(self._on_source_error)
         w.note.connect(self._on_source_note)
+        w.stream_state.connect(self._on_stream_state)
         self._capture = WorkerThread(w).start()
         movable = not isinstance(source, ImageSource)
         self.act_pause.setEnabled(movable)
@@ -566,6 +569,22 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_source_note(self, gen: int, msg: str) -> None:
         if gen == self._cap_gen:
             self.status(msg, 8000)
+
+    def _on_stream_state(self, gen: int, state: str, msg: str) -> None:
+        """A network stream dropped (banner and status while it reconnects; the last frame stays) or is back."""
+        if gen != self._cap_gen:
+            return
+        src = getattr(self._capture, "worker", None)
+        desc = src.source.describe() if src is not None else ""
+        self.status_source.setText(desc)
+        if state == "reconnecting":
+            self.report(f"{desc.split(' (')[0]}: {msg}; the last frame stays on screen", "warn")
+        elif state == "live":
+            if self.banner.level == "warn" and "stream dropped" in self.banner.text():
+                self.banner.hide()
+            outages = getattr(getattr(src, "source", None), "stream", None)
+            took = f" after {outages.outages[-1]:.1f} s" if outages is not None and outages.outages else ""
+            self.status(f"{desc}: stream back{took}", 8000)
 
     def _on_frame_skipped(self, gen: int, msg: str) -> None:
         """A frame the model could not take (e.g. a strip): a status line; inference goes on with the next frame."""
@@ -1114,6 +1133,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self._remember_dir(path)
             self.open_path(path)
+
+    def _menu_open_stream(self) -> None:
+        url, ok = QtWidgets.QInputDialog.getText(self, "Open network stream", "Stream URL (rtsp://, http(s)://, udp://):",
+                                                 text=getattr(self, "_last_url", "rtsp://"))
+        if ok and url.strip():
+            self._last_url = url.strip()
+            self.open_source(url.strip())
 
     def _menu_open_folder(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images (slideshow)", self._dialog_dir())

@@ -274,6 +274,8 @@ class CaptureWorker(_Worker):
         ended(gen, message): the source has no more frames (a video that ended, an image shown).
         error(gen, message): it cannot be opened or failed mid-stream (a camera unplugged).
         note(gen, message): something worth a status-bar line (a folder image skipped).
+        stream_state(gen, state, message): a network stream dropped (``reconnecting``, with the banner's line) or is
+            back (``live``).
     """
 
     nice = 2
@@ -281,6 +283,7 @@ class CaptureWorker(_Worker):
     frame_ready = QtCore.Signal(int)
     ended = QtCore.Signal(int, str)
     note = QtCore.Signal(int, str)
+    stream_state = QtCore.Signal(int, str, str)
 
     def __init__(self, source: FrameSource, display_slot: LatestSlot, infer_slot: LatestSlot | None, *, gen: int = 0,
                  paused: bool = False, realtime: bool = True):
@@ -308,6 +311,9 @@ class CaptureWorker(_Worker):
 
     def stop(self) -> None:
         super().stop()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:  # a stream's read() waits for the network: let it return now
+            interrupt()
         with self._cv:
             self._cv.notify_all()
 
@@ -319,6 +325,8 @@ class CaptureWorker(_Worker):
     # -- loop --------------------------------------------------------------------------------
     def loop(self) -> None:
         src = self.source
+        if hasattr(src, "on_state"):
+            src.on_state = lambda state, message: self.stream_state.emit(self.gen, state, message)
         try:
             src.open()
         except PawlensError as e:
@@ -359,7 +367,8 @@ class CaptureWorker(_Worker):
                         self.note.emit(self.gen, f"skipped {p}: not a readable image")
                     skipped_seen = len(skipped)
                 if rgb is None:
-                    self.ended.emit(self.gen, self._end_message())
+                    if not self.stopping:
+                        self.ended.emit(self.gen, self._end_message())
                     return
                 now = time.perf_counter()
                 frame = Frame(next(_FRAME_IDS), rgb, now, self.gen, src.position, src.describe())

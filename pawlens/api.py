@@ -98,7 +98,7 @@ class Model:
             raise InputError("explain() takes one image (a path or an (H, W, 3) uint8 RGB array)")
         if self._cam is None:
             from pawlens.runtime.cam import CamExplainer
-            from pawlens.runtime.predict import resolve_reference
+            from pawlens.runtime.reference import resolve_reference
 
             ref = resolve_reference(self.path, getattr(self._predictor.runner, "meta", None), self._reference)
             self._cam = CamExplainer(ref, trace=False).activate()

@@ -313,6 +313,15 @@ def test_export_bad_inputs(capsys, bad, tmp_path, tiny_checkpoint, image_folder)
     assert not left, f"failed exports left loadable artifacts: {left}"
 
 
+def _free_port() -> int:
+    """A local port nothing listens on (a network camera that is off)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_predict_bad_inputs(capsys, bad, tmp_path, image_folder):
     cases = [
         ("model of unknown type", [bad["unknown_type"], image_folder], 2, [".onnx"]),
@@ -337,9 +346,16 @@ def test_predict_bad_inputs(capsys, bad, tmp_path, image_folder):
         ("only unreadable sources", [bad["onnx"], bad["unreadable_images"], bad["bad_video"]], 2, ["readable"]),
         ("unwritable --out", [bad["onnx"], image_folder, "--out", bad["unwritable_out"] / "r.csv"], 2, [str(bad["unwritable_out"])]),
         ("--backend bogus", [bad["onnx"], image_folder, "--backend", "tflite"], 2, ["backend"]),
+        ("stream nobody serves", [bad["onnx"], f"rtsp://127.0.0.1:{_free_port()}/live", "--stream-timeout", "1"], 2,
+         ["rtsp://127.0.0.1:", "cannot connect within 1 s"]),
+        ("stream password in the URL", [bad["onnx"], f"http://me:hunter2@127.0.0.1:{_free_port()}/v.mjpg", "--stream-timeout", "1"], 2,
+         ["me:***@", "cannot connect"]),
+        ("--duration 0", [bad["onnx"], image_folder, "--duration", "0"], 2, ["--duration", "> 0"]),
+        ("--stream-timeout 0", [bad["onnx"], image_folder, "--stream-timeout", "0"], 2, ["--stream-timeout 0"]),
     ]
     for what, argv, want_rc, want_in in cases:
         rc, err = _run(capsys, "pawlens-predict", argv)
+        assert "hunter2" not in err
         _check("pawlens-predict", what, rc, err, want_rc, want_in)
 
 

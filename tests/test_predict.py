@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pawlens.runtime.predict import iter_sources, main
+from pawlens.runtime.media import iter_sources
+from pawlens.runtime.predict import main
 from pawlens.runtime.torch_runner import cxx_compiler
 
 
@@ -168,7 +169,7 @@ def _runs_layout(rt_tiny_onnx, root):
 def test_cam_finds_the_reference_by_sha256(rt_tiny_onnx, tmp_path, monkeypatch, caplog):
     import logging
 
-    from pawlens.runtime.predict import find_reference
+    from pawlens.runtime.reference import find_reference
 
     model = _runs_layout(rt_tiny_onnx, tmp_path / "proj")
     other = tmp_path / "elsewhere"
@@ -203,8 +204,8 @@ def test_cam_png_carries_label_probability_and_crop_box(rt_tiny_onnx, tmp_path):
     """The PNG differs from the bare overlay in the caption band and along the crop's outline, nowhere else."""
     from pawlens.models.gradcam import overlay
     from pawlens.models.preprocess import PreprocessConfig
+    from pawlens.runtime.annotation import annotate, crop_in_frame
     from pawlens.runtime.cam import CamExplainer
-    from pawlens.runtime.predict import annotate, crop_in_frame
 
     frame = np.random.default_rng(2).integers(0, 256, (300, 600, 3), dtype=np.uint8)
     cfg = PreprocessConfig.for_size(32)
@@ -233,8 +234,11 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     n = 0
     while cap.read()[0]:
         n += 1
-    assert cap.isOpened() and n == 4 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
+    # every frame of the clip, at its rate (not only the 4 classified ones, which made a slideshow), as H.264
+    assert cap.isOpened() and n == 12 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
+    assert cap.get(cv2.CAP_PROP_FPS) == 10 and int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") in (b"avc1", b"h264")
     cap.release()
+    assert "annotated video: " + str(dst) + " (12 frames at 10 fps, H.264" in capsys.readouterr().err
     assert sorted(p.name for p in vids.iterdir()) == ["clip.pred.mp4"]  # no temporary left beside it
     stale = vids / ".clip.pred.mp4.tmp-999999.mp4"  # what a SIGKILLed run leaves (its PID is gone)
     stale.write_bytes(b"half a video")
@@ -247,6 +251,39 @@ def test_save_video_writes_an_annotated_copy_and_never_overwrites(rt_tiny_onnx, 
     assert dst.read_bytes() == before
     assert main(args + ["--exist-ok"]) == 0
     assert not stale.exists()
+
+
+def test_video_sink_pads_odd_frames_and_names_its_codec(tmp_path, monkeypatch):
+    """H.264 needs even sides (one edge pixel is repeated); without PyAV the sink falls back to mp4v and says so."""
+    import builtins
+
+    import cv2
+
+    from pawlens.runtime.annotation import VideoSink
+
+    def frames(path):
+        cap = cv2.VideoCapture(str(path))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        out = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        cap.release()
+        return out
+
+    rgb = np.random.default_rng(1).integers(0, 256, (21, 33, 3), dtype=np.uint8)
+    sink = VideoSink(str(tmp_path / "odd.mp4"), 7.5, (33, 21))
+    for _ in range(5):
+        sink.write(rgb)
+    sink.close()
+    assert sink.codec.startswith("H.264") and frames(tmp_path / "odd.mp4") == (5, 7.5, 34, 22)
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError("no av"))
+                        if name == "av" else real_import(name, *a, **k))
+    sink = VideoSink(str(tmp_path / "old.mp4"), 10, (32, 24))
+    sink.write(rgb)
+    sink.close()
+    assert sink.codec.startswith("MPEG-4 Part 2") and "PyAV" in sink.codec and frames(tmp_path / "old.mp4")[:2] == (1, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4", "old.mp4"]
 
 
 # ----------------------------------------------------------------------------- the pipeline (decode workers, writer thread)
@@ -262,9 +299,9 @@ def _slow_first_image(monkeypatch):
     """Delay the decoding of the first image asked for, so later ones finish first in the pool (order must not change)."""
     import time
 
-    import pawlens.runtime.predict as predict
+    import pawlens.runtime.media as media
 
-    real, first = predict.load_image, []
+    real, first = media.load_image, []
 
     def load(path):
         if not first:
@@ -272,7 +309,7 @@ def _slow_first_image(monkeypatch):
             time.sleep(0.05)
         return real(path)
 
-    monkeypatch.setattr(predict, "load_image", load)
+    monkeypatch.setattr(media, "load_image", load)
 
 
 def test_pipelined_gives_the_serial_rows_in_the_same_order(rt_tiny_onnx, sources, tmp_path, monkeypatch, capsys):
@@ -296,10 +333,10 @@ def test_pipelined_gives_the_serial_rows_in_the_same_order(rt_tiny_onnx, sources
 
 
 def test_a_decoder_crash_is_a_skipped_item_in_both_paths(rt_tiny_onnx, image_folder, monkeypatch):
-    import pawlens.runtime.predict as predict
+    import pawlens.runtime.media as media
     from pawlens.runtime.predict import predict_sources
 
-    real = predict.load_image
+    real = media.load_image
     victim = sorted(p for p in image_folder.rglob("*") if p.is_file())[3]
 
     def load(path):
@@ -307,7 +344,7 @@ def test_a_decoder_crash_is_a_skipped_item_in_both_paths(rt_tiny_onnx, image_fol
             raise RuntimeError("decoder blew up")
         return real(path)
 
-    monkeypatch.setattr(predict, "load_image", load)
+    monkeypatch.setattr(media, "load_image", load)
     for workers in (0, 2):
         results, info = predict_sources(rt_tiny_onnx["fp32"], [str(image_folder)], workers=workers, batch_size=4, progress=False)
         bad = [r for r in results if r.status != "ok"]
@@ -380,7 +417,7 @@ def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx
 
     import cv2
 
-    import pawlens.runtime.predict as predict
+    import pawlens.runtime.annotation as annotation
     from pawlens.models.gradcam import overlay
     from pawlens.models.preprocess import PreprocessConfig, load_image
     from pawlens.runtime.cam import CamExplainer
@@ -390,8 +427,8 @@ def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx
     for name, hw in (("a.png", (48, 80)), ("b.jpg", (300, 200))):
         Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8)).save(tmp_path / "in" / name)
     clip = _write_video(tmp_path / "in" / "clip.mp4", n=6)
-    writers, real = [], predict._write_png
-    monkeypatch.setattr(predict, "_write_png", lambda path, rgb: (writers.append(threading.current_thread().name), real(path, rgb)))
+    writers, real = [], annotation._write_png
+    monkeypatch.setattr(annotation, "_write_png", lambda path, rgb: (writers.append(threading.current_thread().name), real(path, rgb)))
     out = tmp_path / "r.json"
     assert main([rt_tiny_onnx["pt"], str(tmp_path / "in"), "--every-n", "3", "--cam", "--out", str(out), "--quiet", "--workers", "2"]) == 0
     doc = json.loads(out.read_text())
@@ -407,20 +444,20 @@ def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx
             img = frames[(r["source"], r["frame"])] if r["frame"] is not None else load_image(r["source"])
             heat = cam.explain(img, class_index=r["index"]).heatmap
             caption = f"{r['label']} {r['confidence']:.2f}" + (f"  frame {r['frame']}" if r["frame"] is not None else "") + "  (Grad-CAM)"
-            want = predict.annotate(overlay(img, heat, alpha=0.6), caption, predict.crop_in_frame(*img.shape[:2], cfg), min_side=256)
+            want = annotation.annotate(overlay(img, heat, alpha=0.6), caption, annotation.crop_in_frame(*img.shape[:2], cfg), min_side=256)
             got = cv2.cvtColor(cv2.imread(r["cam_path"]), cv2.COLOR_BGR2RGB)
             assert np.array_equal(got, want), r["cam_path"]
             eager_heat = eager.explain(img, class_index=r["index"]).heatmap  # what --cam drew before it used the traced trunk
             assert np.abs(eager_heat - heat).max() < 1e-2
-            before = predict.annotate(overlay(img, eager_heat, alpha=0.6), caption, predict.crop_in_frame(*img.shape[:2], cfg), min_side=256)
+            before = annotation.annotate(overlay(img, eager_heat, alpha=0.6), caption, annotation.crop_in_frame(*img.shape[:2], cfg), min_side=256)
             assert np.abs(got.astype(int) - before).max() <= 3
 
 
 def test_a_failed_png_write_is_reported(rt_tiny_onnx, image_folder, tmp_path, monkeypatch, capsys):
-    import pawlens.runtime.predict as predict
+    import pawlens.runtime.annotation as annotation
     from pawlens.models.errors import OutputError
 
-    real, n = predict._write_png, []
+    real, n = annotation._write_png, []
 
     def write(path, rgb):
         n.append(path)
@@ -428,7 +465,7 @@ def test_a_failed_png_write_is_reported(rt_tiny_onnx, image_folder, tmp_path, mo
             raise OutputError(f"{path}: disk full")
         real(path, rgb)
 
-    monkeypatch.setattr(predict, "_write_png", write)
+    monkeypatch.setattr(annotation, "_write_png", write)
     assert main([rt_tiny_onnx["pt"], str(image_folder), "--cam", "--cam-dir", str(tmp_path / "cam"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "disk full" in err and n[2] in err

@@ -9,7 +9,7 @@ Each round times, one after another on the same files (sorted, every k-th when `
   threads set to 1 on the pools, as the pipeline sets them);
 - preprocess alone: ``preprocess_numpy`` of each decoded image (decoded untimed, 64 at a time), in this thread and on
   the pool;
-- decode + preprocess on the pool (what the pipeline's workers do: ``runtime.predict.prepared_frames``);
+- decode + preprocess on the pool (what the pipeline's workers do: ``runtime.media.prepared_frames``);
 - inference alone: the runner on batches already preprocessed (``--batch-size``, the same groups as predict's);
 - predict serial (``predict_sources(workers=0)``) and predict pipelined (``workers=--workers``), without Grad-CAM or
   files written; their rate is from the first file read to the last result (model loading left out).  A backend that
@@ -39,7 +39,8 @@ if ROOT not in sys.path:  # run as `python tools/bench_predict.py` from a checko
     sys.path.insert(0, ROOT)
 
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, preprocess_numpy  # noqa: E402
-from pawlens.runtime.predict import default_workers, frames_ahead, list_media, predict_sources, prepared_frames  # noqa: E402
+from pawlens.runtime.media import default_workers, frames_ahead, list_media, prepared_frames  # noqa: E402
+from pawlens.runtime.predict import predict_sources  # noqa: E402
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:
