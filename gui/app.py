@@ -136,8 +136,9 @@ class RuntimeLoader:
 
         # threads auto: one PyTorch thread for a light reference (EfficientNet-Lite0), PyTorch's default for a heavy one
         # (ResNet50); CamExplainer says why.
-        # trace: the part before the Grad-CAM layer runs as one frozen TorchScript call (checked against the eager model)
-        cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None, trace=True)
+        # trace: the part before the Grad-CAM layer runs as one frozen TorchScript call (checked against the eager model),
+        # traced in the background: the first overlays come from the eager model instead of waiting for the trace
+        cam = CamExplainer(path, device=self.cam_device, threads="auto" if self.cam_device == "cpu" else None, trace="background")
         cam.path = os.fspath(path)
         return cam
 

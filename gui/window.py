@@ -758,6 +758,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w.target_class = self.cam_target
         w.ready.connect(self._on_reference_ready)
         w.result.connect(self._on_cam)
+        w.mode.connect(self._on_cam_mode)
         w.error.connect(self._on_reference_error)
         self._begin_loading("reference")
         self._cam = WorkerThread(w).start()
@@ -833,12 +834,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.reference_ready = True
         self._sync_forwarding()
         self._update_cam_controls()
+        self._show_reference()
+        self._kick_cam()
+
+    def _on_cam_mode(self, gen: int, mode: str) -> None:
+        """The CAM worker switched paths (a background trace was checked and adopted, or refused and why)."""
+        if gen == self._cam_gen and self.ref_info is not None:
+            self.ref_info["mode"] = mode
+            self._show_reference()
+
+    def _show_reference(self) -> None:
+        ref = self.ref_info or {}
         mode = ref.get("mode") or ""
         self.cam_text.setText(f"{os.path.basename(self.reference_path or 'reference')} · {ref.get('arch') or ''} · "
                               f"loaded in {ref.get('load_ms', 0):.0f} ms" + (f" · {mode}" if mode else ""))
         self.cam_text.setToolTip("traced: the network up to the Grad-CAM layer runs as one frozen TorchScript call, checked "
-                                 "against the eager model when it loaded; eager: every layer runs from Python")
-        self._kick_cam()
+                                 "against the eager model before use; eager: every layer runs from Python")
 
     def _set_targets(self) -> None:
         names = (self.model_info or self.ref_info or {}).get("class_names", [])

@@ -487,12 +487,14 @@ class CamWorker(_Worker):
     Signals:
         ready(gen, info): ``class_names``, ``arch``, ``path``, ``sha256``, ``preprocess``, ``load_ms``.
         result(gen, CamOutput)
+        mode(gen, text): how the heat maps are computed now (``traced`` once a background trace is adopted).
         error(gen, message)
     """
 
     nice = 6  # below inference: the deployed model keeps its pace, the CAM takes most of what is left
     ready = QtCore.Signal(int, object)
     result = QtCore.Signal(int, object)
+    mode = QtCore.Signal(int, str)
 
     def __init__(self, build: Callable[[], Any], slot: LatestSlot, *, gen: int = 0, path: str | None = None, hash_file: bool = True):
         super().__init__(gen)
@@ -528,8 +530,12 @@ class CamWorker(_Worker):
                 "mode": getattr(cam, "mode", None),
                 "load_ms": (time.perf_counter() - t0) * 1e3,
             })
+            mode = getattr(cam, "mode", None)
             while not self.stopping:
                 job = self.slot.take(timeout=0.1)
+                if job is None and getattr(cam, "adopt_trace", lambda: False)():  # idle: take up a finished trace now
+                    mode = cam.mode
+                    self.mode.emit(self.gen, mode)
                 if job is None or self.stopping:
                     continue
                 frame, pred, prepared = (*job, None)[:3]  # (frame, prediction[, (input, its PreprocessConfig)])
@@ -552,6 +558,9 @@ class CamWorker(_Worker):
                 out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),
                                 list(cam.class_names), ms, target, pred, crop)
                 self.result.emit(self.gen, out)
+                if getattr(cam, "mode", mode) != mode:
+                    mode = cam.mode
+                    self.mode.emit(self.gen, mode)
         finally:
             try:
                 cam.deactivate()

@@ -158,30 +158,51 @@ class GradCAM:
         ``example``: a ``(1, 3, S, S)`` tensor of the shape, dtype, device and memory format later calls use (its values
         do not matter: the check uses random values of that kind).  The traced path is kept only when it gives the
         eager model's logits (:attr:`TRACE_TOLERANCE`) and heat map (:attr:`TRACE_HEAT_TOLERANCE`); otherwise, or when
-        tracing fails, every call stays eager and :attr:`mode` says why.
+        tracing fails, every call stays eager and :attr:`mode` says why.  The same in two steps, the slow one on another
+        thread: :meth:`build_trunk` (on a copy of the model), then :meth:`adopt_trunk`.
         """
-        import torch
-
         if self._handle is None:
             raise InputError("[gradcam] open the GradCAM (or use it as a context manager) before trace_trunk()")
-        self._trunk, self._trunk_key = None, None
-        if self.head is None:
-            self.mode = "eager (no head function for this architecture)"
-            return self.mode
+        return self.adopt_trunk(self.build_trunk(example), example)
+
+    def _probe(self, example):
+        import torch
+
         gen = torch.Generator().manual_seed(0)
         probe = torch.randn(tuple(example.shape), generator=gen).to(dtype=example.dtype, device=example.device)
-        if self._key(example)[3]:
-            probe = probe.contiguous(memory_format=torch.channels_last)
+        return probe.contiguous(memory_format=torch.channels_last) if self._key(example)[3] else probe
+
+    def build_trunk(self, example, model=None):
+        """The frozen TorchScript of ``model`` (default: this GradCAM's) up to the target layer, or a ``str`` saying why
+        there is none.  Reads nothing of this GradCAM's state but its settings, so with ``model`` a separate copy (same
+        weights, device and memory format) it can run on another thread while this one explains eagerly."""
+        import torch
+
+        if self.head is None:
+            return "eager (no head function for this architecture)"
+        probe = self._probe(example)
         try:
-            wrapper = _trunk_module(self.model, self.layer)
+            m = self.model if model is None else model.eval()
+            wrapper = _trunk_module(m, self.layer if model is None else resolve_layer(m, self.target_layer))
             with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # torch.jit's deprecation notice and tracer warnings: the check below decides
+                warnings.simplefilter("ignore")  # torch.jit's deprecation notice and tracer warnings: the check decides
                 trunk = torch.jit.freeze(torch.jit.trace(wrapper.eval(), probe, check_trace=False))
                 for _ in range(2):  # the profiling executor optimises the graph on the first calls
                     trunk(probe)
         except Exception as e:  # noqa: BLE001  (any failure of the tracer leaves the eager path)
-            self.mode = f"eager (tracing failed: {one_line(e, 160)})"
+            return f"eager (tracing failed: {one_line(e, 160)})"
+        return trunk
+
+    def adopt_trunk(self, trunk, example) -> str:
+        """Use ``trunk`` (from :meth:`build_trunk`) from now on if it gives the eager model's logits and heat map on a
+        random input like ``example``; returns :attr:`mode` (``traced``, or ``eager (...)`` with the reason)."""
+        if self._handle is None:
+            raise InputError("[gradcam] open the GradCAM (or use it as a context manager) before adopt_trunk()")
+        self._trunk, self._trunk_key = None, None
+        if isinstance(trunk, str):
+            self.mode = trunk
             return self.mode
+        probe = self._probe(example)
         heat_e, logits_e = self(probe, class_index=0)  # one class for both: random logits may tie
         self._trunk, self._trunk_key = trunk, self._key(probe)
         try:

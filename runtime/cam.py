@@ -17,6 +17,7 @@ from the checkpoint.  Not thread-safe: activate and use it in one thread (the GU
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,14 +79,17 @@ class CamExplainer:
             bench-gui`` measures both; README, "Figures behind design choices").
 
         trace: run the model up to the Grad-CAM layer as one traced, frozen TorchScript call
-            (:meth:`models.gradcam.GradCAM.trace_trunk`: about 1 s more in :meth:`activate`, checked against the eager
-            model there).  Worth it for many frames: the desktop app passes True.  :attr:`mode` says which path runs.
+            (:meth:`models.gradcam.GradCAM.trace_trunk`: seconds more in :meth:`activate`, checked against the eager
+            model there).  Worth it for many frames: pawlens-predict passes True.  ``"background"`` (the desktop app):
+            :meth:`activate` returns with the eager model, the trunk is traced on a copy of the model on a thread of
+            its own, and the first :meth:`explain` after it is ready checks it and switches to it, so the first heat
+            map does not wait for the trace.  :attr:`mode` says which path runs.
 
     On the CPU the model runs channels_last where its registry entry says that is faster (``channels_last_cpu``).
     """
 
     def __init__(self, checkpoint, *, device: str = "cpu", target_layer: str | None = None, threads: int | str | None = None,
-                 trace: bool = False):
+                 trace: bool | str = False):
         from pawlens.models.checkpoint import load_checkpoint, preprocess_from_checkpoint
         from pawlens.models.registry import model_info
 
@@ -102,7 +106,11 @@ class CamExplainer:
         info = model_info(self.arch)
         self.target_layer = target_layer or info.cam_layer
         self.cam_head = info.cam_head if self.target_layer == info.cam_layer else None  # the head after the registry's layer
-        self.trace = bool(trace)
+        if trace not in (True, False, "background"):
+            raise InputError(f"[cam] trace must be True, False or 'background', got {trace!r}")
+        self.trace = trace
+        self._traced = None  # the background trace's result (a trunk, or why not), until explain() adopts it
+        self._tracer: threading.Thread | None = None
         self.mode = "eager"  # how the Grad-CAM runs once active (GradCAM.mode)
         self.channels_last_cpu = bool(info.channels_last_cpu)
         if threads not in (None, "auto") and (not isinstance(threads, int) or threads < 1):
@@ -139,20 +147,62 @@ class CamExplainer:
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._cam = GradCAM(self.model, self.target_layer, head=self.cam_head).open()
+        s = self.preprocess.input_size
+        self._example = torch.zeros(1, 3, s, s, device=self.device)
+        if self._channels_last:
+            self._example = self._example.contiguous(memory_format=torch.channels_last)
+        if self.trace == "background":
+            self._traced = None
+            self._tracer = threading.Thread(target=self._trace_copy, args=(self._cam,), name="pawlens-cam-trace", daemon=True)
+            self._tracer.start()
+            self.mode = "eager (tracing the trunk in the background)"
+            return self
         if self.trace:
-            s = self.preprocess.input_size
-            example = torch.zeros(1, 3, s, s, device=self.device)
-            if self._channels_last:
-                example = example.contiguous(memory_format=torch.channels_last)
-            self._cam.trace_trunk(example)
+            self._cam.trace_trunk(self._example)
         self.mode = self._cam.mode
         return self
 
+    def _trace_copy(self, cam) -> None:
+        """The background trace: a second copy of the model (no hooks, same device and layout) traced for ``cam``."""
+        import torch
+
+        from pawlens.models.checkpoint import model_from_checkpoint
+
+        try:
+            model = model_from_checkpoint(self.ckpt).to(self.device)
+            if self._channels_last:
+                model.to(memory_format=torch.channels_last)
+            result = cam.build_trunk(self._example, model=model)
+        except Exception as e:  # noqa: BLE001  (the eager path goes on; mode says why)
+            result = f"eager (tracing failed: {type(e).__name__}: {e})"[:200]
+        if self._cam is cam:  # still the same activation
+            self._traced = result
+
+    def adopt_trace(self) -> bool:
+        """If a background trace has finished, check it against the eager model and use it from now on (:attr:`mode`
+        says whether it was kept); True when that happened now.  :meth:`explain` calls it; call it from the same thread
+        when idle, so a still image's reference does not stay eager."""
+        if self._traced is None or self._cam is None:
+            return False
+        traced, self._traced = self._traced, None
+        self.mode = self._cam.adopt_trunk(traced, self._example)
+        self._tracer = None
+        return True
+
+    def wait_for_trace(self, timeout: float | None = None) -> bool:
+        """Wait for a background trace to finish (True when none is running); the next :meth:`explain` adopts it."""
+        t = self._tracer
+        if t is not None:
+            t.join(timeout)
+        return t is None or not t.is_alive()
+
     def deactivate(self) -> None:
+        """Release the model; a background trace still running finishes on its own copy and is dropped."""
         if self._cam is not None:
             self._cam.release()
         self._cam = None
         self.model = None
+        self._traced = self._tracer = None
 
     @property
     def is_active(self) -> bool:
@@ -202,6 +252,7 @@ class CamExplainer:
             raise InputError(f"[cam] expected an (H, W, 3) uint8 RGB frame, got shape {f.shape}")
         if class_index is not None and not 0 <= int(class_index) < len(self.class_names):
             raise InputError(f"[cam] class_index {class_index} out of range; the model has {len(self.class_names)} classes")
+        self.adopt_trace()
         t0 = time.perf_counter()
         x = self._prepared(prepared)
         if x is None:

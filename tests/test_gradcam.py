@@ -340,6 +340,38 @@ def test_cam_explainer_traced_gives_the_same_maps(tiny_checkpoint):
         np.testing.assert_allclose(f.probs, p.probs, atol=1e-4)
 
 
+def test_background_trace_explains_eagerly_first_then_switches(tiny_checkpoint, monkeypatch):
+    """trace="background" (the desktop app): activate() returns with the eager model, the first maps are eager, and
+    the first explain after the trace is done checks it and runs traced from then on; the maps agree throughout."""
+    import threading
+
+    from pawlens.models.gradcam import GradCAM
+
+    frame = np.random.default_rng(3).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    gate, real = threading.Event(), GradCAM.build_trunk
+
+    def slow_build(self, example, model=None):
+        gate.wait(10)  # the trace takes as long as the test wants
+        return real(self, example, model=model)
+
+    monkeypatch.setattr(GradCAM, "build_trunk", slow_build)
+    with CamExplainer(str(tiny_checkpoint)) as cam:
+        want = cam.explain(frame, class_index=1)
+    with CamExplainer(str(tiny_checkpoint), trace="background") as cam:
+        assert cam.mode == "eager (tracing the trunk in the background)"
+        first = cam.explain(frame, class_index=1)  # while the trace is still running
+        assert cam.mode.startswith("eager") and not cam.wait_for_trace(0)
+        gate.set()
+        assert cam.wait_for_trace(30)
+        assert cam.mode.startswith("eager")  # adopted at the next explain, in the explaining thread
+        later = cam.explain(frame, class_index=1)
+        assert cam.mode == "traced" and cam._cam._trunk is not None
+    for r in (first, later):
+        np.testing.assert_allclose(r.heatmap, want.heatmap, atol=1e-2)
+    with pytest.raises(InputError, match="trace must be"):
+        CamExplainer(str(tiny_checkpoint), trace="later")
+
+
 def test_cam_explainer_uses_the_deployed_models_input_only_when_made_alike(tiny_checkpoint):
     """``prepared=(x, config)`` (the desktop app's inference worker hands over the input its model saw) gives exactly the
     result of preprocessing the frame here, and is ignored when made with other preprocessing."""

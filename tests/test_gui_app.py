@@ -112,6 +112,9 @@ def test_real_models_label_and_overlay(window, qtbot, tiny_onnx, tiny_checkpoint
     assert out.heat.shape == (96, 96) and out.heat.max() > 0 and out.class_names == ["cat", "dog"]
     assert "agrees" in w.view.caption or "disagree" in w.view.caption
     assert w.ref_info["sha256"] and w.model_info["source_sha256"] == w.ref_info["sha256"]  # the exported-from checkpoint
+    # the reference is traced in the background: the first overlays may be eager; once adopted, the panel says so
+    qtbot.waitUntil(lambda: w.ref_info.get("mode") == "traced", timeout=30000)
+    assert "traced" in w.cam_text.text()
     assert not w.errors
 
 
