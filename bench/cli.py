@@ -37,8 +37,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--backends", default=None, help="comma list to restrict to: torch,ort,openvino,trt; if unset: all installed")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CPU rows, plus CUDA rows on a GPU")
     g.add_argument("--images", default=None, help="real photos for agreement, accuracy and INT8 calibration: a folder, or a run's "
-                   "split.json (its test photos); if unset: synthetic")
-    g.add_argument("--n-images", type=int, default=32, help="agreement images (as many again for calibration)")
+                   "split.json (its test photos); if unset: the test photos the --models' export gated them on (its parity.json "
+                   "names the split.json), else synthetic")
+    g.add_argument("--n-images", type=int, default=None, help="agreement images (as many again for calibration); if unset: all "
+                   "the export's gate photos when those are used, else 32")
     g = p.add_argument_group("how")
     g.add_argument("--batch-sizes", default="1,8,32", help="comma-separated batch sizes (the largest shows how near each precision "
                    "comes to this CPU's compute ceiling)")

@@ -8,6 +8,7 @@ sets follow too.  Without photos the bench uses synthetic frames.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,33 @@ from pawlens.models.errors import InputError
 from pawlens.models.photos import Sample, image_files, sample_images
 
 LOG = logging.getLogger("pawlens")
+
+
+def export_gate(model_path: str | os.PathLike) -> dict | None:
+    """What the export gated ``model_path`` on, from its folder's ``parity.json``; None without a record of this file.
+
+    ``{"status", "n", "top1_agreement", "split", "source"}``: the artifact's status (passed, failed...), how many real
+    photos its agreement was judged on, the agreement, and the ``split.json`` whose test photos those were ("" when
+    they came from elsewhere or that file is gone).  A record whose sha256 is not the file's (the file was replaced
+    since) is no record.
+    """
+    from pawlens.models.console import sha256_file
+
+    path = os.fspath(model_path)
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(path)), "parity.json"), encoding="utf-8") as f:
+            doc = json.load(f)
+        art = next(a for a in doc.get("artifacts", []) if isinstance(a, dict) and a.get("file") == os.path.basename(path))
+        if art.get("sha256") != sha256_file(path):
+            return None
+        inputs = doc.get("inputs") or {}
+        source = str(inputs.get("parity_source") or "")
+        split = source.removesuffix(" (test photos)") if source.endswith(" (test photos)") else ""
+        return {"status": str(art.get("status", "")), "n": int(inputs.get("n_real") or 0),
+                "top1_agreement": (art.get("parity") or {}).get("top1_agreement"),
+                "split": split if split and os.path.isfile(split) else "", "source": source}
+    except (OSError, ValueError, StopIteration, AttributeError, TypeError):
+        return None
 
 
 def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:

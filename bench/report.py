@@ -54,12 +54,21 @@ def _peer_cell(r: BenchRow) -> str:
     return f"{r.peer_ms:.2f} ({r.peer}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
 
 
+def _sample_note(r: BenchRow) -> str:
+    """How this row's agreement sample relates to the export's gate on the same file ("" without an export record)."""
+    if not r.export_gate:
+        return ""
+    if r.export_sample:
+        return f" on the export's own {r.agreement_n} photos"
+    return f" on {r.agreement_n} other photos; the export: {r.export_gate}"
+
+
 def main_table_row(r: BenchRow) -> list[str]:
     """One row of the main table (backend, precision, device, batch, latencies, cold call, images/s, speed-up, the runtime's
     own tool, the runner's per-call overhead, agreement, max abs)."""
     if r.status != "ok" and not math.isfinite(r.p50_ms):
         return [r.label, r.precision, r.device, str(r.batch), r.status] + [""] * (len(MAIN_HEADERS) - 5)
-    gate = "" if r.within_gate is None else (" (in gate)" if r.within_gate else " (outside gate)")
+    gate = "" if r.within_gate is None else (" (in gate" if r.within_gate else " (outside gate") + _sample_note(r) + ")"
     return [r.label, r.precision, r.device, str(r.batch), _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.p99_ms), _fmt(r.cold_ms),
             _fmt(r.images_per_s), _fmt(r.speedup, 2, "x"), _peer_cell(r), _fmt(r.overhead_ms, 3), _pct(r.top1_agreement, 1),
             f"{'-' if not math.isfinite(r.max_abs) else f'{r.max_abs:.2e}'}{gate}"]

@@ -35,6 +35,8 @@ class BenchRow:
     decisive_flips: int | None = None  # top-1 flips where the reference was decisive, among agreement_n photos
     agreement_n: int | None = None
     gate: str = ""
+    export_gate: str = ""  # the export's own verdict on this file and its sample ("passed on 60 photos, 98.3%"), if recorded
+    export_sample: bool | None = None  # True: judged here on the very photos the export gated on
     artifact: str = ""
     model: str = ""  # the trained model this row runs (its architecture, or the checkpoint's run name)
     accuracy: float = float("nan")  # top-1 accuracy on the labelled agreement photos

@@ -44,7 +44,7 @@ from pawlens.models.errors import ArtifactError, InputError, PawlensError
 
 from . import analysis, candidates, machine, peers, schedule
 from .harness import InlineWorker, WorkerError, run_in_child, worker_env
-from .inputs import BenchInputs, bench_inputs
+from .inputs import BenchInputs, bench_inputs, export_gate
 from .report import write_outputs
 from .results import BenchResult
 from .subjects import Models, add_checkpoints, add_latency_reference, export_artifacts, main_model, sort_given_files
@@ -272,7 +272,7 @@ def _devices(opt: Options, notes: list[str]) -> tuple[bool, list[str]]:
 
 def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batch_sizes: Sequence[int] = (1, 8, 32), iters: int = 20,
               warmup: int = 3, threads: int | None = None, out: str | None = None, name: str | None = None,
-              images: str | Sequence[str] | None = None, n_images: int = 32, backends: Sequence[str] | None = None, device: str = "auto",
+              images: str | Sequence[str] | None = None, n_images: int | None = None, backends: Sequence[str] | None = None, device: str = "auto",
               isolation: str = "process", round_iters: int = 2, pause_ms: float = 10.0, cam: bool = True, spinning: bool = False,
               keep_models: bool = False, compile: str | bool = "off", progress: bool = True, write: bool = True,
               checkpoints: Sequence[str] = (), latency_reference: str | None = None, method: str = "burst", rounds: int = 5,
@@ -297,7 +297,9 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         images: real photos for agreement, accuracy and INT8 calibration: a folder (class-named subfolders or
             Kaggle-flat names give labels), a list of image paths, or a training run's ``split.json`` (its test
             photos); default: synthetic frames.
-        n_images: how many agreement images (as many again for calibration when artifacts are exported here).
+        n_images: how many agreement images (as many again for calibration when artifacts are exported here); ``None``:
+            32, or with ``models`` from a pawlens export and no ``images``, every test photo their export gated on
+            (its ``parity.json`` names the training run's ``split.json``): the rows are then judged on the same photos.
         backends: restrict to these backends (``torch``, ``ort``, ``openvino``, ``trt``).
         device: ``auto`` (CPU rows, plus CUDA rows where a GPU is visible), ``cpu`` or ``cuda``.
         isolation: ``process`` (each row in its own worker process) or ``inline``.
@@ -320,6 +322,16 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
     """
     from pawlens.runtime.factory import file_kind, read_meta
 
+    gates = {os.path.basename(os.fspath(p)): export_gate(p) for p in models}
+    if len({os.path.basename(os.fspath(p)) for p in models}) < len(models):  # two runs' best.int8.onnx: no telling which is which
+        gates = {}
+    split = next((g["split"] for g in gates.values() if g and g["split"]), "")
+    if images is None and split:  # judge the files on the photos their export gated them on
+        images = split
+        if n_images is None:
+            n_images = max(g["n"] for g in gates.values() if g and g["split"] == split)
+    if n_images is None:
+        n_images = 32
     opt = check_options(batch_sizes=batch_sizes, iters=iters, warmup=warmup, round_iters=round_iters, isolation=isolation, device=device,
                         backends=backends, n_images=n_images, compile=compile, pause_ms=pause_ms, threads=threads, spinning=spinning,
                         cam=cam, progress=progress, method=method, rounds=rounds, burst_ms=burst_ms, min_calls=min_calls, peers=peers,
@@ -353,6 +365,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         arrays = preprocess_inputs(m, inp, opt.batch_sizes)
         artifacts, extra_artifacts = _artifacts(m, metas, arrays, model_dir, opt, cuda, notes)
         res = _measure(m, artifacts, extra_artifacts, arrays, opt, devices, cuda, notes, checks)
+        _compare_with_export(res.rows, gates, images, len(inp.agree), notes)
         res.settings = _settings(m, opt, inp, models, cuda=cuda, load_start=load_start, t_start=t_start)
         why = machine.disturbance(checks, res.rows)
         res.settings.update(load_checks=checks, disturbed=bool(why), disturbed_why=why)
@@ -363,6 +376,24 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         return res
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _compare_with_export(rows, gates: dict, images, n: int, notes: list[str]) -> None:
+    """Say, per row, whether its agreement was judged on the photos its export gated it on, and the export's verdict."""
+    same_split = isinstance(images, (str, os.PathLike)) and os.fspath(images).endswith("split.json")
+    for r in rows:
+        g = gates.get(r.artifact)
+        if not g or r.within_gate is None:
+            continue
+        agree = f", {100 * g['top1_agreement']:.1f}%" if isinstance(g.get("top1_agreement"), (int, float)) else ""
+        r.export_gate = f"{g['status']} on {g['n']} photos{agree}"
+        r.export_sample = bool(same_split and g["split"] and os.path.realpath(os.fspath(images)) == os.path.realpath(g["split"])
+                               and r.agreement_n == g["n"])
+    differ = sorted({r.artifact for r in rows if r.export_gate and not r.export_sample})
+    if differ:
+        notes.append(f"agreement of {', '.join(differ)} is judged here on other photos than their export gated them on (its "
+                     "record is in the row); pass --images with the training run's split.json, and --n-images as many as its "
+                     "test split holds, to judge them on the same photos")
 
 
 def _artifacts(m: Models, metas, arrays: Arrays, model_dir: str, opt: Options, cuda: bool, notes: list[str]):

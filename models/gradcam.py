@@ -184,6 +184,7 @@ class GradCAM:
         try:
             m = self.model if model is None else model.eval()
             wrapper = _trunk_module(m, self.layer if model is None else resolve_layer(m, self.target_layer))
+            _quiet_tracer()
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # torch.jit's deprecation notice and tracer warnings: the check decides
                 trunk = torch.jit.freeze(torch.jit.trace(wrapper.eval(), probe, check_trace=False))
@@ -279,6 +280,16 @@ class GradCAM:
 
 class _Stop(Exception):
     """Raised by the trunk's hook (:func:`_trunk_module`) once the target layer has run: the rest is not needed."""
+
+
+def _quiet_tracer() -> None:
+    """Ignore torch.jit's deprecation notices and tracer warnings for good (the trace is checked against the eager model
+    instead).  ``catch_warnings`` alone is not enough when the trace runs on a background thread: the filters are
+    process-wide, and another thread leaving its own ``catch_warnings`` restores them mid-trace."""
+    import torch
+
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.(freeze|trace|script)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
 
 
 def _trunk_module(model, layer):

@@ -212,3 +212,34 @@ def test_a_truncated_artifact_loses_its_rows_not_the_run(rt_tiny_onnx, tmp_path)
     assert any(n.startswith(f"skipped {bad}:") for n in res.notes), res.notes
     with pytest.raises(ArtifactError, match="none of the --models could be read"):
         run_bench(rt_tiny_onnx["pt"], [str(bad)], batch_sizes=(1,), write=False, progress=False, peers=False, cam=False)
+
+
+def test_bench_judges_exported_files_on_the_photos_their_export_gated(tmp_path, monkeypatch):
+    """Without --images, files from a pawlens export are judged on that export's own gate photos (the run's split.json,
+    all of its test split), and each row says so; on other photos the row says what the export found instead."""
+    from test_export_runs import _split_run
+
+    from pawlens.bench.report import main_table_row
+    from pawlens.export.cli import main as export_main
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = _split_run(tmp_path)
+    assert export_main([str(ckpt), "--formats", "onnx,int8", "--no-progress"]) == 0
+    out = tmp_path / "runs" / "export" / "baseline"
+    files = [str(out / "best.onnx"), str(out / "best.int8.onnx")]
+    kw = dict(batch_sizes=(1,), warmup=0, rounds=1, burst_ms=5, backends=("torch", "ort"), isolation="inline", write=False, cam=False,
+              progress=False, peers=False)
+    res = run_bench(str(ckpt), files, **kw)
+    rows = [r for r in res.rows if r.artifact in ("best.onnx", "best.int8.onnx") and r.within_gate is not None]
+    assert rows and all(r.export_sample and r.agreement_n == 2 and r.export_gate.startswith("passed on 2 photos") for r in rows)
+    assert "split.json" in res.settings["agreement_data"]
+    assert all("on the export's own 2 photos" in main_table_row(r)[-1] for r in rows)
+    other = run_bench(str(ckpt), files, images=str(tmp_path / "photos"), n_images=6, **kw)
+    rows = [r for r in other.rows if r.artifact in ("best.onnx", "best.int8.onnx") and r.within_gate is not None]
+    assert rows and all(not r.export_sample and r.agreement_n == 6 for r in rows)
+    assert all("on 6 other photos; the export: passed on 2 photos" in main_table_row(r)[-1] for r in rows)
+    assert any("other photos than their export gated them on" in n for n in other.notes)
+    (out / "best.onnx").write_bytes((out / "best.onnx").read_bytes() + b"\0")  # replaced since: its record no longer applies
+    from pawlens.bench.inputs import export_gate
+
+    assert export_gate(out / "best.onnx") is None and export_gate(out / "best.int8.onnx")["n"] == 2
