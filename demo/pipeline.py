@@ -418,9 +418,9 @@ def _report_with_data(cfg: DemoConfig, trained: dict, starts: dict, seconds: dic
                      f"({c['share']:.1%}) - {verdict}.")
     if rep.exit_code != 0:
         lines.append(f"**An export parity gate failed** (exit code {rep.exit_code}); see Export and parity.")
-    for n, why in starts.items():
+    for n, why in starts.items():  # one short line each here; the reason in full is in the bullets under the table
         if n not in trained:
-            lines.append(f"{n}: {why}.")
+            lines.append(f"{n}: {why.split(' (')[0]} (why: under From scratch vs. transfer learning).")
     doc.p("  \n".join(lines))
     doc.p(f"Data: `{cfg.data}`{f', capped at {cfg.max_images} images (stratified)' if cfg.max_images else ''}, split 70/15/15 by seed "
           f"{cfg.seed}. The clips are test data only: no model was trained, calibrated or chosen on them.")

@@ -88,7 +88,10 @@ class Document:
             "<!doctype html><html><head><meta charset='utf-8'>",
             f"<title>{e(self.title)}</title>",
             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-            "table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+            # wide tables and long paths scroll or wrap inside the page's column; the page itself never scrolls sideways
+            "table{border-collapse:collapse;margin:1em 0;font-size:14px;display:block;max-width:100%;overflow-x:auto}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}p,li,td,figcaption{overflow-wrap:anywhere}"
+            "pre{overflow-x:auto}"
             "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}"
             "figure{margin:1em 0}figcaption{color:#555;font-size:13px}code,pre{background:#f6f6f6;padding:2px 4px}</style>",
             f"</head><body><h1>{e(self.title)}</h1>",
