@@ -240,6 +240,7 @@ class Outputs:
     written: list[dict] = field(default_factory=list)  # per annotated video: path, frames, fps, codec
     writer: BackgroundWriter | None = None
     latest: dict[str, tuple[Result, np.ndarray | None]] = field(default_factory=dict)  # per video: its last result and heat
+    _layer: tuple | None = None  # the last heat map drawn, its colour layer and (videos) its blend weights
 
     @property
     def wanted(self) -> bool:
@@ -274,9 +275,16 @@ class Outputs:
         self.writer.submit(self._draw, pic)
 
     def _draw(self, pic: _Picture) -> None:
-        from pawlens.models.gradcam import overlay
+        from pawlens.models.gradcam import blend, blend_fast, blend_weights, overlay_layer
 
-        img = pic.rgb if pic.heat is None else overlay(pic.rgb, pic.heat, alpha=self.alpha)
+        img = pic.rgb
+        if pic.heat is not None:  # the frames that carry a heat map share its colour layer: made once, blended on each
+            layer = self._layer  # one read: PNG writers may run on two threads
+            if layer is None or layer[0] is not pic.heat or layer[1].shape[:2] != img.shape[:2]:
+                rgba = overlay_layer(pic.heat, img.shape[:2])
+                layer = self._layer = (pic.heat, rgba, blend_weights(rgba, self.alpha) if pic.video else None)
+            # a PNG is exactly overlay()'s picture; a video frame takes OpenCV's weighted sum (within one level, ~15x faster)
+            img = blend(img, layer[1], self.alpha) if pic.png or layer[2] is None else blend_fast(img, layer[2])
         if pic.png:
             _write_png(pic.png, annotate(img, pic.png_caption, pic.box, min_side=256))
         if pic.video:

@@ -429,3 +429,17 @@ def test_heat_rgba_is_jet_premultiplied_by_heat_to_the_gamma():
         assert (got[..., :3] <= got[..., 3:4]).all()
     assert heat_rgba(np.zeros((3, 4), np.float32)).max() == 0  # cold: fully transparent
     assert (heat_rgba(np.ones((3, 4), np.float32))[..., 3] == 255).all()
+
+
+def test_blend_fast_is_blend_within_one_level():
+    """The annotated video's blending (weights made once per heat map) draws what overlay() draws, within one level."""
+    from pawlens.models.gradcam import blend, blend_fast, blend_weights, overlay_layer
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    heat = np.clip(rng.random((7, 9)).astype(np.float32) * 1.2 - 0.1, 0, 1)
+    for alpha in (0.0, 0.35, 1.0):
+        layer = overlay_layer(heat, img.shape[:2])
+        exact, fast = blend(img, layer, alpha), blend_fast(img, blend_weights(layer, alpha))
+        assert fast.shape == exact.shape and fast.dtype == np.uint8
+        assert np.abs(fast.astype(int) - exact).max() <= 1 and (alpha > 0 or np.array_equal(fast, img))
