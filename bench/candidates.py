@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from pawlens.runtime import formats
+from pawlens.runtime.formats import ENGINE
 
 
 @dataclass
@@ -102,7 +103,7 @@ def artifact_candidates(path: str, meta, *, devices: Sequence[str], installed: I
         out.append(Candidate(f"{key}@{base}{suffix}", label + tag, backend, precision, device, path, {"backend": backend, **run},
                              gate_precision=gate, comparable=comparable, group=group))
 
-    if kind == ".engine":
+    if kind == ENGINE:
         if group:  # the other checkpoints are compared on the CPU
             return out
         if "cuda" in devices:

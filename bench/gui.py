@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 from pawlens.models.console import atomic_write_text, ensure_writable_dir, run_cli
 from pawlens.models.errors import InputError
+from pawlens.runtime.formats import CHECKPOINT, ONNX, by_key
 
 PROG = "pawlens bench-gui"
 
@@ -49,9 +50,9 @@ def make_models(out_dir: str, *, calib_dir: str | None = None, n_calib: int = 64
 
     ensure_writable_dir(out_dir)
     info = model_info(arch)
-    ckpt = os.path.join(out_dir, f"{arch}.pt")
-    fp32 = os.path.join(out_dir, f"{arch}.onnx")
-    int8 = os.path.join(out_dir, f"{arch}.int8.onnx")
+    ckpt = os.path.join(out_dir, f"{arch}{CHECKPOINT}")
+    fp32 = os.path.join(out_dir, f"{arch}{ONNX}")
+    int8 = os.path.join(out_dir, f"{arch}{by_key('int8').suffix}")
     cfg = info.preprocess()
     if not os.path.exists(ckpt):
         torch.manual_seed(seed)

@@ -18,6 +18,7 @@ import numpy as np
 
 from pawlens.models.console import sha256_file
 from pawlens.models.errors import PawlensError
+from pawlens.runtime.formats import CHECKPOINT, ONNX, by_key
 
 LOG = logging.getLogger("pawlens")
 
@@ -70,7 +71,7 @@ def main_model(checkpoint: str | None, metas: dict[str, Any], workdir: str, note
         arch = first.arch if first is not None and first.arch in list_models() else "resnet50"
         classes = list(first.class_names) if first is not None else ["cat", "dog"]
         pre = first.preprocess if first is not None else PreprocessConfig.for_size(224)
-        path = _untrained(arch, classes, pre, os.path.join(workdir, f"embedded-{arch}.pt"), "pawlens-bench embedded default: untrained")
+        path = _untrained(arch, classes, pre, os.path.join(workdir, f"embedded-{arch}{CHECKPOINT}"), "pawlens-bench embedded default: untrained")
         notes.append(f"Embedded default: an UNTRAINED {arch} ({len(classes)} classes, {pre.input_size} px) built and exported "
                      "on the fly. Latency does not depend on the weights; agreement figures only show how closely each backend "
                      "reproduces the same random network.")
@@ -106,7 +107,7 @@ def add_latency_reference(m: Models, arch: str | None, workdir: str, *, torch_cp
         return
     classes = m.groups[""]["classes"]
     pre = model_info(arch).preprocess()
-    path = _untrained(arch, classes, pre, os.path.join(workdir, f"reference-{arch}.pt"), "pawlens-bench latency reference: untrained")
+    path = _untrained(arch, classes, pre, os.path.join(workdir, f"reference-{arch}{CHECKPOINT}"), "pawlens-bench latency reference: untrained")
     lab = f"{arch} (latency reference)"
     m.groups[lab] = {"label": lab, "path": path, "cfg": pre, "classes": classes, "sha": "", "arch": arch, "reference": True}
 
@@ -147,7 +148,7 @@ def export_artifacts(ckpt, model_dir: str, x_calib: np.ndarray, *, want_ort: boo
     stem = os.path.join(model_dir, "model")
     t0 = time.perf_counter()
     try:
-        fp32 = export_onnx(ckpt, stem + ".onnx")
+        fp32 = export_onnx(ckpt, stem + ONNX)
     except PawlensError as e:
         notes.append(f"ONNX export failed: {e}")
         return []
@@ -157,7 +158,7 @@ def export_artifacts(ckpt, model_dir: str, x_calib: np.ndarray, *, want_ort: boo
         from pawlens.export.quantize import quantize_int8
 
         t0 = time.perf_counter()
-        int8 = quantize_int8(fp32, stem + ".int8.onnx", x_calib)
+        int8 = quantize_int8(fp32, stem + by_key("int8").suffix, x_calib)
         LOG.info("bench: quantized %s in %.1f s", os.path.basename(int8), time.perf_counter() - t0)
         out.append((int8, read_meta(int8), True))
     except (ImportError, PawlensError) as e:
@@ -174,7 +175,7 @@ def _gpu_artifacts(fp32: str, stem: str, *, want_trt: bool, notes: list[str]):
 
     out = []
     try:
-        fp16 = convert_fp16(fp32, stem + ".fp16.onnx")
+        fp16 = convert_fp16(fp32, stem + by_key("fp16").suffix)
         out.append((fp16, read_meta(fp16), True))
     except PawlensError as e:
         notes.append(f"FP16 ONNX not made: {e}")
@@ -183,7 +184,7 @@ def _gpu_artifacts(fp32: str, stem: str, *, want_trt: bool, notes: list[str]):
         try:
             from pawlens.export.tensorrt import build_engine
 
-            eng = stem + ".fp16.engine"
+            eng = stem + by_key("trt").suffix
             build_engine(fp32, eng, fp16_onnx_path=fp16)
             out.append((eng, read_meta(eng), True))
         except (ImportError, PawlensError) as e:

@@ -39,6 +39,7 @@ import numpy as np
 from pawlens.models.console import HelpFormatter, run_cli
 from pawlens.models.errors import ArtifactError, InputError, PawlensError, one_line
 from pawlens.runtime import tuned
+from pawlens.runtime.formats import CHECKPOINT, ENGINE, ONNX
 
 from .candidates import Candidate
 from .harness import ProcessWorker, WorkerError
@@ -92,9 +93,9 @@ def configs_for(kind: str, precision: str, *, installed: Sequence[str], bf16: bo
     """The configurations auto may choose between for a file of ``kind`` / ``precision`` on this CPU (pure)."""
     threads: list[int | None] = [None, 1] if cores > 1 else [None]
     base: list[dict[str, Any]] = []
-    if kind == ".pt":
+    if kind == CHECKPOINT:
         base = [{"backend": "torch", "precision": "fp32", "channels_last": cl} for cl in (False, True)]
-    elif kind == ".onnx":
+    elif kind == ONNX:
         if "openvino" in installed:
             hints = ["fp32", "bf16"] if precision == "int8" and bf16 else ["fp32"]
             base += [{"backend": "openvino", "precision": h, "channels_last": None} for h in hints]
@@ -132,7 +133,7 @@ def make_runner_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cpu_bf16(kind: str, precision: str, installed: Sequence[str]) -> bool:
-    if kind != ".onnx" or precision != "int8" or "openvino" not in installed:
+    if kind != ONNX or precision != "int8" or "openvino" not in installed:
         return False  # only an INT8 file on OpenVINO gets bf16 candidates: asking would import torch for nothing
     from pawlens.models.device import cpu_supports_bf16
 
@@ -354,7 +355,7 @@ def _read_artifact(path: str):
     from pawlens.runtime import factory
 
     kind = factory.file_kind(path)
-    if kind == ".engine":
+    if kind == ENGINE:
         raise InputError(f"{path}: a TensorRT engine has one configuration, fixed when it was built; nothing to tune "
                          "(tune its .onnx for the CPU)")
     return kind, factory.read_meta(path)

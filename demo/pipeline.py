@@ -17,6 +17,7 @@ import numpy as np
 
 from pawlens.models.document import Document
 from pawlens.models.errors import PawlensError, WeightsError
+from pawlens.runtime.formats import CHECKPOINT, ENGINE, ONNX
 
 LOG = logging.getLogger("pawlens")
 
@@ -161,7 +162,7 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         arch = cfg.embedded_model
         model = create_model(arch, num_classes=2, weights="none")
-        ckpt = save_checkpoint(os.path.join(cfg.out, "model", f"embedded_{arch}.pt"), model=model, arch=arch,
+        ckpt = save_checkpoint(os.path.join(cfg.out, "model", f"embedded_{arch}{CHECKPOINT}"), model=model, arch=arch,
                                class_names=["cat", "dog"], preprocess=PreprocessConfig.for_size(cfg.embedded_size),
                                train_config={"note": "embedded default: untrained, random weights (seed %d)" % cfg.seed})
         syn = write_image_folder(os.path.join(cfg.out, "synthetic"), n_per_class=16, size=max(64, cfg.embedded_size + 32), seed=cfg.seed)
@@ -223,7 +224,7 @@ def _bench(cfg: DemoConfig, ckpt: str, reps, images, checkpoints=()):
     from pawlens.bench.run import run_bench
 
     reps = reps if isinstance(reps, (list, tuple)) else [reps]
-    models = [a.path for r in reps for a in r.artifacts if a.passed and a.path.endswith((".onnx", ".engine")) and a.format != "fp16"]
+    models = [a.path for r in reps for a in r.artifacts if a.passed and a.path.endswith((ONNX, ENGINE)) and a.format != "fp16"]
     n = len(images) if isinstance(images, (list, tuple)) else 32
     return run_bench(ckpt, models, batch_sizes=cfg.batch_sizes, iters=cfg.iters, out=os.path.join(cfg.out, "bench"), images=images,
                      n_images=n, checkpoints=list(checkpoints), compile="off", latency_reference="resnet50", rounds=cfg.bench_rounds,

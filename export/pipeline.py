@@ -61,7 +61,7 @@ from pawlens.models.console import (
 from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, OutputError, ParityError
 from pawlens.models.photos import split_entry
 from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
-from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key
+from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key, gate_runner
 
 LOG = logging.getLogger("pawlens")
 
@@ -771,17 +771,13 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
                             prog.done("trt: unavailable (TensorRT or a GPU is missing; the reason is in the summary)", logging.WARNING)
                             report.write()
                             continue
-                        from pawlens.runtime.trt_runner import TrtRunner
-
                         fault_point(f"built:{fmt}")
-                        gate(res, TrtRunner(res.path))
+                        gate(res, gate_runner(fmt, res.path))
                     else:
                         _step_onnx(res, fmt, ckpt, paths, staged, results[0].path, sha, reuse, opset, exporter, x_cal, int8_opts,
                                    keep=fmt in keep)
-                        from pawlens.runtime.ort_runner import OrtRunner
-
                         fault_point(f"built:{fmt}")
-                        gate(res, OrtRunner(res.path, device="cpu"))
+                        gate(res, gate_runner(fmt, res.path))
                 except (ArtifactError, ParityError) as e:
                     res.status, res.reason = "failed", str(e)
                     res.path = _mark_failed(path) if res.reused else _keep_failed(staged, path)

@@ -41,6 +41,7 @@ from typing import Any
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.console import atomic_write_bytes, atomic_write_text, sha256_file
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError, ParityError, one_line
+from pawlens.runtime.formats import sidecar_path
 
 LOG = logging.getLogger("pawlens")
 
@@ -61,11 +62,6 @@ SIDECAR_KEYS = (
 
 
 # ----------------------------------------------------------------------------- pure helpers
-
-
-def sidecar_path(engine_path: str | os.PathLike) -> str:
-    """``<engine>.json``, e.g. ``best.fp16.engine.json``."""
-    return os.fspath(engine_path) + ".json"
 
 
 def timing_cache_path(engine_path: str | os.PathLike) -> str:

@@ -28,6 +28,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from pawlens.models.preprocess import IMAGE_EXTENSIONS
 from pawlens.runtime import formats
+from pawlens.runtime.formats import CHECKPOINT
 
 from .overlay import model_view_or_none
 from .session import CamOutput, Frame, GuiSession, pct
@@ -47,7 +48,7 @@ from .workers import (
 )
 
 #: The reference checkpoint's kind in the formats table (Grad-CAM runs on it); every other loadable kind is a model.
-CHECKPOINT_KIND = ".pt"
+CHECKPOINT_KIND = CHECKPOINT
 #: The panel's line when a source gave no frame (a bad file, no camera): it stops waiting for one.
 NO_FRAMES = "No frames from this source · open another (File, or drop it here)"
 

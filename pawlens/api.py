@@ -25,6 +25,7 @@ import numpy as np
 from pawlens.models.errors import InputError
 from pawlens.models.gradcam import overlay
 from pawlens.models.preprocess import load_image
+from pawlens.runtime.formats import CHECKPOINT
 
 __all__ = ["Model", "load", "fit", "overlay", "load_image"]
 
@@ -112,7 +113,7 @@ class Model:
         ``exist_ok``...)."""
         from pawlens.runtime.factory import file_kind
 
-        if file_kind(self.path) != ".pt":
+        if file_kind(self.path) != CHECKPOINT:
             raise InputError(f"{self.path}: export starts from the PyTorch checkpoint (.pt), not an exported artifact")
         from pawlens.export.pipeline import export_all
 

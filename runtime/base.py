@@ -47,6 +47,14 @@ class Runner:
         self.inference_time: float | None = None
         self.meta = None  # models.artifact.ArtifactMeta, set by subclasses that know it
 
+    @classmethod
+    def for_file(cls, path: str, *, ckpt=None, meta=None, threads: int | None = None, spinning: bool = False,
+                 compile: bool = False, channels_last: bool | None = None, name: str | None = None, **kw) -> "Runner":
+        """The one way the factory and export's gate build any backend's runner (the formats table names the class):
+        each backend takes the settings that apply to it and leaves the others.  ``kw``: the plan's own keywords
+        (device, precision...)."""
+        raise NotImplementedError
+
     # -- public API -------------------------------------------------------------------------
     def activate(self) -> "Runner":
         if self.is_active:

@@ -27,6 +27,7 @@ import numpy as np
 from pawlens.models.errors import InputError
 from pawlens.models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
 
+from .formats import ENGINE, ONNX
 from .predictor import softmax
 
 
@@ -97,7 +98,7 @@ class CamExplainer:
             self.ckpt = checkpoint
         else:
             p = os.fspath(checkpoint)
-            if p.lower().endswith((".onnx", ".engine")):
+            if p.lower().endswith((ONNX, ENGINE)):
                 raise InputError(f"{p}: Grad-CAM needs the PyTorch checkpoint (.pt) the model was exported from; pass it with --reference")
             self.ckpt = load_checkpoint(p)
         self.arch: str = self.ckpt["arch"]

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .formats import ONNX
+
 
 def count_macs(model, input_size: int) -> int:
     """Multiply-accumulates of one forward of ``model`` on a 1x3xSxS input (Conv2d and Linear layers only)."""
@@ -129,7 +131,7 @@ def _openvino_rate(n: int, kind: str, hint: str, threads: int | None, reps: int)
 
     core = ov.Core()
     with tempfile.TemporaryDirectory(prefix="pawlens-ceiling-") as d:  # OpenVINO reads ONNX from a file
-        path = os.path.join(d, f"{kind}.onnx")
+        path = os.path.join(d, f"{kind}{ONNX}")
         with open(path, "wb") as f:
             f.write(_matmul_onnx(n, kind))
         cfg: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}

@@ -41,6 +41,7 @@ from pawlens.models.preprocess import PreprocessConfig
 
 from . import formats
 from .base import Runner
+from .formats import CHECKPOINT, ENGINE
 from .ort_runner import cuda_visible
 
 BACKENDS = ("auto", *formats.BACKENDS)
@@ -162,11 +163,11 @@ def _static_plan(path: str | os.PathLike, *, backend: str, device: str, precisio
     ext = file_kind(p)
     allowed = formats.backends_for(ext)
     if backend != "auto" and backend not in allowed:
-        hint = " (export it to ONNX / TensorRT with pawlens-export first)" if ext == ".pt" else ""
+        hint = " (export it to ONNX / TensorRT with pawlens-export first)" if ext == CHECKPOINT else ""
         raise InputError(f"--backend {backend} cannot load a {ext} file ({SUFFIXES[ext]}); choose auto or {' / '.join(allowed)}{hint}")
     cuda_dev = str(device).startswith("cuda")
 
-    if ext == ".pt":
+    if ext == CHECKPOINT:
         prec = precision or "fp32"
         dev = device
         if dev == "auto":
@@ -174,7 +175,7 @@ def _static_plan(path: str | os.PathLike, *, backend: str, device: str, precisio
         cl = prec.startswith("bf16")  # plain NCHW for fp32: see formats.auto_choice
         return Plan("torch", {"device": dev, "precision": prec, "channels_last": cl}, "PyTorch checkpoint")
 
-    if ext == ".engine":
+    if ext == ENGINE:
         if precision not in (None, "fp16", "fp32", "int8") or (precision and meta is not None and precision != meta.precision):
             raise InputError(f"--precision {precision} does not apply to a TensorRT engine: its precision was fixed when it was built")
         if device == "cpu":
@@ -219,11 +220,11 @@ def read_meta(path: str | os.PathLike, *, class_names: Sequence[str] | None = No
     """The artifact metadata of a model file (``None`` for a bare ONNX without pawlens metadata and no class names)."""
     p = os.fspath(path)
     ext = file_kind(p)
-    if ext == ".pt":
+    if ext == CHECKPOINT:
         from pawlens.models.checkpoint import load_checkpoint
 
         return ArtifactMeta.from_checkpoint(load_checkpoint(p))
-    if ext == ".engine":
+    if ext == ENGINE:
         from .trt_runner import meta_from_sidecar, read_sidecar
 
         return meta_from_sidecar(read_sidecar(p), path=p)
@@ -269,7 +270,7 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise InputError(f"--threads {threads}: must be a whole number >= 1 (leave it unset for the backend's default)")
     ckpt = None
-    if file_kind(p) == ".pt":
+    if file_kind(p) == CHECKPOINT:
         from pawlens.models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(p)  # loaded once: the runner takes the dict
@@ -285,24 +286,10 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
     if compile and plan.backend != "torch":
         raise InputError(f"--compile applies to a .pt checkpoint (PyTorch); {os.path.basename(p)} runs on {plan.backend}, drop --compile")
     kw = dict(plan.kwargs)
-    if plan.backend == "torch":
-        from .torch_runner import TorchRunner
-
-        if channels_last is not None:
-            kw["channels_last"] = channels_last
-        runner: Runner = TorchRunner(ckpt, threads=threads, compile=compile, name=name, **kw)
-    elif plan.backend == "ort":
-        from .ort_runner import OrtRunner
-
-        runner = OrtRunner(p, threads=threads, meta=meta, spinning=spinning, name=name, **kw)
-    elif plan.backend == "openvino":
-        from .openvino_runner import OpenVINORunner
-
-        runner = OpenVINORunner(p, threads=threads, meta=meta, name=name, **kw)
-    else:
-        from .trt_runner import TrtRunner
-
-        runner = TrtRunner(p, name=name, **kw)
+    planned = kw.pop("channels_last", None)
+    layout = planned if channels_last is None else channels_last  # the caller's choice wins
+    runner: Runner = formats.runner_class(plan.backend).for_file(p, ckpt=ckpt, meta=meta, threads=threads, spinning=spinning,
+                                                                 compile=compile, channels_last=layout, name=name, **kw)
     runner.plan_reason = plan.reason
     return runner
 

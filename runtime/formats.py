@@ -29,15 +29,17 @@ class Backend:
     name: str  # shown to people
     module: str  # imported lazily by the runner
     install: str  # the command that installs it (one line, pasteable)
+    runner: str  # the Runner class that runs it, as "module:Class" in pawlens.runtime (imported on use: runner_class)
     gpu_only: bool = False
 
 
 BACKENDS: dict[str, Backend] = {
     b.key: b for b in (
-        Backend("torch", "PyTorch", "torch", "pip install -e .  (a core dependency)"),
-        Backend("ort", "ONNX Runtime", "onnxruntime", "pip install -e '.[cpu]'  (or '.[gpu]' for the CUDA EP)"),
-        Backend("openvino", "OpenVINO", "openvino", "pip install -e '.[openvino]'"),
-        Backend("trt", "TensorRT", "tensorrt", "pip install tensorrt  (NVIDIA's wheels, on a CUDA machine)", gpu_only=True),
+        Backend("torch", "PyTorch", "torch", "pip install -e .  (a core dependency)", "torch_runner:TorchRunner"),
+        Backend("ort", "ONNX Runtime", "onnxruntime", "pip install -e '.[cpu]'  (or '.[gpu]' for the CUDA EP)", "ort_runner:OrtRunner"),
+        Backend("openvino", "OpenVINO", "openvino", "pip install -e '.[openvino]'", "openvino_runner:OpenVINORunner"),
+        Backend("trt", "TensorRT", "tensorrt", "pip install tensorrt  (NVIDIA's wheels, on a CUDA machine)", "trt_runner:TrtRunner",
+                gpu_only=True),
     )
 }
 
@@ -62,11 +64,13 @@ class Format:
     gpu: bool = False  # needs a CUDA GPU to build or run
     exported: bool = True  # pawlens-export writes it
     app_backend: str | None = None  # the desktop app's choice when it differs from auto (see the module docstring)
+    gate_backend: str = "ort"  # what pawlens-export checks a freshly built file on, against the PyTorch reference
+    gate_device: str = "cpu"
     note: str = ""
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("checkpoint", "PyTorch checkpoint", ".pt", ".pt", "fp32", ("torch",), ("torch",), exported=False,
+    Format("checkpoint", "PyTorch checkpoint", ".pt", ".pt", "fp32", ("torch",), ("torch",), exported=False, gate_backend="torch",
            note="self-describing (class names, preprocessing, sha256 of the weights); the Grad-CAM reference"),
     Format("onnx", "ONNX fp32", ".onnx", ".onnx", "fp32", ("openvino", "ort"), ("ort",), app_backend="ort",
            note="OpenVINO f32 was 7-12% faster than ONNX Runtime at batch 1 here, same logits within 1e-6"),
@@ -75,6 +79,7 @@ FORMATS: tuple[Format, ...] = (
     Format("int8", "ONNX INT8 (QDQ)", ".onnx", ".int8.onnx", "int8", ("openvino", "ort"), ("ort",), app_backend="ort",
            note="static QDQ; OpenVINO runs it fastest on a CPU"),
     Format("trt", "TensorRT fp16 engine", ".engine", ".fp16.engine", "fp16", ("trt",), ("trt",), sidecar=".json", gpu=True,
+           gate_backend="trt", gate_device="cuda",
            note="built for one GPU and TensorRT version; never load an engine from an untrusted source"),
 )
 
@@ -90,6 +95,32 @@ ALIASES: dict[str, str] = {".pth": ".pt"}
 #: ``--formats`` names pawlens-export knows, in the order it builds them, and the ones it builds by default.
 EXPORT_FORMATS: tuple[str, ...] = tuple(f.key for f in FORMATS + PACKAGES if f.exported)
 DEFAULT_EXPORT: tuple[str, ...] = ("onnx", "fp16", "int8")
+
+
+#: The loadable kinds by name, for code that must name one (a test refuses suffix literals outside this module).
+CHECKPOINT, ONNX, ENGINE = ".pt", ".onnx", ".engine"
+
+
+def runner_class(backend: str) -> type:
+    """The Runner class of a backend key (:attr:`Backend.runner`), imported now."""
+    import importlib
+
+    module, cls = BACKENDS[backend].runner.split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+
+def gate_runner(fmt: str, path: str):
+    """The runner pawlens-export checks a freshly built ``fmt`` file on (:attr:`Format.gate_backend`), not activated."""
+    f = by_key(fmt)
+    return runner_class(f.gate_backend).for_file(path, device=f.gate_device)
+
+
+def sidecar_path(path) -> str:
+    """The file that travels with an engine (the trt row's ``sidecar``): ``best.fp16.engine`` -> ``best.fp16.engine.json``,
+    and likewise for an engine kept as ``.failed``."""
+    import os
+
+    return os.fspath(path) + str(by_key("trt").sidecar)
 
 
 def by_key(key: str) -> Format:

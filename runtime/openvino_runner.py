@@ -98,6 +98,10 @@ class OpenVINORunner(Runner):
 
     backend = "openvino"
 
+    @classmethod
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+        return cls(path, threads=threads, meta=meta, name=name, **kw)
+
     def __init__(self, path: str, *, device: str = "cpu", precision: str = "fp32", threads: int | None = None,
                  meta: ArtifactMeta | None = None, performance_hint: str = "LATENCY", name: str | None = None):
         self.path = os.fspath(path)

@@ -90,6 +90,10 @@ class OrtRunner(Runner):
 
     backend = "ort"
 
+    @classmethod
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+        return cls(path, threads=threads, meta=meta, spinning=spinning, name=name, **kw)
+
     def __init__(self, path: str, *, device: str = "cpu", threads: int | None = None, spinning: bool = False,
                  meta: ArtifactMeta | None = None, io_binding: bool | None = None, name: str | None = None):
         self.path = os.fspath(path)

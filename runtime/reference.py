@@ -14,6 +14,8 @@ from typing import Iterator
 
 from pawlens.models.errors import InputError
 
+from .formats import CHECKPOINT
+
 LOG = logging.getLogger("pawlens")
 
 
@@ -22,7 +24,7 @@ def _reference_candidates(model: str) -> Iterator[str]:
     import glob
 
     here = os.path.dirname(os.path.abspath(model))
-    yield from sorted(glob.glob(os.path.join(here, "*.pt")) + glob.glob(os.path.join(here, "model", "*.pt")))
+    yield from sorted(glob.glob(os.path.join(here, "*" + CHECKPOINT)) + glob.glob(os.path.join(here, "model", "*" + CHECKPOINT)))
     try:  # the export's own record of its checkpoint
         with open(os.path.join(here, "parity.json"), encoding="utf-8") as f:
             ck = json.load(f).get("checkpoint")
@@ -37,7 +39,7 @@ def _reference_candidates(model: str) -> Iterator[str]:
         d = os.path.dirname(d)
     dirs.append(os.getcwd())
     for d in dirs:
-        for pattern in (os.path.join(d, "train", "*", "*.pt"), os.path.join(d, "runs", "train", "*", "*.pt")):
+        for pattern in (os.path.join(d, "train", "*", "*" + CHECKPOINT), os.path.join(d, "runs", "train", "*", "*" + CHECKPOINT)):
             files = glob.glob(pattern)
             yield from sorted(files, key=lambda f: (os.path.basename(f) != "best.pt", -os.path.getmtime(f)))
 
@@ -73,7 +75,7 @@ def resolve_reference(model: str, meta, reference: str | None) -> str:
 
     if reference:
         return reference
-    if file_kind(model) == ".pt":
+    if file_kind(model) == CHECKPOINT:
         return model
     sha = getattr(meta, "source_sha256", "") or ""
     if not sha:

@@ -48,6 +48,12 @@ def cxx_compiler() -> str | None:
 class TorchRunner(Runner):
     backend = "torch"
 
+    @classmethod
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+        if channels_last is not None:
+            kw["channels_last"] = channels_last
+        return cls(ckpt if ckpt is not None else path, threads=threads, compile=compile, name=name, **kw)
+
     def __init__(self, checkpoint, *, device: str = "cpu", precision: str = "fp32", channels_last: bool = False,
                  threads: int | None = None, compile: bool = False, name: str | None = None):
         """``checkpoint``: a path, a loaded checkpoint dict, or an ``nn.Module`` (then meta is ``None``)."""

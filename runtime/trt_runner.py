@@ -37,15 +37,13 @@ from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 
 from .base import InputSpec, Runner, lazy_import
+from .formats import sidecar_path  # the engine's sidecar, named by the formats table (also imported from here)
 
 REBUILD = "rebuild it with pawlens-export"
 #: The largest batch an engine profile may declare (the runner sizes its device buffers by the profile's max).
 MAX_PROFILE_BATCH = 4096
 
 
-def sidecar_path(engine_path: str) -> str:
-    """``model.fp16.engine`` -> ``model.fp16.engine.json``."""
-    return os.fspath(engine_path) + ".json"
 
 
 def read_sidecar(engine_path: str) -> dict[str, Any]:
@@ -128,6 +126,10 @@ class TrtRunner(Runner):
     """
 
     backend = "trt"
+
+    @classmethod
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+        return cls(path, name=name, **kw)
 
     def __init__(self, path: str, *, device: str = "cuda", verify_sha256: bool = True, name: str | None = None):
         self.path = os.fspath(path)

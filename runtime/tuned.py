@@ -32,13 +32,15 @@ import os
 import time
 from typing import Any
 
+from .formats import ALIASES, CHECKPOINT, ONNX
+
 LOG = logging.getLogger("pawlens")
 
 SCHEMA = "pawlens.tune/1"
 #: The distributions whose versions key a file kind's measurements (the first one installed of each tuple counts).
 _LIBRARIES: dict[str, tuple[tuple[str, ...], ...]] = {
-    ".pt": (("torch",),),
-    ".onnx": (("onnxruntime", "onnxruntime-gpu"), ("openvino",)),
+    CHECKPOINT: (("torch",),),
+    ONNX: (("onnxruntime", "onnxruntime-gpu"), ("openvino",)),
 }
 _CONFIG_KEYS = ("backend", "precision", "channels_last", "threads")
 
@@ -133,7 +135,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def _kind(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
-    return ".pt" if ext == ".pth" else ext
+    return ALIASES.get(ext, ext)
 
 
 def key_fields(path: str | os.PathLike, batch: int = 1) -> dict[str, Any]:

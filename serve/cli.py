@@ -22,6 +22,7 @@ from typing import Sequence
 
 from pawlens.models.console import HelpFormatter, run_cli
 from pawlens.models.errors import InputError
+from pawlens.runtime.formats import ENGINE, ONNX
 
 from .repository import MARKER, Repository, model_prefix, read_repository, write_repository
 from .server import ServeError, TritonServer, find_triton, loadable
@@ -51,7 +52,7 @@ def resolve(path: str, scratch: str) -> tuple[Repository, str]:
     p = os.path.abspath(path)
     if os.path.isfile(p):
         kind = file_kind(p)
-        if kind not in (".onnx", ".engine"):
+        if kind not in (ONNX, ENGINE):
             raise InputError(f"{path}: serve takes an .onnx or .engine artifact, an export folder or a Triton repository "
                              f"(a {kind} checkpoint: pawlens export it first)")
         fmt = for_file(kind, read_meta(p).precision).key

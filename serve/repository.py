@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.errors import ArtifactError, InputError, OutputError
+from pawlens.runtime.formats import ENGINE, ONNX
 
 #: A file naming the repository as Pawlens's own (what it holds, from which export): only such a folder is replaced.
 MARKER = ".pawlens-repository"
@@ -45,8 +46,8 @@ MARKER = ".pawlens-repository"
 PYTHON_MODEL = "pawlens.serve.model"
 #: Largest batch Triton may form (``max_batch_size``); an engine's profile caps its own.
 MAX_BATCH = 32
-PLATFORMS = {".onnx": "onnxruntime_onnx", ".engine": "tensorrt_plan"}
-FILENAMES = {".onnx": "model.onnx", ".engine": "model.plan"}
+PLATFORMS = {ONNX: "onnxruntime_onnx", ENGINE: "tensorrt_plan"}
+FILENAMES = {ONNX: "model.onnx", ENGINE: "model.plan"}
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]+")
 
 _MODEL_PY = f'''"""Triton Python-backend entry point written by pawlens-export: the work is done by {PYTHON_MODEL}
@@ -155,7 +156,7 @@ def native_config(name: str, kind: str, meta: ArtifactMeta, fmt: str, sha: str, 
     lines += _io("output", [_tensor(meta.output_name, "TYPE_FP32", (classes,), labels=True)])
     lines += _BATCHING
     lines += ["instance_group [ { count: 1 } ]  # KIND_GPU where the server sees a GPU, else KIND_CPU"]
-    if kind == ".onnx":
+    if kind == ONNX:
         lines += _ONNX_ACCEL.splitlines()
     lines += _params(_contract(meta, fmt, sha))
     return "\n".join(lines) + "\n"
@@ -231,7 +232,7 @@ def parse_config(text: str, *, path: str = "config.pbtxt"):
 def _artifact_shape(path: str, meta: ArtifactMeta) -> tuple[int, int, int]:
     """(input size, classes, max batch) of an artifact: from the graph (ONNX) or the engine's sidecar."""
     size, classes = meta.preprocess.input_size, len(meta.class_names)
-    if path.endswith(".engine"):
+    if path.endswith(ENGINE):
         from pawlens.runtime.trt_runner import read_sidecar
 
         prof = read_sidecar(path)["profile"]
@@ -292,7 +293,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
         first_meta: ArtifactMeta | None = None
         for fmt, path in artifacts:
             path = os.fspath(path)
-            kind = ".engine" if path.endswith(".engine") else ".onnx"
+            kind = ENGINE if path.endswith(ENGINE) else ONNX
             meta = read_meta(path)
             if first_meta is None:
                 first_meta = meta
@@ -309,7 +310,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
             img = f"{name}_image"
             texts[img] = ensemble_config(img, pre, name, meta, fmt, sha, classes=classes, max_batch=mb)
             models[img] = ModelEntry(img, "ensemble", "ensemble", fmt, ["image"], needs=[pre, name])
-            if kind == ".onnx":
+            if kind == ONNX:
                 py = f"{name}_pawlens"
                 os.makedirs(os.path.join(tmp, py, "1"))
                 _write(os.path.join(tmp, py, "1", "model.py"), _MODEL_PY)

@@ -192,6 +192,11 @@ def test_trt_step_with_fake_tensorrt_and_runner(tiny_checkpoint, photo_sets, tmp
     fake_mod = types.ModuleType("pawlens.runtime.trt_runner")
 
     class FakeTrtRunner(OrtRunner):
+        @classmethod
+        def for_file(cls, path, **kw):  # what the formats table's gate calls
+            assert kw == {"device": "cuda"}, kw
+            return cls(path)
+
         def __init__(self, path):  # the engine is gated in the export's staging folder; the FP16 ONNX is already in place
             assert os.path.exists(str(path) + ".json"), "the engine is gated with its sidecar"
             super().__init__(str(tmp_path / "tiny.fp16.onnx"), name="fake-trt")

@@ -54,3 +54,37 @@ def test_app_keeps_onnx_runtime_and_says_why():
     backend, why = formats.app_choice(".onnx", "int8", cuda=False, installed={"ort", "openvino"})
     assert backend == "ort" and "OpenVINO" in why
     assert formats.app_choice(".pt", "fp32", cuda=False, installed={"ort"}) is None
+
+
+def test_no_suffix_literal_outside_the_formats_table():
+    """Every file suffix a stage names (.pt, .onnx, .engine, .int8.onnx, ...) comes from runtime/formats.py: a literal
+    elsewhere is a second copy of the table that can drift from it."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pat = re.compile(r"^\*?(\.(int8|fp16))?\.(onnx|pt|pth|engine)(\.json)?$")
+    found = []
+    for stage in ("models", "train", "export", "runtime", "gui", "serve", "bench", "demo", "pawlens"):
+        for p in sorted((root / stage).rglob("*.py")):
+            if p.relative_to(root).as_posix() == "runtime/formats.py":
+                continue
+            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and pat.match(node.value):
+                    found.append(f"{p.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert not found, "suffix literals outside runtime/formats.py (use its CHECKPOINT / ONNX / ENGINE / by_key(...).suffix):\n" + \
+        "\n".join(found)
+
+
+def test_the_table_names_each_backends_runner_and_each_formats_gate():
+    from pawlens.runtime import formats
+    from pawlens.runtime.base import Runner
+
+    for key in formats.BACKENDS:
+        cls = formats.runner_class(key)
+        assert issubclass(cls, Runner) and cls.backend == key and cls.for_file is not Runner.for_file, key
+    assert {f.key: (f.gate_backend, f.gate_device) for f in formats.FORMATS if f.exported} == {
+        "onnx": ("ort", "cpu"), "fp16": ("ort", "cpu"), "int8": ("ort", "cpu"), "trt": ("trt", "cuda")}
+    assert formats.sidecar_path("a/b.fp16.engine") == "a/b.fp16.engine.json"
+    assert formats.sidecar_path("a/b.fp16.engine.failed") == "a/b.fp16.engine.failed.json"
