@@ -411,29 +411,8 @@ def _rank0_first(fn, ctx):
     return out if ctx.is_main else fn()
 
 
-def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
-    import torch
-    from torch.utils.data.distributed import DistributedSampler
-
-    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
-    from pawlens.models.console import atomic_write_text, ensure_writable_dir
-    from pawlens.models.preprocess import resized_uint8, torch_eval_transform, torch_train_transform
-    from pawlens.models.registry import create_model, model_info
-
-    from .data import ImageListDataset, ShardSampler, cache_plan, discover, load_split, make_loader
-    from .report import evaluate_samples, plot_curves
-
-    info = model_info(cfg["model"])
-    cfg["img_size"] = cfg["img_size"] or info.default_input_size
-    cfg["weights"] = cfg["weights"] or ("imagenet" if info.pretrained else "none")
-    if cfg["unfreeze"] is None:
-        cfg["unfreeze"] = list(info.unfreeze_default)
-    dev_type = device.split(":")[0]
-    amp_dtype, use_scaler = resolve_precision(cfg["amp"], dev_type)
-    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"
-                                                                                       or info.channels_last_cpu))
-
-    # -- where the outputs go (checked before anything slow happens)
+def _output_dir(cfg, resume_ckpt, ctx) -> str:
+    """The run's folder: the resumed run's, ``--out``, or the next free ``runs/train/MODEL[-N]``; never one holding a run."""
     if resume_ckpt is not None:
         out_dir = os.path.abspath(cfg["out"] or os.path.dirname(os.path.abspath(cfg["resume"])))
     else:
@@ -444,10 +423,13 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
                     f"{out_dir} already holds a training run ({f}); continue it with --resume {os.path.join(out_dir, 'last.pt')} "
                     "or choose another --out"
                 )
-    out_dir = D.broadcast_object(out_dir, ctx)
-    cfg["out"] = out_dir
+    return D.broadcast_object(out_dir, ctx)
 
-    # -- data (errors before any file is written)
+
+def _data(cfg, resume_ckpt, ctx):
+    """The split to train on: the resumed run's ``split.json`` (its classes must be the checkpoint's), else a new one."""
+    from .data import discover, load_split
+
     if resume_ckpt is not None:
         split_path = os.path.join(os.path.dirname(os.path.abspath(cfg["resume"])), "split.json")
         if os.path.isfile(split_path):
@@ -464,14 +446,19 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         spec = _rank0_first(lambda: discover(cfg["data"], seed=cfg["seed"], max_images=cfg["max_images"], val_frac=cfg["val_frac"],
                                              test_frac=cfg["test_frac"], cache=cfg["data_cache"]), ctx)
     spec.scan()
-    class_names = spec.class_names
     if cfg["data"] and spec.layout != "oxford-pets":
         cfg["data"] = os.path.abspath(os.path.expanduser(cfg["data"]))
     LOG.info(f"data: {spec.describe()}")
+    return spec
 
-    # -- model (weights errors before any file is written)
-    seed_everything(cfg["seed"])
-    set_deterministic(cfg["deterministic"], dev_type)
+
+def _model(cfg, info, class_names, resume_ckpt, ctx, device, channels_last):
+    """``(model, model_args, pretrained)``: the network on ``device`` (resumed weights, or its start: ImageNet or none)
+    and the L2-SP anchors (each parameter's pretrained value, on ``device``; empty without L2-SP)."""
+    import torch
+
+    from pawlens.models.registry import create_model
+
     weights = "none" if resume_ckpt is not None else cfg["weights"]
     if resume_ckpt is not None:
         model_args = dict(resume_ckpt.get("model_args", {}))
@@ -499,6 +486,57 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     if channels_last:
         model.to(memory_format=torch.channels_last)
     pretrained = {n: v.to(device) for n, v in pretrained.items()}
+    return model, model_args, pretrained
+
+
+def _loaders(cfg, spec, pre, ctx, dev_type):
+    """``(sampler, train_loader, val_loader)``: this rank's shards, with the photo cache filled when it fits."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    from pawlens.models.preprocess import resized_uint8, torch_eval_transform, torch_train_transform
+
+    from .data import ImageListDataset, ShardSampler, cache_plan, make_loader
+
+    train_ds = ImageListDataset(spec.splits["train"], torch_train_transform(pre, augment=cfg["augment"]), pre.input_size)
+    val_ds = ImageListDataset(spec.splits["val"], torch_eval_transform(pre), pre.input_size)
+    cached, why = cache_plan(cfg["cache"], len(train_ds), len(val_ds), pre)
+    LOG.info(f"augmentation {cfg['augment']}; photo cache {why}")
+    if cached:  # the training photos after the eval resize (augmentation starts there), the validation photos preprocessed
+        train_ds.fill_cache(lambda im: resized_uint8(im, pre), train_ds.transform, desc="cache train")
+        val_ds.fill_cache(val_ds.transform, desc="cache val")
+    sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg["seed"], drop_last=False)
+    pin = dev_type == "cuda"
+    train_loader = make_loader(train_ds, batch_size=cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
+                               seed=cfg["seed"] + ctx.rank, pin_memory=pin)
+    val_loader = make_loader(val_ds, batch_size=cfg["batch_size"] * 2, sampler=ShardSampler(len(val_ds), ctx.rank, ctx.world_size),
+                             num_workers=cfg["num_workers"], pin_memory=pin)
+    return sampler, train_loader, val_loader
+
+
+def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
+    import torch
+
+    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
+    from pawlens.models.console import atomic_write_text, ensure_writable_dir
+    from pawlens.models.registry import model_info
+
+    info = model_info(cfg["model"])
+    cfg["img_size"] = cfg["img_size"] or info.default_input_size
+    cfg["weights"] = cfg["weights"] or ("imagenet" if info.pretrained else "none")
+    if cfg["unfreeze"] is None:
+        cfg["unfreeze"] = list(info.unfreeze_default)
+    dev_type = device.split(":")[0]
+    amp_dtype, use_scaler = resolve_precision(cfg["amp"], dev_type)
+    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"
+                                                                                       or info.channels_last_cpu))
+
+    out_dir = cfg["out"] = _output_dir(cfg, resume_ckpt, ctx)  # checked before anything slow happens
+    spec = _data(cfg, resume_ckpt, ctx)  # errors before any file is written
+    class_names = spec.class_names
+
+    seed_everything(cfg["seed"])
+    set_deterministic(cfg["deterministic"], dev_type)
+    model, model_args, pretrained = _model(cfg, info, class_names, resume_ckpt, ctx, device, channels_last)  # weights errors: before any file
     pre = info.preprocess(cfg["img_size"])
 
     if ctx.is_main:
@@ -513,20 +551,7 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
              f"precision {amp_dtype and str(amp_dtype).replace('torch.', '') or 'fp32'}{', channels_last' if channels_last else ''}; "
              f"outputs in {out_dir}")
 
-    # -- loaders
-    train_ds = ImageListDataset(spec.splits["train"], torch_train_transform(pre, augment=cfg["augment"]), pre.input_size)
-    val_ds = ImageListDataset(spec.splits["val"], torch_eval_transform(pre), pre.input_size)
-    cached, why = cache_plan(cfg["cache"], len(train_ds), len(val_ds), pre)
-    LOG.info(f"augmentation {cfg['augment']}; photo cache {why}")
-    if cached:  # the training photos after the eval resize (augmentation starts there), the validation photos preprocessed
-        train_ds.fill_cache(lambda im: resized_uint8(im, pre), train_ds.transform, desc="cache train")
-        val_ds.fill_cache(val_ds.transform, desc="cache val")
-    sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg["seed"], drop_last=False)
-    pin = dev_type == "cuda"
-    train_loader = make_loader(train_ds, batch_size=cfg["batch_size"], sampler=sampler, num_workers=cfg["num_workers"],
-                               seed=cfg["seed"] + ctx.rank, pin_memory=pin)
-    val_loader = make_loader(val_ds, batch_size=cfg["batch_size"] * 2, sampler=ShardSampler(len(val_ds), ctx.rank, ctx.world_size),
-                             num_workers=cfg["num_workers"], pin_memory=pin)
+    sampler, train_loader, val_loader = _loaders(cfg, spec, pre, ctx, dev_type)
     criterion = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg["label_smoothing"])
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
@@ -660,8 +685,19 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
             LOG.warning(f"interrupted {when}: {where}")
         raise
 
-    # -- final evaluation of the best weights on the test split
     restore_best()
+    metrics = _final_evaluation(cfg, ctx, model, model_args, spec, pre, st, history, out_dir, best_path, device)
+    return TrainResult(out_dir=out_dir, best_ckpt=best_path, last_ckpt=last_path, metrics=metrics, history=history, config=cfg)
+
+
+def _final_evaluation(cfg, ctx, model, model_args, spec, pre, st, history, out_dir, best_path, device) -> dict:
+    """The best weights on the test split (the val split when there is none): metrics, plots, best.pt's test figures."""
+    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
+    from pawlens.models.console import atomic_write_text
+
+    from .report import evaluate_samples, plot_curves
+
+    class_names = spec.class_names
     metrics: dict[str, Any] = {}
     if ctx.is_main:
         test = spec.splits["test"]
@@ -682,5 +718,4 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
         plot_curves(history, os.path.join(out_dir, "curves.png"))
         LOG.info(f"wrote {out_dir}: best.pt, last.pt, config.yaml, split.json, history.json, metrics.json, curves.png, "
                  "confusion_matrix.png, errors.png")
-    metrics = D.broadcast_object(metrics, ctx)
-    return TrainResult(out_dir=out_dir, best_ckpt=best_path, last_ckpt=last_path, metrics=metrics, history=history, config=cfg)
+    return D.broadcast_object(metrics, ctx)
