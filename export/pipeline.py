@@ -558,6 +558,54 @@ def _existing_sha(path: str) -> tuple[str | None, dict[str, Any]]:
         return None, {}
 
 
+def _parity_inputs(parity_images, cfg, meta, split, known_labels: dict, *, parity_max, random_inputs, seed, inputs: dict):
+    """The parity set: real photos (with labels where known), then random tensors.  ``split``: the run's split when the
+    photos are its test split.  Fills ``inputs`` (what the report says about them); returns ``(x, labels, x_real, used,
+    n_random)``."""
+    rng = np.random.default_rng(seed)
+    if parity_images is not None:
+        ppaths = resolve_images(parity_images, "parity")
+        folder = os.fspath(parity_images) if isinstance(parity_images, (str, os.PathLike)) else ""
+        x_real, labels_real, used, skipped = load_images(ppaths, cfg, meta.class_names, what="parity", max_images=parity_max, folder=folder)
+        if known_labels:  # the run's split.json knows each photo's class (any layout)
+            labels_real = np.asarray([known_labels.get(p, int(y)) for p, y in zip(used, labels_real)], dtype=np.int64)
+        source = folder or (f"{split.path} (test photos)" if split is not None else f"{len(ppaths)} listed files")
+        inputs.update(parity_source=source, n_real=len(used), n_labeled=int((labels_real >= 0).sum()), n_skipped=len(skipped))
+    else:
+        x_real, labels_real, used = np.zeros((0, 3, cfg.input_size, cfg.input_size), np.float32), np.zeros(0, np.int64), []
+        inputs.update(parity_source=None, n_real=0, n_labeled=0, n_skipped=0)
+        random_inputs = max(int(random_inputs), 16)
+        LOG.warning("[export] no --parity-data: parity is checked on %d random tensors only, which says little about real photos", random_inputs)
+    n_rand = max(0, int(random_inputs))
+    x_rand = rng.standard_normal((n_rand, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
+    x = np.concatenate([x_real, x_rand]) if n_rand else x_real
+    labels = np.concatenate([labels_real, np.full(n_rand, -1, np.int64)])
+    inputs["n_random"] = n_rand
+    return x, labels, x_real, used, n_rand
+
+
+def _calibration(calib, cfg, meta, split, x_real, used, *, calib_max, inputs: dict):
+    """INT8's calibration set: an array, photos (``split``: the run's split when they are its training photos), or the
+    parity photos themselves (said in the report and the log).  Fills ``inputs``; returns the preprocessed array."""
+    if isinstance(calib, np.ndarray):
+        x_cal, inputs["calib_source"] = calib.astype(np.float32, copy=False), "array"
+    elif calib is not None:
+        cpaths = resolve_images(calib, "calibration")
+        x_cal, _l, cused, _s = load_images(cpaths, cfg, meta.class_names, what="calibration", max_images=calib_max,
+                                           folder=os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else "")
+        inputs["calib_source"] = (os.fspath(calib) if isinstance(calib, (str, os.PathLike))
+                                  else f"{split.path} (training photos)" if split is not None
+                                  else f"{len(cpaths)} listed files")
+        inputs["calib_overlap"] = len(set(cused) & set(used))
+        inputs["calib_is_parity"] = inputs["calib_overlap"] > 0
+    else:
+        x_cal = x_real[: calib_max]
+        inputs["calib_source"], inputs["calib_is_parity"], inputs["calib_overlap"] = inputs["parity_source"], True, len(x_cal)
+        LOG.warning("[int8] no --calib: calibrating on the parity images, so the INT8 parity is not independent of calibration")
+    inputs["n_calib"] = int(len(x_cal))
+    return x_cal
+
+
 def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = DEFAULT_FORMATS, out_dir: str | os.PathLike | None = None,
                parity_images: str | os.PathLike | Sequence[str] | None = None, calib: str | os.PathLike | Sequence[str] | np.ndarray | None = None,
                batch_max: int = 32, opset: int = 17, gates: dict[str, Gate] | None = None, progress: bool = True,
@@ -660,47 +708,11 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     lock = FolderLock(out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here
     try:
         remove_stale_temps(out)
-        # Parity inputs: real images (+ labels), then random tensors.
         inputs: dict[str, Any] = {"arch": meta.arch, "class_names": meta.class_names, "input_size": cfg.input_size}
-        rng = np.random.default_rng(seed)
-        if parity_images is not None:
-            ppaths = resolve_images(parity_images, "parity")
-            folder = os.fspath(parity_images) if isinstance(parity_images, (str, os.PathLike)) else ""
-            x_real, labels_real, used, skipped = load_images(ppaths, cfg, meta.class_names, what="parity", max_images=parity_max, folder=folder)
-            if known_labels:  # the run's split.json knows each photo's class (any layout)
-                labels_real = np.asarray([known_labels.get(p, int(y)) for p, y in zip(used, labels_real)], dtype=np.int64)
-            source = folder or (f"{split.path} (test photos)" if split is not None and parity_from_split else f"{len(ppaths)} listed files")
-            inputs.update(parity_source=source, n_real=len(used), n_labeled=int((labels_real >= 0).sum()), n_skipped=len(skipped))
-        else:
-            x_real, labels_real, used = np.zeros((0, 3, cfg.input_size, cfg.input_size), np.float32), np.zeros(0, np.int64), []
-            inputs.update(parity_source=None, n_real=0, n_labeled=0, n_skipped=0)
-            random_inputs = max(int(random_inputs), 16)
-            LOG.warning("[export] no --parity-data: parity is checked on %d random tensors only, which says little about real photos", random_inputs)
-        n_rand = max(0, int(random_inputs))
-        x_rand = rng.standard_normal((n_rand, 3, cfg.input_size, cfg.input_size)).astype(np.float32)
-        x = np.concatenate([x_real, x_rand]) if n_rand else x_real
-        labels = np.concatenate([labels_real, np.full(n_rand, -1, np.int64)])
-        inputs["n_random"] = n_rand
-
-        # Calibration data (int8 only).
-        x_cal = None
-        if "int8" in requested:
-            if isinstance(calib, np.ndarray):
-                x_cal, inputs["calib_source"] = calib.astype(np.float32, copy=False), "array"
-            elif calib is not None:
-                cpaths = resolve_images(calib, "calibration")
-                x_cal, _l, cused, _s = load_images(cpaths, cfg, meta.class_names, what="calibration", max_images=calib_max,
-                                                   folder=os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else "")
-                inputs["calib_source"] = (os.fspath(calib) if isinstance(calib, (str, os.PathLike))
-                                          else f"{split.path} (training photos)" if split is not None and calib_from_split
-                                          else f"{len(cpaths)} listed files")
-                inputs["calib_overlap"] = len(set(cused) & set(used))
-                inputs["calib_is_parity"] = inputs["calib_overlap"] > 0
-            else:
-                x_cal = x_real[: calib_max]
-                inputs["calib_source"], inputs["calib_is_parity"], inputs["calib_overlap"] = inputs["parity_source"], True, len(x_cal)
-                LOG.warning("[int8] no --calib: calibrating on the parity images, so the INT8 parity is not independent of calibration")
-            inputs["n_calib"] = int(len(x_cal))
+        x, labels, x_real, used, n_rand = _parity_inputs(parity_images, cfg, meta, split if parity_from_split else None, known_labels,
+                                                         parity_max=parity_max, random_inputs=random_inputs, seed=seed, inputs=inputs)
+        x_cal = (_calibration(calib, cfg, meta, split if calib_from_split else None, x_real, used, calib_max=calib_max, inputs=inputs)
+                 if "int8" in requested else None)
 
         environment = _environment()
         prog = _Progress(1 + len(fmts) + want_triton, progress)
