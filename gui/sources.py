@@ -326,7 +326,7 @@ class StreamSource(FrameSource):
         self.url = url
         self.stream = media.LiveStream(url, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, give_up_s=None)
         self.on_state = None
-        self._state = "connecting"
+        self._state, self._message = "connecting", ""
         self._stop = False
 
     def open(self) -> "StreamSource":
@@ -341,7 +341,7 @@ class StreamSource(FrameSource):
         while not self._stop:
             rgb = self.stream.read(timeout=0.2)
             st = self.stream.state
-            if st != self._state or (st == "reconnecting" and self.stream.message != getattr(self, "_message", "")):
+            if (st, self.stream.message) != (self._state, self._message):  # a new state, or a new reconnect try
                 self._state, self._message = st, self.stream.message
                 if self.on_state is not None:
                     self.on_state(st, self.stream.message)

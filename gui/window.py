@@ -573,19 +573,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_stream_state(self, gen: int, state: str, msg: str) -> None:
         """A network stream dropped (banner and status while it reconnects; the last frame stays) or is back."""
-        if gen != self._cap_gen:
+        if gen != self._cap_gen or self._capture is None:  # a signal still queued from a capture stopped since
             return
-        src = getattr(self._capture, "worker", None)
-        desc = src.source.describe() if src is not None else ""
-        self.status_source.setText(desc)
+        source = self._capture.worker.source  # a StreamSource: only it sends these
+        self.status_source.setText(source.describe())
         if state == "reconnecting":
-            self.report(f"{desc.split(' (')[0]}: {msg}; the last frame stays on screen", "warn")
+            self.report(f"stream: {source.name}: {msg}; the last frame stays on screen", "warn")
         elif state == "live":
             if self.banner.level == "warn" and "stream dropped" in self.banner.text():
                 self.banner.hide()
-            outages = getattr(getattr(src, "source", None), "stream", None)
-            took = f" after {outages.outages[-1]:.1f} s" if outages is not None and outages.outages else ""
-            self.status(f"{desc}: stream back{took}", 8000)
+            outages = source.stream.outages
+            took = f" after {outages[-1]:.1f} s" if outages else ""
+            self.status(f"{source.describe()}: stream back{took}", 8000)
 
     def _on_frame_skipped(self, gen: int, msg: str) -> None:
         """A frame the model could not take (e.g. a strip): a status line; inference goes on with the next frame."""
