@@ -9,7 +9,7 @@ The runtime bench is split by role:
 * :mod:`.schedule`: warm-up, then interleaved timed rounds over the workers: raw samples;
 * :mod:`.analysis`: rows from the samples, parity per row, the compute ceilings, auto's verdict, the goals
   (read from ``goals.json``);
-* :mod:`.report`: bench.json / bench.csv / bench.md (from a :class:`~pawlens.models.document.Document`) / bench.png;
+* :mod:`.report`: bench.json / bench.csv / bench.md (from a :class:`~pawlens.document.Document`) / bench.png;
 * :mod:`.run`: :func:`~.run.run_bench`, the library call; :mod:`.cli`: ``pawlens-bench``.
 
 This package imports nothing heavy: worker processes import :mod:`pawlens.bench.harness` first.

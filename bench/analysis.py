@@ -169,7 +169,7 @@ def judge_auto(path, meta, plan, key, rows: list[BenchRow], batch_sizes, by_key,
 def auto_picks(files: Sequence[tuple[str, Any]], rows: list[BenchRow], batch_sizes, by_key, *, cuda: bool,
                tolerance: float) -> list[dict[str, Any]]:
     """The verdict on ``--backend auto`` for each (path, meta) of the run."""
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
     from pawlens.runtime.factory import plan_runner
 
     out = []

@@ -140,7 +140,7 @@ def tuned_candidates(files, *, wanted: Iterable[str], threads: int | None, notes
     """One row per file that ``pawlens tune`` measured on this machine (at batch 1): the configuration ``auto`` runs it on
     now, beside the static rule's row, so the two choices are timed side by side.  ``threads`` (the run's ``--threads``)
     overrides the tuned thread count; by default the tuned one is kept."""
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
     from pawlens.runtime.factory import plan_runner
 
     out: list[Candidate] = []

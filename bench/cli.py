@@ -14,8 +14,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from pawlens.models.console import HelpFormatter, run_cli
-from pawlens.models.errors import InputError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import InputError
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -124,7 +124,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _serving(args) -> int:
-    from pawlens.models.console import next_run_dir
+    from pawlens.fs import next_run_dir
 
     from .serving import run_serving, to_markdown
 

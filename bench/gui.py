@@ -29,8 +29,9 @@ import sys
 import time
 from typing import Any, Sequence
 
-from pawlens.models.console import atomic_write_text, ensure_writable_dir, run_cli
-from pawlens.models.errors import InputError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import InputError
+from pawlens.fs import atomic_write_text, ensure_writable_dir
 from pawlens.runtime.formats import CHECKPOINT, ONNX, by_key
 
 PROG = "pawlens bench-gui"
@@ -134,7 +135,7 @@ def run_one(model: str, reference: str | None, source: str, *, cam: bool, second
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, formatter_class=argparse.ArgumentDefaultsHelpFormatter, description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, formatter_class=HelpFormatter, description=__doc__.split("\n")[0],
                                 epilog="example: QT_QPA_PLATFORM=offscreen pawlens bench-gui --make-models runs/bench/gui/models "
                                        "--source ../shared/data/video/cat.mp4")
     p.add_argument("--model", default=None, help="fp32 ONNX (default: the one --make-models writes)")
@@ -157,17 +158,16 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'model':<22} {'CAM':<4} {'display fps':>11} {'infer fps':>9} {'infer ms p50/p95':>17} {'dropped':>8} "
-            f"{'CAM fps':>8} {'CAM ms':>7} {'UI max ms':>9} {'UI p99 ms':>9}")
-    out = [head, "-" * len(head)]
-    for r in rows:
-        def f(v, spec=".1f"):
-            return "-" if v is None else format(v, spec)
-        out.append(f"{r['model']:<22} {'on' if r['cam'] else 'off':<4} {f(r['display_fps']):>11} {f(r['inference_fps']):>9} "
-                   f"{f(r['infer_ms_p50']) + ' / ' + f(r['infer_ms_p95']):>17} {r['dropped_stale']:>8} "
-                   f"{f(r['cam_fps']) if r['cam'] else '-':>8} {f(r['cam_ms_p50'], '.0f') if r['cam'] else '-':>7} "
-                   f"{f(r['ui_latency_max_ms']):>9} {f(r['ui_latency_p99_ms']):>9}")
-    return "\n".join(out)
+    from pawlens.document import Table
+
+    def f(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    head = ["model", "CAM", "display fps", "infer fps", "infer ms p50/p95", "dropped", "CAM fps", "CAM ms", "UI max ms", "UI p99 ms"]
+    body = [[r["model"], "on" if r["cam"] else "off", f(r["display_fps"]), f(r["inference_fps"]),
+             f"{f(r['infer_ms_p50'])} / {f(r['infer_ms_p95'])}", str(r["dropped_stale"]), f(r["cam_fps"]) if r["cam"] else "-",
+             f(r["cam_ms_p50"], ".0f") if r["cam"] else "-", f(r["ui_latency_max_ms"]), f(r["ui_latency_p99_ms"])] for r in rows]
+    return "\n".join(Table.of(head, body, align="ll" + "r" * 8).console(rule=True))
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.errors import PawlensError, one_line
+from pawlens.errors import PawlensError, WorkerError, one_line
 
 #: What a child process may be asked to run (``run_in_child``); nothing else is callable from the parent.
 CHILD_FUNCTIONS = (
@@ -31,10 +31,6 @@ CHILD_FUNCTIONS = (
     "pawlens.bench.extras:measure_overhead",
     "pawlens.bench.peers:ort_loop",
 )
-
-
-class WorkerError(Exception):
-    pass
 
 
 def build_runner(spec: dict[str, Any]):

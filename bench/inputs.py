@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.models.photos import Sample, image_files, sample_images
 
 LOG = logging.getLogger("pawlens")
@@ -30,7 +30,7 @@ def export_gate(model_path: str | os.PathLike) -> dict | None:
     they came from elsewhere or that file is gone).  A record whose sha256 is not the file's (the file was replaced
     since) is no record.
     """
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
 
     path = os.fspath(model_path)
     try:
@@ -50,10 +50,10 @@ def export_gate(model_path: str | os.PathLike) -> dict | None:
 
 
 def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
-    """Deterministic stand-in frames (640x480 RGB): the toy two-class pictures of models.synthetic, upscaled."""
+    """Deterministic stand-in frames (640x480 RGB): the toy two-class pictures of pawlens.synthetic, upscaled."""
     import cv2
 
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     rng = np.random.default_rng(seed)
     return [cv2.resize(synthetic_image(i % 2, 160, rng), (640, 480), interpolation=cv2.INTER_LINEAR) for i in range(n)]

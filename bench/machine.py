@@ -30,8 +30,8 @@ def cpu_flags() -> list[str]:
 
 
 def versions() -> dict[str, str]:
-    """The versions of Python and the installed libraries a report records (:func:`models.console.library_versions`)."""
-    from pawlens.models.console import library_versions
+    """The versions of Python and the installed libraries a report records (:func:`pawlens.console.library_versions`)."""
+    from pawlens.console import library_versions
 
     return library_versions()
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from pawlens.models.errors import PawlensError
+from pawlens.errors import PawlensError
 
 TOOLS = {"benchmark_app": "PAWLENS_BENCHMARK_APP", "trtexec": "PAWLENS_TRTEXEC"}
 

@@ -1,6 +1,6 @@
 """The bench's outputs: bench.json, bench.csv, bench.md (rendered from :func:`document`), bench.png and pareto.png.
 
-    doc = document(result)         # a models.document.Document: the demo includes it in its own report
+    doc = document(result)         # a pawlens.document.Document: the demo includes it in its own report
     files = write_outputs(result, out_dir)
 """
 
@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from pawlens.models.console import atomic_write_bytes, atomic_write_text
-from pawlens.models.document import Document
+from pawlens.document import Document
+from pawlens.fs import atomic_write_bytes, atomic_write_text
 
 from .results import BenchResult, BenchRow
 

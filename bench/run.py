@@ -39,8 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.console import ensure_writable_dir, next_run_dir
-from pawlens.models.errors import ArtifactError, InputError, PawlensError
+from pawlens.errors import ArtifactError, InputError, PawlensError
+from pawlens.fs import ensure_writable_dir, next_run_dir
 
 from . import analysis, candidates, machine, peers, schedule
 from .harness import InlineWorker, WorkerError, run_in_child, worker_env

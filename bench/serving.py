@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.console import atomic_write_text, ensure_writable_dir
-from pawlens.models.errors import InputError, one_line
+from pawlens.errors import InputError, one_line
+from pawlens.fs import atomic_write_text, ensure_writable_dir
 from pawlens.runtime.formats import ENGINE, ONNX
 
 #: The figures this bench is held to (issue 22).
@@ -181,7 +181,7 @@ class InProcess:
 
 def find_artifact(sha: str, roots: Sequence[str] = ("runs/export",)) -> str | None:
     """A local file whose sha256 is ``sha`` (the served model's ``pawlens.artifact_sha256``), under ``roots``."""
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
 
     for root in roots:
         for dirpath, _dirs, files in os.walk(root):
@@ -244,9 +244,9 @@ def run_serving(url: str, *, model: str | None = None, concurrency: Sequence[int
     """The whole bench (see the module docstring); returns what ``serving.json`` holds."""
     from pawlens.bench.machine import cpu_name
     from pawlens.models.preprocess import load_image, preprocess_numpy
-    from pawlens.models.synthetic import synthetic_image
     from pawlens.serve.client import TritonRunner
     from pawlens.serve.repository import config_params
+    from pawlens.synthetic import synthetic_image
 
     if requests < 1 or not concurrency or min(concurrency) < 1:
         raise InputError("--requests and every --concurrency level must be >= 1")

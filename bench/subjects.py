@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.console import sha256_file
-from pawlens.models.errors import PawlensError
+from pawlens.errors import PawlensError
+from pawlens.fs import sha256_file
 from pawlens.runtime.formats import CHECKPOINT, ONNX, by_key
 
 LOG = logging.getLogger("pawlens")

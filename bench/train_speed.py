@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Sequence
 
+from pawlens.console import HelpFormatter
+
 CONFIGS = {
     "fp32": (None, False),
     "fp32-cl": (None, True),
@@ -33,7 +35,7 @@ CONFIGS = {
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pawlens bench-train", description=__doc__.split("\n")[0], add_help=add_help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="example: pawlens bench-train --model resnet50 --img-size 224 --batch-size 16 --steps 4")
     p.add_argument("--model", default="resnet50", help="registry name")
     p.add_argument("--img-size", type=int, default=224, help="input size")
@@ -73,7 +75,7 @@ def _setup(model_name: str, trainable: str, channels_last: bool, device: str, se
 def run(args) -> list[dict]:
     import torch
 
-    from pawlens.models.errors import InputError
+    from pawlens.errors import InputError
     from pawlens.train.loop import resolve_precision, train_mode
 
     if args.threads:
@@ -140,11 +142,11 @@ def run(args) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'config':<10} {'median ms/step':>14} {'min':>7} {'max':>7} {'img/s':>7} {'vs first':>8}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['config']:<10} {r['median_step_ms']:>14.0f} {r['min_step_ms']:>7.0f} {r['max_step_ms']:>7.0f} "
-                     f"{r['images_per_s']:>7.1f} {r['speedup']:>7.2f}x")
+    from pawlens.document import Table
+
+    lines = Table.of(["config", "median ms/step", "min", "max", "img/s", "vs first"],
+                     [[r["config"], f"{r['median_step_ms']:.0f}", f"{r['min_step_ms']:.0f}", f"{r['max_step_ms']:.0f}",
+                       f"{r['images_per_s']:.1f}", f"{r['speedup']:.2f}x"] for r in rows]).console(rule=True)
     r0 = rows[0]
     lines.append(f"({r0['model']} {r0['img_size']} px, batch {r0['batch_size']}, trainable {r0['trainable']}, {r0['steps']} timed steps "
                  f"each in interleaved rounds, {r0['threads']} threads, {r0['device']}, random input)")
@@ -156,14 +158,14 @@ def _main(argv: Sequence[str]) -> int:
     rows = run(args)
     print(format_table(rows))
     if args.json:
-        from pawlens.models.console import atomic_write_text
+        from pawlens.fs import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pawlens.models.console import run_cli
+    from pawlens.console import run_cli
 
     return run_cli(_main, argv, prog="pawlens bench-train")
 

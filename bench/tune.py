@@ -36,8 +36,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pawlens.models.console import HelpFormatter, run_cli
-from pawlens.models.errors import ArtifactError, InputError, PawlensError, one_line
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.document import Table
+from pawlens.errors import ArtifactError, InputError, PawlensError, one_line
 from pawlens.runtime import tuned
 from pawlens.runtime.formats import CHECKPOINT, ENGINE, ONNX
 
@@ -465,12 +466,7 @@ def format_table(res: TuneResult) -> str:
     body = [[r.label] + [f"{r.p50_ms[b]:.2f}" if b in r.p50_ms else "-" for b in res.batch_sizes]
             + [{True: "yes", False: "no"}.get(r.in_gate, "-")] for r in res.rows]
     notes = [""] + [_row_note(r, res) for r in res.rows]
-    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
-    lines = []
-    for row, note in zip([head] + body, notes):
-        cells = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        lines.append(f"{cells}  {note}".rstrip())
-    return "\n".join(lines)
+    return "\n".join(Table.of(head, body).console(notes=notes))
 
 
 def stored_lines(res: TuneResult) -> list[str]:

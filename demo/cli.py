@@ -30,8 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from pawlens.models.console import HelpFormatter, ensure_writable_dir, run_cli
-from pawlens.models.errors import InputError, WeightsError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import InputError, WeightsError
+from pawlens.fs import ensure_writable_dir
 
 LOG = logging.getLogger("pawlens")
 REPO = Path(__file__).resolve().parents[1]

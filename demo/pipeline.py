@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.document import Document
-from pawlens.models.errors import PawlensError, WeightsError
+from pawlens.document import Document
+from pawlens.errors import PawlensError, WeightsError
 from pawlens.runtime.formats import CHECKPOINT, ENGINE, ONNX
 
 LOG = logging.getLogger("pawlens")
@@ -156,7 +156,7 @@ def _embedded(cfg: DemoConfig, stages) -> dict[str, Any]:
     from pawlens.models.checkpoint import save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
     from pawlens.models.registry import create_model
-    from pawlens.models.synthetic import write_image_folder
+    from pawlens.synthetic import write_image_folder
 
     with stages("build embedded default"):
         torch.manual_seed(cfg.seed)
@@ -251,7 +251,7 @@ def _clips(cfg: DemoConfig, model: str) -> list[dict[str, Any]]:
 
 def _cam_grid(cfg: DemoConfig, ckpt: str, deployed: str, paths: list[str]) -> dict[str, Any]:
     """Predictions of the deployed model beside Grad-CAM of the PyTorch reference, on a few photos."""
-    from pawlens.models.errors import ImageError
+    from pawlens.errors import ImageError
     from pawlens.models.gradcam import overlay
     from pawlens.models.preprocess import load_image
     from pawlens.runtime.cam import CamExplainer

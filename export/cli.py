@@ -17,8 +17,9 @@ import os
 import sys
 from typing import Any, Sequence
 
-from pawlens.models.console import HelpFormatter, atomic_write_text, run_cli
-from pawlens.models.errors import InputError, one_line
+from pawlens.console import HelpFormatter, config_flag, read_config, run_cli
+from pawlens.errors import InputError
+from pawlens.fs import atomic_write_text
 
 PROG = "pawlens-export"
 
@@ -95,22 +96,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def _load_yaml(path: str, what: str) -> dict[str, Any]:
-    import yaml
-
-    from pawlens.models.safe_yaml import read_yaml
-
-    try:
-        d = read_yaml(path) or {}
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} file not found") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the {what} YAML ({one_line(e, 120, with_type=False)})") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: the {what} YAML must be a mapping")
-    return d
-
-
 def resolve_gates(gates_yaml: str | None, overrides: Sequence[str]):
     """Default gates, updated by a YAML file, then by ``PREC.KEY=VALUE`` overrides."""
     from pawlens.runtime.compare import default_gate
@@ -118,7 +103,7 @@ def resolve_gates(gates_yaml: str | None, overrides: Sequence[str]):
     gates = {p: default_gate(p) for p in ("fp32", "fp16", "int8")}
     changes: dict[str, dict[str, Any]] = {}
     if gates_yaml:
-        for prec, kv in _load_yaml(gates_yaml, "gates").items():
+        for prec, kv in read_config(gates_yaml, "gates").items():
             if not isinstance(kv, dict):
                 raise InputError(f"{gates_yaml}: gates for {prec!r} must be a mapping of key: value")
             changes.setdefault(str(prec), {}).update(kv)
@@ -136,16 +121,14 @@ def resolve_gates(gates_yaml: str | None, overrides: Sequence[str]):
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("-c", "--config", default=None)
-    known, _ = pre.parse_known_args(argv)
+    config, _ = config_flag(argv)
     parser = get_args_parser()
-    if known.config:
-        cfg = {str(k).replace("-", "_"): v for k, v in _load_yaml(known.config, "config").items()}
+    if config:
+        cfg = read_config(config)
         dests = {a.dest for a in parser._actions}
         bad = sorted(set(cfg) - dests)
         if bad:
-            raise InputError(f"{known.config}: unknown config key(s) {', '.join(bad)}")
+            raise InputError(f"{config}: unknown config key(s) {', '.join(bad)}")
         parser.set_defaults(**cfg)
     return parser.parse_args(argv)  # bad flags: argparse prints usage and exits 2
 

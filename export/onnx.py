@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.errors import ArtifactError, InputError, one_line
+from pawlens.fs import atomic_write_bytes, sha256_file
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.console import atomic_write_bytes, sha256_file
-from pawlens.models.errors import ArtifactError, InputError, one_line
 
 LOG = logging.getLogger("pawlens")
 

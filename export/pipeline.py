@@ -4,13 +4,13 @@
     report = export_all("runs/train/x/best.pt", out_dir="runs/export/best", parity_images="data/val", calib="data/calib")
     report.exit_code            # 0 all passed, 1 a gate failed, 2 TensorRT asked for but unavailable
     report.artifact("int8").parity.summary()
-    doc.include(report.to_document())                        # parity.md as report blocks (models.document)
+    doc.include(report.to_document())                        # parity.md as report blocks (pawlens.document)
 
 Outputs in ``out_dir`` (default ``runs/export/<run name>``, the checkpoint's folder name), named from the checkpoint's
 stem: ``<stem>.onnx``, ``<stem>.fp16.onnx``, ``<stem>.int8.onnx``, ``<stem>.fp16.engine`` (+ ``.json`` sidecar, +
 ``<stem>.fp16.timing.cache``), and ``parity.json`` + ``parity.md`` with one row per artifact.  A folder that already
 holds outputs is never written into unless ``exist_ok``: the export takes the next free ``<folder>-2``, ``-3``, ...
-(:func:`models.console.next_run_dir`, as training numbers its runs).  An artifact that fails its gate is renamed
+(:func:`pawlens.fs.next_run_dir`, as training numbers its runs).  An artifact that fails its gate is renamed
 ``<file>.failed`` so nothing loads it by its usual name, and its row ends with the next step that would help
 (:func:`next_step`); it never pushes aside a file that passed (with ``exist_ok``, that one stays, listed under ``kept``).
 
@@ -48,17 +48,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.console import (
-    FolderLock,
-    atomic_write_text,
-    ensure_writable_dir,
-    holds_outputs,
-    library_versions,
-    next_run_dir,
-    remove_stale_temps,
-    sha256_file,
-)
-from pawlens.models.errors import ArtifactError, BackendUnavailable, DataError, InputError, OutputError, ParityError
+from pawlens.console import library_versions
+from pawlens.errors import ArtifactError, BackendUnavailable, DataError, InputError, OutputError, ParityError
+from pawlens.fs import FolderLock, atomic_write_text, ensure_writable_dir, holds_outputs, next_run_dir, remove_stale_temps, sha256_file
 from pawlens.models.photos import split_entry
 from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
 from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key, gate_runner
@@ -180,7 +172,7 @@ def resolve_out_dir(ckpt_path: str | os.PathLike, out_dir: str | os.PathLike | N
 
     A folder that already holds outputs is taken over only when it holds an export of the same checkpoint (``sha``, its
     sha256: a rerun with other gates or formats stays where the quick start's next command looks), or with ``exist_ok``;
-    otherwise the next free ``-2``, ``-3``, ... is used (:func:`models.console.next_run_dir`).
+    otherwise the next free ``-2``, ``-3``, ... is used (:func:`pawlens.fs.next_run_dir`).
     """
     if out_dir is None:
         root, name = EXPORT_ROOT, run_name(ckpt_path)
@@ -367,9 +359,9 @@ class ExportReport:
         }
 
     def to_document(self):
-        """The parity report as structured blocks (:class:`models.document.Document`): ``parity.md`` is its markdown, and a
+        """The parity report as structured blocks (:class:`pawlens.document.Document`): ``parity.md`` is its markdown, and a
         larger report (the demo's) takes it whole with ``doc.include(report.to_document())``."""
-        from pawlens.models.document import Document
+        from pawlens.document import Document
 
         inp = self.inputs
         doc = Document(f"Parity report: {os.path.basename(self.checkpoint)}")
@@ -893,7 +885,7 @@ def _step_trt(res: ArtifactResult, paths, staged, batch_opt, batch_max, workspac
 
 def _step_triton(out: str, results: list[ArtifactResult], name: str) -> dict[str, Any]:
     """``<out>/triton``: a Triton repository of the artifacts that passed (:func:`pawlens.serve.repository.write_repository`)."""
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
     from pawlens.serve.repository import model_prefix, write_repository
 
     arts = [(r.format, r.path) for r in results if r.status == "passed"]

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from pawlens.models.errors import ArtifactError, InputError, one_line
+from pawlens.errors import ArtifactError, InputError, one_line
 
 from .onnx import _onnx, check_io, read_meta, save_model, set_meta
 
@@ -173,7 +173,7 @@ def quantize_int8(src_onnx: str | os.PathLike, out_path: str | os.PathLike, cali
 
     t0 = time.perf_counter()
     # The work folder sits beside the output, named <out>.int8.tmp-<PID>: a killed run's leftovers are found and
-    # removed by the next export into that folder (models.console.remove_stale_temps).
+    # removed by the next export into that folder (pawlens.fs.remove_stale_temps).
     work = f"{out}.int8.tmp-{os.getpid()}"
     os.makedirs(work, exist_ok=True)
     with _work_dir(work) as d:

@@ -15,7 +15,7 @@ The engine is built for one optimisation profile (batch ``min``/``opt``/``max``)
 limit, ``ProfilingVerbosity.DETAILED`` and a timing cache kept next to the engine (reused by the next
 build).  After the build the engine is deserialized and TensorRT's engine inspector reports every layer
 as JSON; :func:`audit_precision` counts the layers that run in FP16 and in FP32.  An engine asked to be
-FP16 that came out mostly FP32 is a failure (:class:`~models.errors.ParityError`), not a silent success.
+FP16 that came out mostly FP32 is a failure (:class:`~pawlens.errors.ParityError`), not a silent success.
 
 The sidecar ``<engine>.json`` holds the artifact metadata (:class:`models.artifact.ArtifactMeta` fields
 as plain JSON) plus the TensorRT version, GPU name and compute capability, the profile, the sha256 of
@@ -38,9 +38,9 @@ import re
 import time
 from typing import Any
 
+from pawlens.errors import ArtifactError, BackendUnavailable, InputError, ParityError, one_line
+from pawlens.fs import atomic_write_bytes, atomic_write_text, sha256_file
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.console import atomic_write_bytes, atomic_write_text, sha256_file
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError, ParityError, one_line
 from pawlens.runtime.formats import sidecar_path
 
 LOG = logging.getLogger("pawlens")

@@ -20,8 +20,9 @@ import sys
 import time
 from typing import Any, Sequence
 
-from pawlens.models.console import HelpFormatter, atomic_write_text, check_utf8_path, ensure_writable_dir, run_cli
-from pawlens.models.errors import BackendUnavailable, InputError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import BackendUnavailable, InputError
+from pawlens.fs import atomic_write_text, check_utf8_path, ensure_writable_dir
 from pawlens.runtime import formats
 
 PROG = "pawlens-gui"

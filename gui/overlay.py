@@ -39,7 +39,7 @@ def model_view_box(h: int, w: int, cfg) -> Box:
 
 def model_view_or_none(hw: tuple[int, int], cfg) -> Box | None:
     """:func:`model_view_box`, or None where it is unknown (no config, e.g. a test fake) or the frame cannot be taken."""
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
 
     if cfg is None:
         return None

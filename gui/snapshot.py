@@ -136,7 +136,7 @@ def compose_snapshot(c: SnapshotContent, font: QtGui.QFont) -> QtGui.QImage:
 
 def write_png(img: QtGui.QImage, path: str) -> None:
     """Encode ``img`` as PNG and write it atomically; OSError (one line) when the folder is missing or unwritable."""
-    from pawlens.models.console import atomic_write_bytes
+    from pawlens.fs import atomic_write_bytes
 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):

@@ -6,7 +6,7 @@
     src.close()
 
 No Qt here: the capture worker (:mod:`gui.workers`) drives a source in its own thread.  Every
-failure is a :class:`SourceError` (a :class:`models.errors.DataError`) with a one-line message that
+failure is a :class:`SourceError` (a :class:`pawlens.errors.DataError`) with a one-line message that
 names the source and what to do; a source that simply ends returns ``None``.  Webcams are read with
 OpenCV (PySide6-Essentials has no QtMultimedia).
 """
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from pawlens.models.errors import DataError, ImageError
+from pawlens.errors import DataError, ImageError, SourceError
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, list_images, load_image
 from pawlens.runtime import media
 from pawlens.runtime.media import clip_shortfall, to_rgb
@@ -27,12 +27,6 @@ from pawlens.runtime.media import clip_shortfall, to_rgb
 VIDEO_EXTENSIONS = media.VIDEO_EXTENSIONS + (".gif",)
 #: Consecutive failed reads after which a webcam counts as gone.
 CAMERA_MAX_FAILURES = 15
-
-
-class SourceError(DataError):
-    """A source that cannot be opened or stopped delivering frames."""
-
-    component = "source"
 
 
 def _quiet_opencv() -> None:

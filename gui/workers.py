@@ -42,20 +42,13 @@ from typing import Any, Callable
 import numpy as np
 from PySide6 import QtCore
 
-from pawlens.models.errors import ImageError, InputError, MissingMetadata, PawlensError
+from pawlens.errors import ImageError, InputError, MissingMetadata, PawlensError, one_line
 
 from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
 from .session import CamOutput, Frame
 from .sources import FrameSource
 
 _FRAME_IDS = itertools.count(1)
-
-
-def one_line(e: BaseException) -> str:
-    """A user-facing line for any exception (PawlensError already is one)."""
-    if isinstance(e, PawlensError):
-        return str(e)
-    return " ".join(f"unexpected {type(e).__name__}: {e}".split())[:300]
 
 
 class LatestSlot:
@@ -257,7 +250,7 @@ class _Worker(QtCore.QObject):
         try:
             self.loop()
         except Exception as e:  # noqa: BLE001 - reported in the UI, never a crash
-            self.error.emit(self.gen, one_line(e))
+            self.error.emit(self.gen, one_line(e, unexpected=True))
         finally:
             self.finished.emit(self.gen)
 
@@ -402,7 +395,7 @@ class InferenceWorker(_Worker):
         result(gen, frame, prediction): one frame classified (``prediction.infer_ms`` etc.).
         error(gen, message): the model cannot be loaded or failed on a frame (the worker then stops).
         needs_class_names(gen, message): the model file has no pawlens metadata
-            (:class:`~models.errors.MissingMetadata`): it loads once class names are given (the worker stops).
+            (:class:`~pawlens.errors.MissingMetadata`): it loads once class names are given (the worker stops).
         skipped(gen, message): one frame could not be preprocessed (e.g. a strip); the worker goes on.
     """
 
@@ -425,10 +418,10 @@ class InferenceWorker(_Worker):
             predictor = self.build()
             predictor.activate()
         except MissingMetadata as e:
-            self.needs_class_names.emit(self.gen, one_line(e))
+            self.needs_class_names.emit(self.gen, one_line(e, unexpected=True))
             return
         except Exception as e:  # noqa: BLE001
-            self.error.emit(self.gen, one_line(e))
+            self.error.emit(self.gen, one_line(e, unexpected=True))
             return
         try:
             self.ready.emit(self.gen, self._info(predictor, (time.perf_counter() - t0) * 1e3))
@@ -440,10 +433,10 @@ class InferenceWorker(_Worker):
                 try:
                     pred = predictor.predict(frame.rgb, keep_input=forwarding)
                 except (ImageError, InputError) as e:  # this frame cannot be preprocessed (a strip): skip it, keep going
-                    self.skipped.emit(self.gen, f"frame skipped: {one_line(e)}")
+                    self.skipped.emit(self.gen, f"frame skipped: {one_line(e, unexpected=True)}")
                     continue
                 except Exception as e:  # noqa: BLE001 - a model that fails is reported and stopped
-                    self.error.emit(self.gen, one_line(e))
+                    self.error.emit(self.gen, one_line(e, unexpected=True))
                     return
                 x, pred.input = getattr(pred, "input", None), None  # the window keeps predictions: only the CAM job carries it
                 self.result.emit(self.gen, frame, pred)
@@ -462,7 +455,7 @@ class InferenceWorker(_Worker):
         try:
             desc = dict(predictor.describe())
         except Exception as e:  # noqa: BLE001
-            desc = {"backend": "unknown", "describe_error": one_line(e)}
+            desc = {"backend": "unknown", "describe_error": one_line(e, unexpected=True)}
         meta = getattr(getattr(predictor, "runner", None), "meta", None)
         return {
             "describe": desc,
@@ -510,12 +503,12 @@ class CamWorker(_Worker):
             cam = self.build()
             cam.activate()
         except Exception as e:  # noqa: BLE001
-            self.error.emit(self.gen, one_line(e))
+            self.error.emit(self.gen, one_line(e, unexpected=True))
             return
         try:
             sha = ""
             if self.path and self.hash_file:
-                from pawlens.models.console import sha256_file
+                from pawlens.fs import sha256_file
 
                 try:
                     sha = sha256_file(self.path)
@@ -552,7 +545,7 @@ class CamWorker(_Worker):
                     small = shrink(heat, OVERLAY_MAX_SIDE)
                     colour = colourise(small, box=None if crop is None else scale_box(crop, heat.shape[1], small.shape[1]))
                 except Exception as e:  # noqa: BLE001
-                    self.error.emit(self.gen, one_line(e))
+                    self.error.emit(self.gen, one_line(e, unexpected=True))
                     return
                 ms = float(getattr(r, "ms", (time.perf_counter() - t1) * 1e3))
                 out = CamOutput(frame, heat, colour, int(r.class_index), str(r.label), np.asarray(r.probs),

@@ -3,5 +3,3 @@
 Everything else in the product (train, export, runtime, gui) builds on this package; it imports
 none of them.
 """
-
-__version__ = "0.1.0"

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArtifactError, MissingMetadata
+from pawlens.errors import ArtifactError, MissingMetadata
+
 from .preprocess import PreprocessConfig
 
 PREFIX = "pawlens."
@@ -105,7 +106,7 @@ class ArtifactMeta:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], *, precision: str = "fp32", source_sha256: str = "") -> "ArtifactMeta":
-        from . import __version__
+        from pawlens import __version__
 
         return cls(
             class_names=list(ckpt["class_names"]),

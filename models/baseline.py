@@ -70,7 +70,7 @@ def baseline(num_classes: int = 2, weights: str = "none", widths=(32, 64, 128, 2
     model = BaselineCNN(num_classes=num_classes, widths=tuple(widths), dropout=dropout, stem_stride=int(stem_stride))
     if weights not in (None, "none"):
         if weights == "imagenet":
-            from .errors import WeightsError
+            from pawlens.errors import WeightsError
 
             raise WeightsError("the baseline has no ImageNet weights; use --weights none or a state-dict PATH")
         load_state_dict_file(model, weights, arch="baseline")

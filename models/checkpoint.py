@@ -31,7 +31,8 @@ import os
 import platform
 from typing import Any
 
-from .errors import CheckpointError
+from pawlens.errors import CheckpointError
+
 from .preprocess import PreprocessConfig
 
 FORMAT = "pawlens-checkpoint"
@@ -43,7 +44,7 @@ def _versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    from . import __version__
+    from pawlens import __version__
 
     return {
         "pawlens": __version__,
@@ -97,7 +98,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any] | None = None,
     os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    from .console import atomic_write_bytes
+    from pawlens.fs import atomic_write_bytes
 
     atomic_write_bytes(p, buf.getvalue())
     return p
@@ -117,7 +118,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
     try:
         p.encode("utf-8")
     except UnicodeEncodeError:  # it would load, then fail in every UTF-8 report and in the ONNX export
-        from .console import printable
+        from pawlens.fs import printable
 
         raise CheckpointError(f"{printable(p)}: the checkpoint's name is not valid UTF-8; rename it") from None
     if not os.path.exists(p):

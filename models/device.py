@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import BackendUnavailable, InputError
+from pawlens.errors import BackendUnavailable, InputError
 
 
 def resolve_device(device: str | None = "auto") -> str:

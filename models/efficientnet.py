@@ -37,7 +37,8 @@ import os
 
 from torch import nn
 
-from .errors import WeightsError
+from pawlens.errors import WeightsError
+
 from .registry import register_model
 from .weights import load_state_dict_file
 

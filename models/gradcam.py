@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InputError, one_line
+from pawlens.errors import InputError, one_line
 
 __all__ = ["GradCAM", "blend", "heat_rgba", "overlay", "resolve_layer"]
 

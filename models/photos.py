@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ImageError, InputError
+from pawlens.errors import ImageError, InputError
 
 __all__ = ["Sample", "image_files", "label_of", "sample_images", "spread"]
 
@@ -44,7 +44,7 @@ def split_entry(root: str, p: str, split_path: str, *, fix: str = "delete it (pa
     DataError when it leaves that folder (``../..``, an absolute path elsewhere): pawlens-train writes only paths inside
     it, so such an entry was edited in, and reading it would calibrate or gate on files the user never gave.  The check
     is on the path as written (symlinks inside the folder stay allowed)."""
-    from .errors import DataError
+    from pawlens.errors import DataError
 
     base = os.path.normpath(os.path.abspath(root))
     full = os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p))

@@ -21,7 +21,7 @@ with exactly this resize, so it sees at deployment what it saw in training.
 
 Images are read by :func:`load_image`, which converts every mode (grayscale, RGBA, CMYK, palette,
 16-bit) to 8-bit RGB, honours EXIF orientation, downsizes enormous images on load and refuses
-files that are not images with an :class:`~models.errors.ImageError`.
+files that are not images with an :class:`~pawlens.errors.ImageError`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError, InputError
+from pawlens.errors import ImageError, InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

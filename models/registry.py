@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import InputError
+from pawlens.errors import InputError
+
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
 

@@ -4,7 +4,7 @@ Weights (``--weights``):
 
 * ``imagenet``: torchvision's ``ResNet50_Weights.IMAGENET1K_V2`` download, cached where torchvision
   caches it (``$TORCH_HOME/hub/checkpoints``).  Offline and not cached -> a one-line
-  :class:`~models.errors.WeightsError` naming ``--weights PATH`` and ``--weights none``.
+  :class:`~pawlens.errors.WeightsError` naming ``--weights PATH`` and ``--weights none``.
 * a path to a local state dict of a torchvision ResNet50 (ImageNet head ignored), for machines
   without internet;
 * ``none``: random initialisation (tests, latency benchmarks).
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import WeightsError
+from pawlens.errors import WeightsError
+
 from .registry import register_model
 from .weights import load_state_dict_file
 

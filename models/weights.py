@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import WeightsError
+from pawlens.errors import WeightsError
 
 
 def load_state_dict_file(model, path: str, *, arch: str, ignore_prefixes: tuple[str, ...] = (), transform=None) -> None:

@@ -12,7 +12,7 @@
     report = pawlens.load(result.best_ckpt).export(formats=("onnx", "int8"))                 # gated as pawlens export
 
 ``import pawlens`` stays light: these names are imported on first use (``pawlens.__getattr__``).  Errors are the
-commands' own (:class:`pawlens.models.errors.PawlensError`, one line each).
+commands' own (:class:`pawlens.errors.PawlensError`, one line each).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.models.gradcam import overlay
 from pawlens.models.preprocess import load_image
 from pawlens.runtime.formats import CHECKPOINT

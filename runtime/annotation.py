@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.console import atomic_write_bytes
-from pawlens.models.errors import OutputError, one_line
+from pawlens.errors import OutputError, one_line
+from pawlens.fs import atomic_write_bytes
 from pawlens.models.preprocess import resized_shape
 
 from .media import Item, expand_sources, is_video

@@ -19,11 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.errors import BackendUnavailable, InputError, PawlensError
-
-
-class RunnerError(PawlensError):
-    component = "runner"
+from pawlens.errors import BackendUnavailable, InputError, PawlensError, RunnerError  # noqa: F401  (RunnerError: re-exported)
 
 
 @dataclass(frozen=True)

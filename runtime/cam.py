@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.models.preprocess import PreprocessConfig, crop_box, preprocess_numpy, resized_shape
 
 from .formats import ENGINE, ONNX

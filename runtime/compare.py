@@ -46,7 +46,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from pawlens.models.errors import ArtifactError, InputError
+from pawlens.errors import ArtifactError, InputError
 
 from .base import Runner
 
@@ -267,7 +267,7 @@ class ParityResult:
         return "| " + " | ".join(c.replace("|", "/") for c in self.cells(name)) + " |\n"
 
     def cells(self, name: str | None = None) -> list[str]:
-        """The row's cells under :attr:`COLUMNS` (a report :class:`~models.document.Document` table takes them as they are)."""
+        """The row's cells under :attr:`COLUMNS` (a report :class:`~pawlens.document.Document` table takes them as they are)."""
         by = {c.name: c for c in self.checks}
         top1 = by.get("top1_agreement")
         agree = _gated(top1, f"{self.top1_agreement * 100:.2f}%", pct=True, detail=self._detail(top1) if top1 else "")

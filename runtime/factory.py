@@ -35,8 +35,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from pawlens.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.models.preprocess import PreprocessConfig
 
 from . import formats
@@ -55,7 +55,7 @@ def file_kind(path: str | os.PathLike) -> str:
     try:
         p.encode("utf-8")
     except UnicodeEncodeError:  # onnxruntime / OpenVINO / TensorRT take UTF-8 paths only
-        from pawlens.models.console import printable
+        from pawlens.fs import printable
 
         raise ArtifactError(f"{printable(p)}: the model file's name is not valid UTF-8; rename it") from None
     if os.path.isdir(p):

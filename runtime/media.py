@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pawlens.models.errors import DataError, ImageError, InputError, one_line
+from pawlens.errors import DataError, ImageError, InputError, one_line
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, resized_shape
 
 from .pipeline import Prefetcher, serial_map

@@ -18,8 +18,8 @@ from __future__ import annotations
 import mmap
 import os
 
+from pawlens.errors import ArtifactError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError
 
 _METADATA_PROPS = 14
 _GRAPH = 7
@@ -273,7 +273,7 @@ def run_error(path: str | os.PathLike, backend: str, e: BaseException, doing: st
     says both; anything else the graph does wrong is an ArtifactError (exit 2).  ``doing``: what failed
     (OpenVINO folds constants when it compiles a static shape, so a bomb can fail there: "compiling the graph ...").
     """
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
 
     msg = " ".join(str(e).split())
     short = msg[:160]

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.errors import ArtifactError, InputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .onnx_meta import check_graph_io, is_out_of_memory, read_onnx_meta, read_onnx_props, run_error

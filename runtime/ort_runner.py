@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.errors import ArtifactError, InputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .onnx_meta import check_graph_io, read_onnx_meta, run_error

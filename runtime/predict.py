@@ -55,8 +55,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pawlens.models.console import HelpFormatter, check_utf8_path, ensure_writable_dir, next_run_dir, remove_stale_temps, run_cli
-from pawlens.models.errors import DataError, ImageError, InputError, OutputError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import DataError, ImageError, InputError, OutputError
+from pawlens.fs import check_utf8_path, ensure_writable_dir, next_run_dir, remove_stale_temps
 from pawlens.models.preprocess import resized_shape
 
 from .annotation import PNG_WRITERS, WRITER_QUEUE, Outputs, planned_videos
@@ -84,7 +85,7 @@ def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
 
 def _infer(pred, good: list[Item], times: StageTimes) -> list:
     """Predictions for the prepared frames ``good``, as ``Predictor.predict_batch`` makes them for their raw frames."""
-    from pawlens.models.errors import ArtifactError
+    from pawlens.errors import ArtifactError
     from pawlens.models.preprocess import preprocess_numpy
 
     from .predictor import Prediction, softmax
@@ -221,7 +222,7 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
 
 def _run(pred, sources, outputs: Outputs, *, batch_size: int, every_n: int, workers: int, progress: bool, **media_kw):
     """The loop of :func:`predict_sources` with an active predictor: ``(results, stage times, wall seconds, cam info)``."""
-    from pawlens.models.progress import progress as make_progress
+    from pawlens.progress import progress as make_progress
 
     results: list[Result] = []
     times = StageTimes()
@@ -260,7 +261,7 @@ def _explainer(model: str, runner, reference: str | None, device: str, class_nam
                          "pass the checkpoint it was exported from")
     sha = getattr(getattr(runner, "meta", None), "source_sha256", "")
     if reference and sha and model != ref:
-        from pawlens.models.console import sha256_file
+        from pawlens.fs import sha256_file
 
         if sha256_file(ref) != sha:
             LOG.warning(f"--reference {ref} is not the checkpoint {os.path.basename(model)} was exported from (sha256 differs): "

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.models.errors import ArtifactError, MissingMetadata
+from pawlens.errors import ArtifactError, MissingMetadata
 from pawlens.models.preprocess import PreprocessConfig, preprocess_numpy
 
 from .base import Runner

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Iterator
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 
 from .formats import CHECKPOINT
 
@@ -51,7 +51,7 @@ def find_reference(model: str, sha256: str, *, limit: int = 64) -> str | None:
     ``train/*/`` and ``runs/train/*/`` below the model's folder, its parents (up to three levels up) and the current
     folder; at most ``limit`` files are hashed.
     """
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
 
     seen: set[str] = set()
     for c in _reference_candidates(model):

@@ -15,8 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from pawlens.models.console import atomic_write_bytes, atomic_write_text, ensure_writable_dir, printable
-from pawlens.models.errors import InputError
+from pawlens.document import Table
+from pawlens.errors import InputError
+from pawlens.fs import atomic_write_bytes, atomic_write_text, ensure_writable_dir, printable
 
 from .pipeline import StageTimes
 
@@ -94,14 +95,6 @@ def video_summaries(results: Sequence[Result], class_names: Sequence[str]) -> li
     return rows
 
 
-def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(x)) for w, x in zip(widths, row)]
-    return ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)] + \
-        ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in rows]
-
-
 def format_table(results: Sequence[Result], class_names: Sequence[str], *, width: int = 48) -> str:
     """A readable fixed-width table of the results; skipped sources get one line with the reason.
 
@@ -115,7 +108,7 @@ def format_table(results: Sequence[Result], class_names: Sequence[str], *, width
 
     rows = [[short(r), r.label, f"{r.confidence:.3f}", *[f"{r.probs.get(c, float('nan')):.3f}" for c in class_names],
              f"{r.preprocess_ms_batch_avg + r.infer_ms_batch_avg:.1f}"] for r in results if r.status == "ok"]
-    table = _columns(cols, rows)
+    table = Table.of(cols, rows, align="l" * len(cols)).console(rule=True)
     lines, it = table[:2], iter(table[2:])
     for r in results:
         lines.append(next(it) if r.status == "ok" else f"{short(r).ljust(len(table[1].split('  ')[0]))}  SKIPPED: {r.error}")
@@ -128,7 +121,8 @@ def format_videos(summaries: Sequence[dict], class_names: Sequence[str], *, widt
         return ""
     rows = [[(printable(s["source"]) if len(s["source"]) <= width else "..." + printable(s["source"])[-(width - 3):]), str(s["frames"]),
              s["label"], *[f"{s['share'][c]:.3f}" for c in class_names], f"{s['mean_confidence']:.3f}"] for s in summaries]
-    return "\n".join(_columns(["video", "frames", "majority", *[f"share({c})" for c in class_names], "mean conf"], rows))
+    cols = ["video", "frames", "majority", *[f"share({c})" for c in class_names], "mean conf"]
+    return "\n".join(Table.of(cols, rows, align="l" * len(cols)).console(rule=True))
 
 
 def write_results(path: str, results: Sequence[Result], info: dict, class_names: Sequence[str], model: str) -> str:

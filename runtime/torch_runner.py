@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.errors import BackendUnavailable, InputError
 from pawlens.models.artifact import ArtifactMeta
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint
 from pawlens.models.device import resolve_device
-from pawlens.models.errors import BackendUnavailable, InputError
 
 from .base import InputSpec, Runner
 

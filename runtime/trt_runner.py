@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from pawlens.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
 
 from .base import InputSpec, Runner, lazy_import
 from .formats import sidecar_path  # the engine's sidecar, named by the formats table (also imported from here)
@@ -166,7 +166,7 @@ class TrtRunner(Runner):
         self._trt_version = str(trt.__version__)
         check_engine_compat(self.sidecar, trt_version=self._trt_version, gpu_name=props.name, compute_capability=cc, path=self.path)
         if self.verify_sha256 and self.sidecar.get("engine_sha256"):
-            from pawlens.models.console import sha256_file
+            from pawlens.fs import sha256_file
 
             if sha256_file(self.path) != self.sidecar["engine_sha256"]:
                 raise ArtifactError(f"{self.path}: the engine does not match its sidecar's engine_sha256 (replaced or truncated); {REBUILD}")

@@ -123,7 +123,7 @@ def library_versions(kind: str) -> dict[str, str]:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, remembered in this process by (real path, size, mtime): a second lookup reads nothing."""
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
 
     p = os.path.realpath(os.fspath(path))
     st = os.stat(p)
@@ -208,8 +208,8 @@ def store(path: str | os.PathLike, config: dict[str, Any], *, batch: int = 1, p5
     Raises:
         OutputError: the cache folder cannot be written.
     """
-    from pawlens.models.console import atomic_write_text
-    from pawlens.models.errors import OutputError
+    from pawlens.errors import OutputError
+    from pawlens.fs import atomic_write_text
 
     fields = key_fields(path, batch)
     entry = {"schema": SCHEMA, "key": fields, "artifact": os.path.basename(os.fspath(path)), "path": os.path.abspath(os.fspath(path)),

@@ -20,8 +20,8 @@ import sys
 import tempfile
 from typing import Sequence
 
-from pawlens.models.console import HelpFormatter, run_cli
-from pawlens.models.errors import InputError
+from pawlens.console import HelpFormatter, run_cli
+from pawlens.errors import InputError
 from pawlens.runtime.formats import ENGINE, ONNX
 
 from .repository import MARKER, Repository, model_prefix, read_repository, write_repository

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from pawlens.errors import InputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import InputError
 from pawlens.runtime.base import InputSpec, Runner, lazy_import
 
 from .repository import config_params

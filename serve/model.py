@@ -110,7 +110,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         pb = _pb()
-        from pawlens.models.errors import one_line
+        from pawlens.errors import one_line
 
         batches: list[np.ndarray | None] = []
         errors: list[str | None] = []

@@ -36,8 +36,8 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from pawlens.errors import ArtifactError, InputError, OutputError
 from pawlens.models.artifact import ArtifactMeta
-from pawlens.models.errors import ArtifactError, InputError, OutputError
 from pawlens.runtime.formats import ENGINE, ONNX
 
 #: A file naming the repository as Pawlens's own (what it holds, from which export): only such a folder is replaced.
@@ -217,7 +217,7 @@ def parse_config(text: str, *, path: str = "config.pbtxt"):
         from google.protobuf import text_format
         from tritonclient.grpc import model_config_pb2
     except ImportError as e:
-        from pawlens.models.errors import BackendUnavailable
+        from pawlens.errors import BackendUnavailable
 
         raise BackendUnavailable(f"checking a Triton config needs tritonclient ({e.name}); install it with: pip install -e '.[serve]'") from None
     try:
@@ -272,7 +272,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
     Raises:
         InputError: no artifacts; ArtifactError: an artifact without its metadata; OutputError: ``dest`` is not ours.
     """
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
     from pawlens.runtime.factory import read_meta
 
     dest = os.path.abspath(os.fspath(dest))
@@ -328,7 +328,7 @@ def write_repository(dest: str | os.PathLike, artifacts: Sequence[tuple[str, str
             if name != pre:  # the classifiers' outputs: Triton's classification extension reads it
                 _write(os.path.join(d, "labels.txt"), "\n".join(first_meta.class_names) + "\n")
         if check:
-            from pawlens.models.errors import BackendUnavailable
+            from pawlens.errors import BackendUnavailable
 
             try:
                 for name, text in texts.items():

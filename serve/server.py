@@ -35,7 +35,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from pawlens.models.errors import BackendUnavailable, InputError, PawlensError
+from pawlens.errors import BackendUnavailable, InputError, PawlensError
 
 from .repository import Repository
 

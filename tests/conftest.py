@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pawlens.models.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
-from pawlens.models.synthetic import write_image_folder as _write
+from pawlens.synthetic import synthetic_image  # noqa: F401  (re-exported for tests)
+from pawlens.synthetic import write_image_folder as _write
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PAWLENS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -45,7 +45,7 @@ def real_photos(shared_data) -> list[str]:
 
 
 def write_image_folder(root: Path, n_per_class: int = 12, size: int = 64, classes=("cat", "dog"), seed: int = 0) -> Path:
-    """An ImageFolder of synthetic images (see models.synthetic)."""
+    """An ImageFolder of synthetic images (see pawlens.synthetic)."""
     _write(root, n_per_class=n_per_class, size=size, classes=classes, seed=seed)
     return Path(root)
 

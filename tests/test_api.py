@@ -35,7 +35,7 @@ def test_import_pawlens_is_light():
 def test_readme_python_example_runs(tmp_path):
     from PIL import Image
 
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     for ci, cls in enumerate(("cat", "dog")):
         (tmp_path / "photos" / cls).mkdir(parents=True)
@@ -57,7 +57,7 @@ def test_api_refuses_bad_calls(rt_tiny_onnx, tmp_path):
     import numpy as np
 
     import pawlens
-    from pawlens.models.errors import InputError
+    from pawlens.errors import InputError
 
     with pawlens.load(rt_tiny_onnx["fp32"]) as m:
         one = m.predict(np.zeros((40, 50, 3), np.uint8))

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from pawlens.models.registry import create_model
-from pawlens.models.synthetic import write_image_folder
+from pawlens.synthetic import write_image_folder
 
 ROWS: list[tuple[str, str, int, str]] = []
 
@@ -156,7 +156,7 @@ def bad(tmp_path_factory, tiny_checkpoint):
 def _engine_sidecar(onnx_path, engine_path) -> dict:
     """The sidecar pawlens-export would write for an engine built from ``onnx_path`` (GPU fields made up)."""
     from pawlens.export.tensorrt import STRONGLY_TYPED, build_sidecar, profile_shapes
-    from pawlens.models.console import sha256_file
+    from pawlens.fs import sha256_file
     from pawlens.runtime.factory import read_meta
 
     meta = read_meta(onnx_path)
@@ -302,7 +302,7 @@ def test_export_bad_inputs(capsys, bad, tmp_path, tiny_checkpoint, image_folder)
         rc, err = _run(capsys, "pawlens-export", argv)
         _check("pawlens-export", what, rc, err, want_rc, want_in)
     from pawlens.export.pipeline import LOCK_NAME
-    from pawlens.models.console import FolderLock
+    from pawlens.fs import FolderLock
 
     out.mkdir(exist_ok=True)
     with FolderLock(out, LOCK_NAME, prog="pawlens-export"):  # as a running export into the same folder holds it
@@ -673,7 +673,7 @@ def _tiny(bad) -> Path:
 _PEAK = """
 import resource, sys, time
 t0 = time.perf_counter()
-from pawlens.models.errors import ImageError
+from pawlens.errors import ImageError
 from pawlens.models.preprocess import PreprocessConfig, load_image, preprocess_numpy
 try:
     a = load_image(sys.argv[1])
@@ -816,8 +816,8 @@ def test_max_images_counts_readable_images(bad, tmp_path):
 def test_library_warnings_never_precede_a_one_line_error(capsys):
     import warnings
 
-    from pawlens.models.console import run_cli
-    from pawlens.models.errors import InputError
+    from pawlens.console import run_cli
+    from pawlens.errors import InputError
 
     def fails(_argv):
         warnings.warn("Possibly corrupt EXIF data", UserWarning, stacklevel=2)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from pawlens.bench.cli import main
 from pawlens.bench.run import run_bench
-from pawlens.models.errors import ArtifactError
+from pawlens.errors import ArtifactError
 from pawlens.runtime.torch_runner import cxx_compiler
 
 

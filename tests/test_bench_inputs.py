@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pawlens.bench.inputs import bench_inputs
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.models.photos import image_files, label_of, sample_images, spread
 
 CLASSES = ["cat", "dog"]

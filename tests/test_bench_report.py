@@ -7,7 +7,7 @@ import io
 
 from pawlens.bench.report import CSV_COLUMNS, document, main_table_row, to_csv, to_markdown
 from pawlens.bench.results import BenchResult, BenchRow
-from pawlens.models.document import Document
+from pawlens.document import Document
 
 
 def _result() -> BenchResult:
@@ -50,7 +50,7 @@ def test_csv_has_every_column_per_row():
 
 def test_the_demo_includes_the_bench_document():
     bench = document(_result())
-    assert isinstance(bench, Document) and ("h2", "Goals (ratios from this run)") in bench.blocks
+    assert isinstance(bench, Document) and "Goals (ratios from this run)" in bench.headings()
     demo = Document("Pawlens demo")
     demo.include(bench, heading="Latency, side by side")
     md = demo.markdown()
@@ -79,7 +79,7 @@ def test_goals_and_ceilings_can_go_to_an_appendix():
 
     res = _result()
     main = document(res, appendix=False)
-    assert ("h2", "Goals (ratios from this run)") not in main.blocks and ("h2", "What `--backend auto` picks") in main.blocks
+    assert "Goals (ratios from this run)" not in main.headings() and "What `--backend auto` picks" in main.headings()
     appendix = appendix_document(res)
-    assert ("h2", "Goals (ratios from this run)") in appendix.blocks and ("h2", "How the figures were taken") in appendix.blocks
+    assert "Goals (ratios from this run)" in appendix.headings() and "How the figures were taken" in appendix.headings()
     assert document(res).blocks == main.blocks + appendix.blocks

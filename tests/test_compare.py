@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pawlens.models.errors import ArtifactError, InputError
+from pawlens.errors import ArtifactError, InputError
 from pawlens.runtime.base import InputSpec, Runner
 from pawlens.runtime.compare import (
     DEFAULT_TIE_MARGIN,

@@ -14,7 +14,7 @@ import pytest
 from conftest import synthetic_image, write_image_folder
 from PIL import Image
 
-from pawlens.models.errors import DataError
+from pawlens.errors import DataError
 from pawlens.models.preprocess import PreprocessConfig, torch_eval_transform
 from pawlens.train.data import (
     ImageListDataset,

@@ -62,7 +62,7 @@ def test_gui_command_quotes_and_absolutises(tmp_path):
 
 @pytest.mark.slow
 def test_demo_with_data(tmp_path, capsys):
-    from pawlens.models.synthetic import write_image_folder
+    from pawlens.synthetic import write_image_folder
 
     data = write_image_folder(tmp_path / "photos", n_per_class=20, size=48)
     out = tmp_path / "demo"

@@ -1,8 +1,8 @@
-"""models.document: the report blocks render to markdown and HTML; a stage's Document includes as a section."""
+"""pawlens.document: the report blocks render to markdown and HTML; a stage's Document includes as a section."""
 
 from __future__ import annotations
 
-from pawlens.models.document import Document
+from pawlens.document import Document
 
 
 def _doc() -> Document:
@@ -38,3 +38,16 @@ def test_include_makes_a_section():
     md = report.markdown()
     assert "## Export and parity" in md and "### Gates" in md and "# Parity" not in md
     assert md.index("## Export and parity") < md.index("### Gates") < md.index("| best.onnx |")
+
+
+def test_one_table_model_renders_three_ways():
+    """The same Table is a markdown table, an HTML table and fixed-width console lines (numbers right-aligned)."""
+    from pawlens.document import Table
+
+    t = Table.of(["model", "p50 ms"], [["lite0 `int8`", 2.5], ["resnet50", 61.25]])
+    assert t.markdown()[:3] == ["| model | p50 ms |", "| --- | --- |", "| lite0 `int8` | 2.50 |"]
+    assert "<td>lite0 <code>int8</code></td>" in t.html()
+    assert t.console(rule=True) == ["model       p50 ms", "----------  ------", "lite0 int8    2.50", "resnet50     61.25"]
+    assert t.console(notes=["", "fastest"])[1] == "lite0 int8    2.50  fastest"
+    text = _doc().console()
+    assert "Gates\n=====" in text and "best.onnx" in text and "passed with onnx" in text

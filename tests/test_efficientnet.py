@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from pawlens.errors import InputError, WeightsError
 from pawlens.models.efficientnet import LITE_MEAN, LITE_STD, imagenet_weights_file, map_lukemelas_keys
-from pawlens.models.errors import InputError, WeightsError
 from pawlens.models.registry import create_model, model_info
 
 NAME = "efficientnet_lite0"

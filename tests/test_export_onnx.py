@@ -10,12 +10,12 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from pawlens.errors import ArtifactError, InputError  # noqa: E402
 from pawlens.export.onnx import convert_fp16, count_dtypes, export_onnx, read_meta  # noqa: E402
 from pawlens.export.quantize import quantize_int8  # noqa: E402
+from pawlens.fs import sha256_file  # noqa: E402
 from pawlens.models.artifact import ArtifactMeta  # noqa: E402
 from pawlens.models.checkpoint import load_checkpoint  # noqa: E402
-from pawlens.models.console import sha256_file  # noqa: E402
-from pawlens.models.errors import ArtifactError, InputError  # noqa: E402
 from pawlens.runtime.compare import compare, default_gate  # noqa: E402
 from pawlens.runtime.ort_runner import OrtRunner  # noqa: E402
 from pawlens.runtime.torch_runner import TorchRunner  # noqa: E402

@@ -16,10 +16,10 @@ pytest.importorskip("onnxruntime")
 
 from conftest import SHARED_DATA, write_image_folder  # noqa: E402
 
+from pawlens.errors import DataError, InputError  # noqa: E402
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import export_all, parse_formats  # noqa: E402
-from pawlens.models.console import sha256_file  # noqa: E402
-from pawlens.models.errors import DataError, InputError  # noqa: E402
+from pawlens.fs import sha256_file  # noqa: E402
 
 
 def _link_photos(dst: Path, cls: str, files: list[Path]) -> None:

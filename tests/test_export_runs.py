@@ -17,7 +17,7 @@ from conftest import write_image_folder  # noqa: E402
 
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import next_step, resolve_out_dir  # noqa: E402
-from pawlens.models.console import next_run_dir, sha256_file  # noqa: E402
+from pawlens.fs import next_run_dir, sha256_file  # noqa: E402
 from pawlens.runtime.compare import compare_logits, default_gate  # noqa: E402
 
 
@@ -152,8 +152,8 @@ def test_next_step_override_passes_the_gate_it_names():
 
 def test_split_json_entries_outside_the_data_folder_are_refused(tmp_path):
     """An edited split.json naming ../../ paths (or another absolute folder) was read for calibration and parity."""
+    from pawlens.errors import DataError
     from pawlens.export.pipeline import read_run_split
-    from pawlens.models.errors import DataError
     from pawlens.models.photos import image_files
     from pawlens.train.data import load_split
 
@@ -197,8 +197,8 @@ def test_a_rerun_after_a_failed_gate_stays_in_its_folder_and_rebuilds_only_what_
 
 
 def test_exist_ok_never_replaces_files_no_export_wrote(tmp_path):
+    from pawlens.errors import OutputError
     from pawlens.export.pipeline import export_all
-    from pawlens.models.errors import OutputError
 
     images = write_image_folder(tmp_path / "imgs", n_per_class=3, size=40, seed=2)
     ck = _checkpoint(tmp_path / "x" / "a" / "best.pt", 3)

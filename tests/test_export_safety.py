@@ -23,7 +23,7 @@ from conftest import write_image_folder  # noqa: E402
 
 from pawlens.export.cli import main  # noqa: E402
 from pawlens.export.pipeline import FAULT_ENV, LOCK_NAME, export_all  # noqa: E402
-from pawlens.models.console import FolderLock, atomic_write_bytes, sha256_file  # noqa: E402
+from pawlens.fs import FolderLock, atomic_write_bytes, sha256_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADABLE = (".onnx", ".engine")
@@ -179,7 +179,7 @@ def test_failed_replacement_keeps_the_passing_file_of_the_other_checkpoint(two_c
 
 def test_build_error_over_a_good_folder(two_checkpoints, images, tmp_path, monkeypatch, capsys):
     import pawlens.export.onnx as eo
-    from pawlens.models.errors import ArtifactError
+    from pawlens.errors import ArtifactError
 
     a, b = two_checkpoints
     out = tmp_path / "o"

@@ -10,9 +10,9 @@ import types
 import numpy as np
 import pytest
 
+from pawlens.errors import BackendUnavailable, InputError, ParityError
 from pawlens.export import tensorrt as T
-from pawlens.models.console import sha256_file
-from pawlens.models.errors import BackendUnavailable, InputError, ParityError
+from pawlens.fs import sha256_file
 
 # ----------------------------------------------------------------------------- pure helpers
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.models.gradcam import GradCAM, overlay
 from pawlens.models.preprocess import PreprocessConfig, crop_box, resized_shape
 from pawlens.runtime.cam import CamExplainer, heat_to_frame

@@ -562,7 +562,7 @@ class FailingLoader:
     """A loader whose files are all bad, as the runtime reports them."""
 
     def load_predictor(self, path, class_names=None):
-        from pawlens.models.errors import ArtifactError, MissingMetadata
+        from pawlens.errors import ArtifactError, MissingMetadata
 
         if class_names:
             return FakePredictor(class_names)
@@ -574,7 +574,7 @@ class FailingLoader:
         raise ArtifactError(f"{path}: onnxruntime cannot load it (InvalidProtobuf); truncated or not ONNX? re-export it")
 
     def load_explainer(self, path):
-        from pawlens.models.errors import CheckpointError
+        from pawlens.errors import CheckpointError
 
         raise CheckpointError(f"{path}: truncated or not a torch checkpoint (EOFError); retrain or copy the file again")
 
@@ -640,7 +640,7 @@ def test_reference_of_another_architecture_is_refused(make_window, qtbot, tmp_pa
 def test_model_failing_on_frames_is_reported_and_the_app_goes_on(make_window, qtbot, tmp_path):
     class Broken(FakePredictor):
         def predict(self, frame, keep_input=False):
-            from pawlens.models.errors import ArtifactError
+            from pawlens.errors import ArtifactError
 
             raise ArtifactError("model outputs 3 classes but its metadata names 2")
 

@@ -76,7 +76,7 @@ def three_class_checkpoint(tmp_path_factory) -> Path:
 def photo(tmp_path) -> str:
     from PIL import Image
 
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     p = tmp_path / "photo.png"
     Image.fromarray(synthetic_image(0, 96, np.random.default_rng(3))).save(p)
@@ -160,7 +160,7 @@ def test_cuda_asked_cpu_running_shows_the_badge(window, qtbot, tiny_onnx):
 
 
 def test_onnx_without_metadata(window, qtbot, nometa_onnx, photo):
-    from pawlens.models.errors import ArtifactError, MissingMetadata
+    from pawlens.errors import ArtifactError, MissingMetadata
 
     with pytest.raises(MissingMetadata) as e:  # the type the window catches (a subclass: older callers still see ArtifactError)
         RuntimeLoader(device="cpu").load_predictor(str(nometa_onnx))
@@ -229,7 +229,7 @@ def test_headless_self_check_on_a_video(tmp_path, tiny_onnx, tiny_checkpoint):
 
     vid = tmp_path / "clip.mp4"
     vw = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     rng = np.random.default_rng(0)
     for i in range(60):

@@ -65,7 +65,7 @@ def later():
     from ..export import onnx  # inside a function: still an import
 
 from ..runtime.cam import CamExplainer
-from pawlens.models.errors import ArtifactError
+from pawlens.errors import ArtifactError
 from PySide6 import QtCore
 from . import session
 """

@@ -1,5 +1,8 @@
 """The import graph between the stage packages runs one way (README, "Layout").
 
+Under every stage lies the base layer: the small utility modules at the top of ``pawlens/`` (errors, console, fs,
+document, progress, safe_yaml, synthetic).  Any module may import them; they import no stage and no command.
+
 Every import in every stage module is read from the source (AST, imports inside functions included, relative ones
 resolved), so a lazy import cannot hide an edge.  Library modules may import only the stages below them; command
 modules (the CLIs, ``bench/``, ``demo/``) sit on top and may import any stage, and no library module imports a
@@ -29,6 +32,9 @@ ALLOWED = {
 COMMANDS = {"pawlens.cli", "pawlens.train.cli", "pawlens.export.cli", "pawlens.serve.cli", "pawlens.runtime.predict",
             "pawlens.gui.app"}
 TOP = ("bench", "demo")  # whole stages of commands
+#: The base layer: utilities every stage may use, which import only each other.
+BASE = {"pawlens.errors", "pawlens.console", "pawlens.fs", "pawlens.document", "pawlens.progress", "pawlens.safe_yaml",
+        "pawlens.synthetic"}
 
 
 def _module_name(path: Path) -> str:
@@ -54,7 +60,13 @@ def _stage(module: str) -> str:
     return (module.split(".") + [""])[1]
 
 
+def _is_base(module: str) -> bool:
+    return any(module == b or module.startswith(b + ".") for b in BASE)
+
+
 def _is_command(module: str) -> bool:
+    if _is_base(module):
+        return False
     return module in COMMANDS or _stage(module) in TOP or _stage(module) not in pawlens.STAGES  # pawlens, .cli, .api: the top
 
 
@@ -65,10 +77,24 @@ def test_the_graph_is_read():  # the reader finds the edges README names, so the
     assert len(g) > 60
 
 
+def test_the_base_layer_imports_no_stage():
+    g = graph()
+    assert BASE <= set(g), sorted(BASE - set(g))  # each named module exists
+    assert any("pawlens.errors" in deps for mod, deps in g.items() if _stage(mod) == "models")  # the edges are read
+    bad = [f"{mod} imports {dep}" for mod in BASE for dep in g[mod] if not _is_base(dep)]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_nothing_generic_is_left_in_models():
+    """models/ holds architectures, preprocessing, checkpoints and Grad-CAM; the utilities live in the base layer."""
+    names = {p.stem for p in (ROOT / "models").glob("*.py")}
+    assert not names & {"errors", "console", "document", "progress", "safe_yaml", "synthetic"}, sorted(names)
+
+
 def test_library_modules_import_only_the_stages_below():
     bad = []
     for mod, deps in graph().items():
-        if _is_command(mod):
+        if _is_command(mod) or _is_base(mod):
             continue
         for dep in deps:
             stage = _stage(dep)

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
+from pawlens.errors import CheckpointError, InputError, WeightsError
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from pawlens.models.errors import CheckpointError, InputError, WeightsError
 from pawlens.models.preprocess import PreprocessConfig
 from pawlens.models.registry import create_model, list_models, model_info
 

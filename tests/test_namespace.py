@@ -126,7 +126,7 @@ def test_wheel_lays_the_stages_inside_pawlens(tmp_path):
 def test_commands_import_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx):
     import cv2
 
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     r = _run([_script("pawlens"), "--version"], shadow_site, tmp_path)
     assert r.returncode == 0 and r.stdout.strip(), r.stderr
@@ -161,7 +161,7 @@ def test_gui_imports_pawlens_code(shadow_site, tmp_path, rt_tiny_onnx, tiny_chec
     pytest.importorskip("PySide6")
     import cv2
 
-    from pawlens.models.synthetic import synthetic_image
+    from pawlens.synthetic import synthetic_image
 
     img = tmp_path / "dog.png"
     cv2.imwrite(str(img), synthetic_image(1, 48)[:, :, ::-1])

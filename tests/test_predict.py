@@ -455,7 +455,7 @@ def test_cam_pngs_come_from_the_writer_thread_with_the_traced_trunk(rt_tiny_onnx
 
 def test_a_failed_png_write_is_reported(rt_tiny_onnx, image_folder, tmp_path, monkeypatch, capsys):
     import pawlens.runtime.annotation as annotation
-    from pawlens.models.errors import OutputError
+    from pawlens.errors import OutputError
 
     real, n = annotation._write_png, []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pawlens.models.errors import ImageError
+from pawlens.errors import ImageError
 from pawlens.models.preprocess import (
     PreprocessConfig,
     load_image,

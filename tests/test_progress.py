@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pawlens.models import progress as P
+from pawlens import progress as P
 
 LINE = re.compile(r"^\[(?P<desc>[^\]]*(?:\][^\]]*)*)\] (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+) \(\d+%\), [\d.e+]+ \w+/s, elapsed \w+")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +24,7 @@ def test_the_default_interval_is_ten_to_fifteen_seconds():
 
 def test_a_slow_loop_into_a_pipe_prints_done_total_and_eta_in_time():
     """A child process whose stderr is a pipe (no terminal): the lines arrive while the loop runs, not only at its end."""
-    code = ("import time\nfrom pawlens.models.progress import progress\n"
+    code = ("import time\nfrom pawlens.progress import progress\n"
             "for _ in progress(range(40), desc='slow', unit='step', interval=0.5):\n    time.sleep(0.05)\n")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.monotonic()

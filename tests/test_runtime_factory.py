@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.runtime.factory import BACKENDS, make_predictor, make_runner, plan_runner
 from pawlens.runtime.onnx_meta import read_onnx_meta
 from pawlens.runtime.openvino_runner import OpenVINORunner

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from pawlens.errors import ArtifactError, InputError
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-from pawlens.models.errors import ArtifactError, InputError
 from pawlens.models.preprocess import load_image, torch_eval_transform
 from pawlens.runtime.ort_runner import OrtRunner
 from pawlens.runtime.predictor import Predictor, softmax

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pawlens.models.errors import BackendUnavailable, InputError
+from pawlens.errors import BackendUnavailable, InputError
 from pawlens.models.preprocess import load_image, preprocess_numpy
 from pawlens.runtime.base import InputSpec, Runner, RunnerError, lazy_import
 from pawlens.runtime.compare import compare_logits

@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from pawlens.models.errors import ArtifactError, BackendUnavailable, InputError
+from pawlens.errors import ArtifactError, BackendUnavailable, InputError
 from pawlens.models.preprocess import PreprocessConfig
 from pawlens.runtime.factory import make_runner
 from pawlens.runtime.trt_runner import TrtRunner, check_engine_compat, read_sidecar

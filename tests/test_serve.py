@@ -25,7 +25,7 @@ pytest.importorskip("tritonclient.grpc", reason="the serve extra is not installe
 
 
 def _triton_or_skip():
-    from pawlens.models.errors import BackendUnavailable
+    from pawlens.errors import BackendUnavailable
     from pawlens.serve.server import find_triton
 
     try:
@@ -170,7 +170,7 @@ def test_repository_configs_parse_with_tritons_schema(exported):
 
 
 def test_repository_holds_only_passed_artifacts_and_never_replaces_a_foreign_folder(exported, tmp_path):
-    from pawlens.models.errors import OutputError
+    from pawlens.errors import OutputError
     from pawlens.serve.repository import read_repository, write_repository
 
     out, _ = exported

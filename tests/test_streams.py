@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mjpeg_server import MjpegServer
 
-from pawlens.models.errors import DataError
+from pawlens.errors import DataError
 from pawlens.runtime.media import LiveStream, expand_sources, is_stream, redact
 
 FAST = {"open_timeout_s": 2.0, "read_timeout_s": 1.0, "backoff_s": (0.2, 0.4, 0.8)}

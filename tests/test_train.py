@@ -11,8 +11,8 @@ import torch
 import yaml
 from conftest import write_image_folder
 
+from pawlens.errors import BackendUnavailable, CheckpointError, InputError
 from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-from pawlens.models.errors import BackendUnavailable, CheckpointError, InputError
 from pawlens.models.registry import create_model
 from pawlens.train import loop
 from pawlens.train.loop import configure_phase, resolve_precision, train, train_mode

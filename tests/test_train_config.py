@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pawlens.models.errors import InputError
+from pawlens.errors import InputError
 from pawlens.train.config import DEFAULTS, load_yaml_config, merge_for_resume, resolve_config
 
 

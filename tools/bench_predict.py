@@ -38,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as `python tools/bench_predict.py` from a checkout that is not pip-installed
     sys.path.insert(0, ROOT)
 
+from pawlens.console import HelpFormatter  # noqa: E402
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, load_image, preprocess_numpy  # noqa: E402
 from pawlens.runtime.media import default_workers, frames_ahead, list_media, prepared_frames  # noqa: E402
 from pawlens.runtime.predict import predict_sources  # noqa: E402
@@ -192,7 +193,7 @@ def format_round(r: dict) -> str:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("model", help="an exported model (.onnx, .pt, .engine)")
     p.add_argument("folder", help=f"a folder of images ({', '.join(IMAGE_EXTENSIONS)}), searched recursively")
     p.add_argument("--backend", default="auto", help="inference backend, as pawlens-predict's --backend")

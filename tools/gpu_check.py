@@ -54,6 +54,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as `python tools/gpu_check.py` from a checkout that is not pip-installed
     sys.path.insert(0, ROOT)
 
+from pawlens.console import HelpFormatter  # noqa: E402  (stdlib only: runs where pawlens' dependencies are absent)
+
 DEFAULT_PHOTOS = os.path.join(ROOT, "..", "shared", "data", "catsdogs")
 CARRIED_PHOTOS = os.path.join(ROOT, ".devcarry", "photos")  # where --make-subset puts the subset that travels (git-ignored)
 SYNTHETIC = "synthetic"
@@ -124,7 +126,7 @@ class Ctx:
             return self.photos
         root = os.path.join(self.work, "synthetic")
         if not os.path.isdir(os.path.join(root, "dog")):
-            from pawlens.models.synthetic import write_image_folder
+            from pawlens.synthetic import write_image_folder
 
             write_image_folder(root, n_per_class=max(12, self.s["max_images"] // 2), size=96, seed=0)
         return root
@@ -198,7 +200,7 @@ def photo_batch(ctx: Ctx, preprocess, n: int):
     """
     import numpy as np
 
-    from pawlens.models.errors import ImageError
+    from pawlens.errors import ImageError
     from pawlens.models.preprocess import list_images, load_image, torch_eval_transform
 
     files = list_images(ctx.photo_dir())
@@ -262,8 +264,8 @@ def step_device(ctx: Ctx, rec: Record) -> None:
 
     import torch
 
+    from pawlens.errors import BackendUnavailable
     from pawlens.models.device import resolve_device
-    from pawlens.models.errors import BackendUnavailable
 
     cuda = bool(torch.cuda.is_available())
     f = rec.figures
@@ -416,8 +418,8 @@ def step_train(ctx: Ctx, rec: Record) -> None:
     import numpy as np
     import torch
 
+    from pawlens.errors import WeightsError
     from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
-    from pawlens.models.errors import WeightsError
     from pawlens.models.registry import list_models, model_info
     from pawlens.train.loop import resolve_precision, train
 
@@ -799,7 +801,7 @@ def run_step_here(n: int, ctx: Ctx, result_path: str | None) -> dict[str, Any]:
 def _worker(n: int, ctx_path: str) -> int:
     with open(ctx_path) as f:
         ctx = Ctx(json.load(f))
-    from pawlens.models.console import setup_logging
+    from pawlens.console import setup_logging
 
     setup_logging()
     row = run_step_here(n, ctx, os.path.join(ctx.work, f"step{n}.json"))
@@ -927,7 +929,7 @@ def make_subset(dest: str, source: str, per_class: int, max_mb: float = 20.0) ->
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gpu_check", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog="gpu_check", formatter_class=HelpFormatter,
                                 description="Run every CUDA code path of pawlens once (training with fp16 + GradScaler, TorchRunner, "
                                 "Grad-CAM, the bench's CUDA rows, ONNX export from a CUDA-trained checkpoint), each step in its own "
                                 "process with its own time limit, and write gpu_check.json / gpu_check.md.",

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Sequence
 
-from pawlens.models.console import HelpFormatter, run_cli
+from pawlens.console import HelpFormatter, config_flag, run_cli
 
 from .config import AMP_CHOICES, AUGMENTS, CACHE_CHOICES, DEFAULTS, DEVICE_CHOICES, SCHEDULES, TRISTATE, load_yaml_config
 
@@ -153,13 +153,11 @@ def parse_train_args(argv: Sequence[str]) -> dict:
     A new run gets every key; a ``--resume`` run only the keys given (in the YAML file or as flags), which
     update the saved config.
     """
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("-c", "--config", default=None)
-    known, rest = pre.parse_known_args(list(argv))
+    config, rest = config_flag(argv)
     parser = get_args_parser()
     yaml_cfg = {}
-    if known.config:
-        yaml_cfg = load_yaml_config(known.config)
+    if config:
+        yaml_cfg = load_yaml_config(config)
         parser.set_defaults(**yaml_cfg)
     args = parser.parse_args(rest)
     cfg = {k: v for k, v in vars(args).items() if k in DEFAULTS}
@@ -221,7 +219,7 @@ def get_eval_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def _eval(argv: Sequence[str]) -> int:
-    from pawlens.models.console import next_run_dir
+    from pawlens.fs import next_run_dir
 
     from .report import evaluate_checkpoint
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pawlens.models.errors import InputError, one_line
+from pawlens.console import read_config
+from pawlens.errors import InputError
 from pawlens.models.preprocess import AUGMENTS
-from pawlens.models.safe_yaml import read_yaml
 
 #: Every training option with its default.  ``None`` means "derived": ``img_size``, ``unfreeze`` and the
 #: keys of :data:`MODEL_DEFAULTS` come from the model's registry entry (its ``train_defaults``), else from
@@ -111,21 +111,7 @@ def check_keys(cfg: dict[str, Any], where: str) -> None:
 
 def load_yaml_config(path: str) -> dict[str, Any]:
     """Read a YAML mapping of training options (``img-size`` and ``img_size`` both accepted)."""
-    import yaml
-
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: config file not found; pass an existing YAML file with -c/--config")
-    try:
-        obj = read_yaml(path)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read the config file ({e.strerror}); pass an existing YAML file with -c/--config") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid YAML ({one_line(e, 120, with_type=False)})") from None
-    if obj is None:
-        return {}
-    if not isinstance(obj, dict):
-        raise InputError(f"{path}: expected a mapping of option: value, got {type(obj).__name__}")
-    cfg = {str(k).replace("-", "_"): v for k, v in obj.items()}
+    cfg = read_config(path)
     check_keys(cfg, path)
     return cfg
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.console import printable
-from pawlens.models.errors import DataError, one_line
+from pawlens.errors import DataError, one_line
+from pawlens.fs import printable
 from pawlens.models.photos import split_entry
 from pawlens.models.preprocess import IMAGE_EXTENSIONS, MAX_ASPECT, MAX_PIXELS, list_images, load_image
 
@@ -137,7 +137,7 @@ class DataSpec:
         }
 
     def save(self, path: str) -> None:
-        from pawlens.models.console import atomic_write_text
+        from pawlens.fs import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
@@ -493,8 +493,8 @@ class ImageListDataset:
 
     def fill_cache(self, prepare, after=None, *, desc: str = "cache") -> None:
         """Keep ``prepare(image)`` of every photo (or the error of one that fails) and serve ``after(kept)`` from now on."""
-        from pawlens.models.errors import ImageError
-        from pawlens.models.progress import progress
+        from pawlens.errors import ImageError
+        from pawlens.progress import progress
 
         cache: list = []
         for path, _y in progress(self.samples, total=len(self.samples), desc=desc, unit="img"):
@@ -507,7 +507,7 @@ class ImageListDataset:
     def __getitem__(self, i: int):
         import torch
 
-        from pawlens.models.errors import ImageError
+        from pawlens.errors import ImageError
 
         path, y = self.samples[i]
         try:

@@ -48,9 +48,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pawlens.models.console import next_run_dir  # noqa: F401 - also imported from here by train.cli and demo.cli
+from pawlens.errors import CheckpointError, InputError, OutputError
+from pawlens.fs import next_run_dir  # noqa: F401 - also imported from here by train.cli and demo.cli
 from pawlens.models.device import cpu_supports_bf16, resolve_device
-from pawlens.models.errors import CheckpointError, InputError, OutputError
 
 from . import dist as D
 from .config import merge_for_resume, resolve_config, to_yaml
@@ -239,7 +239,7 @@ def train_one_epoch(model, loader, optimizer, criterion, *, device: str, amp_dty
     """
     import torch
 
-    from pawlens.models.progress import progress
+    from pawlens.progress import progress
 
     ctx = ctx or D.DistContext()
     dev_type = str(device).split(":")[0]
@@ -300,7 +300,7 @@ def evaluate(model, loader, *, device: str, amp_dtype=None, channels_last: bool 
     import torch
     import torch.nn.functional as F
 
-    from pawlens.models.progress import progress
+    from pawlens.progress import progress
 
     ctx = ctx or D.DistContext()
     dev_type = str(device).split(":")[0]
@@ -391,7 +391,7 @@ def _train(cfg: dict[str, Any], on_epoch, on_batch) -> TrainResult:
 
 def _rank0_first(fn, ctx):
     """``fn()`` on rank 0 first (a download, a data scan), then on the other ranks; rank 0's error is raised on every rank."""
-    from pawlens.models.errors import PawlensError
+    from pawlens.errors import PawlensError
 
     if not ctx.enabled:
         return fn()
@@ -405,7 +405,7 @@ def _rank0_first(fn, ctx):
     if err is not None:
         raise err
     if box is not None:
-        import pawlens.models.errors as E
+        import pawlens.errors as E
 
         raise getattr(E, box[0], E.PawlensError)(box[1])
     return out if ctx.is_main else fn()
@@ -516,8 +516,8 @@ def _loaders(cfg, spec, pre, ctx, dev_type):
 def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
     import torch
 
+    from pawlens.fs import atomic_write_text, ensure_writable_dir
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
-    from pawlens.models.console import atomic_write_text, ensure_writable_dir
     from pawlens.models.registry import model_info
 
     info = model_info(cfg["model"])
@@ -692,8 +692,8 @@ def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
 
 def _final_evaluation(cfg, ctx, model, model_args, spec, pre, st, history, out_dir, best_path, device) -> dict:
     """The best weights on the test split (the val split when there is none): metrics, plots, best.pt's test figures."""
+    from pawlens.fs import atomic_write_text
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
-    from pawlens.models.console import atomic_write_text
 
     from .report import evaluate_samples, plot_curves
 

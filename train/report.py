@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from pawlens.models.console import printable
-from pawlens.models.errors import DataError
+from pawlens.errors import DataError
+from pawlens.fs import printable
 
 LOG = logging.getLogger("pawlens")
 
@@ -78,7 +78,7 @@ def predict_samples(model, samples, preprocess, *, device: str = "cpu", batch_si
     import torch
 
     from pawlens.models.preprocess import torch_eval_transform
-    from pawlens.models.progress import progress
+    from pawlens.progress import progress
 
     from .data import ImageListDataset, batches, make_loader
 
@@ -126,7 +126,7 @@ def evaluate_samples(model, samples, class_names, preprocess, out_dir: str | Non
     if extra:
         m.update(extra)
     if out_dir:
-        from pawlens.models.console import atomic_write_text
+        from pawlens.fs import atomic_write_text
 
         atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(m, indent=1) + "\n")
         plot_confusion(np.asarray(m["confusion_matrix"]), class_names, os.path.join(out_dir, "confusion_matrix.png"))
@@ -151,9 +151,9 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
     Raises:
         CheckpointError, DataError, InputError: one line each.
     """
+    from pawlens.errors import InputError
     from pawlens.models.checkpoint import load_checkpoint, model_from_checkpoint, preprocess_from_checkpoint
     from pawlens.models.device import resolve_device
-    from pawlens.models.errors import InputError
 
     from .data import discover, load_split, stratified_subset
 
@@ -185,7 +185,7 @@ def evaluate_checkpoint(ckpt_path: str, data: str, out_dir: str | None = None, *
         raise DataError(f"{data}: no images to evaluate ({where})")
     LOG.info(f"evaluating {ckpt_path} on {where}")
     if out_dir:
-        from pawlens.models.console import ensure_writable_dir
+        from pawlens.fs import ensure_writable_dir
 
         ensure_writable_dir(out_dir)
     return evaluate_samples(model, samples, class_names, pre, out_dir, device=dev, batch_size=batch_size, num_workers=num_workers,
@@ -230,7 +230,7 @@ def _plt():
 def _save(fig, path: str) -> None:
     import io
 
-    from pawlens.models.console import atomic_write_bytes
+    from pawlens.fs import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -361,7 +361,7 @@ def plot_errors(items: list[tuple[str, str, str, float]], path: str, *, n_wrong:
 
     Each tile is the crop the model saw (``preprocess``; a centre square when it is ``None``), all tiles the same size.
     """
-    from pawlens.models.errors import ImageError
+    from pawlens.errors import ImageError
     from pawlens.models.preprocess import PreprocessConfig, load_image
 
     plt = _plt()

@@ -2,7 +2,7 @@
 
 Every error a user can cause (a bad file, a bad flag, a missing optional library) is raised as a
 ``PawlensError`` subclass with a one-line message that names the file and the fix.  The console
-entry points (:mod:`models.console`) print that line and exit with the error's ``exit_code``;
+entry points (:mod:`pawlens.console`) print that line and exit with the error's ``exit_code``;
 anything else is a bug and gets a traceback only with ``--debug``.
 
 Messages are prefixed with the component, e.g. ``[checkpoint] runs/x/best.pt: truncated ...``.
@@ -88,13 +88,37 @@ class OutputError(PawlensError):
     component = "output"
 
 
-def one_line(e: BaseException | str, limit: int = 300, *, with_type: bool = True) -> str:
+class RunnerError(PawlensError):
+    """A runner used against its contract: not activated, an input of the wrong shape or type, a closed runner."""
+
+    component = "runner"
+
+
+class SourceError(DataError):
+    """A desktop-app source (camera, clip, folder, stream) that cannot be opened or stopped delivering frames."""
+
+    component = "source"
+
+
+class WorkerError(PawlensError):
+    """A bench worker that failed, timed out or died.  Its message is the worker's own line, shown as it is."""
+
+    component = "worker"
+
+    def __str__(self) -> str:
+        return " ".join(str(self.args[0]).split()) if self.args else ""
+
+
+def one_line(e: BaseException | str, limit: int = 300, *, with_type: bool = True, unexpected: bool = False) -> str:
     """Any exception (or message) as one line of at most ``limit`` characters, for a user or a log.
 
     A :class:`PawlensError` already is one (``[component] message``); another exception is shown as
-    ``TypeName: message`` (``with_type=False``: the message only), whitespace collapsed.
+    ``TypeName: message`` (``with_type=False``: the message only; ``unexpected=True``: ``unexpected TypeName: ...``,
+    a bug rather than a user's mistake), whitespace collapsed.
     """
     if isinstance(e, PawlensError):
         return str(e)
     text = f"{type(e).__name__}: {e}" if with_type and isinstance(e, BaseException) else str(e)
+    if unexpected:
+        text = f"unexpected {text}"
     return " ".join(text.split())[:limit]

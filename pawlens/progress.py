@@ -1,6 +1,6 @@
 """Progress for long loops: a tqdm bar in a terminal, plain log lines everywhere else.
 
-    from pawlens.models.progress import progress
+    from pawlens.progress import progress
 
     for batch in progress(loader, total=len(loader), desc="epoch 1/10", unit="batch"):
         ...
