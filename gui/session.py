@@ -14,6 +14,7 @@ and asks it what to do; ``tests/test_gui_session.py`` drives it with plain objec
 from __future__ import annotations
 
 import collections
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,22 @@ CamJob = tuple[Frame, Any]
 COMPUTING = "Grad-CAM: computing…"
 COMPUTING_CURRENT = "Grad-CAM: computing for the current frame…"
 LAGGING = "This frame's own overlay · Grad-CAM runs behind the video (overlays of earlier frames are marked stale)"
+
+
+class Generations:
+    """One counter for every worker the window starts (capture, inference, CAM).  A restarted worker gets a new
+    number, and a signal still queued from the one it replaced carries the old number: it is dropped."""
+
+    def __init__(self):
+        self._next = itertools.count(1)
+        self.current = {"capture": 0, "inference": 0, "cam": 0}
+
+    def new(self, role: str) -> int:
+        self.current[role] = next(self._next)
+        return self.current[role]
+
+    def __getitem__(self, role: str) -> int:
+        return self.current[role]
 
 
 class GuiSession:

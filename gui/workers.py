@@ -44,105 +44,12 @@ from PySide6 import QtCore
 
 from pawlens.errors import ImageError, InputError, MissingMetadata, PawlensError, one_line
 
+from .meters import LatestSlot, RateMeter  # noqa: F401  (RateMeter: re-exported for the window's callers)
 from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
 from .session import CamOutput, Frame
 from .sources import FrameSource
 
 _FRAME_IDS = itertools.count(1)
-
-
-class LatestSlot:
-    """A thread-safe one-item buffer: ``put`` replaces, ``take`` empties.  The newest item wins.
-
-    ``dropped`` counts items replaced before anyone took them; ``put`` returns True when the slot
-    was empty, i.e. when the consumer may be idle and needs a wake-up (used for UI notifications so
-    that at most one is ever pending).
-    """
-
-    def __init__(self):
-        self._cv = threading.Condition()
-        self._item: Any = None
-        self._full = False
-        self.dropped = 0
-
-    def put(self, item: Any) -> bool:
-        with self._cv:
-            was_empty = not self._full
-            if self._full:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._cv.notify_all()
-            return was_empty
-
-    def take(self, timeout: float | None = None) -> Any:
-        """The item (emptying the slot), or None after ``timeout`` seconds."""
-        with self._cv:
-            if not self._full:
-                self._cv.wait(timeout)
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            return item
-
-    def take_nowait(self) -> Any:
-        return self.take(timeout=0)
-
-    def peek(self) -> Any:
-        with self._cv:
-            return self._item if self._full else None
-
-    def clear(self) -> None:
-        with self._cv:
-            self._item, self._full = None, False
-
-
-class RateMeter:
-    """Events per second over a sliding window, plus the latest durations (for p50/p95)."""
-
-    def __init__(self, window_s: float = 2.0, keep: int = 600):
-        self.window_s = window_s
-        self._t: collections.deque[float] = collections.deque()
-        self.durations: collections.deque[float] = collections.deque(maxlen=keep)
-        self.count = 0
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def tick(self, duration_ms: float | None = None, now: float | None = None) -> None:
-        now = time.perf_counter() if now is None else now
-        self._t.append(now)
-        self.count += 1
-        self.first = now if self.first is None else self.first
-        self.last = now
-        if duration_ms is not None:
-            self.durations.append(float(duration_ms))
-        while self._t and now - self._t[0] > self.window_s:
-            self._t.popleft()
-
-    def rate(self, now: float | None = None) -> float:
-        """Events/s over the window (0 when fewer than two events, or when they stopped)."""
-        now = time.perf_counter() if now is None else now
-        while self._t and now - self._t[0] > self.window_s:
-            self._t.popleft()
-        if len(self._t) < 2:
-            return 0.0
-        return (len(self._t) - 1) / max(1e-9, self._t[-1] - self._t[0])
-
-    def mean_rate(self) -> float:
-        """Events/s from the first to the last event (the whole run)."""
-        if self.count < 2 or self.first is None or self.last is None or self.last <= self.first:
-            return 0.0
-        return (self.count - 1) / (self.last - self.first)
-
-    def percentile(self, q: float) -> float | None:
-        if not self.durations:
-            return None
-        return float(np.percentile(np.asarray(self.durations), q))
-
-    def reset(self) -> None:
-        self._t.clear()
-        self.durations.clear()
-        self.count = 0
-        self.first = self.last = None
 
 
 class Heartbeat(QtCore.QObject):
@@ -166,7 +73,18 @@ class Heartbeat(QtCore.QObject):
         self.samples: dict[str, collections.deque[float]] = {a: collections.deque(maxlen=20000) for a in self.ACCOUNTS}
         self.maxima = dict.fromkeys(self.ACCOUNTS, 0.0)
         self.account = "playing"
+        self._loading: set[str] = set()
         self._last: float | None = None
+
+    def begin(self, what: str) -> None:
+        """``what`` (a model, the reference) is being built: book the latency to ``"loading"`` until every one ends."""
+        self._loading.add(what)
+        self.account = "loading"
+
+    def end(self, what: str) -> None:
+        self._loading.discard(what)
+        if not self._loading:
+            self.account = "playing"
 
     @property
     def lateness(self) -> collections.deque[float]:

@@ -251,7 +251,7 @@ def test_cam_overlay_differs_from_frame_and_follows_its_frame(make_window, qtbot
     qtbot.waitUntil(lambda: w.view.overlay_state == "exact" and w.view.overlay_frame_id == w.view.frame_id, timeout=10000)
     with_cam = grab_rgb(w.view)
     col = FakeCam.band_column(w.view.frame.rgb)
-    w.set_cam_enabled(False)
+    w.cam.set_enabled(False)
     assert w.view.overlay_state == "none"
     raw = grab_rgb(w.view)
     r = w.view.image_rect()
@@ -276,7 +276,7 @@ def test_overlays_older_than_the_limit_are_not_drawn(make_window, qtbot):
 
 def test_sync_mode_only_shows_frames_with_their_own_overlay(make_window, qtbot):
     w = make_window(predictor=FakePredictor(), explainer=FakeCam(delay=0.08))
-    w.set_sync_cam(True)
+    w.cam.set_sync(True)
     states = []
     w.cam_shown.connect(lambda _i: states.append((w.view.overlay_state, w.view.overlay_frame_id, w.view.frame_id)))
     w.open_source(source=SyntheticSource(fps=30))
@@ -305,7 +305,7 @@ def test_cam_explains_a_chosen_class(make_window, qtbot, tmp_path):
     assert w.cam_out.target == 1 and "(chosen)" in w.view.caption and "“dog”" in w.view.caption
     assert w.prediction.label == "cat" and "agrees" not in w.view.caption  # the deployed model predicted another class
     assert "not the predicted class: the deployed model says cat" in w.view.caption
-    w.set_cam_target(None)
+    w.cam.set_target(None)
     qtbot.waitUntil(lambda: w.cam_out.target is None, timeout=10000)
 
 
@@ -483,9 +483,9 @@ def test_open_dialogs_start_in_the_last_used_folder_else_the_cwd(make_window, qt
 
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", staticmethod(fake_open))
     monkeypatch.chdir(tmp_path)
-    w._menu_open_file()
+    w.dialogs.open_file()
     qtbot.waitUntil(lambda: w.label_big.text() == "dog", timeout=10000)
-    w._menu_open_model()  # cancelled: nothing changes
+    w.dialogs.open_model()  # cancelled: nothing changes
     assert asked == [str(tmp_path), str(photos)]  # the cwd first (not the home folder), then where the photo was
 
 
