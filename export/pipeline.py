@@ -34,26 +34,25 @@ ONNX file whose metadata shows the same checkpoint sha256 and export options is 
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import math
 import os
-import platform
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from pawlens.console import library_versions
 from pawlens.errors import ArtifactError, BackendUnavailable, DataError, InputError, OutputError, ParityError
-from pawlens.fs import FolderLock, atomic_write_text, ensure_writable_dir, holds_outputs, next_run_dir, remove_stale_temps, sha256_file
+from pawlens.fs import FolderLock, ensure_writable_dir, holds_outputs, next_run_dir, remove_stale_temps, sha256_file
 from pawlens.models.photos import split_entry
-from pawlens.runtime.compare import Gate, ParityResult, compare_logits, default_gate, run_batches
+from pawlens.runtime.compare import Gate, compare_logits, default_gate, run_batches
 from pawlens.runtime.formats import DEFAULT_EXPORT, EXPORT_FORMATS, by_key, gate_runner
+
+from . import staging
+from .report import ArtifactResult, ExportReport, environment, next_step  # noqa: F401  (next_step: re-exported)
 
 LOG = logging.getLogger("pawlens")
 
@@ -61,8 +60,7 @@ LOG = logging.getLogger("pawlens")
 FORMATS: tuple[str, ...] = EXPORT_FORMATS  # what --formats takes: the artifacts, then triton (a repository of those that passed)
 ARTIFACTS: tuple[str, ...] = tuple(f for f in FORMATS if by_key(f).kind != "/")
 PRECISION: dict[str, str] = {f: by_key(f).precision for f in ARTIFACTS}
-SUFFIX: dict[str, str] = {f: by_key(f).suffix for f in ARTIFACTS}
-SIDECAR: dict[str, str] = {f: by_key(f).sidecar for f in ARTIFACTS if by_key(f).sidecar}
+SUFFIX, SIDECAR = staging.SUFFIX, staging.SIDECAR  # each artifact's file suffix and its sidecar's (an engine's .json)
 DEFAULT_FORMATS: tuple[str, ...] = DEFAULT_EXPORT
 EXPORT_ROOT = os.path.join("runs", "export")
 LOCK_NAME = ".pawlens-export.lock"
@@ -228,196 +226,6 @@ def read_run_split(ckpt_path: str | os.PathLike) -> RunSplit | None:
     return RunSplit(path, classes, splits)
 
 
-# ----------------------------------------------------------------------------- what to do after a failed gate
-
-_GATE_KEY = {"max_abs": "max_abs", "max_rel": "max_rel", "min_cosine": "min_cosine", "top1_agreement": "min_top1_agreement",
-             "max_acc_drop": "max_acc_drop"}
-
-
-def _loosened(check) -> str:
-    """The ``--gate`` value that the measured figure would just pass (rounded outwards, 2 significant digits)."""
-    v = float(check.measured)
-    if check.name in ("top1_agreement", "min_cosine"):
-        return f"{math.floor(v * 1000) / 1000:g}"
-    if check.name == "max_acc_drop":
-        return f"{math.ceil(v * 10) / 10:g}"
-    e = math.floor(math.log10(v)) - 1 if v > 0 else 0
-    return f"{math.ceil(v / 10 ** e) * 10 ** e:.3g}"
-
-
-def next_step(fmt: str, parity: ParityResult, inputs: dict[str, Any], int8_opts: dict[str, Any]) -> str:
-    """The next step that would help after ``parity`` failed, chosen from which checks failed (one sentence, exact flags)."""
-    failed = parity.failed_checks
-    names = {c.name for c in failed}
-    prec = parity.precision
-    steps: list[str] = []
-    if "finite" in names:
-        steps.append({"fp16": "the model overflows fp16 (NaN/inf logits): deploy the fp32 ONNX or INT8 instead",
-                      "int8": "the quantized model gives NaN/inf: calibrate on real photos (--calib DIR)"}.get(
-            prec, "the exported graph gives NaN/inf: try the other exporter (--exporter dynamo --opset 18, or --exporter legacy)"))
-    elif prec == "int8" and names & {"top1_agreement", "max_acc_drop", "min_cosine", "max_abs", "max_rel"}:
-        n_cal, src = inputs.get("n_calib", 0), inputs.get("calib_source") or "-"
-        if inputs.get("calib_is_parity"):
-            steps.append(f"calibrate on training photos disjoint from the parity photos (--calib DIR; now {n_cal} from {src})")
-        else:
-            more = " more (a few hundred) or" if n_cal < 300 else ""
-            steps.append(f"calibrate on{more} other photos (--calib DIR --calib-max N; now {n_cal} from {src})")
-        others = [m for m in ("percentile", "entropy", "minmax") if m != int8_opts.get("method")]
-        steps.append(f"try another calibration method (--calib-method {others[0]} or {others[1]})")
-    elif fmt == "onnx":
-        steps.append("the fp32 ONNX differs from PyTorch: try the other exporter (--exporter dynamo --opset 18, or --exporter legacy)")
-    elif prec == "fp16":
-        steps.append("fp16 rounding is larger than the gate allows for this model: deploy the fp32 ONNX")
-    gated = [c for c in failed if c.name in _GATE_KEY and c.measured is not None and math.isfinite(float(c.measured))]
-    if gated:
-        flags = " ".join(f"--gate {prec}.{_GATE_KEY[c.name]}={_loosened(c)}" for c in gated)
-        steps.append(f"accept these figures with {flags}")
-    text = "; or ".join(steps)
-    return text[0].upper() + text[1:] if text else "rerun with --verbose and read parity.json"
-
-
-# ----------------------------------------------------------------------------- report
-
-
-@dataclass
-class ArtifactResult:
-    """One artifact of an export run."""
-
-    format: str
-    path: str
-    precision: str
-    status: str  # passed | failed | skipped | unavailable | interrupted (pending while it is being built)
-    reason: str = ""
-    seconds: float = 0.0  # building it
-    parity_seconds: float = 0.0  # running it on the parity inputs
-    parity: ParityResult | None = None
-    requested: bool = True
-    reused: bool = False
-    size_bytes: int | None = None
-    sha256: str | None = None  # of the file, once it passed
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def to_dict(self) -> dict[str, Any]:
-        # Never name a file that is not there, nor a file this row did not make (e.g. a kept one of an unavailable format).
-        there = self.status in ("passed", "failed") and bool(self.path) and os.path.exists(self.path)
-        return {
-            "format": self.format, "path": self.path if there else None, "file": os.path.basename(self.path) if there else None,
-            "sha256": self.sha256 if there else None, "precision": self.precision,
-            "status": self.status, "reason": self.reason, "seconds": round(self.seconds, 3),
-            "parity_seconds": round(self.parity_seconds, 3), "requested": self.requested, "reused": self.reused,
-            "size_bytes": self.size_bytes, "info": self.info, "parity": self.parity.to_dict() if self.parity else None,
-        }
-
-
-@dataclass
-class ExportReport:
-    checkpoint: str
-    source_sha256: str
-    out_dir: str
-    artifacts: list[ArtifactResult]
-    inputs: dict[str, Any]
-    gates: dict[str, Gate]
-    seconds: float = 0.0
-    reference_seconds: float = 0.0
-    parity_json: str = ""
-    parity_md: str = ""
-    environment: dict[str, Any] = field(default_factory=dict)
-    kept: list[dict[str, Any]] = field(default_factory=list)  # rows of a previous export whose files are still here
-    interrupted: bool = False
-    triton: dict[str, Any] | None = None  # the Triton repository step (--formats ...,triton): status, path, models, reason
-
-    def artifact(self, fmt: str) -> ArtifactResult | None:
-        return next((a for a in self.artifacts if a.format == fmt), None)
-
-    @property
-    def exit_code(self) -> int:
-        """1 if any artifact failed its gate (or its build), else 2 if a requested backend was unavailable, else 0."""
-        if any(a.status == "failed" for a in self.artifacts) or (self.triton or {}).get("status") == "failed":
-            return 1
-        if any(a.status == "unavailable" and a.requested for a in self.artifacts):
-            return 2
-        if any(a.status in ("skipped", "interrupted") and a.requested for a in self.artifacts):
-            return 1
-        return 0
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "checkpoint": self.checkpoint, "source_sha256": self.source_sha256, "out_dir": self.out_dir,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "exit_code": self.exit_code,
-            "seconds": round(self.seconds, 2), "reference_seconds": round(self.reference_seconds, 2), "inputs": self.inputs,
-            "gates": {k: g.to_dict() for k, g in self.gates.items()}, "environment": self.environment,
-            "interrupted": self.interrupted, "artifacts": [a.to_dict() for a in self.artifacts], "triton": self.triton,
-            "kept": [k for k in self.kept if os.path.exists(os.path.join(self.out_dir, k.get("file") or ""))],
-        }
-
-    def to_document(self):
-        """The parity report as structured blocks (:class:`pawlens.document.Document`): ``parity.md`` is its markdown, and a
-        larger report (the demo's) takes it whole with ``doc.include(report.to_document())``."""
-        from pawlens.document import Document
-
-        inp = self.inputs
-        doc = Document(f"Parity report: {os.path.basename(self.checkpoint)}")
-        facts = [f"checkpoint: `{self.checkpoint}` (sha256 `{self.source_sha256[:16]}...`), arch `{inp.get('arch')}`, "
-                 f"classes {inp.get('class_names')}, input {inp.get('input_size')} px",
-                 f"parity inputs: {inp.get('n_real', 0)} real images from `{inp.get('parity_source') or '-'}` "
-                 f"({inp.get('n_labeled', 0)} labelled), {inp.get('n_random', 0)} random tensors; reference: PyTorch fp32 on CPU (TorchRunner)"]
-        if inp.get("calib_source"):
-            facts.append(f"int8 calibration: {inp.get('n_calib')} images from `{inp.get('calib_source')}`"
-                         + (f" ({inp.get('calib_overlap')} of them are parity images: the INT8 figures are not independent of calibration)"
-                            if inp.get("calib_is_parity") else " (disjoint from the parity images)"))
-        facts.append(f"exit code: {self.exit_code}; total {self.seconds:.1f} s (reference run {self.reference_seconds:.1f} s)")
-        doc.bullets(facts)
-        gated = [a for a in self.artifacts if a.parity is not None]
-        if gated:
-            doc.table(list(ParityResult.COLUMNS), [a.parity.cells(os.path.basename(a.path)) for a in gated])
-        steps = [self._step_cells(a) for a in self.artifacts]
-        if self.triton is not None:
-            steps.append(["triton", "triton/" if self.triton.get("path") else "-", self.triton["status"], f"{self.triton.get('seconds', 0):.2f}",
-                          "-", "-", self.triton["reason"]])
-        doc.table(["step", "file", "status", "build s", "parity s", "size", "notes"], steps)
-        if self.interrupted:
-            doc.note("**This export was interrupted**: the rows above are what it finished; nothing else was written.")
-        kept = self.to_dict()["kept"]
-        if kept:
-            doc.p("Kept from a previous export (not rebuilt by this one, or its replacement did not pass): " + ", ".join(
-                f"`{k['file']}` ({k.get('status')}, checkpoint sha256 `{str(k.get('source_sha256') or '?')[:12]}...`)" for k in kept))
-        doc.h2("What the figures mean here")
-        doc.p("Each figure is shown with its gate beside it: `measured (<= limit) ok|FAIL`; a figure without a limit is reported, not "
-              "gated. Max rel is per sample, relative to the sample's largest reference logit. A near tie is a sample whose reference "
-              "top-1/top-2 logit margin is below the tie margin. Top-1 agreement counts a flip at a near tie as agreeing (the reference "
-              "itself was undecided there; the error size is gated by max abs): the gate judges `1 - decisive flips / N`, and the plain "
-              "figure that counts every flip is shown beside it as `raw` when they differ.")
-        notes = [f"{os.path.basename(a.path)}, {k}: {v}" for a in gated for k, v in a.parity.notes.items() if v]
-        if notes:
-            doc.bullets(notes)
-        doc.p("Gates: " + "; ".join(f"{p}: " + ", ".join(f"{k}={v}" for k, v in g.to_dict().items() if v is not None)
-                                    for p, g in self.gates.items()))
-        return doc
-
-    @staticmethod
-    def _step_cells(a: ArtifactResult) -> list[str]:
-        size = "-" if a.size_bytes is None else f"{a.size_bytes / 1e6:.1f} MB"
-        note = a.reason + (" (reused)" if a.reused else "") + ("" if a.requested else " (built as a source of the others)")
-        return [a.format, os.path.basename(a.path), a.status, f"{a.seconds:.2f}", f"{a.parity_seconds:.2f}", size, note.strip()]
-
-    def to_markdown(self) -> str:
-        return self.to_document().markdown()
-
-    def write(self) -> None:
-        self.parity_json = os.path.join(self.out_dir, "parity.json")
-        self.parity_md = os.path.join(self.out_dir, "parity.md")
-        atomic_write_text(self.parity_json, json.dumps(self.to_dict(), indent=2) + "\n")
-        atomic_write_text(self.parity_md, self.to_markdown())
-
-
 # ----------------------------------------------------------------------------- progress
 
 
@@ -450,93 +258,6 @@ class _Progress:
 
 
 # ----------------------------------------------------------------------------- pipeline
-
-
-def _sidecar(path: str) -> str | None:
-    """The file that travels with ``path`` (an engine's ``.json``; also of its ``.failed`` / ``.unverified`` names), or None."""
-    for fmt, side in SIDECAR.items():
-        if path.endswith(tuple(SUFFIX[fmt] + tail for tail in ("", ".failed", ".unverified"))):
-            return path + side
-    return None
-
-
-def _with_sidecar(path: str) -> list[str]:
-    side = _sidecar(path)
-    return [path, side] if side else [path]
-
-
-def _remove(path: str) -> None:
-    for p in _with_sidecar(path):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def _move(src: str, dst: str) -> None:
-    """Rename ``src`` (and an engine's ``.json`` sidecar, first, so an engine never sits without its sidecar) to ``dst``."""
-    side = _sidecar(src)
-    if side and os.path.exists(side):
-        os.replace(side, dst + side[len(src):])
-    os.replace(src, dst)
-
-
-def _promote(staged: str, final: str) -> None:
-    """Put a gated artifact under its loadable name: one atomic rename over the previous file (kept until now)."""
-    _move(staged, final)
-
-
-def _mark_failed(path: str, bad: str | None = None) -> str:
-    """Rename a failed artifact (and an engine's sidecar) to ``*.failed``; returns the new path."""
-    if not os.path.exists(path):
-        return path
-    bad = bad or path + ".failed"
-    _move(path, bad)
-    return bad
-
-
-def _keep_failed(staged: str, final: str) -> str:
-    """After a build error: what it left in the staging folder (e.g. TensorRT's ``.failed``) goes to ``<final>.failed``."""
-    for src in (staged + ".failed", staged):
-        if os.path.exists(src):
-            bad = final + ".failed"
-            if os.path.exists(src + ".json"):
-                os.replace(src + ".json", bad + ".json")
-            os.replace(src, bad)
-            return bad
-    return ""  # nothing was written (the previous file, if any, is still there and not this row's)
-
-
-def _carry_over(out: str, paths: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows of the previous ``parity.json`` for artifacts still in ``out`` that passed their gate (sha256 or size matches).
-
-    A file under a loadable name that no previous row shows as passed (left by an export killed before this version
-    gated under temporary names, or copied in) is renamed ``<file>.unverified``: nothing may load an ungated artifact.
-    """
-    old: dict[str, dict[str, Any]] = {}
-    try:
-        with open(os.path.join(out, "parity.json")) as f:
-            doc = json.load(f)
-        for row in list(doc.get("artifacts") or []) + list(doc.get("kept") or []):
-            if isinstance(row, dict) and row.get("status") == "passed" and row.get("file"):
-                old.setdefault(row["file"], dict(row, source_sha256=row.get("source_sha256") or doc.get("source_sha256")))
-    except (OSError, ValueError, AttributeError):
-        pass
-    kept = []
-    for fmt, path in paths.items():
-        if not os.path.exists(path):
-            continue
-        row = old.get(os.path.basename(path))
-        ok = row is not None and row.get("format") == fmt and (
-            row.get("sha256") == sha256_file(path) if row.get("sha256") else row.get("size_bytes") == os.path.getsize(path))
-        if fmt in SIDECAR:
-            ok = ok and os.path.exists(path + SIDECAR[fmt])
-        if ok:
-            kept.append(dict(row, kept=True, reason="kept from a previous export; not rebuilt by this one"))
-        else:
-            bad = path + ".unverified"
-            _mark_failed(path, bad)
-            LOG.warning("[export] %s has no passed gate on record (left by an interrupted export?); renamed to %s",
-                        os.path.basename(path), os.path.basename(bad))
-    return kept
 
 
 def _existing_sha(path: str) -> tuple[str | None, dict[str, Any]]:
@@ -598,17 +319,40 @@ def _calibration(calib, cfg, meta, split, x_real, used, *, calib_max, inputs: di
     return x_cal
 
 
-def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = DEFAULT_FORMATS, out_dir: str | os.PathLike | None = None,
-               parity_images: str | os.PathLike | Sequence[str] | None = None, calib: str | os.PathLike | Sequence[str] | np.ndarray | None = None,
-               batch_max: int = 32, opset: int = 17, gates: dict[str, Gate] | None = None, progress: bool = True,
-               exporter: str = "legacy", random_inputs: int = 4, seed: int = 0, calib_max: int = 500, parity_max: int | None = None,
-               int8_activation: str = "U8", int8_weight: str = "S8", int8_method: str | None = None, per_channel: bool = True,
-               int8_reduce_range: bool = True,
-               batch_opt: int = 8, workspace_gb: float = 4.0, reuse: bool = False, batch_size: int = 8, exist_ok: bool = False,
-               use_split: bool = True) -> ExportReport:
+@dataclass
+class ExportOptions:
+    """Every option of an export (:func:`export_all`'s keywords; ``pawlens-export``'s flags)."""
+
+    formats: Sequence[str] | str = DEFAULT_FORMATS
+    out_dir: str | os.PathLike | None = None
+    parity_images: str | os.PathLike | Sequence[str] | None = None
+    calib: str | os.PathLike | Sequence[str] | np.ndarray | None = None
+    batch_max: int = 32
+    opset: int = 17
+    gates: dict[str, Gate] | None = None
+    progress: bool = True
+    exporter: str = "legacy"
+    random_inputs: int = 4
+    seed: int = 0
+    calib_max: int = 500
+    parity_max: int | None = None
+    int8_activation: str = "U8"
+    int8_weight: str = "S8"
+    int8_method: str | None = None
+    per_channel: bool = True
+    int8_reduce_range: bool = True
+    batch_opt: int = 8
+    workspace_gb: float = 4.0
+    reuse: bool = False
+    batch_size: int = 8
+    exist_ok: bool = False
+    use_split: bool = True
+
+
+def export_all(ckpt_path: str | os.PathLike, **options) -> ExportReport:
     """Build every requested artifact, gate each against PyTorch fp32, and write ``parity.json`` + ``parity.md``.
 
-    Args:
+    Args (the fields of :class:`ExportOptions`):
         ckpt_path: the pawlens checkpoint.
         formats: any of ``onnx``, ``fp16``, ``int8``, ``trt`` (the fp32 ONNX is always built: the others come from it).
         out_dir: output folder (default ``runs/export/<run name>``, the checkpoint's folder name); a folder that already
@@ -636,193 +380,238 @@ def export_all(ckpt_path: str | os.PathLike, *, formats: Sequence[str] | str = D
     Raises:
         InputError, CheckpointError, DataError, OutputError: bad input, before anything is written.
     """
-    from pawlens.models.artifact import ArtifactMeta
-    from pawlens.models.checkpoint import load_checkpoint
+    return Exporter(ckpt_path, ExportOptions(**options)).run()
 
-    t_start = time.perf_counter()
-    fmts = parse_formats(formats)
-    requested = set(fmts)
-    want_triton = "triton" in requested
-    fmts = [f for f in fmts if f in ARTIFACTS]
-    if "onnx" not in fmts:
-        fmts = ["onnx"] + fmts
-    int8_opts = {"activation": int8_activation.upper(), "weight": int8_weight.upper(), "method": (int8_method or "minmax").lower(),
-                 "per_channel": bool(per_channel), "reduce_range": bool(int8_reduce_range)}
-    from .quantize import METHODS, QTYPES
 
-    if int8_opts["activation"] not in QTYPES or int8_opts["weight"] not in QTYPES or int8_opts["method"] not in METHODS:
-        raise InputError(f"int8 options {int8_opts}: types must be one of {', '.join(QTYPES)}, method one of {', '.join(METHODS)}")
-    gates = dict(gates or {})
-    all_gates = {p: gates.get(p, default_gate(p)) for p in ("fp32", "fp16", "int8")}
-    if "trt" in requested:  # validate the profile before doing any work
-        from .tensorrt import profile_shapes
+class Exporter:
+    """One export run, in steps: :meth:`prepare` (options, checkpoint, split, output folder), :meth:`inputs` (parity
+    and calibration sets), :meth:`reference` (PyTorch fp32, once), :meth:`build` and :meth:`gate` (each artifact, staged,
+    then promoted or marked failed), :meth:`finish` (the report, whatever happened)."""
 
-        profile_shapes(16, 1, batch_opt, batch_max)
+    def __init__(self, ckpt_path: str | os.PathLike, opts: ExportOptions):
+        self.ckpt_path = os.fspath(ckpt_path)
+        self.o = opts
+        self.results: list[ArtifactResult] = []
 
-    ckpt_path = os.fspath(ckpt_path)
-    ckpt = load_checkpoint(ckpt_path)
-    split = read_run_split(ckpt_path) if use_split and (parity_images is None or ("int8" in requested and calib is None)) else None
-    known_labels: dict[str, int] = {}
-    parity_from_split = split is not None and parity_images is None
-    calib_from_split = split is not None and "int8" in requested and calib is None
-    if split is not None:
-        known_labels = split.labels(ckpt.get("class_names") or [])
-        if parity_images is None:
-            parity_images = [p for p, _ in split.splits["test"] or split.splits["val"]] or None
-        if "int8" in requested and calib is None:
-            calib = [p for p, _ in split.splits["train"]] or None
-    if "int8" in requested and calib is None and parity_images is None:
-        raise InputError(f"int8 needs calibration photos and {os.path.dirname(os.path.abspath(ckpt_path))} has no split.json "
-                         "(pawlens-train writes one): pass --calib DIR (a few hundred training photos) and --images DIR "
-                         "(held-out photos for the parity gate), or leave int8 out of --formats; refusing to calibrate on random noise")
-    sha = sha256_file(ckpt_path)
-    ckpt["sha256"] = sha
-    meta = ArtifactMeta.from_checkpoint(ckpt, source_sha256=sha)
-    cfg = meta.preprocess
-    if int8_method is None:
-        from pawlens.models.registry import list_models, model_info
+    # ------------------------------------------------------------------ the run
+    def run(self) -> ExportReport:
+        self.t_start = time.perf_counter()
+        self.prepare()
+        lock = FolderLock(self.out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here
+        try:
+            remove_stale_temps(self.out)
+            self.inputs()
+            self.prog = _Progress(1 + len(self.fmts) + self.want_triton, self.o.progress)
+            self.report = ExportReport(self.ckpt_path, self.sha, self.out, self.results, self.info, self.all_gates, environment=environment())
+            self.report.kept = staging.carry_over(self.out, self.paths)
+            self._note_foreign_kept()
+            self.stage = os.path.join(self.out, f".export.tmp-{os.getpid()}")  # built and gated here, renamed into place once passed
+            os.makedirs(self.stage, exist_ok=True)
+            completed = False
+            try:
+                self.reference()
+                for fmt in self.fmts:
+                    self.build(fmt)
+                if self.want_triton:
+                    self.prog.start("triton")
+                    self.report.triton = _step_triton(self.out, self.results, run_name(self.ckpt_path))
+                    self.prog.done(f"triton: {self.report.triton['reason']}",
+                                   logging.INFO if self.report.triton["status"] == "passed" else logging.ERROR)
+                completed = True
+                self._note_kept_over_failures()
+            finally:
+                self.finish(completed)
+            return self.report
+        finally:
+            lock.release()
 
-        int8_opts["method"] = model_info(meta.arch).calib_method if meta.arch in list_models() else "minmax"
-    stem = os.path.splitext(os.path.basename(ckpt_path))[0]
-    out = resolve_out_dir(ckpt_path, out_dir, exist_ok=exist_ok, sha=sha)
-    out_sha = export_sha(out)  # the checkpoint the folder's earlier export came from, if any
-    if exist_ok and out_sha is None and holds_outputs(out):
-        theirs = [n for n in ("parity.md", "parity.json", "args.yaml") if os.path.exists(os.path.join(out, n))]
-        if theirs:  # --exist-ok replaces an export's files, not a user's files that happen to share their names
-            raise OutputError(f"{out}: holds {', '.join(theirs)} that no pawlens export wrote (no readable parity.json); "
-                              "choose another --out, or move them away first")
-    out = ensure_writable_dir(out)
-    if out_dir is not None and out != os.path.normpath(os.fspath(out_dir)):
-        LOG.warning("[export] %s already holds files: writing to %s instead (--exist-ok writes into it)", os.fspath(out_dir), out)
-    same_checkpoint = not exist_ok and out_sha == sha  # its passed artifacts stay; only failed or missing ones are built
-    paths = artifact_paths(out, stem)
+    # ------------------------------------------------------------------ prepare: options, checkpoint, split, folder
+    def prepare(self) -> None:
+        """Check the options, read the checkpoint and its run's split, and choose the output folder (nothing written)."""
+        o = self.o
+        fmts = parse_formats(o.formats)
+        self.requested = set(fmts)
+        self.want_triton = "triton" in self.requested
+        fmts = [f for f in fmts if f in ARTIFACTS]
+        self.fmts = fmts if "onnx" in fmts else ["onnx"] + fmts
+        self.int8_opts = {"activation": o.int8_activation.upper(), "weight": o.int8_weight.upper(),
+                          "method": (o.int8_method or "minmax").lower(), "per_channel": bool(o.per_channel),
+                          "reduce_range": bool(o.int8_reduce_range)}
+        from .quantize import METHODS, QTYPES
 
-    lock = FolderLock(out, LOCK_NAME, prog="pawlens-export").acquire()  # a second export into this folder fails here
-    try:
-        remove_stale_temps(out)
-        inputs: dict[str, Any] = {"arch": meta.arch, "class_names": meta.class_names, "input_size": cfg.input_size}
-        x, labels, x_real, used, n_rand = _parity_inputs(parity_images, cfg, meta, split if parity_from_split else None, known_labels,
-                                                         parity_max=parity_max, random_inputs=random_inputs, seed=seed, inputs=inputs)
-        x_cal = (_calibration(calib, cfg, meta, split if calib_from_split else None, x_real, used, calib_max=calib_max, inputs=inputs)
-                 if "int8" in requested else None)
+        if self.int8_opts["activation"] not in QTYPES or self.int8_opts["weight"] not in QTYPES or self.int8_opts["method"] not in METHODS:
+            raise InputError(f"int8 options {self.int8_opts}: types must be one of {', '.join(QTYPES)}, method one of {', '.join(METHODS)}")
+        gates = dict(o.gates or {})
+        self.all_gates = {p: gates.get(p, default_gate(p)) for p in ("fp32", "fp16", "int8")}
+        if "trt" in self.requested:  # validate the profile before doing any work
+            from .tensorrt import profile_shapes
 
-        environment = _environment()
-        prog = _Progress(1 + len(fmts) + want_triton, progress)
-        results: list[ArtifactResult] = []
-        report = ExportReport(ckpt_path, sha, out, results, inputs, all_gates, environment=environment)
-        report.kept = _carry_over(out, paths)
-        keep = {k.get("format") for k in report.kept if k.get("source_sha256") == sha} if same_checkpoint else set()
-        for k in report.kept:
-            if k.get("format") not in fmts and k.get("source_sha256") not in (None, sha):
+            profile_shapes(16, 1, o.batch_opt, o.batch_max)
+        self._read_checkpoint()
+        self._choose_folder()
+
+    def _read_checkpoint(self) -> None:
+        from pawlens.models.artifact import ArtifactMeta
+        from pawlens.models.checkpoint import load_checkpoint
+
+        o, int8 = self.o, "int8" in self.requested
+        self.ckpt = load_checkpoint(self.ckpt_path)
+        self.parity_images, self.calib = o.parity_images, o.calib
+        split = read_run_split(self.ckpt_path) if o.use_split and (self.parity_images is None or (int8 and self.calib is None)) else None
+        self.known_labels: dict[str, int] = {}
+        self.parity_split = split if split is not None and self.parity_images is None else None
+        self.calib_split = split if split is not None and int8 and self.calib is None else None
+        if split is not None:
+            self.known_labels = split.labels(self.ckpt.get("class_names") or [])
+            if self.parity_images is None:
+                self.parity_images = [p for p, _ in split.splits["test"] or split.splits["val"]] or None
+            if int8 and self.calib is None:
+                self.calib = [p for p, _ in split.splits["train"]] or None
+        if int8 and self.calib is None and self.parity_images is None:
+            raise InputError(f"int8 needs calibration photos and {os.path.dirname(os.path.abspath(self.ckpt_path))} has no split.json "
+                             "(pawlens-train writes one): pass --calib DIR (a few hundred training photos) and --images DIR "
+                             "(held-out photos for the parity gate), or leave int8 out of --formats; refusing to calibrate on random noise")
+        self.sha = sha256_file(self.ckpt_path)
+        self.ckpt["sha256"] = self.sha
+        self.meta = ArtifactMeta.from_checkpoint(self.ckpt, source_sha256=self.sha)
+        if o.int8_method is None:
+            from pawlens.models.registry import list_models, model_info
+
+            self.int8_opts["method"] = model_info(self.meta.arch).calib_method if self.meta.arch in list_models() else "minmax"
+
+    def _choose_folder(self) -> None:
+        o = self.o
+        out = resolve_out_dir(self.ckpt_path, o.out_dir, exist_ok=o.exist_ok, sha=self.sha)
+        out_sha = export_sha(out)  # the checkpoint the folder's earlier export came from, if any
+        if o.exist_ok and out_sha is None and holds_outputs(out):
+            theirs = [n for n in ("parity.md", "parity.json", "args.yaml") if os.path.exists(os.path.join(out, n))]
+            if theirs:  # --exist-ok replaces an export's files, not a user's files that happen to share their names
+                raise OutputError(f"{out}: holds {', '.join(theirs)} that no pawlens export wrote (no readable parity.json); "
+                                  "choose another --out, or move them away first")
+        self.out = ensure_writable_dir(out)
+        if o.out_dir is not None and self.out != os.path.normpath(os.fspath(o.out_dir)):
+            LOG.warning("[export] %s already holds files: writing to %s instead (--exist-ok writes into it)", os.fspath(o.out_dir), self.out)
+        self.same_checkpoint = not o.exist_ok and out_sha == self.sha  # its passed artifacts stay; only failed or missing ones are built
+        self.paths = artifact_paths(self.out, os.path.splitext(os.path.basename(self.ckpt_path))[0])
+
+    def inputs(self) -> None:
+        """The parity inputs (photos, then random tensors) and INT8's calibration set; ``self.info`` says what they are."""
+        o, cfg = self.o, self.meta.preprocess
+        self.info: dict[str, Any] = {"arch": self.meta.arch, "class_names": self.meta.class_names, "input_size": cfg.input_size}
+        self.x, self.labels, x_real, used, self.n_rand = _parity_inputs(
+            self.parity_images, cfg, self.meta, self.parity_split, self.known_labels, parity_max=o.parity_max,
+            random_inputs=o.random_inputs, seed=o.seed, inputs=self.info)
+        self.x_cal = (_calibration(self.calib, cfg, self.meta, self.calib_split, x_real, used, calib_max=o.calib_max, inputs=self.info)
+                      if "int8" in self.requested else None)
+
+    def _note_foreign_kept(self) -> None:
+        kept = self.report.kept
+        self.keep = {k.get("format") for k in kept if k.get("source_sha256") == self.sha} if self.same_checkpoint else set()
+        for k in kept:
+            if k.get("format") not in self.fmts and k.get("source_sha256") not in (None, self.sha):
                 LOG.warning("[export] %s stays from an export of another checkpoint (sha256 %s...); add %s to --formats to rebuild it",
                             k["file"], str(k["source_sha256"])[:12], k["format"])
-        stage = os.path.join(out, f".export.tmp-{os.getpid()}")  # built and gated here, renamed into place once passed
-        os.makedirs(stage, exist_ok=True)
-        completed = False
+
+    # ------------------------------------------------------------------ reference, build, gate
+    def reference(self) -> None:
+        from pawlens.runtime.torch_runner import TorchRunner
+
+        self.prog.start("reference")
+        t0 = time.perf_counter()
+        self.ref = run_batches(TorchRunner(self.ckpt, name="torch-fp32"), self.x, self.o.batch_size)
+        self.report.reference_seconds = time.perf_counter() - t0
+        self.prog.done(f"reference: PyTorch fp32 on {len(self.x)} inputs ({self.info['n_real']} images, {self.n_rand} random) "
+                       f"in {self.report.reference_seconds:.1f} s")
+        fault_point("reference")
+
+    def build(self, fmt: str) -> None:
+        """Build ``fmt`` in the staging folder and gate it; its row is written to ``parity.json`` whatever happens."""
+        o, path = self.o, self.paths[fmt]
+        res = ArtifactResult(fmt, path, PRECISION[fmt], "pending", requested=fmt in self.requested)
+        self.results.append(res)
+        self.prog.start(fmt)
+        if fmt != "onnx" and self.results[0].status != "passed":
+            res.status = "skipped"
+            res.reason = f"skipped: the fp32 ONNX it is made from failed ({self.results[0].reason})"
+            self.prog.done(f"{fmt}: {res.reason}", logging.WARNING)
+            self.report.write()
+            return
+        staged = os.path.join(self.stage, os.path.basename(path))
         try:
-            # Reference: PyTorch fp32, once.
-            from pawlens.runtime.torch_runner import TorchRunner
+            if fmt == "trt":
+                _step_trt(res, self.paths, staged, o.batch_opt, o.batch_max, o.workspace_gb, self.results)
+                if res.status == "unavailable":
+                    self.prog.done("trt: unavailable (TensorRT or a GPU is missing; the reason is in the summary)", logging.WARNING)
+                    self.report.write()
+                    return
+            else:
+                _step_onnx(res, fmt, self.ckpt, self.paths, staged, self.results[0].path, self.sha, o.reuse, o.opset, o.exporter,
+                           self.x_cal, self.int8_opts, keep=fmt in self.keep)
+            fault_point(f"built:{fmt}")
+            self.gate(res, gate_runner(fmt, res.path))
+        except (ArtifactError, ParityError) as e:
+            res.status, res.reason = "failed", str(e)
+            res.path = staging.mark_failed(path) if res.reused else staging.keep_failed(staged, path)
+        except BackendUnavailable as e:
+            if fmt != "trt":
+                raise
+            res.status, res.reason = "unavailable", str(e)
+        except ImportError as e:  # runtime.trt_runner missing: the engine cannot be gated
+            res.status, res.reason = "failed", f"cannot gate the engine: {e}"
+            res.path = staging.mark_failed(path) if res.reused else staging.keep_failed(staged, path)
+        if res.status == "passed":
+            self.report.kept = [k for k in self.report.kept if k.get("format") != fmt]
+        self.report.write()
+        fault_point(f"done:{fmt}")
+        verdict = res.parity.short_summary() if res.parity else res.reason
+        built = "reused" if res.reused else f"built in {res.seconds:.1f} s"
+        self.prog.done(f"{fmt}: {os.path.basename(res.path)} {built}; parity {verdict}", logging.INFO if res.status == "passed" else logging.ERROR)
 
-            prog.start("reference")
-            t0 = time.perf_counter()
-            ref = run_batches(TorchRunner(ckpt, name="torch-fp32"), x, batch_size)
-            report.reference_seconds = time.perf_counter() - t0
-            prog.done(f"reference: PyTorch fp32 on {len(x)} inputs ({inputs['n_real']} images, {n_rand} random) in {report.reference_seconds:.1f} s")
-            fault_point("reference")
+    def gate(self, res: ArtifactResult, runner) -> None:
+        """Run the candidate on the parity inputs and judge it against the reference: promoted under its name if it
+        passed, renamed ``.failed`` (with the next step to try) if not."""
+        t1 = time.perf_counter()
+        cand = run_batches(runner, self.x, self.o.batch_size)
+        res.parity_seconds = time.perf_counter() - t1
+        fault_point(f"gate:{res.format}")
+        final = self.paths[res.format]
+        res.parity = compare_logits(self.ref, cand, labels=self.labels, gate=self.all_gates[res.precision], n_real=self.info["n_real"],
+                                    name=os.path.basename(final), precision=res.precision)
+        res.size_bytes = os.path.getsize(res.path)
+        if res.parity.passed:
+            res.status = "passed"
+            res.sha256 = sha256_file(res.path)
+            if res.path != final:
+                staging.promote(res.path, final)
+                res.path = final
+            if os.path.exists(final + ".failed"):
+                staging.remove(final + ".failed")
+        else:
+            res.status = "failed"
+            bad = staging.mark_failed(res.path, final + ".failed")
+            res.reason = (f"parity gate failed ({', '.join(c.name for c in res.parity.failed_checks)}); renamed to {os.path.basename(bad)}. "
+                          f"Next: {next_step(res.format, res.parity, self.info, self.int8_opts)}")
+            res.path = bad
 
-            def gate(res: ArtifactResult, runner) -> None:
-                t1 = time.perf_counter()
-                cand = run_batches(runner, x, batch_size)
-                res.parity_seconds = time.perf_counter() - t1
-                fault_point(f"gate:{res.format}")
-                g = all_gates[res.precision]
-                res.parity = compare_logits(ref, cand, labels=labels, gate=g, n_real=inputs["n_real"], name=os.path.basename(paths[res.format]),
-                                            precision=res.precision)
-                res.size_bytes = os.path.getsize(res.path)
-                final = paths[res.format]
-                if res.parity.passed:
-                    res.status = "passed"
-                    res.sha256 = sha256_file(res.path)
-                    if res.path != final:
-                        _promote(res.path, final)
-                        res.path = final
-                    if os.path.exists(final + ".failed"):
-                        _remove(final + ".failed")
-                else:
-                    res.status = "failed"
-                    bad = _mark_failed(res.path, final + ".failed")
-                    res.reason = (f"parity gate failed ({', '.join(c.name for c in res.parity.failed_checks)}); renamed to {os.path.basename(bad)}. "
-                                  f"Next: {next_step(res.format, res.parity, inputs, int8_opts)}")
-                    res.path = bad
+    # ------------------------------------------------------------------ finish
+    def _note_kept_over_failures(self) -> None:
+        """A previous file whose replacement failed stays: a failed artifact never pushes aside one that passed."""
+        for k in self.report.kept:
+            if k.get("format") in {r.format for r in self.results}:
+                other = k.get("source_sha256") not in (None, self.sha)
+                LOG.warning("[export] kept the previous %s%s: its replacement did not pass (listed under 'kept' in parity.json)",
+                            k["file"], f" (exported from another checkpoint, sha256 {str(k['source_sha256'])[:12]}...)" if other else "")
 
-            for fmt in fmts:
-                path = paths[fmt]
-                res = ArtifactResult(fmt, path, PRECISION[fmt], "pending", requested=fmt in requested)
-                results.append(res)
-                prog.start(fmt)
-                src_ok = fmt == "onnx" or (results[0].status == "passed")
-                if not src_ok:
-                    res.status = "skipped"
-                    res.reason = f"skipped: the fp32 ONNX it is made from failed ({results[0].reason})"
-                    prog.done(f"{fmt}: {res.reason}", logging.WARNING)
-                    report.write()
-                    continue
-                staged = os.path.join(stage, os.path.basename(path))
-                try:
-                    if fmt == "trt":
-                        _step_trt(res, paths, staged, batch_opt, batch_max, workspace_gb, results)
-                        if res.status == "unavailable":
-                            prog.done("trt: unavailable (TensorRT or a GPU is missing; the reason is in the summary)", logging.WARNING)
-                            report.write()
-                            continue
-                        fault_point(f"built:{fmt}")
-                        gate(res, gate_runner(fmt, res.path))
-                    else:
-                        _step_onnx(res, fmt, ckpt, paths, staged, results[0].path, sha, reuse, opset, exporter, x_cal, int8_opts,
-                                   keep=fmt in keep)
-                        fault_point(f"built:{fmt}")
-                        gate(res, gate_runner(fmt, res.path))
-                except (ArtifactError, ParityError) as e:
-                    res.status, res.reason = "failed", str(e)
-                    res.path = _mark_failed(path) if res.reused else _keep_failed(staged, path)
-                except BackendUnavailable as e:
-                    if fmt != "trt":
-                        raise
-                    res.status, res.reason = "unavailable", str(e)
-                except ImportError as e:  # runtime.trt_runner missing: the engine cannot be gated
-                    res.status, res.reason = "failed", f"cannot gate the engine: {e}"
-                    res.path = _mark_failed(path) if res.reused else _keep_failed(staged, path)
-                if res.status == "passed":
-                    report.kept = [k for k in report.kept if k.get("format") != fmt]
-                report.write()
-                fault_point(f"done:{fmt}")
-                verdict = res.parity.short_summary() if res.parity else res.reason
-                built = "reused" if res.reused else f"built in {res.seconds:.1f} s"
-                prog.done(f"{fmt}: {os.path.basename(res.path)} {built}; parity {verdict}",
-                          logging.INFO if res.status == "passed" else logging.ERROR)
-            if want_triton:
-                prog.start("triton")
-                report.triton = _step_triton(out, results, run_name(ckpt_path))
-                prog.done(f"triton: {report.triton['reason']}", logging.INFO if report.triton["status"] == "passed" else logging.ERROR)
-            completed = True
-            # A previous file whose replacement failed stays: a failed artifact never pushes aside one that passed.
-            for k in report.kept:
-                if k.get("format") in {r.format for r in results}:
-                    other = k.get("source_sha256") not in (None, sha)
-                    LOG.warning("[export] kept the previous %s%s: its replacement did not pass (listed under 'kept' in parity.json)",
-                                k["file"], f" (exported from another checkpoint, sha256 {str(k['source_sha256'])[:12]}...)" if other else "")
-        finally:
-            prog.close()
-            for r in results:
-                if r.status == "pending":  # interrupted (Ctrl-C, an error): nothing was written under its name
-                    r.status, r.reason = "interrupted", "interrupted before it passed its gate; nothing was written under its name"
-            shutil.rmtree(stage, ignore_errors=True)
-            report.seconds = time.perf_counter() - t_start
-            report.interrupted = not completed
-            report.write()
-        return report
-    finally:
-        lock.release()
+    def finish(self, completed: bool) -> None:
+        """Whatever happened: rows still pending become ``interrupted``, the staging folder goes, the report is written."""
+        self.prog.close()
+        for r in self.results:
+            if r.status == "pending":  # interrupted (Ctrl-C, an error): nothing was written under its name
+                r.status, r.reason = "interrupted", "interrupted before it passed its gate; nothing was written under its name"
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.report.seconds = time.perf_counter() - self.t_start
+        self.report.interrupted = not completed
+        self.report.write()
 
 
 def _step_onnx(res: ArtifactResult, fmt: str, ckpt, paths, staged, src_onnx, sha, reuse, opset, exporter, x_cal, int8_opts,
@@ -900,8 +689,4 @@ def _step_triton(out: str, results: list[ArtifactResult], name: str) -> dict[str
             "reason": f"triton/ with {len(models)} models ({', '.join(models)}) from {len(arts)} passed artifact(s); "
                       f"serve it with pawlens serve {out}"}
 
-
-def _environment() -> dict[str, Any]:
-    env = {"machine": platform.machine(), "processor": platform.processor() or platform.machine()}
-    return dict(library_versions(("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt")), **env)
 

@@ -420,14 +420,9 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
     # Top-1 agreement is judged on the real inputs (they come first) when there are any: random tensors lie outside
     # what an INT8 model was calibrated on, and their logits are checked by max abs / cosine above all the same.
     judged = np.arange(n) < (n if not n_real else min(int(n_real), n))
-    n_judged = int(judged.sum())
-    agree = r_top == c_top
     ties = margin < gate.tie_margin
-    disagreements = int((~agree & judged).sum())
-    dis_ties = int((~agree & ties & finite & judged).sum())
-    raw_agreement = float(agree[judged].mean())
-    agreement = 1.0 - (disagreements - dis_ties) / n_judged  # a flip at a reference near tie is not held against the candidate
     ref_classes = int(len(np.unique(r_top)))
+    ag = _top1_agreement(r_top == c_top, ties, finite, judged, ref_classes=ref_classes, gate=gate)
 
     labeled = lab >= 0
     n_labeled = int(labeled.sum())
@@ -450,7 +445,59 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
     bound("max_rel", max_rel, gate.max_rel)
     bound("min_cosine", cosine_min, gate.min_cosine, upper=False)
 
-    # Top-1 agreement, with what it means for this reference.
+    checks.append(ag.check)
+    if ag.note:
+        notes["top1_agreement"] = ag.note
+
+    if acc_drop is None:
+        if gate.max_acc_drop is not None:
+            checks.append(Check("max_acc_drop", None, gate.max_acc_drop, None))
+            notes["max_acc_drop"] = "no labelled images (class folder names matching the model's classes): not evaluated"
+    else:
+        bound("max_acc_drop", acc_drop, gate.max_acc_drop)
+        if ref_acc is not None and ref_acc <= 1.0 / c + 0.05:
+            notes["max_acc_drop"] = f"the reference is at chance level ({ref_acc * 100:.1f}%): accuracy figures say little"
+
+    passed = all(ch.ok is not False for ch in checks)
+    return ParityResult(
+        name=name, precision=precision, n=n, n_real=int(n if n_real is None else n_real), n_labeled=n_labeled,
+        max_abs=max_abs, mean_abs=mean_abs, max_rel=max_rel, cosine_min=cosine_min, cosine_mean=cosine_mean,
+        top1_agreement=ag.check.measured, raw_top1_agreement=ag.raw, disagreements=ag.flips, disagreements_at_ties=ag.flips_at_ties,
+        near_ties=int(ties[judged].sum()),
+        tie_margin=float(gate.tie_margin), margin_min=float(margin.min()), margin_median=float(np.median(margin)),
+        ref_classes_predicted=ref_classes, ref_acc=ref_acc, cand_acc=cand_acc, acc_drop=acc_drop,
+        finite_fraction=finite_fraction, checks=checks, passed=passed, gate=gate,
+        agreement_note=ag.meaning, notes=notes, flips_allowed=ag.allowed,
+    )
+
+
+def markdown_table(results: Sequence[ParityResult], names: Sequence[str] | None = None) -> str:
+    """A markdown table with one row per result."""
+    names = list(names) if names is not None else [None] * len(results)
+    return ParityResult.markdown_header() + "".join(r.markdown_row(nm) for r, nm in zip(results, names))
+
+
+@dataclass(frozen=True)
+class _Agreement:
+    check: Check
+    raw: float  # every flip counted
+    flips: int
+    flips_at_ties: int
+    allowed: int | None  # decisive flips the gate allows at this n
+    meaning: str  # what top-1 agreement can say for this reference (one class only, many near ties)
+    note: str  # the meaning, the flips, and why the gate passed or failed
+
+
+def _top1_agreement(agree: np.ndarray, ties: np.ndarray, finite: np.ndarray, judged: np.ndarray, *, ref_classes: int,
+                    gate: Gate) -> _Agreement:
+    """Top-1 agreement on the judged inputs: a flip at a reference near tie is not held against the candidate, and the
+    decisive flips are judged against what n can support (:func:`flips_allowed`)."""
+    n, n_judged = len(agree), int(judged.sum())
+    disagreements = int((~agree & judged).sum())
+    dis_ties = int((~agree & ties & finite & judged).sum())
+    decisive_flips = disagreements - dis_ties
+    raw_agreement = float(agree[judged].mean())
+    agreement = 1.0 - decisive_flips / n_judged
     lim = gate.min_top1_agreement
     ok: bool | None = None
     note = ""
@@ -458,7 +505,6 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
         note = "uninformative: the reference predicts one class for every input"
     elif ties[judged].mean() >= WEAK_TIE_FRACTION:
         note = f"weak evidence: {int(ties[judged].sum())}/{n_judged} reference near ties"
-    decisive_flips = disagreements - dis_ties
     allowed = None
     note_fail = ""
     if lim is not None:
@@ -475,41 +521,11 @@ def compare_logits(ref: np.ndarray, cand: np.ndarray, *, labels: Sequence[int] |
                          f"({CONFIDENCE * 100:.0f}% one-sided binomial bound; n={n_judged} allows {allowed})")
     meaning = note
     if disagreements:
-        decisive = disagreements - dis_ties
         note = (note + "; " if note else "") + (
-            f"{disagreements} flip(s): {decisive} where the reference was decisive, {dis_ties} at reference near ties "
+            f"{disagreements} flip(s): {decisive_flips} where the reference was decisive, {dis_ties} at reference near ties "
             f"(margin < {gate.tie_margin:g}), not counted (raw agreement {raw_agreement * 100:.2f}%)")
     if n_judged < n:
         note = (note + "; " if note else "") + f"on the {n_judged} real inputs ({n - n_judged} random tensors: logit error only)"
     if note_fail:
         note = (note + "; " if note else "") + note_fail
-    checks.append(Check("top1_agreement", agreement, lim, ok))
-    if note:
-        notes["top1_agreement"] = note
-
-    if acc_drop is None:
-        if gate.max_acc_drop is not None:
-            checks.append(Check("max_acc_drop", None, gate.max_acc_drop, None))
-            notes["max_acc_drop"] = "no labelled images (class folder names matching the model's classes): not evaluated"
-    else:
-        bound("max_acc_drop", acc_drop, gate.max_acc_drop)
-        if ref_acc is not None and ref_acc <= 1.0 / c + 0.05:
-            notes["max_acc_drop"] = f"the reference is at chance level ({ref_acc * 100:.1f}%): accuracy figures say little"
-
-    passed = all(ch.ok is not False for ch in checks)
-    return ParityResult(
-        name=name, precision=precision, n=n, n_real=int(n if n_real is None else n_real), n_labeled=n_labeled,
-        max_abs=max_abs, mean_abs=mean_abs, max_rel=max_rel, cosine_min=cosine_min, cosine_mean=cosine_mean,
-        top1_agreement=agreement, raw_top1_agreement=raw_agreement, disagreements=disagreements, disagreements_at_ties=dis_ties,
-        near_ties=int(ties[judged].sum()),
-        tie_margin=float(gate.tie_margin), margin_min=float(margin.min()), margin_median=float(np.median(margin)),
-        ref_classes_predicted=ref_classes, ref_acc=ref_acc, cand_acc=cand_acc, acc_drop=acc_drop,
-        finite_fraction=finite_fraction, checks=checks, passed=passed, gate=gate,
-        agreement_note=meaning, notes=notes, flips_allowed=allowed,
-    )
-
-
-def markdown_table(results: Sequence[ParityResult], names: Sequence[str] | None = None) -> str:
-    """A markdown table with one row per result."""
-    names = list(names) if names is not None else [None] * len(results)
-    return ParityResult.markdown_header() + "".join(r.markdown_row(nm) for r, nm in zip(results, names))
+    return _Agreement(Check("top1_agreement", agreement, lim, ok), raw_agreement, disagreements, dis_ties, allowed, meaning, note)

@@ -260,12 +260,25 @@ def parity_row(pr) -> dict[str, Any]:
 
 
 def step_device(ctx: Ctx, rec: Record) -> None:
+    import torch
+
+    cuda = _device_facts(rec)
+    checks = _resolve_checks(rec, cuda)
+    desc = _describe_checks(ctx, rec, cuda)
+    f = rec.figures
+    f["describe"] = desc
+    gpu = f["gpus"][0] if f["gpus"] else "no CUDA GPU"
+    n_ok = sum(c["ok"] for c in checks) + sum(d["ok"] for d in desc)
+    rec.summary = f"{gpu}; torch {torch.__version__}; {n_ok}/{len(checks) + len(desc)} device checks ok"
+    if f["missing_for_product"]:
+        rec.summary += f"; missing: {', '.join(f['missing_for_product'])}"
+
+
+def _device_facts(rec: Record) -> bool:
+    """The machine's and the libraries' versions into the record; whether CUDA is available."""
     import importlib.metadata as md
 
     import torch
-
-    from pawlens.errors import BackendUnavailable
-    from pawlens.models.device import resolve_device
 
     cuda = bool(torch.cuda.is_available())
     f = rec.figures
@@ -290,6 +303,14 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     f["missing_for_product"] = _missing(["cv2", "matplotlib", "yaml", "tqdm", "PIL"])
     rec.save()
 
+    return cuda
+
+
+def _resolve_checks(rec: Record, cuda: bool) -> list[dict[str, Any]]:
+    """``resolve_device`` for each spelling of a device, against what this machine has."""
+    from pawlens.errors import BackendUnavailable
+    from pawlens.models.device import resolve_device
+
     checks: list[dict[str, Any]] = []
 
     def check(what: str, got, want) -> None:
@@ -310,9 +331,17 @@ def step_device(ctx: Ctx, rec: Record) -> None:
     for dev in ("cuda", "cuda:0"):
         got = resolved(dev)
         check(f"resolve_device({dev!r})", got if cuda else got.split(":")[0], dev if cuda else "BackendUnavailable")
-    f["resolve"] = checks
+    rec.figures["resolve"] = checks
     rec.save()
 
+    return checks
+
+
+def _describe_checks(ctx: Ctx, rec: Record, cuda: bool) -> list[dict[str, Any]]:
+    """Each runner's ``describe()`` against where its tensors really are (and CamExplainer's device)."""
+    import torch
+
+    f = rec.figures
     # -- describe() of every runner against where its tensors are
     from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
     from pawlens.models.preprocess import PreprocessConfig
@@ -403,12 +432,7 @@ def step_device(ctx: Ctx, rec: Record) -> None:
         describe_check(f"make_runner(.onnx) auto -> {auto.backend}", auto, "cuda" if (cuda and ort_cuda) else "cpu")
     elif _missing(["onnx", "onnxruntime"]):
         rec.notes.append(f"ONNX runners not checked: {', '.join(_missing(['onnx', 'onnxruntime']))} missing")
-    f["describe"] = desc
-    gpu = f["gpus"][0] if f["gpus"] else "no CUDA GPU"
-    n_ok = sum(c["ok"] for c in checks) + sum(d["ok"] for d in desc)
-    rec.summary = f"{gpu}; torch {torch.__version__}; {n_ok}/{len(checks) + len(desc)} device checks ok"
-    if f["missing_for_product"]:
-        rec.summary += f"; missing: {', '.join(f['missing_for_product'])}"
+    return desc
 
 
 # ----------------------------------------------------------------------------- step 2: training

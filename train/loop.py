@@ -514,180 +514,239 @@ def _loaders(cfg, spec, pre, ctx, dev_type):
 
 
 def _run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch) -> TrainResult:
-    import torch
+    run = _Run(cfg, device, ctx, resume_ckpt, on_epoch, on_batch)
+    run.prepare()
+    run.fit()
+    return run.finish()
 
-    from pawlens.fs import atomic_write_text, ensure_writable_dir
-    from pawlens.models.checkpoint import build_checkpoint, save_checkpoint
-    from pawlens.models.registry import model_info
 
-    info = model_info(cfg["model"])
-    cfg["img_size"] = cfg["img_size"] or info.default_input_size
-    cfg["weights"] = cfg["weights"] or ("imagenet" if info.pretrained else "none")
-    if cfg["unfreeze"] is None:
-        cfg["unfreeze"] = list(info.unfreeze_default)
-    dev_type = device.split(":")[0]
-    amp_dtype, use_scaler = resolve_precision(cfg["amp"], dev_type)
-    channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (amp_dtype is not None or dev_type == "cuda"
-                                                                                       or info.channels_last_cpu))
+class _Run:
+    """One training run, in named steps: :meth:`prepare` (options, output folder, data, model, loaders, state),
+    :meth:`setup` (a phase's optimizer and schedule), :meth:`fit` (the epochs: :meth:`epoch`, then the phase change or
+    early stop), :meth:`finish` (the best weights, evaluated).  What the closures of one long function shared is the
+    object's state."""
 
-    out_dir = cfg["out"] = _output_dir(cfg, resume_ckpt, ctx)  # checked before anything slow happens
-    spec = _data(cfg, resume_ckpt, ctx)  # errors before any file is written
-    class_names = spec.class_names
+    def __init__(self, cfg, device, ctx, resume_ckpt, on_epoch, on_batch):
+        self.cfg, self.device, self.ctx, self.resume_ckpt = cfg, device, ctx, resume_ckpt
+        self.on_epoch, self.on_batch = on_epoch, on_batch
+        self.best_state = None
+        self.anchors: list = []
 
-    seed_everything(cfg["seed"])
-    set_deterministic(cfg["deterministic"], dev_type)
-    model, model_args, pretrained = _model(cfg, info, class_names, resume_ckpt, ctx, device, channels_last)  # weights errors: before any file
-    pre = info.preprocess(cfg["img_size"])
+    # ------------------------------------------------------------------ prepare
+    def prepare(self) -> None:
+        import torch
 
-    if ctx.is_main:
-        ensure_writable_dir(out_dir)
-        atomic_write_text(os.path.join(out_dir, "config.yaml"), to_yaml(cfg))
-        if resume_ckpt is None or not os.path.isfile(os.path.join(out_dir, "split.json")):
-            spec.save(os.path.join(out_dir, "split.json"))
-    D.barrier(ctx)
-    best_path, last_path = os.path.join(out_dir, "best.pt"), os.path.join(out_dir, "last.pt")
-    LOG.info(f"model {cfg['model']} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, weights {cfg['weights']}) at "
-             f"{cfg['img_size']} px on {device}{f' x{ctx.world_size} ({ctx.backend})' if ctx.enabled else ''}; "
-             f"precision {amp_dtype and str(amp_dtype).replace('torch.', '') or 'fp32'}{', channels_last' if channels_last else ''}; "
-             f"outputs in {out_dir}")
+        cfg, ctx = self.cfg, self.ctx
+        self._resolve_options()
+        self.out_dir = cfg["out"] = _output_dir(cfg, self.resume_ckpt, ctx)  # checked before anything slow happens
+        self.spec = _data(cfg, self.resume_ckpt, ctx)  # errors before any file is written
+        self.class_names = self.spec.class_names
+        seed_everything(cfg["seed"])
+        set_deterministic(cfg["deterministic"], self.dev_type)
+        self.model, self.model_args, self.pretrained = _model(cfg, self.info, self.class_names, self.resume_ckpt, ctx, self.device,
+                                                              self.channels_last)  # weights errors: before any file
+        self.pre = self.info.preprocess(cfg["img_size"])
+        self._write_outputs()
+        self.sampler, self.train_loader, self.val_loader = _loaders(cfg, self.spec, self.pre, ctx, self.dev_type)
+        self.criterion = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg["label_smoothing"])
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_scaler else None
+        self._initial_state()
 
-    sampler, train_loader, val_loader = _loaders(cfg, spec, pre, ctx, dev_type)
-    criterion = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg["label_smoothing"])
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    def _resolve_options(self) -> None:
+        """The registry's defaults for what the config leaves open; the precision and the memory layout."""
+        from pawlens.models.registry import model_info
 
-    # -- state
-    phases = phase_plan(cfg["model"], cfg)
-    st = {"epoch": 0, "phase": phases[0], "best_val_loss": math.inf, "best_val_acc": 0.0, "best_epoch": 0,
-          "es_best": math.inf, "es_bad": 0, "stopped": False}
-    history = {"model": cfg["model"], "img_size": cfg["img_size"], "epochs": [], "phase_boundaries": [], "best_epoch": 0,
-               "best_val_loss": None, "stopped_early": False, "skipped_images": len(spec.skipped)}
-    ts = resume_ckpt["train_state"] if resume_ckpt is not None else None
-    if ts is not None:
-        st.update(ts["state"])
-        history = ts["history"]
-    best_state = None
+        cfg = self.cfg
+        self.info = info = model_info(cfg["model"])
+        cfg["img_size"] = cfg["img_size"] or info.default_input_size
+        cfg["weights"] = cfg["weights"] or ("imagenet" if info.pretrained else "none")
+        if cfg["unfreeze"] is None:
+            cfg["unfreeze"] = list(info.unfreeze_default)
+        self.dev_type = self.device.split(":")[0]
+        self.amp_dtype, self.use_scaler = resolve_precision(cfg["amp"], self.dev_type)
+        self.channels_last = cfg["channels_last"] == "on" or (cfg["channels_last"] == "auto" and (
+            self.amp_dtype is not None or self.dev_type == "cuda" or info.channels_last_cpu))
 
-    anchors: list = []
+    def _write_outputs(self) -> None:
+        from pawlens.fs import atomic_write_text, ensure_writable_dir
 
-    def setup(phase, restore=None):
+        cfg, ctx, out_dir = self.cfg, self.ctx, self.out_dir
+        if ctx.is_main:
+            ensure_writable_dir(out_dir)
+            atomic_write_text(os.path.join(out_dir, "config.yaml"), to_yaml(cfg))
+            if self.resume_ckpt is None or not os.path.isfile(os.path.join(out_dir, "split.json")):
+                self.spec.save(os.path.join(out_dir, "split.json"))
+        D.barrier(ctx)
+        self.best_path, self.last_path = os.path.join(out_dir, "best.pt"), os.path.join(out_dir, "last.pt")
+        LOG.info(f"model {cfg['model']} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.1f}M parameters, weights {cfg['weights']}) "
+                 f"at {cfg['img_size']} px on {self.device}{f' x{ctx.world_size} ({ctx.backend})' if ctx.enabled else ''}; "
+                 f"precision {self.amp_dtype and str(self.amp_dtype).replace('torch.', '') or 'fp32'}"
+                 f"{', channels_last' if self.channels_last else ''}; outputs in {out_dir}")
+
+    def _initial_state(self) -> None:
+        """The run's counters and history: fresh, or those ``last.pt`` saved (a resume)."""
+        cfg = self.cfg
+        self.phases = phase_plan(cfg["model"], cfg)
+        self.st = {"epoch": 0, "phase": self.phases[0], "best_val_loss": math.inf, "best_val_acc": 0.0, "best_epoch": 0,
+                   "es_best": math.inf, "es_bad": 0, "stopped": False}
+        self.history = {"model": cfg["model"], "img_size": cfg["img_size"], "epochs": [], "phase_boundaries": [], "best_epoch": 0,
+                        "best_val_loss": None, "stopped_early": False, "skipped_images": len(self.spec.skipped)}
+        self.ts = self.resume_ckpt["train_state"] if self.resume_ckpt is not None else None
+        if self.ts is not None:
+            self.st.update(self.ts["state"])
+            self.history = self.ts["history"]
+
+    # ------------------------------------------------------------------ phases
+    def setup(self, phase: str, restore=None) -> None:
+        """The optimizer, schedule (and DDP wrapper) of ``phase``; ``restore``: the saved state of a resumed run."""
+        import torch
+
+        cfg, model = self.cfg, self.model
         groups = configure_phase(model, cfg["model"], phase, cfg)
         opt = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
         if cfg["schedule"] == "cosine":  # over the epochs this phase can run
-            span = cfg["head_epochs"] if phase == "head" else cfg["epochs"] - (cfg["head_epochs"] if "head" in phases else 0)
+            span = cfg["head_epochs"] if phase == "head" else cfg["epochs"] - (cfg["head_epochs"] if "head" in self.phases else 0)
             sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, span), eta_min=0.0)
         else:
             sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg["lr_factor"], patience=cfg["lr_patience"])
         if restore is not None and restore.get("optimizer"):
             opt.load_state_dict(restore["optimizer"])
             sch.load_state_dict(restore["scheduler"])
-            if scaler is not None and restore.get("scaler"):
-                scaler.load_state_dict(restore["scaler"])
+            if self.scaler is not None and restore.get("scaler"):
+                self.scaler.load_state_dict(restore["scaler"])
         wrapped = model
-        if ctx.enabled:
+        if self.ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            wrapped = DDP(model, device_ids=[ctx.local_rank] if dev_type == "cuda" else None)
+            wrapped = DDP(model, device_ids=[self.ctx.local_rank] if self.dev_type == "cuda" else None)
         n_train = sum(p.numel() for g in groups for p in g["params"])
         names = {id(p): n for n, p in model.named_parameters()}
-        anchors.clear()
+        self.anchors.clear()
         for g in opt.param_groups:
-            pairs = [(p, pretrained[names[id(p)]]) for p in g["params"] if names.get(id(p)) in pretrained]
+            pairs = [(p, self.pretrained[names[id(p)]]) for p in g["params"] if names.get(id(p)) in self.pretrained]
             if pairs:
-                anchors.append((g, pairs))
-        n_anch = sum(p.numel() for _, pairs in anchors for p, _ in pairs)
+                self.anchors.append((g, pairs))
+        n_anch = sum(p.numel() for _, pairs in self.anchors for p, _ in pairs)
         LOG.info(f"phase {phase}: {n_train:,} trainable parameters; lr " + ", ".join(f"{g['name']} {g['lr']:g}" for g in groups)
                  + (f"; L2-SP {cfg['l2sp']:g} toward the pretrained values of {n_anch:,} of them" if n_anch else ""))
-        return opt, sch, wrapped
+        self.opt, self.sch, self.wrapped = opt, sch, wrapped
 
-    def restore_best():
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        elif os.path.isfile(best_path):
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        elif os.path.isfile(self.best_path):
             from pawlens.models.checkpoint import load_checkpoint
 
-            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+            self.model.load_state_dict(load_checkpoint(self.best_path)["state_dict"])
 
-    def save_last(opt, sch):
-        ckpt = build_checkpoint(model=model, arch=cfg["model"], model_args=model_args, class_names=class_names, preprocess=pre, train_config=cfg,
-                                metrics={"val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"]},
-                                train_state={"epoch": st["epoch"], "phase": st["phase"], "state": dict(st), "history": history,
-                                             "optimizer": opt.state_dict(), "scheduler": sch.state_dict(),
-                                             "scaler": scaler.state_dict() if scaler is not None else {}})
-        save_checkpoint(last_path, ckpt)
-        atomic_write_text(os.path.join(out_dir, "history.json"), json.dumps(history, indent=1) + "\n")
+    def _checkpoint(self, metrics: dict, train_state: dict | None = None) -> dict:
+        from pawlens.models.checkpoint import build_checkpoint
 
-    opt, sch, wrapped = setup(st["phase"], restore=ts)
-    # The epoch last.pt really holds: it changes only once a save has completed (a Ctrl-C during the save leaves the old file).
-    saved_epoch = ts["epoch"] if ts is not None and os.path.abspath(cfg["resume"]) == os.path.abspath(last_path) else 0
-    if ts is not None:
-        LOG.info(f"resumed from {cfg['resume']}: {st['epoch']} epoch(s) done, phase {st['phase']}, best val loss {st['best_val_loss']:.4f}")
-    epochs = cfg["epochs"]
-    if st["epoch"] >= epochs or st["stopped"]:
-        LOG.info(f"training already complete ({st['epoch']} epochs{', stopped early' if st['stopped'] else ''}); evaluating best.pt")
-    try:
-        while st["epoch"] < epochs and not st["stopped"]:
-            e = st["epoch"]
-            phase = st["phase"]
-            seed_everything(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)
-            sampler.set_epoch(e)
-            train_loader.generator.manual_seed(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)  # worker seeds, same after a resume
-            tag = f"epoch {e + 1}/{epochs} [{phase}]"
-            tr = train_one_epoch(wrapped, train_loader, opt, criterion, device=device, amp_dtype=amp_dtype, scaler=scaler,
-                                 accumulate=cfg["accumulate"], channels_last=channels_last, ctx=ctx, desc=tag, on_batch=on_batch,
-                                 bn_frozen=cfg["bn_frozen"] and phase == "finetune", anchors=anchors, l2sp=cfg["l2sp"])
-            va = evaluate(model, val_loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last, ctx=ctx, desc=f"{tag} val")
-            lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(opt.param_groups)}
-            sch.step(va["loss"]) if cfg["schedule"] == "plateau" else sch.step()
-            improved = va["loss"] < st["best_val_loss"]
-            if improved:
-                st.update(best_val_loss=va["loss"], best_val_acc=va["acc"], best_epoch=e + 1)
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                if ctx.is_main:
-                    save_checkpoint(best_path, build_checkpoint(
-                        model=model, arch=cfg["model"], model_args=model_args, class_names=class_names, preprocess=pre, train_config=cfg,
-                        metrics={"val_loss": va["loss"], "val_acc": va["acc"], "epoch": e + 1, "phase": phase}))
-            if va["loss"] < st["es_best"] - cfg["min_delta"]:
-                st.update(es_best=va["loss"], es_bad=0)
-            else:
-                st["es_bad"] += 1
-            row = {"epoch": e + 1, "phase": phase, "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
-                   "val_acc": va["acc"], "lr": lrs, "images_per_s": tr["images_per_s"], "time_s": tr["time_s"],
-                   "train_images": tr["n"], "val_images": va["n"], "skipped": tr["skipped"] + va["skipped"], "best": improved}
-            history["epochs"].append(row)
-            history.update(best_epoch=st["best_epoch"], best_val_loss=st["best_val_loss"])
-            LOG.info(f"{tag} train loss {tr['loss']:.4f} acc {tr['acc']:.3f} | val loss {va['loss']:.4f} acc {va['acc']:.3f}"
-                     f"{' *' if improved else ''} | lr {', '.join(f'{v:.2g}' for v in lrs.values())} | {tr['images_per_s']:.0f} img/s"
-                     f" | {tr['time_s']:.1f} s")
-            st["epoch"] = e + 1
-            es_hit = st["es_bad"] >= cfg["patience"]
-            if phase == "head" and "finetune" in phases and (st["epoch"] >= cfg["head_epochs"] or es_hit) and st["epoch"] < epochs:
-                if es_hit:
-                    LOG.info(f"phase head: no val-loss gain for {cfg['patience']} epochs; moving on to finetune")
-                restore_best()
-                st.update(phase="finetune", es_best=math.inf, es_bad=0)
-                history["phase_boundaries"].append(st["epoch"] + 1)
-                opt, sch, wrapped = setup("finetune")
-            elif es_hit:
-                st["stopped"] = True
-                history["stopped_early"] = True
-                LOG.info(f"early stopping: no val-loss gain for {cfg['patience']} epochs (best epoch {st['best_epoch']})")
+        return build_checkpoint(model=self.model, arch=self.cfg["model"], model_args=self.model_args, class_names=self.class_names,
+                                preprocess=self.pre, train_config=self.cfg, metrics=metrics, train_state=train_state)
+
+    def save_last(self) -> None:
+        from pawlens.fs import atomic_write_text
+        from pawlens.models.checkpoint import save_checkpoint
+
+        st = self.st
+        save_checkpoint(self.last_path, self._checkpoint(
+            {"val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"]},
+            {"epoch": st["epoch"], "phase": st["phase"], "state": dict(st), "history": self.history, "optimizer": self.opt.state_dict(),
+             "scheduler": self.sch.state_dict(), "scaler": self.scaler.state_dict() if self.scaler is not None else {}}))
+        atomic_write_text(os.path.join(self.out_dir, "history.json"), json.dumps(self.history, indent=1) + "\n")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self) -> None:
+        cfg, st, ts = self.cfg, self.st, self.ts
+        self.setup(st["phase"], restore=ts)
+        # The epoch last.pt really holds: it changes only once a save has completed (a Ctrl-C during the save leaves the old file).
+        self.saved_epoch = ts["epoch"] if ts is not None and os.path.abspath(cfg["resume"]) == os.path.abspath(self.last_path) else 0
+        if ts is not None:
+            LOG.info(f"resumed from {cfg['resume']}: {st['epoch']} epoch(s) done, phase {st['phase']}, best val loss {st['best_val_loss']:.4f}")
+        if st["epoch"] >= cfg["epochs"] or st["stopped"]:
+            LOG.info(f"training already complete ({st['epoch']} epochs{', stopped early' if st['stopped'] else ''}); evaluating best.pt")
+        try:
+            while st["epoch"] < cfg["epochs"] and not st["stopped"]:
+                row = self.epoch()
+                self._next_phase_or_stop()
+                if self.ctx.is_main:
+                    self.save_last()
+                    self.saved_epoch = st["epoch"]
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
+        except KeyboardInterrupt:
+            if self.ctx.is_main:
+                last = self.last_path
+                where = (f"{last} holds epoch {self.saved_epoch}; continue with: pawlens-train --resume {last}" if self.saved_epoch
+                         else "no epoch was saved to last.pt yet")
+                when = (f"at the end of epoch {st['epoch']}, before last.pt was updated" if st["epoch"] > self.saved_epoch
+                        else f"during epoch {st['epoch'] + 1}")
+                LOG.warning(f"interrupted {when}: {where}")
+            raise
+
+    def epoch(self) -> dict:
+        """One epoch: train, validate, step the schedule, keep the best weights, count toward early stopping."""
+        from pawlens.models.checkpoint import save_checkpoint
+
+        cfg, ctx, st = self.cfg, self.ctx, self.st
+        e, phase = st["epoch"], st["phase"]
+        seed_everything(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)
+        self.sampler.set_epoch(e)
+        self.train_loader.generator.manual_seed(cfg["seed"] + 1000 * (e + 1) + 7919 * ctx.rank)  # worker seeds, same after a resume
+        tag = f"epoch {e + 1}/{cfg['epochs']} [{phase}]"
+        tr = train_one_epoch(self.wrapped, self.train_loader, self.opt, self.criterion, device=self.device, amp_dtype=self.amp_dtype,
+                             scaler=self.scaler, accumulate=cfg["accumulate"], channels_last=self.channels_last, ctx=ctx, desc=tag,
+                             on_batch=self.on_batch, bn_frozen=cfg["bn_frozen"] and phase == "finetune", anchors=self.anchors,
+                             l2sp=cfg["l2sp"])
+        va = evaluate(self.model, self.val_loader, device=self.device, amp_dtype=self.amp_dtype, channels_last=self.channels_last, ctx=ctx,
+                      desc=f"{tag} val")
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(self.opt.param_groups)}
+        self.sch.step(va["loss"]) if cfg["schedule"] == "plateau" else self.sch.step()
+        improved = va["loss"] < st["best_val_loss"]
+        if improved:
+            st.update(best_val_loss=va["loss"], best_val_acc=va["acc"], best_epoch=e + 1)
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             if ctx.is_main:
-                save_last(opt, sch)
-                saved_epoch = st["epoch"]
-            if on_epoch is not None:
-                on_epoch(row)
-    except KeyboardInterrupt:
-        if ctx.is_main:
-            where = (f"{last_path} holds epoch {saved_epoch}; continue with: pawlens-train --resume {last_path}" if saved_epoch
-                     else "no epoch was saved to last.pt yet")
-            when = (f"at the end of epoch {st['epoch']}, before last.pt was updated" if st["epoch"] > saved_epoch
-                    else f"during epoch {st['epoch'] + 1}")
-            LOG.warning(f"interrupted {when}: {where}")
-        raise
+                save_checkpoint(self.best_path, self._checkpoint({"val_loss": va["loss"], "val_acc": va["acc"], "epoch": e + 1, "phase": phase}))
+        if va["loss"] < st["es_best"] - cfg["min_delta"]:
+            st.update(es_best=va["loss"], es_bad=0)
+        else:
+            st["es_bad"] += 1
+        row = {"epoch": e + 1, "phase": phase, "train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"],
+               "val_acc": va["acc"], "lr": lrs, "images_per_s": tr["images_per_s"], "time_s": tr["time_s"],
+               "train_images": tr["n"], "val_images": va["n"], "skipped": tr["skipped"] + va["skipped"], "best": improved}
+        self.history["epochs"].append(row)
+        self.history.update(best_epoch=st["best_epoch"], best_val_loss=st["best_val_loss"])
+        LOG.info(f"{tag} train loss {tr['loss']:.4f} acc {tr['acc']:.3f} | val loss {va['loss']:.4f} acc {va['acc']:.3f}"
+                 f"{' *' if improved else ''} | lr {', '.join(f'{v:.2g}' for v in lrs.values())} | {tr['images_per_s']:.0f} img/s"
+                 f" | {tr['time_s']:.1f} s")
+        st["epoch"] = e + 1
+        return row
 
-    restore_best()
-    metrics = _final_evaluation(cfg, ctx, model, model_args, spec, pre, st, history, out_dir, best_path, device)
-    return TrainResult(out_dir=out_dir, best_ckpt=best_path, last_ckpt=last_path, metrics=metrics, history=history, config=cfg)
+    def _next_phase_or_stop(self) -> None:
+        """After the head phase (its epochs done, or no gain): the best head weights go on to finetune; else early stop."""
+        cfg, st = self.cfg, self.st
+        es_hit = st["es_bad"] >= cfg["patience"]
+        if st["phase"] == "head" and "finetune" in self.phases and (st["epoch"] >= cfg["head_epochs"] or es_hit) and st["epoch"] < cfg["epochs"]:
+            if es_hit:
+                LOG.info(f"phase head: no val-loss gain for {cfg['patience']} epochs; moving on to finetune")
+            self.restore_best()
+            st.update(phase="finetune", es_best=math.inf, es_bad=0)
+            self.history["phase_boundaries"].append(st["epoch"] + 1)
+            self.setup("finetune")
+        elif es_hit:
+            st["stopped"] = True
+            self.history["stopped_early"] = True
+            LOG.info(f"early stopping: no val-loss gain for {cfg['patience']} epochs (best epoch {st['best_epoch']})")
+
+    # ------------------------------------------------------------------ finish
+    def finish(self) -> TrainResult:
+        self.restore_best()
+        metrics = _final_evaluation(self.cfg, self.ctx, self.model, self.model_args, self.spec, self.pre, self.st, self.history,
+                                    self.out_dir, self.best_path, self.device)
+        return TrainResult(out_dir=self.out_dir, best_ckpt=self.best_path, last_ckpt=self.last_path, metrics=metrics,
+                           history=self.history, config=self.cfg)
 
 
 def _final_evaluation(cfg, ctx, model, model_args, spec, pre, st, history, out_dir, best_path, device) -> dict:
