@@ -114,19 +114,13 @@ def artifact_candidates(path: str, meta, *, devices: Sequence[str], installed: I
     if "cpu" in devices and prec != "fp16":
         for be in _in_table_order(b for b in fmt.backends if b in have):
             name = formats.BACKENDS[be].name
-            if be == "ort":
-                add(f"ort-{prec}", f"{name} {_shown(prec)}", "ort", "cpu", {"device": "cpu"})
-            elif be == "openvino":
-                add(f"openvino-{prec}", f"{name} {_shown(prec)}", "openvino", "cpu", {"device": "cpu"})
-                if prec == "fp32" and bf16 and not group:
-                    add("openvino-bf16", f"{name} bf16 hint (fp32 model)", "openvino", "cpu", {"device": "cpu", "precision": "bf16"},
-                        precision="bf16", gate="fp32")
-                if prec == "int8" and bf16 and not group:  # the layers left in float in bf16, as benchmark_app does by default
-                    add("openvino-int8-bf16", f"{name} INT8, bf16 float layers", "openvino", "cpu", {"device": "cpu", "precision": "bf16"})
+            add(f"{be}-{prec}", f"{name} {_shown(prec)}", be, "cpu", {"device": "cpu"})
+            for v in formats.variants(be, prec, bf16=bf16, purpose="bench") if not group else ():  # the formats table's variants
+                add(f"{be}-{v.tag}", f"{name} {v.label}", be, "cpu", {"device": "cpu", **v.settings}, precision=v.runs or prec)
     if "cuda" in devices and not group:
-        for be in _in_table_order(b for b in fmt.cuda_backends if b in have):
-            if be == "ort":
-                add(f"ort-{prec}-cuda", f"{formats.BACKENDS[be].name} {prec} (CUDA EP)", "ort", "cuda", {"device": "cuda"})
+        for be in _in_table_order(b for b in fmt.cuda_backends if b in have and not formats.BACKENDS[b].gpu_only):
+            b = formats.BACKENDS[be]
+            add(f"{be}-{prec}-cuda", f"{b.name} {prec}{b.cuda_label}", be, "cuda", {"device": "cuda"})
     return out
 
 

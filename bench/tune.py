@@ -39,7 +39,7 @@ import numpy as np
 from pawlens.console import HelpFormatter, run_cli
 from pawlens.document import Table
 from pawlens.errors import ArtifactError, InputError, PawlensError, one_line
-from pawlens.runtime import tuned
+from pawlens.runtime import formats, tuned
 from pawlens.runtime.formats import CHECKPOINT, ENGINE, ONNX
 
 from .candidates import Candidate
@@ -94,14 +94,11 @@ def configs_for(kind: str, precision: str, *, installed: Sequence[str], bf16: bo
     """The configurations auto may choose between for a file of ``kind`` / ``precision`` on this CPU (pure)."""
     threads: list[int | None] = [None, 1] if cores > 1 else [None]
     base: list[dict[str, Any]] = []
-    if kind == CHECKPOINT:
-        base = [{"backend": "torch", "precision": "fp32", "channels_last": cl} for cl in (False, True)]
-    elif kind == ONNX:
-        if "openvino" in installed:
-            hints = ["fp32", "bf16"] if precision == "int8" and bf16 else ["fp32"]
-            base += [{"backend": "openvino", "precision": h, "channels_last": None} for h in hints]
-        if "ort" in installed:
-            base.append({"backend": "ort", "precision": None, "channels_last": None})
+    if kind in (CHECKPOINT, ONNX):  # the CPU backends of the formats table, each with its auto setting and its variants
+        have = set(installed) | {"torch"}
+        for be in (b for b in formats.for_file(kind, precision).backends if b in have):
+            settings = [formats.BACKENDS[be].auto] + [v.settings for v in formats.variants(be, precision, bf16=bf16, purpose="tune")]
+            base += [{"backend": be, "precision": st.get("precision"), "channels_last": st.get("channels_last")} for st in settings]
     return [{**c, "threads": t} for c in base for t in threads]
 
 

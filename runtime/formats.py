@@ -17,13 +17,29 @@ runtime for ONNX, whose CUDA EP is what a GPU user of the app gets.  ``pawlens-g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A setting a backend is timed with beside its ``auto`` one: a row of ``pawlens-bench`` and/or a candidate of
+    ``pawlens tune``."""
+
+    tag: str  # in the bench row's key, after the backend's: "openvino-int8-bf16"
+    label: str  # the bench row's name, after the backend's: "OpenVINO INT8, bf16 float layers"
+    settings: dict[str, Any]  # the runner's keyword arguments
+    precisions: tuple[str, ...]  # the artifact precisions it applies to
+    runs: str | None = None  # what runs, when not the artifact's precision (an fp32 model with a bf16 hint: "bf16")
+    needs_bf16: bool = True  # only where the CPU has bf16
+    bench: bool = True
+    tune: bool = True
+
+
+@dataclass(frozen=True)
 class Backend:
-    """A library that runs artifacts: its import name and how a user installs it."""
+    """A library that runs artifacts: its import name, how a user installs it, its runner, and the settings ``auto``
+    runs it with (and the others the bench and ``pawlens tune`` time)."""
 
     key: str  # torch | ort | openvino | trt
     name: str  # shown to people
@@ -31,13 +47,26 @@ class Backend:
     install: str  # the command that installs it (one line, pasteable)
     runner: str  # the Runner class that runs it, as "module:Class" in pawlens.runtime (imported on use: runner_class)
     gpu_only: bool = False
+    auto: dict[str, Any] = field(default_factory=dict, hash=False)  # the runner settings of --backend auto
+    takes_device: bool = True  # its runner is given the device (OpenVINO's runs on the CPU)
+    cuda_label: str = " (CUDA)"  # how a row of it on CUDA is named
+    variants: tuple[Variant, ...] = ()
 
 
 BACKENDS: dict[str, Backend] = {
     b.key: b for b in (
-        Backend("torch", "PyTorch", "torch", "pip install -e .  (a core dependency)", "torch_runner:TorchRunner"),
-        Backend("ort", "ONNX Runtime", "onnxruntime", "pip install -e '.[cpu]'  (or '.[gpu]' for the CUDA EP)", "ort_runner:OrtRunner"),
-        Backend("openvino", "OpenVINO", "openvino", "pip install -e '.[openvino]'", "openvino_runner:OpenVINORunner"),
+        # A .pt runs in plain NCHW: which layout is faster changes with the CPU, so pawlens tune times both.
+        Backend("torch", "PyTorch", "torch", "pip install -e .  (a core dependency)", "torch_runner:TorchRunner",
+                auto={"precision": "fp32", "channels_last": False},
+                variants=(Variant("fp32-cl", "fp32 channels_last", {"precision": "fp32", "channels_last": True}, ("fp32",),
+                                  needs_bf16=False, bench=False),)),
+        Backend("ort", "ONNX Runtime", "onnxruntime", "pip install -e '.[cpu]'  (or '.[gpu]' for the CUDA EP)", "ort_runner:OrtRunner",
+                cuda_label=" (CUDA EP)"),
+        # OpenVINO's layers left in float run in f32 unless asked (benchmark_app's own default on a bf16 CPU is bf16).
+        Backend("openvino", "OpenVINO", "openvino", "pip install -e '.[openvino]'", "openvino_runner:OpenVINORunner",
+                auto={"precision": "fp32"}, takes_device=False,
+                variants=(Variant("bf16", "bf16 hint (fp32 model)", {"precision": "bf16"}, ("fp32",), runs="bf16", tune=False),
+                          Variant("int8-bf16", "INT8, bf16 float layers", {"precision": "bf16"}, ("int8",)))),
         Backend("trt", "TensorRT", "tensorrt", "pip install tensorrt  (NVIDIA's wheels, on a CUDA machine)", "trt_runner:TrtRunner",
                 gpu_only=True),
     )
@@ -174,21 +203,31 @@ def auto_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[st
     """
     have = set(installed) | {"torch"}
     fmt = for_file(kind, precision)
-    order = fmt.cuda_backends if cuda else fmt.backends
-    for b in order:
-        if b not in have:
-            continue
-        if b == "torch":
-            return b, {"device": "cuda" if cuda else "cpu", "precision": "fp32", "channels_last": False}, fmt.name
-        if b == "trt":
-            return b, {"device": "cuda"}, fmt.name
-        if b == "ort":
-            dev = "cuda" if cuda else "cpu"
-            return b, {"device": dev}, f"{fmt.name} on {'CUDA: onnxruntime CUDA EP' if cuda else 'the CPU: onnxruntime'}"
-        if b == "openvino":
-            why = "OpenVINO runs the QDQ model fastest" if precision == "int8" else "OpenVINO f32 (faster than onnxruntime at batch 1)"
-            return b, {"precision": "fp32"}, f"{fmt.name} on the CPU: {why}"
+    for b in fmt.cuda_backends if cuda else fmt.backends:
+        if b in have:
+            return b, auto_settings(b, cuda=cuda), _auto_reason(b, fmt, precision, cuda)
     return None
+
+
+def auto_settings(backend: str, *, cuda: bool) -> dict[str, Any]:
+    """The runner keyword arguments ``auto`` runs ``backend`` with (:attr:`Backend.auto`, and the device if it takes one)."""
+    b = BACKENDS[backend]
+    device = {"device": "cuda" if cuda or b.gpu_only else "cpu"} if b.takes_device else {}
+    return {**device, **b.auto}
+
+
+def _auto_reason(backend: str, fmt: "Format", precision: str, cuda: bool) -> str:
+    if backend == "ort":
+        return f"{fmt.name} on {'CUDA: onnxruntime CUDA EP' if cuda else 'the CPU: onnxruntime'}"
+    if backend == "openvino":
+        why = "OpenVINO runs the QDQ model fastest" if precision == "int8" else "OpenVINO f32 (faster than onnxruntime at batch 1)"
+        return f"{fmt.name} on the CPU: {why}"
+    return fmt.name
+
+
+def variants(backend: str, precision: str, *, bf16: bool, purpose: str) -> list[Variant]:
+    """The variants of ``backend`` that apply to an artifact of ``precision`` (``purpose``: ``bench`` or ``tune``)."""
+    return [v for v in BACKENDS[backend].variants if precision in v.precisions and (bf16 or not v.needs_bf16) and getattr(v, purpose)]
 
 
 def app_choice(kind: str, precision: str, *, cuda: bool, installed: Iterable[str]) -> tuple[str, str] | None:

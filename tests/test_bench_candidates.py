@@ -59,6 +59,24 @@ def test_rows_follow_a_changed_formats_table(tmp_path, monkeypatch):
     assert _keys(got) == ["openvino-fp32@m.onnx"]
 
 
+def test_variants_come_from_the_backends_table(tmp_path, monkeypatch):
+    """A backend's variants live in the formats table only: a new one becomes a bench row and a tune candidate, and
+    auto's own settings are the backend's ``auto``."""
+    import dataclasses
+
+    from pawlens.bench import tune as T
+
+    extra = formats.Variant("fp32-x", "fp32 extra", {"precision": "fp32", "threads_hint": 3}, ("fp32",), needs_bf16=False)
+    ort = dataclasses.replace(formats.BACKENDS["ort"], variants=(extra,), auto={"precision": None})
+    monkeypatch.setitem(formats.BACKENDS, "ort", ort)
+    got = C.artifact_candidates(_file(tmp_path, "m.onnx"), SimpleNamespace(precision="fp32"), devices=["cpu"], installed={"ort"})
+    assert _keys(got) == ["ort-fp32@m.onnx", "ort-fp32-x@m.onnx"] and got[1].label == "ONNX Runtime fp32 extra"
+    assert got[1].runner == {"backend": "ort", "device": "cpu", "precision": "fp32", "threads_hint": 3}
+    cfgs = T.configs_for(".onnx", "fp32", installed=["ort"], bf16=False, cores=1)
+    assert [c["precision"] for c in cfgs] == [None, "fp32"]
+    assert formats.auto_choice(".onnx", "fp32", cuda=False, installed={"ort"})[1] == {"device": "cpu", "precision": None}
+
+
 def test_engines_other_models_and_restrict(tmp_path):
     eng = _file(tmp_path, "m.fp16.engine")
     notes: list[str] = []
