@@ -322,16 +322,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
     """
     from pawlens.runtime.factory import file_kind, read_meta
 
-    gates = {os.path.basename(os.fspath(p)): export_gate(p) for p in models}
-    if len({os.path.basename(os.fspath(p)) for p in models}) < len(models):  # two runs' best.int8.onnx: no telling which is which
-        gates = {}
-    split = next((g["split"] for g in gates.values() if g and g["split"]), "")
-    if images is None and split:  # judge the files on the photos their export gated them on
-        images = split
-        if n_images is None:
-            n_images = max(g["n"] for g in gates.values() if g and g["split"] == split)
-    if n_images is None:
-        n_images = 32
+    gates, images, n_images = _export_sample(models, images, n_images)
     opt = check_options(batch_sizes=batch_sizes, iters=iters, warmup=warmup, round_iters=round_iters, isolation=isolation, device=device,
                         backends=backends, n_images=n_images, compile=compile, pause_ms=pause_ms, threads=threads, spinning=spinning,
                         cam=cam, progress=progress, method=method, rounds=rounds, burst_ms=burst_ms, min_calls=min_calls, peers=peers,
@@ -365,7 +356,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         arrays = preprocess_inputs(m, inp, opt.batch_sizes)
         artifacts, extra_artifacts = _artifacts(m, metas, arrays, model_dir, opt, cuda, notes)
         res = _measure(m, artifacts, extra_artifacts, arrays, opt, devices, cuda, notes, checks)
-        _compare_with_export(res.rows, gates, images, len(inp.agree), notes)
+        _compare_with_export(res.rows, gates, images, notes)
         res.settings = _settings(m, opt, inp, models, cuda=cuda, load_start=load_start, t_start=t_start)
         why = machine.disturbance(checks, res.rows)
         res.settings.update(load_checks=checks, disturbed=bool(why), disturbed_why=why)
@@ -378,9 +369,23 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _compare_with_export(rows, gates: dict, images, n: int, notes: list[str]) -> None:
+def _export_sample(models: Sequence[str], images, n_images: int | None) -> tuple[dict, Any, int]:
+    """The gate record of each exported file (its ``parity.json``), and the photos to judge agreement on: without
+    ``images``, the test photos the files' export gated them on (the run's ``split.json``), as many as it used."""
+    gates = {os.path.basename(os.fspath(p)): export_gate(p) for p in models}
+    if len({os.path.basename(os.fspath(p)) for p in models}) < len(models):  # two runs' best.int8.onnx: no telling which is which
+        gates = {}
+    split = next((g["split"] for g in gates.values() if g and g["split"]), "")
+    if images is None and split:
+        images = split
+        if n_images is None:
+            n_images = max(g["n"] for g in gates.values() if g and g["split"] == split)
+    return gates, images, 32 if n_images is None else n_images
+
+
+def _compare_with_export(rows, gates: dict, images, notes: list[str]) -> None:
     """Say, per row, whether its agreement was judged on the photos its export gated it on, and the export's verdict."""
-    same_split = isinstance(images, (str, os.PathLike)) and os.fspath(images).endswith("split.json")
+    same_split = isinstance(images, (str, os.PathLike))  # a split.json path (g["split"] names one)
     for r in rows:
         g = gates.get(r.artifact)
         if not g or r.within_gate is None:

@@ -334,11 +334,12 @@ class StreamSource(FrameSource):
     def read(self) -> np.ndarray | None:
         while not self._stop:
             rgb = self.stream.read(timeout=0.2)
-            st = self.stream.state
-            if (st, self.stream.message) != (self._state, self._message):  # a new state, or a new reconnect try
-                self._state, self._message = st, self.stream.message
+            news = self.stream.news((self._state, self._message))  # a new state, or a new reconnect try
+            if news is not None:
+                self._state, self._message = news
                 if self.on_state is not None:
-                    self.on_state(st, self.stream.message)
+                    self.on_state(*news)
+            st = self._state
             if rgb is not None:
                 self.frames_read += 1
                 return rgb

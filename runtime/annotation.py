@@ -131,7 +131,7 @@ class VideoSink:
     def __init__(self, path: str, fps: float, size: tuple[int, int]):
         self.path, self.size, self.fps, self.frames = path, size, float(fps), 0
         self.tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}.mp4")
-        self._av = self._cv = None
+        self._av = self._cv = self._container = None
         self.codec = ""
         try:
             self._open_h264()
@@ -189,8 +189,7 @@ class VideoSink:
         return self.path
 
     def _close_av(self) -> None:
-        container = getattr(self, "_container", None)
-        self._av = self._container = None
+        container, self._av, self._container = self._container, None, None
         if container is not None:
             container.close()
 

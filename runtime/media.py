@@ -358,6 +358,14 @@ class LiveStream:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def news(self, seen: tuple[str, str], *, message: bool = True) -> tuple[str, str] | None:
+        """The stream's ``(state, message)`` when it differs from ``seen`` (what the caller last acted on; with
+        ``message=False`` a change of state only, not a new reconnect try), else None.  Predict's log and the app's
+        banner both follow a stream through this."""
+        now = (self.state, self.message)
+        changed = now != tuple(seen) if message else now[0] != seen[0]
+        return now if changed else None
+
     def summary(self) -> dict:
         """Counts for a report: ``received``, ``dropped`` (stale, never read), ``reconnects``, ``outages_s``, ``state``."""
         return {"received": self.received, "dropped": self.dropped, "reconnects": self.reconnects,
@@ -437,16 +445,17 @@ def _stream_items(url: str, duration_s: float | None, options: dict) -> Iterator
         yield Item(stream.name, error=str(e).split("] ", 1)[-1].replace(f"{stream.name}: ", ""))
         return
     t0 = time.monotonic()
-    state = "live"
+    seen = ("live", "")
     try:
         while duration_s is None or time.monotonic() - t0 < duration_s:
             rgb = stream.read(timeout=0.5)
-            if stream.state != state:
-                state = stream.state
-                if state == "live":
+            news = stream.news(seen, message=False)
+            if news is not None:
+                seen = news
+                if news[0] == "live":
                     LOG.warning("%s: stream back after %.1f s (reconnect %d)", stream.name, stream.outages[-1], stream.reconnects)
-                elif state == "reconnecting":
-                    LOG.warning("%s: %s", stream.name, stream.message)
+                elif news[0] == "reconnecting":
+                    LOG.warning("%s: %s", stream.name, news[1])
             if rgb is None:
                 if stream.state == "lost":
                     yield Item(stream.name, error=stream.message)
