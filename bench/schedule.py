@@ -31,9 +31,9 @@ LOG = logging.getLogger("pawlens")
 
 
 def _bar(total: int | None, desc: str, unit: str, progress: bool):
-    from tqdm import tqdm
+    from pawlens.progress import progress as make_progress
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=None if progress else True, leave=False)
+    return make_progress(total=total, desc=desc, unit=unit, enabled=progress)
 
 
 def start_workers(cands, inputs_of: Callable[[Any], dict], *, isolation: str, spinning: bool, progress: bool = False,

@@ -230,31 +230,29 @@ def read_run_split(ckpt_path: str | os.PathLike) -> RunSplit | None:
 
 
 class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        self.i = 0
-        self.total = total
-        if enabled:
-            from tqdm import tqdm
+    """The export's steps: ``[i/N] what`` as the bar's description, then one line per finished step, above the bar on a
+    terminal (:class:`pawlens.progress.Progress`), else through the log at the step's level (warnings and errors stand out)."""
 
-            self.bar = tqdm(total=total, unit="step", desc="export", disable=None, leave=False)
+    def __init__(self, total: int, enabled: bool):
+        from pawlens.progress import progress
+
+        self.i, self.total = 0, total
+        self.bar = progress(total=total, desc="export", unit="step", enabled=enabled, interval=float("inf"))  # no timed lines
 
     def start(self, desc: str) -> None:
         self.i += 1
-        if self.bar is not None:
-            self.bar.set_description(f"[{self.i}/{self.total}] {desc}")
+        self.bar.set_description(f"[{self.i}/{self.total}] {desc}")
 
     def done(self, msg: str, level: int = logging.INFO) -> None:
         line = f"[{self.i}/{self.total}] {msg}"
-        if self.bar is not None and not self.bar.disable:
+        if self.bar.tty:
             self.bar.write(line)
-            self.bar.update(1)
         else:
             LOG.log(level, line)
+        self.bar.update(1)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 # ----------------------------------------------------------------------------- pipeline

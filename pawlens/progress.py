@@ -118,6 +118,13 @@ class Progress:
         if self._bar is not None:
             self._bar.set_description(desc)
 
+    def write(self, text: str) -> None:
+        """A line of its own above the bar (a terminal) or among the plain lines (elsewhere)."""
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        elif self.enabled:
+            self._write(text)
+
     def line(self, now: float | None = None) -> str:
         """The plain progress line for the current count: done/total, rate, elapsed, ETA and the postfix."""
         el = (now if now is not None else time.monotonic()) - self.t0

@@ -126,3 +126,18 @@ def test_set_description_renames_the_lines():
     bar.update(1)
     assert [x.split("] ", 1)[0] for x in out.getvalue().splitlines()] == ["[[1/2", "[[2/2"]
     assert "int8] 2/2 step" in out.getvalue().splitlines()[1]
+
+
+def test_a_step_line_is_written_once_and_an_infinite_interval_adds_none():
+    """Export's step log and the bench's bars go through Progress: write() puts a line of its own; with
+    interval=inf (the export's) no timed line is added, and a disabled one writes nothing."""
+    out = io.StringIO()
+    p = P.Progress(total=2, desc="export", unit="step", interval=float("inf"), stream=out)
+    p.write("[1/2] onnx: passed")
+    p.update(1)
+    p.update(1)
+    p.close()
+    assert out.getvalue() == "[1/2] onnx: passed\n"
+    quiet = io.StringIO()
+    P.Progress(total=1, enabled=False, stream=quiet).write("x")
+    assert quiet.getvalue() == ""

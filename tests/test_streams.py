@@ -136,3 +136,26 @@ def test_the_app_shows_a_drop_and_the_recovery(server, qtbot, make_window):
     w._stop_capture()
     qtbot.waitUntil(wt.thread.isFinished, timeout=3000)  # stopping does not wait out a network read
     assert np.asarray(w.frame.rgb).shape == (120, 160, 3)
+
+
+def test_udp_mpegts_stream_is_read_and_classified(rt_tiny_onnx, tmp_path):
+    """A UDP camera (MPEG-TS, H.264, sent by PyAV: tests/udp_sender.py): LiveStream decodes it, and predict classifies
+    its frames for --duration; FFmpeg's udp:// goes through the same path as the HTTP stream above."""
+    pytest.importorskip("av")
+    from udp_sender import UdpSender
+
+    from pawlens.runtime.predict import main
+
+    with UdpSender(fps=25) as cam:
+        with LiveStream(cam.url, give_up_s=None, open_timeout_s=5.0, read_timeout_s=2.0) as s:
+            first = s.read(timeout=5)
+            assert first is not None, (cam.error, s.state, s.message)
+            assert first.shape == (120, 160, 3) and s.state == "live"
+            assert s.read(timeout=2) is not None and s.received >= 2
+        out = tmp_path / "udp.json"
+        assert main([rt_tiny_onnx["fp32"], cam.url, "--duration", "1.5", "--out", str(out), "--quiet", "--stream-timeout", "5"]) == 0
+        assert cam.error is None and cam.sent > 0
+    doc = json.loads(out.read_text())
+    rows = doc["results"]
+    assert rows and all(r["status"] == "ok" and r["source"] == cam.url for r in rows)
+    assert doc["streams"][cam.url]["received"] >= len(rows)
