@@ -123,7 +123,7 @@ class Progress:
         if self._bar is not None:
             self._bar.write(text, file=self.stream)
         elif self.enabled:
-            self._write(text)
+            self._write(text, counted=False)  # not a progress line: close() adds no "done" line for it
 
     def line(self, now: float | None = None) -> str:
         """The plain progress line for the current count: done/total, rate, elapsed, ETA and the postfix."""
@@ -141,13 +141,13 @@ class Progress:
             s += ", " + ", ".join(f"{k}={v}" for k, v in self.postfix.items())
         return s
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, counted: bool = True) -> None:
         try:
             self.stream.write(text + "\n")
             self.stream.flush()
         except (ValueError, OSError):  # the stream was closed under us: progress is not worth failing for
             self.enabled = False
-        self.lines += 1
+        self.lines += counted
 
     def close(self) -> None:
         """End the bar; in plain mode write a last line (``done``) if any line was written before."""
