@@ -153,6 +153,11 @@ def test_out_folder_holding_a_run_is_refused(data, tmp_path, capsys):
     rc, _, err = _run(train_main, capsys, "--data", data, "--out", tmp_path / "o", "--epochs", "1", *FAST)
     assert rc == 2 and "[output]" in _error_line(err) and "--resume" in err
     assert (tmp_path / "o" / "best.pt").stat().st_mtime_ns == before
+    (tmp_path / "o" / "last.pt").unlink()  # best.pt alone: nothing to resume, so the message names no last.pt
+    rc, _, err = _run(train_main, capsys, "--data", data, "--out", tmp_path / "o", "--epochs", "1", *FAST)
+    line = _error_line(err)
+    assert rc == 2 and "best.pt, no last.pt to resume from" in line and "--resume" not in line
+    assert (tmp_path / "o" / "best.pt").stat().st_mtime_ns == before
 
 
 def test_bad_and_odd_images_are_skipped_or_converted_and_training_goes_on(data, tmp_path, capsys):

@@ -417,12 +417,12 @@ def _output_dir(cfg, resume_ckpt, ctx) -> str:
         out_dir = os.path.abspath(cfg["out"] or os.path.dirname(os.path.abspath(cfg["resume"])))
     else:
         out_dir = os.path.abspath(cfg["out"] or next_run_dir(os.path.join("runs", "train"), cfg["model"]))
-        for f in ("last.pt", "best.pt"):
-            if os.path.exists(os.path.join(out_dir, f)):
-                raise OutputError(
-                    f"{out_dir} already holds a training run ({f}); continue it with --resume {os.path.join(out_dir, 'last.pt')} "
-                    "or choose another --out"
-                )
+        last = os.path.join(out_dir, "last.pt")
+        if os.path.exists(last):
+            raise OutputError(f"{out_dir} already holds a training run (last.pt); continue it with --resume {last} or choose another --out")
+        if os.path.exists(os.path.join(out_dir, "best.pt")):  # no last.pt: nothing to resume, so no --resume hint
+            raise OutputError(f"{out_dir} already holds a trained model (best.pt, no last.pt to resume from); choose another --out, "
+                              "or move best.pt away first")
     return D.broadcast_object(out_dir, ctx)
 
 
