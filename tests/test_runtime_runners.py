@@ -295,3 +295,27 @@ def test_graph_precision_reads_the_graph_not_the_label(rt_tiny_onnx, tmp_path):
     fp16 = convert_fp16(rt_tiny_onnx["fp32"], str(tmp_path / "tiny.fp16.onnx"))
     assert graph_precision(fp16) == "fp16"
     assert graph_precision(tmp_path / "missing.onnx") is None
+
+
+@pytest.mark.parametrize("backend", ["ort", "openvino"])
+def test_an_nhwc_array_or_graph_is_refused_the_same_way_on_each_backend(backend, rt_tiny_onnx, tmp_path):
+    """#24: an NHWC input got OpenVINO's internal FrontEnd error where ONNX Runtime named the problem.  Both now
+    refuse an NHWC array with the same one-line InputError, and an NHWC graph before either backend sees it."""
+    pytest.importorskip("onnxruntime" if backend == "ort" else "openvino")
+    import onnx
+    from onnx import helper
+
+    from pawlens.errors import ArtifactError, InputError
+    from pawlens.runtime.factory import make_runner
+
+    with make_runner(rt_tiny_onnx["fp32"], backend=backend) as r:
+        with pytest.raises(InputError, match=r"input shape \(1, 32, 32, 3\) does not match the model's Nx3x32x32"):
+            r.infer(np.zeros((1, 32, 32, 3), np.float32))
+    m = onnx.load(rt_tiny_onnx["fp32"])  # the same graph behind an NHWC input (a Transpose first)
+    old = m.graph.input[0]
+    m.graph.node.insert(0, helper.make_node("Transpose", ["x_nhwc"], [old.name], perm=[0, 3, 1, 2]))
+    m.graph.input.remove(old)
+    m.graph.input.insert(0, helper.make_tensor_value_info("x_nhwc", onnx.TensorProto.FLOAT, ["N", 32, 32, 3]))
+    onnx.save(m, tmp_path / "nhwc.onnx")
+    with pytest.raises(ArtifactError, match=r"has shape \(\?, 32, 32, 3\), expected \(N, 3, S, S\)"):
+        make_runner(str(tmp_path / "nhwc.onnx"), backend=backend).activate()
