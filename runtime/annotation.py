@@ -23,7 +23,7 @@ from pawlens.errors import OutputError, one_line
 from pawlens.fs import atomic_write_bytes
 from pawlens.models.preprocess import resized_shape
 
-from .media import Item, expand_sources, is_video
+from .media import Item, expand_sources, is_stream, is_video, redact
 from .pipeline import BackgroundWriter, StageTimes
 from .results import Result
 
@@ -101,15 +101,26 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
 
 
 def video_out_path(source: str, folder: str) -> str:
-    """Where ``--save-video`` writes the annotated copy of ``source``: ``FOLDER/<stem>.pred.mp4``."""
-    return os.path.join(folder, os.path.splitext(os.path.basename(source))[0] + ".pred.mp4")
+    """Where ``--save-video`` writes the annotated copy of ``source``: ``FOLDER/<stem>.pred.mp4``; a stream's stem is its
+    URL without the password, e.g. ``udp_127.0.0.1_5000`` (:func:`stream_stem`)."""
+    stem = stream_stem(source) if is_stream(source) else os.path.splitext(os.path.basename(source))[0]
+    return os.path.join(folder, stem + ".pred.mp4")
+
+
+def stream_stem(url: str) -> str:
+    """A file name for a stream: scheme, host, port and path of its URL, with no user name or password."""
+    import re
+
+    scheme, _, rest = redact(url).partition("://")
+    rest = rest.rsplit("@", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{scheme}_{rest}").strip("_")[:80] or "stream"
 
 
 def planned_videos(sources: Sequence[str], folder: str, *, exist_ok: bool = False) -> dict[str, str]:
     """``{video: annotated copy}`` for ``--save-video``; OutputError naming a file that exists (unless ``exist_ok``) or a clash."""
     out: dict[str, str] = {}
     for path, err in expand_sources(sources):
-        if err or not is_video(path):
+        if err or not (is_video(path) or is_stream(path)):
             continue
         dst = video_out_path(path, folder)
         if dst in out.values():
@@ -126,10 +137,13 @@ class VideoSink:
 
     H.264 (yuv420p, which needs even sides: an odd frame gets one edge pixel repeated) through PyAV's libx264 when
     PyAV is installed, else MPEG-4 Part 2 through OpenCV.  ``codec`` says which; ``frames`` counts what was written.
+    ``timed`` (a live stream, whose frames come when they come): each frame is written at the time it was received
+    (``write(rgb, t=seconds)``, a variable frame rate), so the copy plays in real time; mp4v cannot, and uses ``fps``.
     """
 
-    def __init__(self, path: str, fps: float, size: tuple[int, int]):
-        self.path, self.size, self.fps, self.frames = path, size, float(fps), 0
+    def __init__(self, path: str, fps: float, size: tuple[int, int], *, timed: bool = False):
+        self.path, self.size, self.fps, self.frames, self.timed = path, size, float(fps), 0, timed
+        self._last_pts = -1
         self.tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}.mp4")
         self._av = self._cv = self._container = None
         self.codec = ""
@@ -149,7 +163,9 @@ class VideoSink:
         self._av = self._container.add_stream("libx264", rate=Fraction(max(1.0, self.fps)).limit_denominator(1001))
         self._av.width, self._av.height, self._av.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
         self._av.options = {"crf": "23", "preset": "veryfast"}
-        self.codec = "H.264 (libx264 via PyAV)"
+        if self.timed:
+            self._av.codec_context.time_base = Fraction(1, 1000)  # pts in ms of the stream's own clock
+        self.codec = "H.264 (libx264 via PyAV)" + (", variable frame rate (stream time)" if self.timed else "")
 
     def _open_mp4v(self, why: str) -> None:
         import cv2
@@ -161,7 +177,7 @@ class VideoSink:
         self.codec = "MPEG-4 Part 2 (mp4v via OpenCV; install PyAV for H.264)"
         LOG.warning(f"--save-video: H.264 is not available ({why}); writing MPEG-4 Part 2 instead")
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, t: float | None = None) -> None:
         import cv2
 
         if (rgb.shape[1], rgb.shape[0]) != self.size:
@@ -172,7 +188,13 @@ class VideoSink:
             w, h = self.size
             if w % 2 or h % 2:
                 rgb = cv2.copyMakeBorder(rgb, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
-            for packet in self._av.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            if self.timed and t is not None:
+                from fractions import Fraction
+
+                self._last_pts = frame.pts = max(self._last_pts + 1, int(round(t * 1000)))  # strictly increasing
+                frame.time_base = Fraction(1, 1000)
+            for packet in self._av.encode(frame):
                 self._container.mux(packet)
         else:
             self._cv.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -218,6 +240,7 @@ class _Picture:
     video: str = ""  # the source whose annotated copy gets the frame ("" for none)
     video_caption: str = ""
     fps: float = 0.0
+    t: float | None = None  # a stream frame's time since the stream opened (its annotated copy is timed by it)
 
 
 @dataclass
@@ -259,6 +282,7 @@ class Outputs:
             r.cam_path = pic.png
         if want_video:
             pic.video, pic.video_caption, pic.fps = it.source, _caption(r, self.explainer is not None), it.fps
+            pic.t = it.time_s if is_stream(it.source) else None
             self.latest[it.source] = (r, pic.heat)
         self.writer.submit(self._draw, pic)
 
@@ -287,12 +311,12 @@ class Outputs:
         if pic.png:
             _write_png(pic.png, annotate(img, pic.png_caption, pic.box, min_side=256))
         if pic.video:
-            self._video(pic.video, pic.fps, img.shape).write(annotate(img, pic.video_caption, pic.box))
+            self._video(pic.video, pic.fps, img.shape, timed=pic.t is not None).write(annotate(img, pic.video_caption, pic.box), t=pic.t)
 
-    def _video(self, source: str, fps: float, shape: tuple[int, ...]) -> VideoSink:
+    def _video(self, source: str, fps: float, shape: tuple[int, ...], *, timed: bool = False) -> VideoSink:
         if self.sink is None or self.sink_source != source:
             self.finish()
-            self.sink = VideoSink(self.videos[source], fps if fps > 0 else DEFAULT_FPS, (shape[1], shape[0]))
+            self.sink = VideoSink(self.videos[source], fps if 0 < fps < 1000 else DEFAULT_FPS, (shape[1], shape[0]), timed=timed)
             self.sink_source = source
         return self.sink
 

@@ -187,7 +187,7 @@ def predict_sources(model: str, sources: Sequence[str], *, backend: str = "auto"
             ensure_writable_dir(save_video, "--save-video folder")
             remove_stale_temps(save_video, prefix=".")  # a killed run's half-written .<name>.pred.mp4.tmp-<PID>.mp4
         else:
-            LOG.warning("--save-video: no video among the sources; nothing to annotate")
+            LOG.warning("--save-video: no video or stream among the sources; nothing to annotate")
     if cam:
         if cam_dir is None:
             raise InputError("--cam needs an output folder (--cam-dir or --out)")
@@ -321,7 +321,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="write results.csv or results.json (by suffix)")
     g.add_argument("--save-video", nargs="?", const="", default=None, metavar="DIR",
                    help="write an annotated copy of each video (label, probability, the model's crop; with --cam the overlay) as "
-                   "DIR/<name>.pred.mp4: every frame at the clip's rate, each with the latest label; H.264 when PyAV is installed, "
+                   "DIR/<name>.pred.mp4: every frame at the clip's rate, each with the latest label (a stream: the frames classified, "
+                   "each at the time it arrived); H.264 when PyAV is installed, "
                    "else MPEG-4 Part 2 (the log names the codec); if DIR is left out: next to --out, else runs/predict")
     g.add_argument("--exist-ok", action="store_true", help="let --out, --save-video and the Grad-CAM PNGs replace files that already "
                    "exist (without it, an existing file is refused before any work)")

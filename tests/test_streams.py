@@ -159,3 +159,27 @@ def test_udp_mpegts_stream_is_read_and_classified(rt_tiny_onnx, tmp_path):
     rows = doc["results"]
     assert rows and all(r["status"] == "ok" and r["source"] == cam.url for r in rows)
     assert doc["streams"][cam.url]["received"] >= len(rows)
+
+
+def test_save_video_of_a_stream_plays_in_stream_time(rt_tiny_onnx, tmp_path):
+    """--save-video on a stream: DIR/<scheme_host_port>.pred.mp4 (no password in the name), H.264 with each classified
+    frame at the time it arrived, so the copy lasts as long as the stream was read."""
+    av = pytest.importorskip("av")
+    from udp_sender import UdpSender
+
+    from pawlens.runtime.annotation import stream_stem
+    from pawlens.runtime.predict import main
+
+    assert stream_stem("rtsp://admin:s3cret@10.0.0.2:554/live/ch1") == "rtsp_10.0.0.2_554_live_ch1"
+    with UdpSender(fps=25) as cam:
+        out = tmp_path / "r.json"
+        assert main([rt_tiny_onnx["fp32"], cam.url, "--duration", "2", "--save-video", str(tmp_path / "v"), "--out", str(out),
+                     "--quiet", "--stream-timeout", "5"]) == 0
+    doc = json.loads(out.read_text())
+    (video,) = doc["videos_written"]
+    assert video["path"].endswith(f"udp_127.0.0.1_{cam.port}.pred.mp4") and "variable frame rate" in video["codec"]
+    with av.open(video["path"]) as c:
+        s = c.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in c.decode(s)]
+    assert len(times) == video["frames"] == len(doc["results"]) and s.codec_context.name == "h264"
+    assert times == sorted(times) and 1.0 < times[-1] - times[0] < 2.5  # about the --duration read, in real time
