@@ -65,8 +65,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pawlens: error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)} (pawlens --help lists them)",
               file=sys.stderr)
         return 2
+    return _run(name, rest)
+
+
+def _run(name: str, argv: Sequence[str]) -> int:
+    """Import the command's module and run it.  A Ctrl-C while its imports load (torch's take a second or more) exits
+    130 with one line, like a Ctrl-C inside the command (its ``run_cli`` handles that one)."""
     module, func, _ = COMMANDS[name]
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    try:
+        entry = getattr(importlib.import_module(module), func)
+    except KeyboardInterrupt:
+        print(f"pawlens-{name}: interrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr)
+        return 130
+    return int(entry(list(argv)) or 0)
+
+
+def _alias(name: str):
+    def entry(argv: Sequence[str] | None = None) -> int:
+        return _run(name, sys.argv[1:] if argv is None else argv)
+
+    entry.__name__ = entry.__qualname__ = f"{name.replace('-', '_')}_main"
+    entry.__doc__ = f"``pawlens-{name}``: the same program as ``pawlens {name}`` (its module is imported under the Ctrl-C guard)."
+    return entry
+
+
+# The ``pawlens-<name>`` console scripts point here (pyproject.toml), so their imports run under the same guard.
+train_main, eval_main, export_main, predict_main, tune_main, serve_main = map(_alias, ("train", "eval", "export", "predict", "tune", "serve"))
+bench_main, bench_gui_main, bench_train_main, gui_main, demo_main = map(_alias, ("bench", "bench-gui", "bench-train", "gui", "demo"))
 
 
 if __name__ == "__main__":

@@ -25,3 +25,29 @@ def test_global_flags_before_the_command_reach_it(capsys):
     assert e.value.code == 0 and "pawlens-export" in capsys.readouterr().out
     assert main(["--debug"]) == 2 and "needs a command after it" in capsys.readouterr().err
     assert main(["-v", "nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_every_script_enters_through_the_ctrl_c_guard():
+    """Each ``pawlens-<name>`` script is ``pawlens <name>``: it enters through pawlens.cli, whose import of the stage
+    runs under the Ctrl-C guard."""
+    import pawlens.cli as cli
+
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    scripts = {**table["scripts"], **table.get("gui-scripts", {})}
+    for name in COMMANDS:
+        module, _, attr = scripts[f"pawlens-{name}"].partition(":")
+        assert module == "pawlens.cli" and callable(getattr(cli, attr)), (name, scripts[f"pawlens-{name}"])
+
+
+def test_ctrl_c_while_a_command_imports_exits_130_in_one_line(monkeypatch, capsys):
+    """A Ctrl-C in the first second (the stage's imports: torch, timm...) came out as a KeyboardInterrupt traceback."""
+    import pawlens.cli as cli
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    assert cli.main(["train", "--data", "x"]) == 130
+    assert cli.train_main(["--data", "x"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pawlens-train: interrupted (Ctrl-C) while starting; nothing was written"] * 2
