@@ -154,7 +154,9 @@ class CamExplainer:
             self._example = self._example.contiguous(memory_format=torch.channels_last)
         if self.trace == "background":
             self._traced = None
-            self._tracer = threading.Thread(target=self._trace_copy, args=(self._cam,), name="pawlens-cam-trace", daemon=True)
+            # Not a daemon: a process that exits while the trace runs waits for it, so no torch code is still running
+            # in a thread when the interpreter finalizes (a daemon thread there can abort the process).
+            self._tracer = threading.Thread(target=self._trace_copy, args=(self._cam,), name="pawlens-cam-trace", daemon=False)
             self._tracer.start()
             self.mode = "eager (tracing the trunk in the background)"
             return self
