@@ -98,19 +98,20 @@ def configs_for(kind: str, precision: str, *, installed: Sequence[str], bf16: bo
         have = set(installed) | {"torch"}
         for be in (b for b in formats.for_file(kind, precision).backends if b in have):
             settings = [formats.BACKENDS[be].auto] + [v.settings for v in formats.variants(be, precision, bf16=bf16, purpose="tune")]
-            base += [{"backend": be, "precision": st.get("precision"), "channels_last": st.get("channels_last")} for st in settings]
+            base += [_config(be, st) for st in settings]
     return [{**c, "threads": t} for c in base for t in threads]
+
+
+def _config(backend: str, settings: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """A tune config: the backend, its precision hint and memory layout (the backend's auto values where ``settings``,
+    runner keyword arguments, leave them out; None where the backend has no such setting), and the threads."""
+    s = {**formats.BACKENDS[backend].auto, **settings}
+    return {"backend": backend, "precision": s.get("precision"), "channels_last": s.get("channels_last"), "threads": threads}
 
 
 def config_of_plan(plan) -> dict[str, Any]:
     """The config of a factory Plan (CPU backends only)."""
-    kw = plan.kwargs
-    if plan.backend == "torch":
-        return {"backend": "torch", "precision": kw.get("precision", "fp32"), "channels_last": bool(kw.get("channels_last")),
-                "threads": plan.threads}
-    if plan.backend == "openvino":
-        return {"backend": "openvino", "precision": kw.get("precision", "fp32"), "channels_last": None, "threads": plan.threads}
-    return {"backend": "ort", "precision": None, "channels_last": None, "threads": plan.threads}
+    return _config(plan.backend, plan.kwargs, plan.threads)
 
 
 def candidate(path: str, cfg: dict[str, Any], precision: str, cores: int) -> Candidate:

@@ -31,10 +31,10 @@ from pawlens.runtime.formats import CHECKPOINT
 
 from . import panels
 from .cam_control import CamControl
-from .dialogs import Dialogs, ask_class_names, media_file_filter, model_file_filter, reference_file_filter  # noqa: F401
+from .dialogs import Dialogs, ask_class_names
 from .layout import build_ui
 from .meters import LatestSlot, Meters
-from .panels import ViewBox, backend_name  # noqa: F401  (backend_name: re-exported)
+from .panels import ViewBox
 from .session import Frame, Generations, GuiSession, pct
 from .snapshot import SnapshotContent, compose_snapshot, write_png
 from .sources import ImageSource, SourceError, open_source

@@ -44,7 +44,7 @@ from PySide6 import QtCore
 
 from pawlens.errors import ImageError, InputError, MissingMetadata, PawlensError, one_line
 
-from .meters import LatestSlot, RateMeter  # noqa: F401  (RateMeter: re-exported for the window's callers)
+from .meters import LatestSlot, RateMeter
 from .overlay import OVERLAY_MAX_SIDE, colourise, model_view_or_none, scale_box, shrink
 from .session import CamOutput, Frame
 from .sources import FrameSource
@@ -529,6 +529,6 @@ class WorkerThread:
 
 
 __all__ = [
-    "CamOutput", "CamWorker", "CaptureWorker", "Frame", "Heartbeat", "InferenceWorker", "LatestSlot", "RateMeter",
+    "CamOutput", "CamWorker", "CaptureWorker", "Frame", "Heartbeat", "InferenceWorker",
     "WorkerThread", "one_line",
 ]

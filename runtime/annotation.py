@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
@@ -154,8 +155,6 @@ class VideoSink:
             self._open_mp4v(f"{type(e).__name__}: {one_line(e, 120)}")
 
     def _open_h264(self) -> None:
-        from fractions import Fraction
-
         import av
 
         w, h = self.size
@@ -190,8 +189,6 @@ class VideoSink:
                 rgb = cv2.copyMakeBorder(rgb, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             if self.timed and t is not None:
-                from fractions import Fraction
-
                 self._last_pts = frame.pts = max(self._last_pts + 1, int(round(t * 1000)))  # strictly increasing
                 frame.time_base = Fraction(1, 1000)
             for packet in self._av.encode(frame):

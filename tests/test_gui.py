@@ -448,7 +448,7 @@ def test_drop_a_file_onto_the_window(make_window, qtbot, tmp_path):
 
 
 def test_file_kinds_and_dialog_filters_come_from_the_formats_table(make_window, tmp_path):
-    from pawlens.gui import window as gw
+    from pawlens.gui import dialogs as gw
     from pawlens.runtime import formats
 
     assert gw.model_file_filter() == formats.file_filter()
@@ -713,7 +713,8 @@ def test_inference_worker_hands_the_cam_worker_its_input_and_keeps_it_out_of_the
     window keeps (120 of them) does not hold the 600 KB input."""
     from PySide6 import QtCore
 
-    from pawlens.gui.workers import InferenceWorker, LatestSlot, WorkerThread
+    from pawlens.gui.meters import LatestSlot
+    from pawlens.gui.workers import InferenceWorker, WorkerThread
     from pawlens.models.preprocess import preprocess_numpy
     from pawlens.runtime.ort_runner import OrtRunner
     from pawlens.runtime.predictor import Predictor

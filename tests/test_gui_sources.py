@@ -165,7 +165,7 @@ def test_real_opencv_has_no_camera_index_99():
 
 def test_latest_slot_newest_wins_and_counts_drops():
     pytest.importorskip("PySide6")
-    from pawlens.gui.workers import LatestSlot
+    from pawlens.gui.meters import LatestSlot
 
     s = LatestSlot()
     assert s.put(1) is True  # was empty: the consumer needs a wake-up
@@ -184,7 +184,7 @@ def test_latest_slot_newest_wins_and_counts_drops():
 
 def test_rate_meter():
     pytest.importorskip("PySide6")
-    from pawlens.gui.workers import RateMeter
+    from pawlens.gui.meters import RateMeter
 
     m = RateMeter(window_s=10)
     for i in range(11):
