@@ -365,6 +365,8 @@ def _to_rgb8(im, p: str, hi: float = 255.0) -> np.ndarray:
         rgba = im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         arr = np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    elif mode == "RGB":  # already 8-bit RGB: no converted copy before the one array export
+        arr = np.asarray(im)
     else:
         arr = np.asarray(im.convert("RGB"))
     return arr
@@ -422,8 +424,13 @@ def preprocess_numpy(frames: np.ndarray | list[np.ndarray], cfg: PreprocessConfi
         if r.ndim == 2:
             r = r[..., None]
         y0, x0 = crop_box(nh, nw, s)
-        c = r[y0 : y0 + s, x0 : x0 + s]
-        out[i] = ((c - mean) * inv_std).transpose(2, 0, 1)
+        c = np.ascontiguousarray(r[y0 : y0 + s, x0 : x0 + s])
+        # normalized one channel plane at a time, straight into the output (the same float32 operations as
+        # ``(c - mean) * inv_std`` broadcast over an HWC array, without its strided temporaries: bit-identical)
+        planes = cv2.split(c) if c.shape[2] > 1 else [c[..., 0]] * 3
+        for ch, plane in enumerate(planes):
+            np.subtract(plane, mean[ch], out=out[i, ch])
+            np.multiply(out[i, ch], inv_std[ch], out=out[i, ch])
     return out
 
 

@@ -53,6 +53,43 @@ def test_bgr_flag_and_batch():
     np.testing.assert_allclose(a[0], b[0], atol=1e-6)
 
 
+def test_numpy_path_is_the_broadcast_formula_bit_for_bit():
+    """The per-plane normalisation gives exactly ``(crop - mean) / std`` broadcast over HWC, for 3/4-channel, grey and
+    BGR frames (the one definition of preprocessing: only how it is computed changed)."""
+    import cv2
+
+    from pawlens.models.preprocess import crop_box, resized_shape
+
+    rng = np.random.default_rng(3)
+    cfg = PreprocessConfig(input_size=48, resize_size=56, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+    def formula(rgb):
+        mean = np.asarray(cfg.mean, np.float32) * cfg.scale
+        inv_std = 1.0 / (np.asarray(cfg.std, np.float32) * cfg.scale)
+        nh, nw = resized_shape(*rgb.shape[:2], cfg)
+        r = cv2.resize(rgb.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        y0, x0 = crop_box(nh, nw, cfg.input_size)
+        return ((r[y0 : y0 + 48, x0 : x0 + 48] - mean) * inv_std).transpose(2, 0, 1)
+
+    for h, w in [(60, 90), (333, 250), (48, 48)]:
+        img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        want = formula(img)
+        np.testing.assert_array_equal(preprocess_numpy(img, cfg)[0], want)
+        np.testing.assert_array_equal(preprocess_numpy(img[..., ::-1].copy(), cfg, bgr=True)[0], want)
+        rgba = np.concatenate([img, np.full((h, w, 1), 7, np.uint8)], axis=2)
+        np.testing.assert_array_equal(preprocess_numpy(rgba, cfg)[0], want)
+        grey = img[..., 0]
+        np.testing.assert_array_equal(preprocess_numpy([grey], cfg)[0], formula(np.repeat(grey[..., None], 3, axis=2)))
+
+
+def test_rgb_jpeg_loads_as_pillow_converts_it(tmp_path):
+    img = np.random.default_rng(4).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "x.jpg", quality=90)
+    got = load_image(tmp_path / "x.jpg")
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.asarray(Image.open(tmp_path / "x.jpg").convert("RGB")))
+
+
 def test_train_transform_shape():
     import torch
 
