@@ -53,7 +53,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--min-calls", type=int, default=3, help="least steady calls per burst (burst method)")
     g.add_argument("--no-peers", action="store_true", help="skip each row's runtime's own tool beside it (benchmark_app for "
                    "OpenVINO, a bare InferenceSession loop for ONNX Runtime, trtexec for TensorRT where installed)")
-    g.add_argument("--peer-s", type=float, default=2.0, help="seconds each peer tool runs per row and batch")
+    g.add_argument("--peer-s", type=float, default=1.0, help="seconds of each peer tool run")
+    g.add_argument("--peer-runs", type=int, default=3, help="peer tool runs per row and batch, spread over the rounds; the row is "
+                   "compared with the median of their medians (one run alone can read a noisy stretch of the machine)")
     g.add_argument("--pause-ms", type=float, default=10.0, help="pause before each row's turn (lets idle thread pools fall asleep)")
     g.add_argument("--iters", type=int, default=20, help="timed calls per row and batch (rounds method)")
     g.add_argument("--warmup", type=int, default=3, help="untimed calls per row and batch")
@@ -115,7 +117,7 @@ def _main(argv: Sequence[str] | None) -> int:
                     backends=backends, device=args.device, isolation=args.isolation, round_iters=args.round_iters, cam=not args.no_cam,
                     spinning=args.allow_spinning, keep_models=args.keep_models, compile=args.compile, method=args.method,
                     rounds=args.rounds, burst_ms=args.burst_ms, min_calls=args.min_calls, peers=not args.no_peers, peer_s=args.peer_s,
-                    pause_ms=args.pause_ms)
+                    peer_runs=args.peer_runs, pause_ms=args.pause_ms)
     print(to_markdown(res))
     if res.settings.get("disturbed"):
         print(f"pawlens-bench: {disturbed_line(res).replace('**', '')}", file=sys.stderr)

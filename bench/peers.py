@@ -140,18 +140,34 @@ def _peer_of(cand, batch: int, runner: dict, size: int, opt) -> tuple[str, float
     return "trtexec", ms, cmd
 
 
+def _spread(runs: list[float]) -> str:
+    return f"; its {len(runs)} runs read {min(runs):.2f}-{max(runs):.2f} ms" if len(runs) > 1 else ""
+
+
 def has_peer(cand) -> bool:
     return cand.backend in ("openvino", "trt") or (cand.backend == "ort" and cand.device == "cpu")
 
 
+def peer_rounds(rounds: int, runs: int) -> list[int]:
+    """The rounds after which one peer pass runs: ``runs`` passes spread evenly over ``rounds`` (the last round always
+    has one; a round appears twice when there are more runs than rounds).
+
+    One run of a tool is a few seconds in one stretch, and on a shared VM such a stretch can read 1.5x slower than the
+    next; the row's own p50 is taken over all its rounds.  Spreading the tool's runs over the same rounds and taking the
+    median of their medians exposes both figures to the same drift."""
+    runs = max(1, int(runs))
+    return sorted(min(rounds - 1, (i + 1) * rounds // runs - 1 if runs <= rounds else i * rounds // runs) for i in range(runs))
+
+
 def measure_peers(cands, batch: int, runners: dict, *, sizes: dict[str, int], opt, notes: list[str],
-                  missing: set[str]) -> dict[tuple[str, int], tuple[str, float]]:
-    """The peer figure of each candidate (one with a tool: :func:`has_peer`) at ``batch``, one at a time, while the
-    workers sit idle: the bench runs it right after that batch size's bursts, so both are taken minutes apart at most
-    (on these machines the speed drifts by tens of percent over a run).  ``missing``: tools already found missing."""
+                  missing: set[str], into: dict | None = None) -> dict:
+    """One run of each candidate's peer (one with a tool: :func:`has_peer`) at ``batch``, one at a time, while the
+    workers sit idle, between the bench's rounds (:func:`peer_rounds`).  Each run's median is appended to ``into[(key,
+    batch)] = (tool, [ms, ...])`` (a new dict when ``into`` is None), which is returned.  ``missing``: tools already
+    found missing.  A run that fails is a note; the row keeps the runs that succeeded."""
     from .harness import WorkerError
 
-    out: dict[tuple[str, int], tuple[str, float]] = {}
+    out: dict = {} if into is None else into
     for c in cands:
         if not has_peer(c):
             continue
@@ -166,15 +182,15 @@ def measure_peers(cands, batch: int, runners: dict, *, sizes: dict[str, int], op
         try:
             name, ms, _cmd = _peer_of(c, batch, runners.get(c.key, {}), sizes.get(c.group, 224), opt)
         except (PeerError, WorkerError) as e:
-            notes.append(f"{c.label} batch {batch}: no peer figure ({e})")
+            notes.append(f"{c.label} batch {batch}: a peer run failed ({e})")
             continue
-        out[(c.key, batch)] = (name, ms)
+        out.setdefault((c.key, batch), (name, []))[1].append(ms)
     return out
 
 
-def apply_peers(rows, peers: dict[tuple[str, int], tuple[str, float]], tolerance: float) -> list[str]:
-    """Each timed row's peer figure (``row.set_peer``); returns a note (also logged) for each row more than ``tolerance``
-    from its peer."""
+def apply_peers(rows, peers: dict, tolerance: float) -> list[str]:
+    """Each timed row's peer figure (``row.set_peer``: the median of its runs' medians, from ``{(key, batch): (tool,
+    [ms, ...])}``); returns a note (also logged) for each row more than ``tolerance`` from its peer."""
     import logging
 
     log = logging.getLogger("pawlens")
@@ -183,11 +199,13 @@ def apply_peers(rows, peers: dict[tuple[str, int], tuple[str, float]], tolerance
         got = peers.get((r.key, r.batch))
         if got is None or not r.n:
             continue
-        name, ms = got
-        r.set_peer(name, ms, tolerance)
+        name, runs = got
+        if not runs:
+            continue
+        r.set_peer(name, runs, tolerance)
         if r.peer_gap:
-            line = (f"{r.label} at batch {r.batch}: {r.p50_ms:.2f} ms is {r.vs_peer:.2f}x {name}'s {ms:.2f} ms on the same file "
-                    f"(more than {tolerance:.0%} apart)")
+            line = (f"{r.label} at batch {r.batch}: {r.p50_ms:.2f} ms is {r.vs_peer:.2f}x {name}'s {r.peer_ms:.2f} ms on the same file "
+                    f"(more than {tolerance:.0%} apart{_spread(r.peer_runs_ms)})")
             log.warning("bench: %s", line)
             notes.append(line)
     return notes

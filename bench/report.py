@@ -21,7 +21,7 @@ from .results import BenchResult, BenchRow
 
 CSV_COLUMNS = ("model", "label", "backend", "precision", "device", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "images_per_s",
                "speedup", "vs_eager", "gops", "of_gemm", "top1_agreement", "max_abs", "within_gate", "accuracy", "n", "status", "key", "artifact",
-               "method", "cold_ms", "overhead_ms", "peer", "peer_ms", "vs_peer", "peer_gap")
+               "method", "cold_ms", "overhead_ms", "peer", "peer_ms", "peer_runs_ms", "vs_peer", "peer_gap")
 
 
 def _fmt(v, nd: int = 1, suffix: str = "") -> str:
@@ -51,7 +51,9 @@ def _runnable(s: dict) -> str:
 def _peer_cell(r: BenchRow) -> str:
     if not r.peer:
         return "-"
-    return f"{r.peer_ms:.2f} ({r.peer}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
+    runs = r.peer_runs_ms or [r.peer_ms]
+    spread = f", {len(runs)} runs {min(runs):.2f}-{max(runs):.2f}" if len(runs) > 1 else ""
+    return f"{r.peer_ms:.2f} ({r.peer}{spread}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
 
 
 def _sample_note(r: BenchRow) -> str:
@@ -265,8 +267,9 @@ def _method_section(doc: Document, res: BenchResult) -> None:
                   "turns; only one configuration computes at a time (method `rounds`: each call starts on idle threads, which a "
                   "model of a few milliseconds feels).")
     items = [timing,
-             "Its runtime's own tool, run right after each batch size's bursts (the workers idle), on the same file, batch, threads "
-             "and a static shape: OpenVINO "
+             f"Its runtime's own tool, run {s.get('peer_runs', 1)} time(s) per row and batch for {s.get('peer_s', 2.0):g} s each, the "
+             "runs spread between the rounds (the workers idle meanwhile; the figure is the median of the runs' medians, beside "
+             "their range), on the same file, batch, threads and a static shape: OpenVINO "
              "`benchmark_app -hint latency -shape ... -infer_precision <the row's>` (its median), a bare `InferenceSession.run` loop "
              "with the runner's session options for ONNX Runtime (which ships no such tool), `trtexec` for TensorRT where installed; "
              "GAP marks a row more than 10% away. Runner overhead: median of each steady call's wall time minus the time spent in the "

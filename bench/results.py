@@ -44,7 +44,9 @@ class BenchRow:
     cold_ms: float = float("nan")  # median of the first calls after idle (burst method; never in p50)
     overhead_ms: float = float("nan")  # median of each steady call's wall time minus the time spent in the library
     peer: str = ""  # the runtime's own tool this row was checked against (benchmark_app, a bare InferenceSession loop, trtexec)
-    peer_ms: float = float("nan")  # that tool's median on the same file, precision, batch, threads and shape
+    peer_ms: float = float("nan")  # that tool's median on the same file, precision, batch, threads and shape (the median of
+    # its runs: each run's own median, the runs spread over the row's rounds)
+    peer_runs_ms: list[float] = field(default_factory=list)  # each peer run's median, in the order they ran
     vs_peer: float = float("nan")  # p50_ms / peer_ms
     peer_gap: bool | None = None  # more than the goal's tolerance apart (None: no peer for this row)
     samples_ms: list[float] = field(default_factory=list)
@@ -71,8 +73,11 @@ class BenchRow:
         if len(inner_s) and len(inner_s) == len(steady_s):
             self.overhead_ms = float(np.median(np.asarray(steady_s, dtype=np.float64) - np.asarray(inner_s, dtype=np.float64))) * 1e3
 
-    def set_peer(self, tool: str, peer_ms: float, tolerance: float) -> None:
-        self.peer, self.peer_ms = tool, float(peer_ms)
+    def set_peer(self, tool: str, peer_ms: float | Sequence[float], tolerance: float) -> None:
+        """The peer's figure: one median, or the medians of several runs (their median is the figure)."""
+        runs = [float(peer_ms)] if isinstance(peer_ms, (int, float)) else [float(v) for v in peer_ms]
+        self.peer, self.peer_runs_ms = tool, [round(v, 4) for v in runs]
+        self.peer_ms = float(np.median(runs)) if runs else float("nan")
         if math.isfinite(self.p50_ms) and math.isfinite(self.peer_ms) and self.peer_ms > 0:
             self.vs_peer = self.p50_ms / self.peer_ms
             self.peer_gap = abs(self.vs_peer - 1.0) > tolerance

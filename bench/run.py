@@ -76,14 +76,15 @@ class Options:
     burst_ms: float = 200.0
     min_calls: int = 3
     peers: bool = True
-    peer_s: float = 2.0
+    peer_s: float = 1.0
+    peer_runs: int = 3
 
 
 METHODS = ("burst", "rounds")
 
 
 def check_options(*, batch_sizes, iters, warmup, round_iters, isolation, device, backends, n_images, compile, method="burst", rounds=5,
-                  burst_ms=200.0, min_calls=3, peers=True, peer_s=2.0, **rest) -> Options:
+                  burst_ms=200.0, min_calls=3, peers=True, peer_s=1.0, peer_runs=3, **rest) -> Options:
     """The run's settings, or InputError naming the flag and its valid values."""
     from pawlens.runtime.formats import BACKENDS
 
@@ -107,11 +108,12 @@ def check_options(*, batch_sizes, iters, warmup, round_iters, isolation, device,
         raise InputError("--compile: choose auto, on or off")
     if method not in METHODS:
         raise InputError(f"--method {method!r}: choose {' or '.join(METHODS)}")
-    if rounds < 1 or burst_ms <= 0 or min_calls < 1 or peer_s <= 0:
-        raise InputError(f"--rounds and --min-calls must be >= 1, --burst-ms and --peer-s > 0 (got {rounds}, {min_calls}, {burst_ms}, {peer_s})")
+    if rounds < 1 or burst_ms <= 0 or min_calls < 1 or peer_s <= 0 or peer_runs < 1:
+        raise InputError(f"--rounds, --min-calls and --peer-runs must be >= 1, --burst-ms and --peer-s > 0 (got {rounds}, {min_calls}, "
+                         f"{peer_runs}, {burst_ms}, {peer_s})")
     return Options(bs, iters, warmup, round_iters, rest["pause_ms"], rest["threads"], isolation, device, wanted, n_images, comp,
                    rest["spinning"], rest["cam"], rest["progress"], method, int(rounds), float(burst_ms), int(min_calls), bool(peers),
-                   float(peer_s))
+                   float(peer_s), int(peer_runs))
 
 
 # ----------------------------------------------------------------------------- inputs per model
@@ -245,6 +247,7 @@ def _settings(m: Models, opt: Options, inp: BenchInputs, models: Sequence[str], 
         "input_size": m.meta.preprocess.input_size, "classes": list(m.meta.class_names), "models": [os.fspath(p) for p in models],
         "batch_sizes": opt.batch_sizes, "iters": opt.iters, "warmup": opt.warmup, "round_iters": opt.round_iters, "method": opt.method,
         "rounds": opt.rounds, "burst_ms": opt.burst_ms, "min_calls": opt.min_calls, "peers": opt.peers, "peer_s": opt.peer_s,
+        "peer_runs": opt.peer_runs,
         "pause_ms": opt.pause_ms, "threads": opt.threads, "isolation": opt.isolation, "device": opt.device, "spinning": opt.spinning,
         "agreement_data": inp.note, "cpu": machine.cpu_name(), "cpu_flags": machine.cpu_flags(), "cores": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "versions": machine.versions(), "load_avg_start": load_start,
@@ -276,7 +279,8 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
               isolation: str = "process", round_iters: int = 2, pause_ms: float = 10.0, cam: bool = True, spinning: bool = False,
               keep_models: bool = False, compile: str | bool = "off", progress: bool = True, write: bool = True,
               checkpoints: Sequence[str] = (), latency_reference: str | None = None, method: str = "burst", rounds: int = 5,
-              burst_ms: float = 200.0, min_calls: int = 3, peers: bool = True, peer_s: float = 2.0) -> BenchResult:
+              burst_ms: float = 200.0, min_calls: int = 3, peers: bool = True, peer_s: float = 1.0,
+              peer_runs: int = 3) -> BenchResult:
     """Benchmark every available backend and precision on the same inputs (the library behind ``pawlens-bench``).
 
     Args:
@@ -290,8 +294,9 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
             back for ``burst_ms`` and at least ``min_calls`` calls, the steady figures behind p50) or ``rounds`` (the earlier
             method: ``round_iters`` calls per row per round, ``pause_ms`` apart, every call timed).
         rounds: bursts per row and batch (burst method).
-        peers: run each row's runtime's own tool beside it for ``peer_s`` seconds (OpenVINO's ``benchmark_app``, a bare
-            ONNX Runtime session loop, ``trtexec`` where installed) and flag a row more than 10% from it.
+        peers: run each row's runtime's own tool beside it (OpenVINO's ``benchmark_app``, a bare ONNX Runtime session loop,
+            ``trtexec`` where installed) ``peer_runs`` times for ``peer_s`` seconds each, the runs spread over the rounds,
+            and flag a row more than 10% from the median of their medians.
         threads: CPU threads per backend (``None``: each backend's default, all cores).
         out: output folder (default ``runs/bench/NAME``, numbered if it exists).
         images: real photos for agreement, accuracy and INT8 calibration: a folder (class-named subfolders or
@@ -326,7 +331,7 @@ def run_bench(checkpoint: str | None = None, models: Sequence[str] = (), *, batc
     opt = check_options(batch_sizes=batch_sizes, iters=iters, warmup=warmup, round_iters=round_iters, isolation=isolation, device=device,
                         backends=backends, n_images=n_images, compile=compile, pause_ms=pause_ms, threads=threads, spinning=spinning,
                         cam=cam, progress=progress, method=method, rounds=rounds, burst_ms=burst_ms, min_calls=min_calls, peers=peers,
-                        peer_s=peer_s)
+                        peer_s=peer_s, peer_runs=peer_runs)
     notes: list[str] = []
     cuda, devices = _devices(opt, notes)
     load_start, t_start = machine.load_average(), time.perf_counter()
@@ -428,15 +433,22 @@ def _measure(m: Models, artifacts, extra_artifacts, arrays: Arrays, opt: Options
         missing: set[str] = set()
         sizes = {g: gd["cfg"].input_size for g, gd in m.groups.items()}
 
+        passes = peers.peer_rounds(opt.rounds if opt.method == "burst" else 1, opt.peer_runs)
+
+        def peer_pass(b: int, r: int) -> None:  # the workers idle meanwhile; one tool run per row, --peer-runs spread over the rounds
+            for _ in range(passes.count(r) if opt.peers else 0):
+                peers.measure_peers([c for c in cands if c.key in workers], b, runners, sizes=sizes, opt=opt, notes=notes,
+                                    missing=missing, into=peer_figs)
+
         def after(b: int) -> None:
+            if opt.method != "burst":
+                peer_pass(b, 0)
             checks.append(machine.load_check(when=f"after batch {b}"))
-            if opt.peers:  # each peer right after its batch size's bursts, the workers idle
-                peer_figs.update(peers.measure_peers([c for c in cands if c.key in workers], b, runners, sizes=sizes, opt=opt,
-                                                     notes=notes, missing=missing))
         timing = None
         if opt.method == "burst":
             timing = schedule.time_bursts(workers, opt.batch_sizes, rounds=opt.rounds, burst_s=opt.burst_ms / 1e3, min_calls=opt.min_calls,
-                                          warmup=opt.warmup, pause_ms=opt.pause_ms, failed=failed, progress=opt.progress, after_batch=after)
+                                          warmup=opt.warmup, pause_ms=opt.pause_ms, failed=failed, progress=opt.progress, after_batch=after,
+                                          after_round=peer_pass)
             samples = timing.steady
         else:
             samples = schedule.time_rounds(workers, opt.batch_sizes, iters=opt.iters, warmup=opt.warmup, round_iters=opt.round_iters,

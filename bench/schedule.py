@@ -147,8 +147,10 @@ class Timing:
 
 def time_bursts(workers: dict[str, Any], batch_sizes: Sequence[int], *, rounds: int, burst_s: float, min_calls: int, warmup: int,
                 pause_ms: float, failed: dict[str, str], max_calls: int = 500, progress: bool = False,
-                after_batch: Callable[[int], None] | None = None) -> Timing:
-    """Warm-up, then ``rounds`` interleaved rounds of one burst per worker at every batch size (a failing worker is dropped)."""
+                after_batch: Callable[[int], None] | None = None, after_round: Callable[[int, int], None] | None = None) -> Timing:
+    """Warm-up, then ``rounds`` interleaved rounds of one burst per worker at every batch size (a failing worker is dropped).
+    ``after_round(b, r)`` is called after round ``r`` of batch ``b`` (the run's peer tools run there, between the rounds),
+    ``after_batch(b)`` once batch ``b`` is done."""
     keys = list(workers)
     t = Timing({(k, b): [] for k in keys for b in batch_sizes}, {(k, b): [] for k in keys for b in batch_sizes},
                {(k, b): [] for k in keys for b in batch_sizes})
@@ -170,6 +172,8 @@ def time_bursts(workers: dict[str, Any], batch_sizes: Sequence[int], *, rounds: 
                 t.steady[(k, b)] += got["steady"]
                 t.inner[(k, b)] += got["inner"]
                 bar.update(1)
+            if after_round is not None:
+                after_round(b, r)
         if after_batch is not None:
             after_batch(b)
     bar.close()

@@ -38,6 +38,27 @@ def _fake_tool(tmp_path, name: str, median_ms: float, log: str) -> str:
     return str(p)
 
 
+def _fake_tool_by_run(tmp_path, name: str, medians: list[float], log: str) -> str:
+    """A benchmark_app whose k-th run on the same arguments reports ``medians[k-1]`` (it counts its calls in ``log``)."""
+    p = tmp_path / name
+    cases = "\n".join(f"  {k}) m={v:.2f} ;;" for k, v in enumerate(medians, 1))
+    p.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nn=$(grep -cxF -- \"$*\" {log})\ncase $n in\n{cases}\n  *) m=1.00 ;;\nesac\n"
+                 f"cat <<EOT\n{BA_OUTPUT.replace('2.45', '$m')}EOT\n")
+    p.chmod(p.stat().st_mode | stat.S_IXUSR)
+    return str(p)
+
+
+def test_peer_runs_are_spread_over_the_rounds():
+    assert peers.peer_rounds(5, 3) == [0, 2, 4]
+    assert peers.peer_rounds(5, 1) == [4]  # one run: after the last round, as before
+    assert peers.peer_rounds(2, 3) == [0, 0, 1]  # more runs than rounds: every run still happens
+    for rounds in range(1, 8):
+        for runs in range(1, 9):
+            got = peers.peer_rounds(rounds, runs)
+            assert len(got) == runs and got[-1] == rounds - 1 and all(0 <= r < rounds for r in got)
+            assert len(set(got)) == min(rounds, runs)
+
+
 def test_parsers_read_the_median_and_nothing_else():
     assert peers.parse_benchmark_app(BA_OUTPUT) == 2.45
     assert peers.parse_benchmark_app("[ INFO ] Throughput: 400 FPS\n") is None
@@ -62,6 +83,8 @@ def test_set_peer_flags_a_gap_beyond_the_tolerance():
     assert r.vs_peer == pytest.approx(4.2 / 2.45) and r.peer_gap is True
     r.set_peer("benchmark_app", 4.0, 0.10)
     assert r.peer_gap is False
+    r.set_peer("benchmark_app", [4.1, 7.3, 2.0], 0.10)  # several runs: their median, one noisy run outvoted
+    assert r.peer_ms == 4.1 and r.peer_runs_ms == [4.1, 7.3, 2.0] and r.peer_gap is False
 
 
 def test_bench_puts_benchmark_app_beside_each_openvino_row(rt_tiny_onnx, tmp_path, monkeypatch, caplog):
@@ -69,15 +92,17 @@ def test_bench_puts_benchmark_app_beside_each_openvino_row(rt_tiny_onnx, tmp_pat
     from pawlens.bench.run import run_bench
 
     log = tmp_path / "calls.txt"
-    monkeypatch.setenv("PAWLENS_BENCHMARK_APP", _fake_tool(tmp_path, "benchmark_app", 1000.0, str(log)))
+    # three runs per row and batch, one after each round, reading 900, 5000 and 1000 ms: the row's figure is their median
+    monkeypatch.setenv("PAWLENS_BENCHMARK_APP", _fake_tool_by_run(tmp_path, "benchmark_app", [900.0, 5000.0, 1000.0], str(log)))
     with caplog.at_level(logging.WARNING, logger="pawlens"):
-        res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 2), warmup=1, rounds=1,
+        res = run_bench(rt_tiny_onnx["pt"], [rt_tiny_onnx["fp32"], rt_tiny_onnx["int8"]], batch_sizes=(1, 2), warmup=1, rounds=3,
                         burst_ms=5, backends=("torch", "ort", "openvino"), isolation="inline", out=str(tmp_path / "b"), n_images=2,
-                        cam=False, progress=False, peer_s=0.2, threads=1)
+                        cam=False, progress=False, peer_s=0.2, peer_runs=3, threads=1)
     ov = [r for r in res.rows if r.backend == "openvino"]
     assert ov and all(r.peer == "benchmark_app" and r.peer_ms == 1000.0 and r.peer_gap for r in ov)
+    assert all(r.peer_runs_ms == [900.0, 5000.0, 1000.0] for r in ov)
     calls = log.read_text().splitlines()
-    assert len(calls) == len(ov)
+    assert len(calls) == 3 * len(ov)
     assert any(f"-m {rt_tiny_onnx['int8']} -d CPU -hint latency -t 0.2 -shape input[2,3,32,32] -infer_precision f32 -nthreads 1" == c
                for c in calls), calls
     ort = [r for r in res.rows if r.backend == "ort"]  # the bare InferenceSession loop, really run
@@ -87,13 +112,14 @@ def test_bench_puts_benchmark_app_beside_each_openvino_row(rt_tiny_onnx, tmp_pat
     assert all(r.method == "burst" and r.cold_ms > 0 and r.overhead_ms == r.overhead_ms for r in res.rows)
     assert any("benchmark_app" in m and "more than 10% apart" in m for m in caplog.messages)
     md = open(res.files["md"]).read()
-    assert "1000.00 (benchmark_app)" in md and "GAP" in md and "cold ms" in md and "steady state" in md
+    assert "1000.00 (benchmark_app, 3 runs 900.00-5000.00)" in md and "GAP" in md and "cold ms" in md and "steady state" in md
     goal = next(g for g in res.goals if "benchmark_app" in g["goal"] and g["goal"].startswith("every row"))
     assert goal["ok"] is False and f"0 of {len(ov)} rows" in goal["measured"]
     doc = json.loads(open(res.files["json"]).read())
     row = next(r for r in doc["rows"] if r["backend"] == "openvino")
-    assert row["peer_ms"] == 1000.0 and row["peer_gap"] is True and row["method"] == "burst"
-    assert doc["settings"]["method"] == "burst" and doc["settings"]["peers"] is True
+    assert row["peer_ms"] == 1000.0 and row["peer_runs_ms"] == [900.0, 5000.0, 1000.0] and row["peer_gap"] is True
+    assert row["method"] == "burst"
+    assert doc["settings"]["method"] == "burst" and doc["settings"]["peers"] is True and doc["settings"]["peer_runs"] == 3
 
 
 def test_no_benchmark_app_is_a_note_not_a_figure(rt_tiny_onnx, tmp_path, monkeypatch):
