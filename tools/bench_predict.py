@@ -10,7 +10,8 @@ Each round times, one after another on the same files (sorted, every k-th when `
 - preprocess alone: ``preprocess_numpy`` of each decoded image (decoded untimed, 64 at a time), in this thread and on
   the pool;
 - decode + preprocess on the pool (what the pipeline's workers do: ``runtime.media.prepared_frames``);
-- inference alone: the runner on batches already preprocessed (``--batch-size``, the same groups as predict's);
+- inference alone: the runner on batches already preprocessed (``--batch-size``, the same groups as predict's), once
+  before the predict rows and once more after them on a fresh runner; the stage's rate is from both;
 - predict serial (``predict_sources(workers=0)``) and predict pipelined (``workers=--workers``), without Grad-CAM or
   files written; their rate is from the first file read to the last result (model loading left out).  A backend that
   compiles each new batch size on its first call (OpenVINO: the ``--batch-size`` batch and the last, smaller one) does
@@ -109,6 +110,29 @@ def _preprocess_and_infer(files: list[str], cfg, runner, workers: int, batch: in
             _row(f"inference alone (batch {batch})", n, *t["infer"])]
 
 
+def _infer_again(model: str, files: list[str], backend: str, batch: int) -> dict:
+    """Inference alone once more, on a fresh runner after the predict rows (decoding and preprocessing untimed): the
+    stage's rate is then taken from before and after the runs it is compared with, so drift of the machine's speed
+    over the round (tens of percent on a shared VM) does not fall on one side only."""
+    import numpy as np
+
+    from pawlens.runtime.factory import make_runner
+
+    runner = make_runner(model, backend=backend, batch=batch)
+    cfg = runner.meta.preprocess
+    wall = cpu = 0.0
+    with runner:
+        for n in {batch, len(files) % batch or batch}:
+            runner.infer(np.zeros((n, 3, cfg.input_size, cfg.input_size), np.float32))
+        for i in range(0, len(files), 64):
+            xs = preprocess_numpy([load_image(f) for f in files[i : i + 64]], cfg)
+            for j in range(0, len(xs), batch):
+                with Clock() as c:
+                    runner.infer(xs[j : j + batch])
+                wall, cpu = wall + c.wall, cpu + c.cpu
+    return _row(f"inference alone (batch {batch}), after", len(files), wall, cpu)
+
+
 def _prepare_pool(files: list[str], cfg, workers: int, batch: int) -> dict:
     """What the pipeline's workers do, alone: ``prepared_frames`` with nobody inferring."""
     with Clock() as c, prepared_frames(files, cfg, workers=workers, ahead=frames_ahead(batch, workers)) as items:
@@ -161,22 +185,28 @@ def bench_round(model: str, files: list[str], *, backend: str, workers: int, bat
     rows.append(_prepare_pool(files, cfg, workers, batch))
     rows.append(_predict(model, files, backend, batch, 0))
     rows.append(_predict(model, files, backend, batch, workers))
+    pipelined_row = rows[-1]
+    rows.append(_infer_again(model, files, backend, batch))
     by = {r["stage"]: r for r in rows}
-    stages = [by[f"decode alone, {workers} threads"], by[f"preprocess alone, {workers} threads"], by[f"inference alone (batch {batch})"]]
+    before, after = by[f"inference alone (batch {batch})"], by[f"inference alone (batch {batch}), after"]
+    infer = _row(f"inference alone (batch {batch}), before and after", len(files), (before["wall_s"] + after["wall_s"]) / 2,
+                 (before["cpu_ms_per_image"] + after["cpu_ms_per_image"]) * len(files) / 2e3)
+    rows.append(infer)
+    stages = [by[f"decode alone, {workers} threads"], by[f"preprocess alone, {workers} threads"], infer]
     slowest = min(stages, key=lambda r: r["images_per_s"])
     cpu_ms = by["decode alone, 1 thread"]["cpu_ms_per_image"] + by["preprocess alone, 1 thread"]["cpu_ms_per_image"] + \
-        by[f"inference alone (batch {batch})"]["cpu_ms_per_image"]
-    pipelined = rows[-1]["images_per_s"]
+        infer["cpu_ms_per_image"]
+    pipelined = pipelined_row["images_per_s"]
     j1, c1 = _cpu_jiffies(), time.process_time()
     others = None
     if j0 and j1 and j1[0] > j0[0]:
         hz = os.sysconf("SC_CLK_TCK")
         others = round(max(0.0, (j1[0] - j0[0] - (j1[1] - j0[1])) / hz - (c1 - c0)) / ((j1[0] - j0[0]) / hz), 3)
     return {"rows": rows, "slowest": slowest["stage"], "ratio": round(pipelined / slowest["images_per_s"], 3),
-            "ratio_excl_compile": round((rows[-1]["images_per_s_excl_compile"] or 0) / slowest["images_per_s"], 3),
+            "ratio_excl_compile": round((pipelined_row["images_per_s_excl_compile"] or 0) / slowest["images_per_s"], 3),
             "other_processes_cpu_share": others,
             "cpu_bound_images_per_s": round((os.cpu_count() or 1) * 1e3 / cpu_ms, 1),
-            "speedup_vs_serial": round(pipelined / rows[-2]["images_per_s"], 3), "runner": desc}
+            "speedup_vs_serial": round(pipelined / by["predict serial (--workers 0)"]["images_per_s"], 3), "runner": desc}
 
 
 def format_round(r: dict) -> str:
@@ -219,6 +249,11 @@ def main(argv=None) -> int:
         r = bench_round(args.model, files, backend=args.backend, workers=args.workers, batch=args.batch_size)
         rounds.append(r)
         print(f"\nround {i + 1} ({r['runner'].get('backend')} {r['runner'].get('precision', '')}):\n{format_round(r)}")
+    if len(rounds) > 1:
+        ratios = sorted(r["ratio"] for r in rounds)
+        excl = sorted(r["ratio_excl_compile"] for r in rounds)
+        print(f"\npipelined / slowest stage over {len(rounds)} rounds: median {ratios[len(ratios) // 2]:.2f} (range {ratios[0]:.2f}-"
+              f"{ratios[-1]:.2f}); excl. compile: median {excl[len(excl) // 2]:.2f} (range {excl[0]:.2f}-{excl[-1]:.2f})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"model": args.model, "folder": args.folder, "images": len(files), "rounds": rounds}, f, indent=2, default=str)
