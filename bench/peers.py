@@ -5,7 +5,8 @@
     median_ms, cmd = trtexec("best.fp16.engine", batch=1, input_name="input", size=224)          # where trtexec is installed
 
 - OpenVINO rows: OpenVINO's own ``benchmark_app`` (installed with the ``openvino`` extra) with ``-hint latency`` and a
-  static ``-shape``, its ``Median`` latency.
+  static ``-shape``, its ``Median`` latency; a row with a thread count gets ``-hint none -nstreams 1 -nthreads N``
+  (the latency hint's one stream: benchmark_app takes no thread count beside a hint).
 - ONNX Runtime rows: ONNX Runtime ships no such tool in its wheel, so a bare ``InferenceSession.run`` loop with the
   runner's own session options (threads, spinning off), in a fresh interpreter.
 - TensorRT rows: NVIDIA's ``trtexec`` where it is on PATH (``--loadEngine``, ``--shapes``), its median latency.
@@ -17,6 +18,7 @@ note and the row gets no peer figure), never a made-up number.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -44,14 +46,15 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-_BA_MEDIAN = re.compile(r"Latency:\s*\n(?:.*\n)*?.*?Median:\s*([0-9.]+)\s*ms", re.MULTILINE)
+_BA_MEDIAN = re.compile(r"Latency:\s*\n(?:.*\n)*?.*?Median:\s*([0-9.]+)\s*(us|ms|s)\b", re.MULTILINE)
+_TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _TRT_MEDIAN = re.compile(r"Latency:.*?median\s*=\s*([0-9.]+)\s*ms")
 
 
 def parse_benchmark_app(text: str) -> float | None:
     """The median latency (ms) of ``benchmark_app``'s report, or ``None`` when it printed none."""
-    m = _BA_MEDIAN.search(text)
-    return float(m.group(1)) if m else None
+    m = _BA_MEDIAN.search(text)  # it prints "us" below a millisecond
+    return float(m.group(1)) * _TO_MS[m.group(2)] if m else None
 
 
 def parse_trtexec(text: str) -> float | None:
@@ -77,14 +80,14 @@ def _run_tool(cmd: list[str], parse, timeout: float) -> float:
 def benchmark_app(path: str, *, batch: int, input_name: str, size: int, hint: str, threads: int | None, seconds: float = 3.0,
                   exe: str | None = None) -> tuple[float, list[str]]:
     """OpenVINO's ``benchmark_app`` on ``path`` at a static ``batch`` x 3 x size x size, inference precision ``hint``
-    (``f32``/``bf16``), latency hint: (median ms, the command)."""
+    (``f32``/``bf16``), latency hint, for ``seconds`` rounded up to whole seconds (its ``-t`` takes no fraction):
+    (median ms, the command)."""
     exe = exe or find_tool("benchmark_app")
     if exe is None:
         raise PeerError("benchmark_app not found (it installs with OpenVINO: pip install -e '.[openvino]')")
-    cmd = [exe, "-m", path, "-d", "CPU", "-hint", "latency", "-t", f"{seconds:g}", "-shape", f"{input_name}[{batch},3,{size},{size}]",
-           "-infer_precision", hint]
-    if threads:
-        cmd += ["-nthreads", str(threads)]
+    # benchmark_app refuses -nthreads beside a -hint; the latency hint is one stream, so a thread count is given as that
+    cmd = [exe, "-m", path, "-d", "CPU", *(["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)] if threads else ["-hint", "latency"]),
+           "-t", str(max(1, math.ceil(seconds))), "-shape", f"{input_name}[{batch},3,{size},{size}]", "-infer_precision", hint]
     return _run_tool(cmd, parse_benchmark_app, timeout=120 + 4 * seconds), cmd
 
 

@@ -62,6 +62,7 @@ def test_peer_runs_are_spread_over_the_rounds():
 def test_parsers_read_the_median_and_nothing_else():
     assert peers.parse_benchmark_app(BA_OUTPUT) == 2.45
     assert peers.parse_benchmark_app("[ INFO ] Throughput: 400 FPS\n") is None
+    assert peers.parse_benchmark_app(BA_OUTPUT.replace("2.45 ms", "829.95 us")) == pytest.approx(0.82995)  # below 1 ms
     assert peers.parse_trtexec(TRT_OUTPUT) == 0.55
     assert peers.parse_trtexec("[I] Enqueue Time: median = 0.12 ms") is None
 
@@ -74,6 +75,14 @@ def test_a_missing_or_failing_tool_gives_no_figure(tmp_path, monkeypatch):
     bad.chmod(0o755)
     with pytest.raises(peers.PeerError, match="exited 1 without a median latency: cannot read model"):
         peers.benchmark_app("m.onnx", batch=1, input_name="input", size=32, hint="f32", threads=None, seconds=0.1, exe=str(bad))
+
+
+@pytest.mark.skipif(peers.find_tool("benchmark_app") is None, reason="OpenVINO's benchmark_app is not installed")
+@pytest.mark.parametrize("threads", [None, 1])
+def test_the_real_benchmark_app_takes_the_command(rt_tiny_onnx, threads):
+    """The command the bench builds is one the real tool accepts (it refuses -nthreads beside -hint latency)."""
+    ms, cmd = peers.benchmark_app(rt_tiny_onnx["int8"], batch=2, input_name="input", size=32, hint="f32", threads=threads, seconds=0.2)
+    assert ms > 0 and ("-nthreads" in cmd) == bool(threads)
 
 
 def test_set_peer_flags_a_gap_beyond_the_tolerance():
@@ -103,8 +112,8 @@ def test_bench_puts_benchmark_app_beside_each_openvino_row(rt_tiny_onnx, tmp_pat
     assert all(r.peer_runs_ms == [900.0, 5000.0, 1000.0] for r in ov)
     calls = log.read_text().splitlines()
     assert len(calls) == 3 * len(ov)
-    assert any(f"-m {rt_tiny_onnx['int8']} -d CPU -hint latency -t 0.2 -shape input[2,3,32,32] -infer_precision f32 -nthreads 1" == c
-               for c in calls), calls
+    assert any(f"-m {rt_tiny_onnx['int8']} -d CPU -hint none -nstreams 1 -nthreads 1 -t 1 -shape input[2,3,32,32] -infer_precision f32"
+               == c for c in calls), calls
     ort = [r for r in res.rows if r.backend == "ort"]  # the bare InferenceSession loop, really run
     assert ort and all(r.peer == "InferenceSession loop" and r.peer_ms > 0 for r in ort)
     torch_rows = [r for r in res.rows if r.backend == "torch"]
