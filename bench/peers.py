@@ -143,10 +143,6 @@ def _peer_of(cand, batch: int, runner: dict, size: int, opt) -> tuple[str, float
     return "trtexec", ms, cmd
 
 
-def _spread(runs: list[float]) -> str:
-    return f"; its {len(runs)} runs read {min(runs):.2f}-{max(runs):.2f} ms" if len(runs) > 1 else ""
-
-
 def has_peer(cand) -> bool:
     return cand.backend in ("openvino", "trt") or (cand.backend == "ort" and cand.device == "cpu")
 
@@ -207,8 +203,9 @@ def apply_peers(rows, peers: dict, tolerance: float) -> list[str]:
             continue
         r.set_peer(name, runs, tolerance)
         if r.peer_gap:
+            spread = r.peer_spread()
             line = (f"{r.label} at batch {r.batch}: {r.p50_ms:.2f} ms is {r.vs_peer:.2f}x {name}'s {r.peer_ms:.2f} ms on the same file "
-                    f"(more than {tolerance:.0%} apart{_spread(r.peer_runs_ms)})")
+                    f"(more than {tolerance:.0%} apart{'; its ' + spread + ' ms' if spread else ''})")
             log.warning("bench: %s", line)
             notes.append(line)
     return notes

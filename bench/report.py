@@ -51,9 +51,8 @@ def _runnable(s: dict) -> str:
 def _peer_cell(r: BenchRow) -> str:
     if not r.peer:
         return "-"
-    runs = r.peer_runs_ms or [r.peer_ms]
-    spread = f", {len(runs)} runs {min(runs):.2f}-{max(runs):.2f}" if len(runs) > 1 else ""
-    return f"{r.peer_ms:.2f} ({r.peer}{spread}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
+    spread = r.peer_spread()
+    return f"{r.peer_ms:.2f} ({r.peer}{', ' + spread if spread else ''}): {r.vs_peer:.2f}x{' GAP' if r.peer_gap else ''}"
 
 
 def _sample_note(r: BenchRow) -> str:

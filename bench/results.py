@@ -73,6 +73,11 @@ class BenchRow:
         if len(inner_s) and len(inner_s) == len(steady_s):
             self.overhead_ms = float(np.median(np.asarray(steady_s, dtype=np.float64) - np.asarray(inner_s, dtype=np.float64))) * 1e3
 
+    def peer_spread(self) -> str:
+        """``"3 runs 4.47-5.32"``: the range of the peer's runs, or "" with one run or none."""
+        runs = self.peer_runs_ms
+        return f"{len(runs)} runs {min(runs):.2f}-{max(runs):.2f}" if len(runs) > 1 else ""
+
     def set_peer(self, tool: str, peer_ms: float | Sequence[float], tolerance: float) -> None:
         """The peer's figure: one median, or the medians of several runs (their median is the figure)."""
         runs = [float(peer_ms)] if isinstance(peer_ms, (int, float)) else [float(v) for v in peer_ms]

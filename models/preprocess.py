@@ -424,7 +424,7 @@ def preprocess_numpy(frames: np.ndarray | list[np.ndarray], cfg: PreprocessConfi
         if r.ndim == 2:
             r = r[..., None]
         y0, x0 = crop_box(nh, nw, s)
-        c = np.ascontiguousarray(r[y0 : y0 + s, x0 : x0 + s])
+        c = r[y0 : y0 + s, x0 : x0 + s]  # a view: cv2.split reads the crop's rows in place
         # normalized one channel plane at a time, straight into the output (the same float32 operations as
         # ``(c - mean) * inv_std`` broadcast over an HWC array, without its strided temporaries: bit-identical)
         planes = cv2.split(c) if c.shape[2] > 1 else [c[..., 0]] * 3

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,17 @@ def _decode(files: list[str], workers: int) -> list[dict]:
     return [_row("decode alone, 1 thread", len(files), c1.wall, c1.cpu), _row(f"decode alone, {workers} threads", len(files), cn.wall, cn.cpu)]
 
 
+def _time_infer(runner, xs, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds of the runner's calls on ``xs`` in groups of ``batch`` (the same groups as predict's)."""
+    wall = cpu = 0.0
+    for j in range(0, len(xs), batch):
+        x = xs[j : j + batch]
+        with Clock() as c:
+            runner.infer(x)
+        wall, cpu = wall + c.wall, cpu + c.cpu
+    return wall, cpu
+
+
 def _preprocess_and_infer(files: list[str], cfg, runner, workers: int, batch: int) -> list[dict]:
     """Preprocess alone (1 thread, pool) and inference alone, 64 decoded images at a time (decoding untimed)."""
     import numpy as np
@@ -100,21 +112,26 @@ def _preprocess_and_infer(files: list[str], cfg, runner, workers: int, batch: in
             with _opencv_threads(1), Clock() as c:
                 list(pool.map(lambda im: preprocess_numpy([im], cfg)[0], imgs))
             add("pren", c)
-            for j in range(0, len(xs), batch):
-                x = np.stack(xs[j : j + batch])
-                with Clock() as c:
-                    runner.infer(x)
-                add("infer", c)
+            wall, cpu = _time_infer(runner, np.stack(xs), batch)
+            t["infer"][0] += wall
+            t["infer"][1] += cpu
     n = len(files)
     return [_row("preprocess alone, 1 thread", n, *t["pre1"]), _row(f"preprocess alone, {workers} threads", n, *t["pren"]),
             _row(f"inference alone (batch {batch})", n, *t["infer"])]
+
+
+def _warm_up(runner, cfg, n_files: int, batch: int) -> None:
+    """One call at each batch size the rows use (``batch`` and the last, smaller one): compiled now, untimed."""
+    import numpy as np
+
+    for n in {batch, n_files % batch or batch}:
+        runner.infer(np.zeros((n, 3, cfg.input_size, cfg.input_size), np.float32))
 
 
 def _infer_again(model: str, files: list[str], backend: str, batch: int) -> dict:
     """Inference alone once more, on a fresh runner after the predict rows (decoding and preprocessing untimed): the
     stage's rate is then taken from before and after the runs it is compared with, so drift of the machine's speed
     over the round (tens of percent on a shared VM) does not fall on one side only."""
-    import numpy as np
 
     from pawlens.runtime.factory import make_runner
 
@@ -122,14 +139,10 @@ def _infer_again(model: str, files: list[str], backend: str, batch: int) -> dict
     cfg = runner.meta.preprocess
     wall = cpu = 0.0
     with runner:
-        for n in {batch, len(files) % batch or batch}:
-            runner.infer(np.zeros((n, 3, cfg.input_size, cfg.input_size), np.float32))
+        _warm_up(runner, cfg, len(files), batch)
         for i in range(0, len(files), 64):
-            xs = preprocess_numpy([load_image(f) for f in files[i : i + 64]], cfg)
-            for j in range(0, len(xs), batch):
-                with Clock() as c:
-                    runner.infer(xs[j : j + batch])
-                wall, cpu = wall + c.wall, cpu + c.cpu
+            w, c = _time_infer(runner, preprocess_numpy([load_image(f) for f in files[i : i + 64]], cfg), batch)
+            wall, cpu = wall + w, cpu + c
     return _row(f"inference alone (batch {batch}), after", len(files), wall, cpu)
 
 
@@ -175,10 +188,7 @@ def bench_round(model: str, files: list[str], *, backend: str, workers: int, bat
     runner = make_runner(model, backend=backend, batch=batch)  # as predict_sources makes it
     cfg = runner.meta.preprocess
     with runner:
-        import numpy as np
-
-        for n in {batch, len(files) % batch or batch}:  # warm-up: the batch sizes the rows below use (compiled now)
-            runner.infer(np.zeros((n, 3, cfg.input_size, cfg.input_size), np.float32))
+        _warm_up(runner, cfg, len(files), batch)
         rows = _decode(files, workers)
         rows += _preprocess_and_infer(files, cfg, runner, workers, batch)
         desc = runner.describe()
@@ -250,10 +260,9 @@ def main(argv=None) -> int:
         rounds.append(r)
         print(f"\nround {i + 1} ({r['runner'].get('backend')} {r['runner'].get('precision', '')}):\n{format_round(r)}")
     if len(rounds) > 1:
-        ratios = sorted(r["ratio"] for r in rounds)
-        excl = sorted(r["ratio_excl_compile"] for r in rounds)
-        print(f"\npipelined / slowest stage over {len(rounds)} rounds: median {ratios[len(ratios) // 2]:.2f} (range {ratios[0]:.2f}-"
-              f"{ratios[-1]:.2f}); excl. compile: median {excl[len(excl) // 2]:.2f} (range {excl[0]:.2f}-{excl[-1]:.2f})")
+        ratios, excl = [r["ratio"] for r in rounds], [r["ratio_excl_compile"] for r in rounds]
+        print(f"\npipelined / slowest stage over {len(rounds)} rounds: median {statistics.median(ratios):.2f} (range {min(ratios):.2f}-"
+              f"{max(ratios):.2f}); excl. compile: median {statistics.median(excl):.2f} (range {min(excl):.2f}-{max(excl):.2f})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"model": args.model, "folder": args.folder, "images": len(files), "rounds": rounds}, f, indent=2, default=str)
