@@ -45,10 +45,11 @@ class Runner:
 
     @classmethod
     def for_file(cls, path: str, *, ckpt=None, meta=None, threads: int | None = None, spinning: bool = False,
-                 compile: bool = False, channels_last: bool | None = None, name: str | None = None, **kw) -> "Runner":
+                 compile: bool = False, channels_last: bool | None = None, name: str | None = None, batch: int = 1,
+                 **kw) -> "Runner":
         """The one way the factory and export's gate build any backend's runner (the formats table names the class):
-        each backend takes the settings that apply to it and leaves the others.  ``kw``: the plan's own keywords
-        (device, precision...)."""
+        each backend takes the settings that apply to it and leaves the others.  ``batch``: the batch size the caller
+        will mostly run (OpenVINO compiles it at activation).  ``kw``: the plan's own keywords (device, precision...)."""
         raise NotImplementedError
 
     # -- public API -------------------------------------------------------------------------

@@ -259,7 +259,8 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
             benchmark asks for it; the other backends' waiting is set by their environment).
         name: the runner's name in its messages and ``describe()`` (default: the backend's own).
         tuned: ``auto`` may use what ``pawlens tune`` stored for this file and machine (see :func:`plan_runner`).
-        batch: the batch size the caller will mostly run, for that lookup (each batch size is tuned on its own).
+        batch: the batch size the caller will mostly run, for that lookup (each batch size is tuned on its own), and the
+            one an OpenVINO runner compiles at activation.
 
     Raises:
         ArtifactError: unknown file type, missing/truncated file, missing metadata or sidecar.
@@ -289,7 +290,8 @@ def make_runner(path: str | os.PathLike, *, backend: str = "auto", device: str =
     planned = kw.pop("channels_last", None)
     layout = planned if channels_last is None else channels_last  # the caller's choice wins
     runner: Runner = formats.runner_class(plan.backend).for_file(p, ckpt=ckpt, meta=meta, threads=threads, spinning=spinning,
-                                                                 compile=compile, channels_last=layout, name=name, **kw)
+                                                                 compile=compile, channels_last=layout, name=name, batch=batch,
+                                                                 **kw)
     runner.plan_reason = plan.reason
     return runner
 

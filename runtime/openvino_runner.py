@@ -16,9 +16,10 @@ is ``LATENCY`` (one stream), which is what a single camera feed wants.
 
 Static shapes: an exported ONNX has a dynamic batch, and OpenVINO runs a model compiled for one static shape faster
 (as its ``benchmark_app -shape`` does).  The runner compiles one static shape per batch size it is called with, on
-first use (batch 1 at activation), and keeps them (``describe()["static_batches"]``, ``["compile_s"]``); past
-:data:`MAX_STATIC_SHAPES` sizes, one compilation with a dynamic batch serves the rest.  A new batch size smaller than a
-compiled one (a folder's last batch) is padded to it while that is cheaper than compiling it (``padded_calls``).
+first use (``batch``, the caller's usual size, at activation: 1 unless told), and keeps them
+(``describe()["static_batches"]``, ``["compile_s"]``); past :data:`MAX_STATIC_SHAPES` sizes, one compilation with a
+dynamic batch serves the rest.  A new batch size smaller than a compiled one (a folder's last batch) is padded to it
+while that is cheaper than compiling it (``padded_calls``).
 
 One ``ov.Core`` serves the whole process (:func:`shared_core`) and is never destroyed, and every thread that
 creates or frees OpenVINO objects here gets a valid alternate signal stack afterwards
@@ -99,11 +100,12 @@ class OpenVINORunner(Runner):
     backend = "openvino"
 
     @classmethod
-    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
-        return cls(path, threads=threads, meta=meta, name=name, **kw)
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None,
+                 batch=1, **kw):
+        return cls(path, threads=threads, meta=meta, name=name, batch=batch, **kw)
 
     def __init__(self, path: str, *, device: str = "cpu", precision: str = "fp32", threads: int | None = None,
-                 meta: ArtifactMeta | None = None, performance_hint: str = "LATENCY", name: str | None = None):
+                 meta: ArtifactMeta | None = None, performance_hint: str = "LATENCY", name: str | None = None, batch: int = 1):
         self.path = os.fspath(path)
         if device not in ("auto", "cpu"):
             raise InputError(f"--device {device} is not offered for openvino; it runs on the CPU (use --backend ort or trt for CUDA)")
@@ -113,6 +115,9 @@ class OpenVINORunner(Runner):
         self.precision = precision
         self.threads = threads
         self.performance_hint = performance_hint
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InputError(f"batch {batch!r}: the batch size compiled at activation must be a whole number >= 1")
+        self.first_batch = batch
         super().__init__(name or f"openvino-{precision}-{os.path.basename(self.path)}")
         if meta is None:
             meta = read_onnx_meta(self.path, require=False)  # also refuses missing / truncated files and precision lies
@@ -157,7 +162,9 @@ class OpenVINORunner(Runner):
         self._call_s: dict[int, float] = {}  # the last call's time inside OpenVINO per compiled static batch
         self._pad_calls: dict[int, int] = {}
         self._dynamic = None
-        self._request_for(shape[0] or 1)  # batch 1 (or the file's fixed batch) compiled now: a file that cannot compile fails here
+        # the caller's usual batch (or the file's fixed one) compiled now: a file that cannot compile fails here, and a folder
+        # run at batch 8 compiles batch 8 once, not batch 1 first and batch 8 on its first call
+        self._request_for(shape[0] or self.first_batch)
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self._active_hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32" / "bf16"
 
@@ -176,22 +183,28 @@ class OpenVINORunner(Runner):
         A batch size seen for the first time (a folder's last, partial batch) is padded to the smallest larger compiled
         static batch ``m`` while its calls so far have cost less than compiling would (``calls * time(m) < compile(m)``,
         the rent-or-buy rule): one odd batch costs one call at ``m``, not a compilation; a size that keeps coming gets
-        its own shape."""
-        bigger = [m for m in self._by_batch if m > n and m in self._call_s]
+        its own shape.  A call at ``m`` not yet timed counts as free: the first padded call measures it (a folder of 3
+        photos at ``--batch-size 8`` runs one padded call on the batch compiled at activation)."""
+        bigger = [m for m in self._by_batch if m > n]
         if not bigger:
             return None
         m = min(bigger)
         self._pad_calls[n] = self._pad_calls.get(n, 0) + 1
-        return m if self._pad_calls[n] * self._call_s[m] < self._compile_s.get(m, 0.0) else None
+        return m if self._pad_calls[n] * self._call_s.get(m, 0.0) < self._compile_s.get(m, 0.0) else None
 
-    def _request_for(self, n: int):
+    def _request_for(self, n: int, *, pad: bool = True):
         """The infer request for batch ``n`` and the batch it runs at: a static shape, compiled on first use and kept (at
         most :data:`MAX_STATIC_SHAPES` of them; other batch sizes share one compilation with a dynamic batch), or a larger
-        compiled one that the batch is padded to (:meth:`_padded_batch`)."""
+        compiled one that the batch is padded to (:meth:`_padded_batch`; never with ``pad=False``)."""
         req = self._by_batch.get(n)
         if req is not None:
             return req, n
-        m = next((b for b in self._fixed if b >= n and b in self._by_batch), None) if self._fixed else self._padded_batch(n)
+        if not pad:
+            m = None
+        elif self._fixed:
+            m = next((b for b in self._fixed if b >= n and b in self._by_batch), None)
+        else:
+            m = self._padded_batch(n)
         if m is not None:
             return self._by_batch[m], m
         import openvino as ov
@@ -218,9 +231,7 @@ class OpenVINORunner(Runner):
         """Compile the static shape of ``batch`` now (no padding), e.g. before timing it."""
         if not self.is_active:
             raise InputError(f"[{self.name}] activate() before prepare()")
-        if int(batch) not in self._by_batch:
-            self._pad_calls[int(batch)] = 1 << 30  # past any rent: compile
-            self._request_for(int(batch))
+        self._request_for(int(batch), pad=False)
 
     def fix_batches(self, sizes) -> None:
         """Compile the static shapes of ``sizes`` now and from then on run any other batch padded to the smallest larger
@@ -245,8 +256,8 @@ class OpenVINORunner(Runner):
             t0 = time.perf_counter()
             req.infer({0: batch}, share_inputs=True)
             self.engine_time = time.perf_counter() - t0
-            if m == n and n in self._by_batch:
-                self._call_s[n] = self.engine_time
+            if m in self._by_batch and (m == n or m not in self._call_s):  # a padded call times batch m once
+                self._call_s[m] = self.engine_time
             return np.array(req.get_output_tensor(0).data[:n], dtype=np.float32, copy=True)
         except Exception as e:  # OpenVINO's RuntimeError: the graph failed at run time (e.g. a huge ConstantOfShape)
             raise run_error(self.path, "openvino", e) from None

@@ -91,7 +91,8 @@ class OrtRunner(Runner):
     backend = "ort"
 
     @classmethod
-    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None,
+                 batch=1, **kw):
         return cls(path, threads=threads, meta=meta, spinning=spinning, name=name, **kw)
 
     def __init__(self, path: str, *, device: str = "cpu", threads: int | None = None, spinning: bool = False,

@@ -49,7 +49,8 @@ class TorchRunner(Runner):
     backend = "torch"
 
     @classmethod
-    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None,
+                 batch=1, **kw):
         if channels_last is not None:
             kw["channels_last"] = channels_last
         return cls(ckpt if ckpt is not None else path, threads=threads, compile=compile, name=name, **kw)

@@ -128,7 +128,8 @@ class TrtRunner(Runner):
     backend = "trt"
 
     @classmethod
-    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None, **kw):
+    def for_file(cls, path, *, ckpt=None, meta=None, threads=None, spinning=False, compile=False, channels_last=None, name=None,
+                 batch=1, **kw):
         return cls(path, name=name, **kw)
 
     def __init__(self, path: str, *, device: str = "cuda", verify_sha256: bool = True, name: str | None = None):

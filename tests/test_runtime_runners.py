@@ -286,6 +286,29 @@ def test_openvino_pads_a_rare_smaller_batch_until_compiling_it_pays(rt_tiny_onnx
             np.testing.assert_allclose(out, full[:3], atol=1e-5)
 
 
+def test_openvino_compiles_the_callers_batch_at_activation_and_pads_a_short_folder_once(rt_tiny_onnx, monkeypatch):
+    """make_runner(batch=8), as predict builds it: activation compiles batch 8 only (not 1 first); a folder with fewer
+    frames than that runs one padded call (which times batch 8), and not a compilation of its own size."""
+    from pawlens.runtime.factory import make_runner
+
+    r = make_runner(rt_tiny_onnx["fp32"], backend="openvino", batch=8)
+    compiled: list[str] = []
+    real = r._compile
+    monkeypatch.setattr(r, "_compile", lambda model, what: compiled.append(what) or real(model, what))
+    x = np.random.default_rng(2).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    with r:
+        assert compiled == [" at batch 8"] and r.describe()["static_batches"] == [8]
+        r._compile_s[8] = 1.0  # pretend compiling costs 1 s (the real one takes milliseconds on this tiny graph)
+        three = r.infer(x[:3])
+        assert r.padded_calls == 1 and compiled == [" at batch 8"], compiled
+        assert 0 < r._call_s[8] == r.engine_time  # the padded call timed batch 8: later rent-or-buy uses it
+        r.prepare(3)  # prepare never pads: it compiles
+        assert compiled == [" at batch 8", " at batch 3"] and r.describe()["static_batches"] == [3, 8]
+        np.testing.assert_allclose(three, r.infer(x[:3]), atol=1e-5)
+    with pytest.raises(InputError, match="whole number"):
+        make_runner(rt_tiny_onnx["fp32"], backend="openvino", batch=0)
+
+
 def test_graph_precision_reads_the_graph_not_the_label(rt_tiny_onnx, tmp_path):
     """Quantize operators make int8, float16 weights fp16; the metadata's word is checked against that."""
     from pawlens.export.onnx import convert_fp16

@@ -13,9 +13,10 @@ Each round times, one after another on the same files (sorted, every k-th when `
 - inference alone: the runner on batches already preprocessed (``--batch-size``, the same groups as predict's), once
   before the predict rows and once more after them on a fresh runner; the stage's rate is from both;
 - predict serial (``predict_sources(workers=0)``) and predict pipelined (``workers=--workers``), without Grad-CAM or
-  files written; their rate is from the first file read to the last result (model loading left out).  A backend that
-  compiles each new batch size on its first call (OpenVINO: the ``--batch-size`` batch and the last, smaller one) does
-  that inside this time; ``excl. compile`` is the rate without those seconds (the runner's ``compile_s``).
+  files written; their rate is from the first file read to the last result (model loading left out).  OpenVINO
+  compiles the ``--batch-size`` shape when the model loads, and any other batch size on its first call, inside this
+  time (the last, smaller batch is usually padded instead); ``excl. compile`` is the rate without those seconds (the
+  runner's ``compile_s``).
 
 It prints images/s and CPU milliseconds per image (all threads) for each, and the ratio pipelined / slowest stage
 alone, where the slowest stage is the slowest of decode, preprocess (both on the pool) and inference.  On a machine
@@ -174,7 +175,8 @@ def _predict(model: str, files: list[str], backend: str, batch: int, workers: in
     name = "predict serial (--workers 0)" if workers == 0 else f"predict pipelined (--workers {workers})"
     row = _row(name, t["frames"], t["wall_s"], time.process_time() - c0)  # CPU includes loading the model
     row["busy_s"] = {k: t[f"{k}_s"] for k in ("decode", "preprocess", "infer")}
-    compile_s = sum(v for k, v in (info.get("compile_s") or {}).items() if str(k) != "1")  # batch 1: compiled in activate()
+    # the --batch-size shape is compiled in activate(), before the timed loop; any other one inside it
+    compile_s = sum(v for k, v in (info.get("compile_s") or {}).items() if str(k) != str(batch))
     row["compile_s"] = round(compile_s, 3)
     row["images_per_s_excl_compile"] = round(t["frames"] / (t["wall_s"] - compile_s), 1) if t["wall_s"] > compile_s else None
     return row
