@@ -123,8 +123,8 @@ def _preprocess_and_infer(files: list[str], cfg, runner, workers: int, batch: in
 
 def _warm_up(runner, cfg, n_files: int, batch: int) -> None:
     """One untimed call at each batch size the rows use (``batch`` and the last, smaller one), so the timed loops hold
-    no first-call cost: on OpenVINO ``batch`` was compiled at activation and the smaller one is padded to it, and
-    that first padded call times the compiled batch."""
+    no first-call cost: on OpenVINO ``batch`` was compiled at activation, and the smaller one is usually padded to it
+    rather than compiled."""
     import numpy as np
 
     for n in {batch, n_files % batch or batch}:
